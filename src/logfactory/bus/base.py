@@ -1,0 +1,152 @@
+"""The bus contract: what the factory, collectors and subscribers may assume of any bus.
+
+Two implementations honour it (the embedded SQLite log and Apache Kafka) and one contract test
+suite (``tests/contract``) holds both to it:
+
+* a topic has a fixed number of partitions; a message with a key always lands in the same
+  partition, so one host's records stay in order;
+* a consumer in a group owns a disjoint share of the partitions; offsets it commits are where
+  the group resumes, and only committed work is ever skipped after a restart;
+* a :class:`Transaction` writes outputs and commits input offsets atomically, so a crash either
+  loses both or keeps both (exactly once from input to output).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Protocol
+
+__all__ = [
+    "Bus",
+    "BusError",
+    "Consumer",
+    "FencedError",
+    "Message",
+    "Producer",
+    "StartFrom",
+    "TopicPartition",
+    "TopicSpec",
+    "Transaction",
+    "partition_for_key",
+]
+
+StartFrom = Literal["earliest", "latest"]
+TopicPartition = tuple[str, int]
+
+
+class BusError(RuntimeError):
+    """The bus could not do what was asked; the message says why and what to check."""
+
+
+class FencedError(BusError):
+    """This consumer no longer owns a partition it tried to commit: another member took it over."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    timestamp_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How a topic is created. ``compact`` keeps only the newest message per key."""
+
+    name: str
+    partitions: int = 1
+    compact: bool = False
+    retention_ms: int | None = None
+    retention_bytes: int | None = None
+
+
+def partition_for_key(key: bytes | None, partitions: int, counter: int = 0) -> int:
+    """Stable partition of a key, the same in every process (Python's ``hash`` is salted)."""
+    if key is None:
+        return counter % partitions
+    return zlib.crc32(key) % partitions
+
+
+class Producer(Protocol):
+    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Queue a message. It is durable only once :meth:`flush` has returned."""
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every message produced before the call is durable; raise if not possible."""
+
+    def close(self) -> None: ...
+
+
+class Consumer(Protocol):
+    @property
+    def group(self) -> str | None: ...
+
+    def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
+        """Return up to ``max_records`` messages, waiting up to ``timeout`` seconds for the first."""
+
+    def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
+        """Commit next-offsets to read (default: everything returned by poll so far)."""
+
+    def position(self) -> dict[TopicPartition, int]:
+        """Next offset this consumer will read, per assigned partition."""
+
+    def assignment(self) -> list[TopicPartition]: ...
+
+    def seek(self, tp: TopicPartition, offset: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Transaction(Protocol):
+    """Outputs and input offsets that become durable together, or not at all."""
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None: ...
+
+    def commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    def __enter__(self) -> Transaction: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Bus(Protocol):
+    def ensure_topic(self, spec: TopicSpec) -> int:
+        """Create the topic if missing; return its partition count."""
+
+    def topics(self) -> dict[str, int]: ...
+
+    def producer(self) -> Producer: ...
+
+    def consumer(
+        self,
+        group: str | None,
+        topics: Sequence[str],
+        start: StartFrom = "earliest",
+    ) -> Consumer:
+        """A consumer; ``group=None`` reads every partition and commits nowhere (like kcat -C)."""
+
+    def transaction(self, consumer: Consumer) -> Transaction:
+        """A transaction whose offset commits are fenced against ``consumer``'s ownership."""
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        """Per partition, (lowest offset still stored, next offset to be written)."""
+
+    def committed(self, group: str, topic: str) -> dict[int, int]: ...
+
+    def groups(self) -> list[str]: ...
+
+    def maintain(self) -> dict[str, int]:
+        """Apply retention and compaction; return how many messages each topic dropped."""
+
+    def close(self) -> None: ...

@@ -1,0 +1,76 @@
+"""The Record: one raw line or datagram as a collector saw it.
+
+A Record is the only thing collectors put on ``logs.raw``. It carries the source tag that picks the
+decoding workshop, the host it came from (the partition key, so that one host's lines stay in
+order), the receive time, and the text. Bytes that are not valid UTF-8 are kept verbatim in ``raw``
+so that the factory can dead-letter them with the original bytes instead of guessing an encoding.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+__all__ = ["Record", "decode_record", "encode_record", "make_record", "now_ns"]
+
+
+class Record(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One collected line. ``received`` is UTC nanoseconds since the epoch."""
+
+    source: str
+    host: str
+    received: int
+    line: str
+    meta: dict[str, Any] = {}
+    raw: bytes | None = None
+
+
+def now_ns() -> int:
+    """Wall-clock UTC time in nanoseconds: the one clock every receive time uses."""
+    return time.time_ns()
+
+
+def make_record(
+    source: str,
+    host: str,
+    data: bytes | str,
+    meta: dict[str, Any] | None = None,
+    received: int | None = None,
+) -> Record:
+    """Build a Record from what arrived on the wire.
+
+    Invalid UTF-8 is not an error here: the text is decoded with replacement characters for people
+    to read, and the exact bytes are kept in ``raw`` so that nothing is lost downstream.
+    """
+    raw: bytes | None = None
+    if isinstance(data, bytes):
+        try:
+            line = data.decode("utf-8")
+        except UnicodeDecodeError:
+            line = data.decode("utf-8", errors="replace")
+            raw = data
+    else:
+        line = data
+    return Record(
+        source=source,
+        host=host or "-",
+        received=received if received is not None else now_ns(),
+        line=line,
+        meta=meta or {},
+        raw=raw,
+    )
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Record)
+
+
+def encode_record(record: Record) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode_record(data: bytes) -> Record:
+    """Decode a Record from the bus; raises ``msgspec.ValidationError``/``DecodeError`` if bad."""
+    return _decoder.decode(data)
