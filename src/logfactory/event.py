@@ -1,8 +1,8 @@
 """The Event envelope: the system's public contract with every subscriber.
 
-``header`` is common to all types, ``body`` depends on ``header.type`` and ``params`` is the optional
-third level (the arguments of an operation). Ids are deterministic so that a replay after a crash
-produces the same ids and a subscriber can de-duplicate by id alone.
+``header`` is common to all types, ``body`` depends on ``header.type`` and ``params`` is the
+optional third level (the arguments of an operation). Ids are deterministic so that a replay
+after a crash produces the same ids and a subscriber can de-duplicate by id alone.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ class Consumer(Protocol):
     def group(self) -> str | None: ...
 
     def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Message]:
-        """Return up to ``max_records`` messages, waiting up to ``timeout`` seconds for the first."""
+        """Up to ``max_records`` messages, waiting at most ``timeout`` seconds for the first."""
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
         """Commit next-offsets to read (default: everything returned by poll so far)."""

@@ -315,7 +315,9 @@ class LocalBus:
         return dropped
 
     @staticmethod
-    def _trim_bytes(c: sqlite3.Connection, topic: str, tid: int, partitions: int, limit: int) -> int:
+    def _trim_bytes(
+        c: sqlite3.Connection, topic: str, tid: int, partitions: int, limit: int
+    ) -> int:
         n = 0
         for p in range(partitions):
             lo, hi = _rid(p, 0), _rid(p, _MAX_OFFSET)
@@ -335,9 +337,7 @@ class LocalBus:
                     break
                 excess -= int(length)
                 cutoff = int(rid) + 1
-            n += c.execute(
-                f"DELETE FROM t{tid} WHERE rid >= ? AND rid < ?", (lo, cutoff)
-            ).rowcount
+            n += c.execute(f"DELETE FROM t{tid} WHERE rid >= ? AND rid < ?", (lo, cutoff)).rowcount
         return n
 
     @staticmethod
@@ -472,9 +472,7 @@ class LocalConsumer:
         return self._member
 
     def _all_partitions(self) -> list[TopicPartition]:
-        return [
-            (t, p) for t in sorted(self._topics) for p in range(self._bus.topic_info(t)[1])
-        ]
+        return [(t, p) for t in sorted(self._topics) for p in range(self._bus.topic_info(t)[1])]
 
     def _start_offset(self, tp: TopicPartition, committed: int | None) -> int:
         low, high = self._bus.watermarks(tp[0])[tp[1]]
@@ -508,9 +506,7 @@ class LocalConsumer:
                     c.execute("DELETE FROM leases WHERE grp=? AND member=?", (group, member))
             live.sort()
             mine = live.index(self._member)
-            wanted = [
-                tp for i, tp in enumerate(self._all_partitions()) if i % len(live) == mine
-            ]
+            wanted = [tp for i, tp in enumerate(self._all_partitions()) if i % len(live) == mine]
             owners = {
                 (str(t), int(p)): str(m)
                 for t, p, m in c.execute(

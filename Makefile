@@ -1,0 +1,40 @@
+# logfactory — every set-up step lives here, so a fresh clone needs nothing but `make run` / `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= examples/demo.yaml
+
+.PHONY: run test check bench peers clean venv
+
+venv: $(VENV)/.installed
+
+# Pinned, reproducible install: constraints.txt holds the exact versions of every dependency.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip==26.3
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: venv
+	$(BIN)/logfactory run -c $(CONFIG)
+
+# Real protocol peers for the integration tests (util-linux logger), installed when missing.
+peers:
+	@command -v logger >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bsdutils; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq bsdutils; fi; }
+
+test: venv peers
+	$(BIN)/pytest -q
+
+check: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src
+
+bench: venv
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

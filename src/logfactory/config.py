@@ -1,0 +1,336 @@
+"""The one YAML configuration file: typed, strict, and precise about mistakes.
+
+Config types are frozen ``msgspec`` structs that reject unknown keys; runtime objects are built
+from them (habit 1 of DESIGN.md). Every error names the file, the line and what was expected,
+because a config mistake found at 3 a.m. must be fixable from the message alone.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+
+__all__ = [
+    "AlertRule",
+    "BusConfig",
+    "Config",
+    "ConfigError",
+    "EventTypeConfig",
+    "FactoryConfig",
+    "FieldMatch",
+    "HttpConfig",
+    "Mapping",
+    "Match",
+    "MultilineConfig",
+    "NodeConfig",
+    "SourceConfig",
+    "ThresholdRule",
+    "WorkshopConfig",
+    "load_config",
+    "parse_duration",
+    "parse_size",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, already phrased as ``FILE:LINE: what is wrong; what to write``."""
+
+
+class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class NodeConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    name: str = "logfactory"
+    data_dir: str = "var/data"
+    timezone: str = "UTC"
+
+
+class RetentionConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    max_age: str | int = "7d"
+    max_bytes_per_partition: str | int | None = None
+
+
+class BusConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    type: Literal["local", "kafka"] = "local"
+    partitions: int = 4
+    fsync: bool = False
+    retention: RetentionConfig = RetentionConfig()
+    kafka: dict[str, str | int | bool] = {}
+
+
+class HttpConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    listen: str = "127.0.0.1:8080"
+    enabled: bool = True
+
+
+class SourceConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One input. ``type`` decides which of the other keys apply (checked at start)."""
+
+    type: Literal["file", "syslog", "http", "demo"]
+    name: str | None = None
+    tag: str | None = None
+    # file
+    paths: list[str] = []
+    start_at: Literal["beginning", "end"] = "beginning"
+    # syslog
+    listen: str | None = None
+    protocols: list[Literal["udp", "tcp"]] = msgspec.field(default_factory=lambda: ["udp", "tcp"])
+    max_frame_bytes: int = 1_048_576
+    # http ingest: optional bearer token
+    token: str | None = None
+    # demo feed
+    rate: float = 50.0
+    hosts: int = 8
+    seed: int | None = None
+
+
+class MultilineConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Lines matching ``start`` open a record; lines matching ``continuation`` (or not matching
+    ``start`` when ``continuation`` is absent) join it; the record flushes after ``timeout``."""
+
+    start: str | None = None
+    continuation: str | None = None
+    timeout: str | float = "1s"
+    max_lines: int = 500
+
+
+class WorkshopConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    format: Literal["syslog", "kv", "slurm", "json"]
+    multiline: MultilineConfig | None = None
+    # syslog: hand the message of some programs to another workshop's decoder
+    delegate: dict[str, str] = {}
+    timezone: str | None = None
+    # kv (delimited middleware logs)
+    separator: str = "|"
+    fields: list[str] = []
+    pair_separator: str = " "
+    kv_separator: str = "="
+    time_field: str | None = None
+    time_format: str | None = None
+    # json
+    message_field: str = "message"
+
+
+class FieldMatch(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    equals: str | None = None
+    regex: str | None = None
+    one_of: list[str] = []
+
+
+class Match(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """All given conditions must hold. ``message`` is a regex whose named groups become fields."""
+
+    workshop: str | list[str] | None = None
+    program: str | list[str] | None = None
+    message: str | None = None
+    fields: dict[str, str | FieldMatch] = {}
+
+
+class Mapping(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A declarative classification: decoded records that match become events of ``type``."""
+
+    name: str
+    when: Match
+    type: str
+    subtype: str | None = None
+    severity: str = "info"
+    body: dict[str, Any] = {}
+    params: dict[str, Any] | str | None = None
+
+
+class AlertRule(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An alert template (Pa): a message matching it is an ALERT with this reason."""
+
+    name: str
+    when: Match
+    subtype: str
+    reason: str
+    severity: Literal["info", "low", "medium", "high", "critical"] = "high"
+    body: dict[str, Any] = {}
+
+
+class ThresholdRule(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``threshold`` matching records with the same ``key`` within ``window`` make one event."""
+
+    name: str
+    when: Match
+    key: str
+    threshold: int
+    subtype: str
+    reason: str
+    window: str | float = "60s"
+    suppress: str | float = "5m"
+    type: str = "ALERT"
+    severity: Literal["info", "low", "medium", "high", "critical"] = "high"
+    collect: list[str] = []
+    max_evidence: int = 20
+
+
+class EventTypeConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A site-defined event type: its name and the ``body`` fields every event of it carries."""
+
+    name: str
+    description: str = ""
+    required: list[str] = []
+
+
+class FactoryConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    group: str = "factory"
+    batch_size: int = 500
+    routes: dict[str, str] = {}
+    new_patterns: bool = True
+    pattern_workshops: list[str] | None = None
+
+
+class Config(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    node: NodeConfig = NodeConfig()
+    bus: BusConfig = BusConfig()
+    http: HttpConfig = HttpConfig()
+    sources: list[SourceConfig] = []
+    workshops: dict[str, WorkshopConfig] = {}
+    factory: FactoryConfig = FactoryConfig()
+    event_types: list[EventTypeConfig] = []
+    mappings: list[Mapping] = []
+    alerts: list[AlertRule] = []
+    rules: list[ThresholdRule] = []
+    path: str = ""
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.node.data_dir)
+
+
+# -- durations and sizes -------------------------------------------------------------------
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?\s*$", re.I)
+_SIZE_UNITS = {
+    "b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20,
+    "gb": 10**9, "gib": 2**30, "tb": 10**12, "tib": 2**40,
+}  # fmt: skip
+
+
+def parse_duration(value: str | float) -> float:
+    """Seconds from ``30``, ``1.5``, ``250ms``, ``60s``, ``5m``, ``2h`` or ``7d``."""
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 250ms, 60s, 5m, 2h or 7d")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes from ``1048576``, ``512MiB`` or ``1GB``."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(value)
+    if not m:
+        raise ValueError(f"{value!r} is not a size; write e.g. 512MiB or 1GB")
+    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+
+
+# -- loading with line numbers --------------------------------------------------------------
+PathKey = tuple[str | int, ...]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping key and sequence item."""
+
+
+def _construct_with_lines(
+    loader: _LineLoader, node: yaml.Node, path: PathKey, lines: dict[PathKey, int]
+) -> Any:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, str | int):
+                lines[(*path, key)] = key_node.start_mark.line + 1
+                out[key] = _construct_with_lines(loader, value_node, (*path, key), lines)
+            else:
+                out[key] = loader.construct_object(value_node, deep=True)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _construct_with_lines(loader, item, (*path, i), lines)
+            for i, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+_PATH_PART = re.compile(r"\.([A-Za-z_][\w\-]*)|\[(\d+)\]|\[\"?([^\]\"]*)\"?\]")
+
+
+def _parse_msgspec_path(text: str) -> PathKey:
+    parts: list[str | int] = []
+    for name, index, key in _PATH_PART.findall(text):
+        if name:
+            parts.append(name)
+        elif index:
+            parts.append(int(index))
+        else:
+            parts.append(key)
+    return tuple(parts)
+
+
+def _line_for(path: PathKey, lines: dict[PathKey, int]) -> int:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path, 1)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and cross-check a configuration file, or raise :class:`ConfigError`."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the configuration file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: the configuration file is not UTF-8 text") from exc
+    return parse_config(text, str(file))
+
+
+def parse_config(text: str, name: str = "<config>") -> Config:
+    lines: dict[PathKey, int] = {}
+    try:
+        loader = _LineLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = {} if node is None else _construct_with_lines(loader, node, (), lines)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ConfigError(f"{name}:{line}: not valid YAML: {exc.problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}:1: expected a mapping of sections (node:, bus:, sources:, ...)")
+    data["path"] = name
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        where = message.rsplit(" - at `", 1)
+        key_path = _parse_msgspec_path(where[1].rstrip("`")) if len(where) == 2 else ()
+        what = where[0]
+        if what.startswith("Object contains unknown field"):
+            field = what.split("`")[1] if "`" in what else "?"
+            key_path = (*key_path, field)
+            what = f"unknown key {field!r}; check its spelling against the README's reference"
+        dotted = ".".join(str(k) for k in key_path) or "top level"
+        raise ConfigError(f"{name}:{_line_for(key_path, lines)}: {dotted}: {what}") from exc
+    from logfactory.config_check import check_config  # cross-field checks live apart
+
+    problems = check_config(config)
+    if problems:
+        key_path, what = problems[0]
+        raise ConfigError(f"{name}:{_line_for(key_path, lines)}: {what}")
+    return config

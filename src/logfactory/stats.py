@@ -1,0 +1,116 @@
+"""Counters every stage and source keeps, shared between the node's processes through files.
+
+Each process owns a :class:`StatsRegistry` and a writer thread that replaces
+``<data_dir>/stats/<process>.json`` atomically once a second; the API process merges the files.
+Files beat shared memory here: they survive a crash for a post-mortem, need no locking (atomic
+rename), and a dead process is detected by its pid.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COUNTER_NAMES", "StatsRegistry", "StatsWriter", "read_all_stats"]
+
+COUNTER_NAMES = ("received", "sent", "dropped", "errors")
+
+
+class StatsRegistry:
+    """Named groups (``stage:decode``, ``source:syslog``) of monotonically increasing counters."""
+
+    def __init__(self, process: str) -> None:
+        self.process = process
+        self.started = time.time()
+        self._lock = threading.Lock()
+        self._counters: dict[str, dict[str, int]] = defaultdict(dict)
+        self._gauges: dict[str, float] = {}
+
+    def add(self, group: str, counter: str, n: int = 1) -> None:
+        with self._lock:
+            bucket = self._counters[group]
+            bucket[counter] = bucket.get(counter, 0) + n
+
+    def add_many(self, group: str, **counts: int) -> None:
+        with self._lock:
+            bucket = self._counters[group]
+            for counter, n in counts.items():
+                bucket[counter] = bucket.get(counter, 0) + n
+
+    def gauge(self, name: str, value: float) -> None:
+        with self._lock:
+            self._gauges[name] = value
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "process": self.process,
+                "pid": os.getpid(),
+                "started": self.started,
+                "written": time.time(),
+                "counters": {g: dict(c) for g, c in self._counters.items()},
+                "gauges": dict(self._gauges),
+            }
+
+
+class StatsWriter:
+    """Writes a registry's snapshot to ``directory`` every ``interval`` seconds until stopped."""
+
+    def __init__(self, registry: StatsRegistry, directory: Path, interval: float = 1.0) -> None:
+        self.registry = registry
+        self.directory = directory
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stats-writer", daemon=True)
+
+    def start(self) -> StatsWriter:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def write_now(self) -> None:
+        path = self.directory / f"{self.registry.process}.json"
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.registry.snapshot()), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.write_now()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.write_now()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_all_stats(directory: Path) -> list[dict[str, Any]]:
+    """Every process's last snapshot, each with ``alive`` telling whether its pid still runs."""
+    out: list[dict[str, Any]] = []
+    if not directory.is_dir():
+        return out
+    for path in sorted(directory.glob("*.json")):
+        try:
+            snap = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(snap, dict):
+            snap["alive"] = _alive(int(snap.get("pid", 0)))
+            out.append(snap)
+    return out

@@ -1,0 +1,28 @@
+"""Shared fixtures: a fresh local bus per test, and a way to wait for a condition without sleeps."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from logfactory.bus.local import LocalBus
+
+
+@pytest.fixture
+def local_bus(tmp_path: Path) -> Iterator[LocalBus]:
+    bus = LocalBus(tmp_path / "bus")
+    yield bus
+    bus.close()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until it is truthy; fail the test with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
