@@ -7,13 +7,13 @@ small and explicit is what lets each stage be tested alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 from logfactory.record import Record
 
-__all__ = ["DecodeError", "Decoded", "Draft", "Position"]
+__all__ = ["DecodeError", "Decoded", "DecodedParts", "Draft", "Position"]
 
 
 class DecodeError(ValueError):
@@ -30,6 +30,16 @@ class Position(msgspec.Struct, frozen=True):
     topic: str
     partition: int
     offset: int
+
+
+class DecodedParts(NamedTuple):
+    """What a workshop returns. ``workshop`` is the one that finally decoded the message: a
+    syslog workshop that delegates ``slurmctld`` lines to the slurm workshop returns ``slurm``."""
+
+    workshop: str
+    time_ns: int
+    message: str
+    fields: dict[str, Any]
 
 
 class Decoded(msgspec.Struct):
