@@ -1,0 +1,240 @@
+"""The node's numbers: every process's counters merged, the bus's depth and lag, and the same
+numbers as Prometheus metrics.
+
+Counters come from the per-process stats files (see :mod:`logfactory.stats`) plus the live
+registry of the API's own process; they are summed over processes because a site asks "how
+many records did the decode stage see", not "which worker saw them". Dead processes still
+count: their counters are work that was done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from logfactory.bus.base import Bus
+from logfactory.stats import COUNTER_NAMES, StatsRegistry, read_all_stats
+
+__all__ = [
+    "STAGES",
+    "NodeCollector",
+    "ProcessInfo",
+    "StatsView",
+    "bus_overview",
+    "merge_snapshots",
+    "read_snapshots",
+]
+
+STAGES = ("intake", "sort", "decode", "filter", "process", "package")
+SOURCE_COUNTERS = ("received", "bytes", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    name: str
+    pid: int
+    alive: bool
+    age_s: float
+    """Seconds since the process last wrote its stats."""
+    started: float
+    written: float
+
+
+@dataclass(slots=True)
+class StatsView:
+    """Counters summed over processes, grouped the way the API and the console show them."""
+
+    stages: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    deadletter: int = 0
+    other: dict[str, dict[str, int]] = field(default_factory=dict)
+    gauges: dict[str, float] = field(default_factory=dict)
+    processes: list[ProcessInfo] = field(default_factory=list)
+
+
+def read_snapshots(stats_dir: Path, own: StatsRegistry | None = None) -> list[dict[str, Any]]:
+    """Every process's snapshot; ``own`` (this process) is taken live instead of from its file."""
+    snaps = read_all_stats(stats_dir)
+    if own is None:
+        return snaps
+    live = own.snapshot()
+    live["alive"] = True
+    return [s for s in snaps if s.get("process") != own.process] + [live]
+
+
+def _num(value: object) -> float:
+    """A number from a stats file, 0 for anything else (a torn or foreign file never crashes)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _add(target: dict[str, int], counters: dict[str, Any]) -> None:
+    for name, value in counters.items():
+        if isinstance(value, int | float):
+            target[name] = target.get(name, 0) + int(value)
+
+
+def merge_snapshots(snaps: Iterable[dict[str, Any]], now: float | None = None) -> StatsView:
+    """Sum counters by group over processes; unknown groups land in ``other``, never lost."""
+    now = time.time() if now is None else now
+    view = StatsView(stages={s: dict.fromkeys(COUNTER_NAMES, 0) for s in STAGES})
+    for snap in snaps:
+        name = str(snap.get("process", "?"))
+        written = _num(snap.get("written"))
+        view.processes.append(
+            ProcessInfo(
+                name=name,
+                pid=int(_num(snap.get("pid"))),
+                alive=bool(snap.get("alive", False)),
+                age_s=round(max(0.0, now - written), 3),
+                started=_num(snap.get("started")),
+                written=written,
+            )
+        )
+        counters = snap.get("counters", {})
+        if not isinstance(counters, dict):
+            continue
+        for group, values in counters.items():
+            if not isinstance(values, dict):
+                continue
+            kind, _, label = str(group).partition(":")
+            if kind == "stage" and label:
+                _add(view.stages.setdefault(label, dict.fromkeys(COUNTER_NAMES, 0)), values)
+            elif kind == "source" and label:
+                _add(view.sources.setdefault(label, dict.fromkeys(SOURCE_COUNTERS, 0)), values)
+            elif kind == "events" and label:
+                view.events[label] = view.events.get(label, 0) + int(_num(values.get("sent")))
+            elif group == "deadletter":
+                view.deadletter += int(_num(values.get("sent")))
+            else:
+                _add(view.other.setdefault(str(group), {}), values)
+        gauges = snap.get("gauges", {})
+        if isinstance(gauges, dict):
+            for gname, value in gauges.items():
+                if isinstance(value, int | float):
+                    view.gauges[f"{name}/{gname}"] = float(value)
+    view.processes.sort(key=lambda p: p.name)
+    return view
+
+
+def bus_overview(bus: Bus) -> dict[str, Any]:
+    """Topics with partitions and message counts (from watermarks) and lag per group and topic.
+
+    ``messages`` is how many were ever written, ``retained`` how many are still stored.
+    A bus offering ``lag(group)`` (the local bus) answers lag itself; otherwise it is computed
+    from watermarks and committed offsets, which every bus has.
+    """
+    topics: dict[str, dict[str, int]] = {}
+    marks_by_topic: dict[str, dict[int, tuple[int, int]]] = {}
+    for topic, partitions in sorted(bus.topics().items()):
+        marks = bus.watermarks(topic)
+        marks_by_topic[topic] = marks
+        topics[topic] = {
+            "partitions": partitions,
+            "messages": sum(high for _low, high in marks.values()),
+            "retained": sum(high - low for low, high in marks.values()),
+        }
+    lag_fn: Callable[[str], dict[str, int]] | None = getattr(bus, "lag", None)
+    lag: dict[str, dict[str, int]] = {}
+    for group in bus.groups():
+        if lag_fn is not None:
+            lag[group] = dict(sorted(lag_fn(group).items()))
+            continue
+        per_topic: dict[str, int] = {}
+        for topic, marks in marks_by_topic.items():
+            done = bus.committed(group, topic)
+            if done:
+                per_topic[topic] = sum(
+                    max(0, high - max(done.get(p, low), low)) for p, (low, high) in marks.items()
+                )
+        lag[group] = per_topic
+    return {"topics": topics, "lag": lag}
+
+
+class NodeCollector(Collector):
+    """Prometheus view of the merged stats, computed at scrape time (no second bookkeeping)."""
+
+    def __init__(
+        self,
+        stats: Callable[[], StatsView],
+        bus: Callable[[], dict[str, Any] | None],
+        started: float,
+        stale_after_s: float = 5.0,
+    ) -> None:
+        self._stats = stats
+        self._bus = bus
+        self._started = started
+        self._stale_after_s = stale_after_s
+
+    def collect(self) -> Iterator[Metric]:
+        view = self._stats()
+        stage = CounterMetricFamily(
+            "logfactory_stage_records",
+            "Records per factory stage and outcome, summed over processes.",
+            labels=["stage", "outcome"],
+        )
+        for name, counters in view.stages.items():
+            for outcome, value in counters.items():
+                stage.add_metric([name, outcome], value)
+        yield stage
+        source = CounterMetricFamily(
+            "logfactory_source_records",
+            "Records per source: received, or rejected as malformed.",
+            labels=["source", "outcome"],
+        )
+        source_bytes = CounterMetricFamily(
+            "logfactory_source_bytes", "Bytes received per source.", labels=["source"]
+        )
+        for name, counters in view.sources.items():
+            source.add_metric([name, "received"], counters.get("received", 0))
+            source.add_metric([name, "rejected"], counters.get("rejected", 0))
+            source_bytes.add_metric([name], counters.get("bytes", 0))
+        yield source
+        yield source_bytes
+        events = CounterMetricFamily(
+            "logfactory_events", "Events published per type.", labels=["type"]
+        )
+        for name, value in sorted(view.events.items()):
+            events.add_metric([name], value)
+        yield events
+        yield CounterMetricFamily(
+            "logfactory_deadletter", "Records sent to logs.deadletter.", value=view.deadletter
+        )
+        up = GaugeMetricFamily(
+            "logfactory_process_up",
+            "1 if the process's pid runs and its stats are fresh.",
+            labels=["process"],
+        )
+        for proc in view.processes:
+            up.add_metric(
+                [proc.name], 1.0 if proc.alive and proc.age_s < self._stale_after_s else 0.0
+            )
+        yield up
+        overview = self._bus()
+        if overview is not None:
+            messages = CounterMetricFamily(
+                "logfactory_bus_messages", "Messages ever written per topic.", labels=["topic"]
+            )
+            for topic, info in overview["topics"].items():
+                messages.add_metric([topic], info["messages"])
+            yield messages
+            lag = GaugeMetricFamily(
+                "logfactory_bus_lag",
+                "Messages not yet committed per consumer group and topic.",
+                labels=["group", "topic"],
+            )
+            for group, per_topic in overview["lag"].items():
+                for topic, value in per_topic.items():
+                    lag.add_metric([group, topic], value)
+            yield lag
+        yield GaugeMetricFamily(
+            "logfactory_uptime_seconds",
+            "Seconds since the node's API started.",
+            value=max(0.0, time.time() - self._started),
+        )

@@ -1,0 +1,193 @@
+"""HTTP ingest: NDJSON and plain text onto logs.raw, with rejects, limits and token auth."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from logfactory.bus.base import BusError
+from logfactory.bus.local import LocalBus
+from logfactory.centre import api_ingest
+from logfactory.centre.api import NodeContext, create_app
+from logfactory.centre.api_ingest import ingest_lines, is_ndjson
+from logfactory.config import Config, parse_config
+from logfactory.record import Record, decode_record
+from logfactory.stats import StatsRegistry
+
+with warnings.catch_warnings():
+    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+
+def make_client(tmp_path: Path, bus: LocalBus, config: Config) -> tuple[TestClient, NodeContext]:
+    ctx = NodeContext(
+        config=config,
+        bus=bus,
+        producer=bus.producer(),
+        registry=StatsRegistry("node"),
+        stats_dir=tmp_path / "stats",
+        started=time.time(),
+    )
+    return TestClient(create_app(ctx), client=("192.0.2.9", 40000)), ctx
+
+
+@pytest.fixture
+def client(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[TestClient, NodeContext]]:
+    c, ctx = make_client(tmp_path, local_bus, Config())
+    with c:
+        yield c, ctx
+    ctx.producer.close()
+
+
+def raw_records(bus: LocalBus) -> list[tuple[bytes | None, Record]]:
+    consumer = bus.consumer(None, ["logs.raw"], "earliest")
+    try:
+        out = []
+        while batch := consumer.poll(1000, 0.2):
+            out += [(m.key, decode_record(m.value)) for m in batch]
+        return sorted(out, key=lambda kr: kr[1].received)
+    finally:
+        consumer.close()
+
+
+def test_ndjson_accepts_good_lines_and_reports_bad_ones_by_number(
+    client: tuple[TestClient, NodeContext], local_bus: LocalBus
+) -> None:
+    c, ctx = client
+    body = "\n".join(
+        [
+            json.dumps({"line": "first", "host": "h1", "source": "sce"}),
+            "{not json",
+            "",
+            json.dumps({"message": "second", "meta": {"file": "/x"}, "level": "warn"}),
+            json.dumps({"line": "x", "host": 5}),
+            json.dumps(["an", "array"]),
+            json.dumps({"host": "h2"}),
+        ]
+    )
+    r = c.post(
+        "/api/v1/ingest?source=app&host=qh",
+        content=body,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200
+    reply = r.json()
+    assert (reply["accepted"], reply["rejected"]) == (2, 4)
+    assert [e["line"] for e in reply["errors"]] == [2, 5, 6, 7]
+    assert "host" in reply["errors"][1]["error"]
+    assert "'line' or 'message'" in reply["errors"][3]["error"]
+    records = raw_records(local_bus)
+    assert [(k, r.source, r.host, r.line) for k, r in records] == [
+        (b"h1", "sce", "h1", "first"),
+        (b"qh", "app", "qh", "second"),
+    ]
+    assert records[1][1].meta == {"file": "/x", "level": "warn", "peer": "192.0.2.9"}
+    counters = ctx.registry.snapshot()["counters"]["source:http"]
+    assert counters["received"] == 2 and counters["rejected"] == 4
+    assert counters["bytes"] == len(body.encode())
+
+
+def test_plain_text_lines_with_defaults_from_query_and_client(
+    client: tuple[TestClient, NodeContext], local_bus: LocalBus
+) -> None:
+    c, _ = client
+    body = b"one\r\n\r\n  \ntwo \xff bytes\nthree"
+    r = c.post("/api/v1/ingest", content=body, headers={"Content-Type": "text/plain"})
+    assert r.json() == {"accepted": 3, "rejected": 0, "errors": []}
+    records = [rec for _, rec in raw_records(local_bus)]
+    assert [rec.line for rec in records] == ["one", "two \ufffd bytes", "three"]
+    assert {(rec.source, rec.host) for rec in records} == {("http", "192.0.2.9")}
+    assert records[1].raw == b"two \xff bytes"  # original bytes kept for the dead-letter path
+
+
+def test_gzip_body_is_inflated(client: tuple[TestClient, NodeContext], local_bus: LocalBus) -> None:
+    c, _ = client
+    r = c.post(
+        "/api/v1/ingest?host=z",
+        content=gzip.compress(b"a\nb\n"),
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"},
+    )
+    assert r.json()["accepted"] == 2
+    assert [rec.host for _, rec in raw_records(local_bus)] == ["z", "z"]
+    bad = c.post("/api/v1/ingest", content=b"x", headers={"Content-Encoding": "br"})
+    assert bad.status_code == 415
+
+
+def test_body_over_the_limit_is_413_and_nothing_lands(
+    client: tuple[TestClient, NodeContext], local_bus: LocalBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, _ = client
+    monkeypatch.setattr(api_ingest, "MAX_BODY_BYTES", 100)
+    assert c.post("/api/v1/ingest", content=b"x\n" * 60).status_code == 413
+    bomb = gzip.compress(b"y\n" * 10_000)
+    assert len(bomb) < 100
+    r = c.post("/api/v1/ingest", content=bomb, headers={"Content-Encoding": "gzip"})
+    assert r.status_code == 413
+    assert raw_records(local_bus) == []
+
+
+def test_bearer_token_is_required_when_configured(tmp_path: Path, local_bus: LocalBus) -> None:
+    config = parse_config(
+        "sources:\n  - {type: http, name: web, tag: webapp, token: s3cret}\n", "t.yaml"
+    )
+    c, ctx = make_client(tmp_path, local_bus, config)
+    with c:
+        assert c.post("/api/v1/ingest", content=b"a").status_code == 401
+        wrong = c.post("/api/v1/ingest", content=b"a", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+        ok = c.post("/api/v1/ingest", content=b"a", headers={"Authorization": "Bearer s3cret"})
+        assert ok.json()["accepted"] == 1
+    ctx.producer.close()
+    # the http source's tag is the default source and its name the stats group
+    assert [rec.source for _, rec in raw_records(local_bus)] == ["webapp"]
+    assert ctx.registry.snapshot()["counters"]["source:web"]["received"] == 1
+
+
+def test_a_failing_bus_is_503_so_the_client_retries(
+    client: tuple[TestClient, NodeContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, ctx = client
+
+    def broken_flush(timeout: float | None = None) -> None:
+        raise BusError("disk full")
+
+    monkeypatch.setattr(ctx.producer, "flush", broken_flush)
+    r = c.post("/api/v1/ingest", content=b"a\n")
+    assert r.status_code == 503 and "disk full" in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("application/x-ndjson", True),
+        ("application/json; charset=utf-8", True),
+        ("application/vnd.site+json", True),
+        ("text/plain", False),
+        (None, False),
+    ],
+)
+def test_content_type_detection(content_type: str | None, expected: bool) -> None:
+    assert is_ndjson(content_type) is expected
+
+
+def test_ingest_lines_never_raises_on_arbitrary_bytes() -> None:
+    produced: list[bytes] = []
+    body = bytes(range(256)) * 3 + b'\n{"line": "\\ud800"}\n\x00\n'
+    for ndjson in (True, False):
+        result = ingest_lines(
+            body,
+            ndjson=ndjson,
+            source="s",
+            host="h",
+            peer=None,
+            produce=lambda _t, v, _k: produced.append(v),
+        )
+        assert result.accepted + result.rejected >= 1
+    assert all(decode_record(v).source == "s" for v in produced)

@@ -1,0 +1,238 @@
+"""SSE subscriptions and topic tails, through FastAPI's TestClient against a real local bus."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import wait_for
+
+from logfactory.bus.base import TopicSpec
+from logfactory.bus.local import LocalBus
+from logfactory.centre.api import ApiState, NodeContext, create_app
+from logfactory.config import parse_config
+from logfactory.cursor import decode_cursor, encode_cursor
+from logfactory.event import Event, Header, encode_event, format_time, topic_for_type
+from logfactory.stats import StatsRegistry
+
+with warnings.catch_warnings():
+    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, local_bus: LocalBus) -> Iterator[NodeContext]:
+    config = parse_config("bus: {partitions: 2}\nevent_types: [{name: BACKUP}]\n", "t.yaml")
+    producer = local_bus.producer()
+    yield NodeContext(
+        config=config,
+        bus=local_bus,
+        producer=producer,
+        registry=StatsRegistry("node"),
+        stats_dir=tmp_path / "stats",
+        started=time.time(),
+    )
+    producer.close()
+
+
+@pytest.fixture
+def client(ctx: NodeContext) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx)) as c:
+        yield c
+
+
+def put_events(bus: LocalBus, event_type: str, ids: range, partitions: int = 2) -> list[str]:
+    """Produce envelopes with ids ``<TYPE>-<i>`` keyed over three hosts; returns the ids."""
+    bus.ensure_topic(TopicSpec(topic_for_type(event_type), partitions))
+    producer = bus.producer()
+    out = []
+    for i in ids:
+        event = Event(
+            header=Header(
+                id=f"{event_type}-{i}",
+                time=format_time(1_700_000_000_000_000_000 + i),
+                type=event_type,
+                host=f"h{i % 3}",
+            ),
+            body={"i": i},
+        )
+        producer.produce(topic_for_type(event_type), encode_event(event), f"h{i % 3}".encode())
+        out.append(event.header.id)
+    producer.flush()
+    producer.close()
+    return out
+
+
+def parse_sse(text: str) -> list[dict[str, str]]:
+    """SSE blocks as dicts (comments dropped, data lines joined); id-only blocks are kept."""
+    blocks = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, str] = {}
+        data: list[str] = []
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
+        if data:
+            fields["data"] = "\n".join(data)
+        if fields:
+            blocks.append(fields)
+    return blocks
+
+
+def events_of(text: str) -> list[dict[str, str]]:
+    return [b for b in parse_sse(text) if "data" in b]
+
+
+def test_events_arrive_in_order_with_type_id_and_one_line_envelope(
+    client: TestClient, local_bus: LocalBus
+) -> None:
+    ids = put_events(local_bus, "ALERT", range(6), partitions=1)
+    r = client.get("/api/v1/subscribe", params={"types": "ALERT", "from": "earliest", "limit": 6})
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = events_of(r.text)
+    assert [json.loads(e["data"])["header"]["id"] for e in events] == ids
+    assert {e["event"] for e in events} == {"ALERT"}
+    assert all("\n" not in e["data"] for e in events)
+    envelope = json.loads(events[2]["data"])
+    assert envelope["body"] == {"i": 2} and envelope["header"]["type"] == "ALERT"
+    # each id is the position after its event: the last one stands at the end of the topic
+    assert decode_cursor(events[-1]["id"]) == {"events.ALERT": [6]}
+
+
+def test_last_event_id_resumes_with_no_loss_and_no_repeat(
+    client: TestClient, local_bus: LocalBus
+) -> None:
+    all_ids = put_events(local_bus, "ALERT", range(10)) + put_events(
+        local_bus, "JOB_STATUS", range(10)
+    )
+    params = {"types": "ALERT,JOB_STATUS", "from": "earliest"}
+    first = events_of(client.get("/api/v1/subscribe", params={**params, "limit": 7}).text)
+    assert len(first) == 7
+    for cut in (0, 3, 6):  # resume after any event, not only the last one
+        seen = [json.loads(e["data"])["header"]["id"] for e in first[: cut + 1]]
+        r = client.get(
+            "/api/v1/subscribe",
+            params={**params, "idle": 0.3},
+            headers={"Last-Event-ID": first[cut]["id"]},
+        )
+        rest = [json.loads(e["data"])["header"]["id"] for e in events_of(r.text)]
+        assert len(rest) == 20 - (cut + 1)
+        assert sorted(seen + rest) == sorted(all_ids)
+    # event names follow the topics, whatever the partition
+    assert {e["event"] for e in first} <= {"ALERT", "JOB_STATUS"}
+
+
+def test_cursor_query_parameter_resumes_and_header_wins(
+    client: TestClient, local_bus: LocalBus
+) -> None:
+    put_events(local_bus, "ALERT", range(4), partitions=1)
+    params = {"types": "ALERT", "from": "earliest"}
+    events = events_of(client.get("/api/v1/subscribe", params={**params, "limit": 4}).text)
+    by_query = client.get(
+        "/api/v1/subscribe", params={**params, "cursor": events[0]["id"], "idle": 0.2}
+    )
+    assert len(events_of(by_query.text)) == 3
+    both = client.get(
+        "/api/v1/subscribe",
+        params={**params, "cursor": events[0]["id"], "idle": 0.2},
+        headers={"Last-Event-ID": events[2]["id"]},
+    )
+    assert [json.loads(e["data"])["header"]["id"] for e in events_of(both.text)] == ["ALERT-3"]
+
+
+def test_latest_skips_stored_events_and_first_id_resumes_from_subscription(
+    client: TestClient, local_bus: LocalBus
+) -> None:
+    put_events(local_bus, "USER_OP", range(3))
+    r = client.get("/api/v1/subscribe", params={"types": "USER_OP", "idle": 0.2})
+    blocks = parse_sse(r.text)
+    assert events_of(r.text) == []
+    assert len(blocks) == 1 and "id" in blocks[0] and blocks[0]["retry"] == "2000"
+    new = put_events(local_bus, "USER_OP", range(3, 6))
+    again = client.get(
+        "/api/v1/subscribe",
+        params={"types": "USER_OP", "idle": 0.3},
+        headers={"Last-Event-ID": blocks[0]["id"]},
+    )
+    got = [json.loads(e["data"])["header"]["id"] for e in events_of(again.text)]
+    assert sorted(got) == sorted(new)
+
+
+def test_site_types_and_partitions_unknown_to_the_cursor(
+    client: TestClient, local_bus: LocalBus
+) -> None:
+    put_events(local_bus, "BACKUP", range(4))
+    old_cursor = encode_cursor({"events.BACKUP": [0]})  # from when it had one partition
+    r = client.get(
+        "/api/v1/subscribe",
+        params={"types": "BACKUP", "from": "latest", "idle": 0.2},
+        headers={"Last-Event-ID": old_cursor},
+    )
+    # partition 1 is not in the cursor: read from its start, so nothing is skipped
+    assert len(events_of(r.text)) == 4
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "needle"),
+    [
+        ({"types": "ALERT,NOPE"}, {}, "NOPE"),
+        ({"types": " , "}, {}, "no event type"),
+        ({"types": "ALERT"}, {"Last-Event-ID": "garbage!"}, "not a cursor"),
+    ],
+)
+def test_bad_requests_are_400_with_reason(
+    client: TestClient, params: dict[str, str], headers: dict[str, str], needle: str
+) -> None:
+    r = client.get("/api/v1/subscribe", params=params, headers=headers)
+    assert r.status_code == 400
+    assert needle in r.json()["error"]
+    if "NOPE" in needle:
+        assert "ALERT" in r.json()["known"] and "BACKUP" in r.json()["known"]
+
+
+def test_live_stream_keepalive_and_cleanup_on_disconnect(
+    ctx: NodeContext, client: TestClient, local_bus: LocalBus
+) -> None:
+    ctx.keepalive_s = 0.05
+    state: ApiState = client.app.state.api  # type: ignore[attr-defined]
+    local_bus.ensure_topic(TopicSpec("events.ALERT", 2))
+    with client.stream("GET", "/api/v1/subscribe", params={"types": "ALERT"}) as r:
+        lines = r.iter_lines()
+        assert next(lines).startswith(": subscribed to ALERT")
+        assert next(lines) == "retry: 2000"
+        assert next(lines).startswith("id: ")
+        assert state.subscribers == 1
+        assert next(line for line in lines if line.startswith(":")) == ": keepalive"
+        put_events(local_bus, "ALERT", range(2))
+        data = [line for line in (next(lines) for _ in range(20)) if line.startswith("data:")]
+        while len(data) < 2:
+            line = next(lines)
+            if line.startswith("data:"):
+                data.append(line)
+        assert {json.loads(d[6:])["header"]["id"] for d in data} == {"ALERT-0", "ALERT-1"}
+    wait_for(lambda: state.subscribers == 0, what="the stream to close its consumer")
+    assert ctx.registry.snapshot()["gauges"]["api.subscribers"] == 0
+
+
+def test_tail_returns_last_or_first_messages(client: TestClient, local_bus: LocalBus) -> None:
+    put_events(local_bus, "ALERT", range(5), partitions=1)
+    last = client.get("/api/v1/topics/events.ALERT/tail", params={"count": 2}).json()
+    assert [m["value"]["header"]["id"] for m in last] == ["ALERT-3", "ALERT-4"]
+    assert last[0]["offset"] == 3 and last[0]["key"] == "h0"
+    first = client.get(
+        "/api/v1/topics/events.ALERT/tail", params={"count": 2, "from": "earliest"}
+    ).json()
+    assert [m["value"]["header"]["id"] for m in first] == ["ALERT-0", "ALERT-1"]
+    assert client.get("/api/v1/topics/nope/tail").status_code == 404

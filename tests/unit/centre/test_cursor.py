@@ -1,0 +1,54 @@
+"""Resume cursors: exact round trips, and any other text is a CursorError, never a crash."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logfactory.cursor import MAX_CURSOR_CHARS, CursorError, decode_cursor, encode_cursor
+
+positions = st.dictionaries(
+    st.text(min_size=1, max_size=40),
+    st.lists(st.integers(min_value=-1, max_value=2**40), max_size=16),
+    max_size=10,
+)
+
+
+@given(positions)
+def test_round_trip(p: dict[str, list[int]]) -> None:
+    text = encode_cursor(p)
+    assert decode_cursor(text) == p
+    assert text.isascii() and all(c.isalnum() or c in "-_" for c in text)
+
+
+@given(st.text(max_size=200))
+def test_any_text_decodes_or_raises_cursor_error(text: str) -> None:
+    try:
+        decoded = decode_cursor(text)
+    except CursorError:
+        return
+    assert all(isinstance(v, list) for v in decoded.values())
+
+
+def test_compact_and_order_independent() -> None:
+    a = encode_cursor({"events.ALERT": [12, 40_000, 3, 0], "events.JOB_STATUS": [1, 2, 3, 4]})
+    b = encode_cursor({"events.JOB_STATUS": [1, 2, 3, 4], "events.ALERT": [12, 40_000, 3, 0]})
+    assert a == b and len(a) < 80
+
+
+def test_rejections_say_why() -> None:
+    cases = {
+        "": "empty",
+        "2abc": "version",
+        "1!!!": "base64",
+        "1" + "A" * 8: "malformed",
+        encode_cursor({"t": [-2]}): "negative",
+        "1" + "A" * MAX_CURSOR_CHARS: "oversized",
+    }
+    for text, reason in cases.items():
+        try:
+            decode_cursor(text)
+        except CursorError as exc:
+            assert reason in str(exc), (text, exc)
+        else:
+            raise AssertionError(f"{text!r} was accepted")
