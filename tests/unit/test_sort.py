@@ -1,0 +1,305 @@
+"""Sort stage: routing, multi-line merging of real traces, timeouts, caps, durable snapshots."""
+
+from __future__ import annotations
+
+import pytest
+
+from logfactory.config import parse_config
+from logfactory.factory.model import DecodeError, Position
+from logfactory.factory.sort import Ready, Sorter
+from logfactory.factory.workshops.base import build_workshops
+from logfactory.record import make_record
+
+CONFIG = r"""
+workshops:
+  syslog: {format: syslog, multiline: {timeout: 2s}}
+  plain: {format: syslog}
+  startonly:
+    format: syslog
+    multiline: {start: '^\d{4}-\d\d-\d\d ', timeout: 500ms, max_lines: 5}
+  both:
+    format: syslog
+    multiline: {start: '^BEGIN', continuation: '^\s'}
+  json: {format: json}
+factory:
+  routes: {messages: syslog, kern: syslog, app: syslog, tail: plain}
+"""
+S = 1_000_000_000
+T0 = 1_795_300_000 * S
+
+JAVA = [
+    "2026-11-21 22:38:28,123 ERROR [main] com.example.App - request failed",
+    "java.lang.IllegalStateException: boom",
+    "\tat com.example.App.run(App.java:42)",
+    "\tat com.example.App.main(App.java:12)",
+    "Caused by: java.io.IOException: disk quota exceeded",
+    "\tat com.example.Store.write(Store.java:88)",
+    "\t... 12 more",
+]
+
+JAVA_VIA_RSYSLOG = [
+    f"Nov 21 22:38:28 app01 java[311]: {m}"
+    for m in [
+        "ERROR [http-nio-8080-exec-3] c.e.JobController - submit failed",
+        "org.springframework.web.client.ResourceAccessException: I/O error on POST request; "
+        "nested exception is java.net.ConnectException: Connection refused",
+        "#011at org.springframework.web.client.RestTemplate.doExecute(RestTemplate.java:785)",
+        "#011at com.example.JobController.submit(JobController.java:57)",
+        "Caused by: java.net.ConnectException: Connection refused",
+        "#011at java.base/sun.nio.ch.Net.connect0(Native Method)",
+        "#011... 12 more",
+    ]
+]
+
+PYTHON = [
+    "2026-11-21 22:38:28,004 ERROR worker: job 1234 failed",
+    "Traceback (most recent call last):",
+    '  File "/opt/sched/worker.py", line 88, in run',
+    "    result = handler(job)",
+    "             ^^^^^^^^^^^^",
+    '  File "/opt/sched/handlers.py", line 31, in handler',
+    '    return int(job["cpus"])',
+    "           ^^^^^^^^^^^^^^^^",
+    "ValueError: invalid literal for int() with base 10: 'eight'",
+    "",
+    "During handling of the above exception, another exception occurred:",
+    "",
+    "Traceback (most recent call last):",
+    '  File "/opt/sched/worker.py", line 90, in run',
+    "    raise JobError(job.id) from None",
+    "sched.errors.JobError: 1234",
+]
+
+OOPS = [
+    f"Nov 21 22:38:28 cn01 kernel: [ 8812.4021{i:02d}] {m}"
+    for i, m in enumerate(
+        [
+            "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+            "#PF: supervisor read access in kernel mode",
+            "#PF: error_code(0x0000) - not-present page",
+            "PGD 0 P4D 0 ",
+            "Oops: 0000 [#1] PREEMPT SMP NOPTI",
+            "CPU: 3 PID: 2231 Comm: kworker/3:2 Tainted: G           OE      6.1.0-18-amd64 #1",
+            "Hardware name: Dell Inc. PowerEdge R640/0W23H8, BIOS 2.19.1 06/15/2023",
+            "Workqueue: events lustre_work_fn [lustre]",
+            "RIP: 0010:ll_file_release+0x2c/0x1d0 [lustre]",
+            "Code: 0f 1f 44 00 00 41 57 41 56 41 55 41 54 55 53 48 8b 47 08 <48> 8b 58 08",
+            "RSP: 0018:ffffb1e3c1a4fd68 EFLAGS: 00010246",
+            "RAX: 0000000000000000 RBX: ffff9b6a4c1e8000 RCX: 0000000000000000",
+            "R10: 0000000000000000 R11: 0000000000000000 R12: ffff9b6a4c1e8000",
+            "FS:  0000000000000000(0000) GS:ffff9b79bfcc0000(0000) knlGS:0000000000000000",
+            "CS:  0010 DS: 0000 ES: 0000 CR0: 0000000080050033",
+            "CR2: 0000000000000008 CR3: 000000010a80a002 CR4: 00000000007706e0",
+            "Call Trace:",
+            " <TASK>",
+            " ? __die+0x23/0x70",
+            " ? page_fault_oops+0x17d/0x4c0",
+            " __fput+0x8f/0x290",
+            " process_one_work+0x1c7/0x380",
+            " </TASK>",
+            "Modules linked in: lustre(OE) lmv(OE) mdc(OE) lov(OE) osc(OE) ptlrpc(OE)",
+            "CR2: 0000000000000008",
+            "---[ end trace 0000000000000000 ]---",
+        ]
+    )
+]
+
+
+def make(config: str = CONFIG) -> Sorter:
+    cfg = parse_config(config)
+    return Sorter(cfg, build_workshops(cfg))
+
+
+def feed_lines(
+    sorter: Sorter, tag: str, lines: list[str], path: str = "/var/log/app.log", start: int = 0
+) -> list[Ready]:
+    out: list[Ready] = []
+    for i, line in enumerate(lines, start):
+        record = make_record(tag, "app01", line, {"path": path, "offset": i}, T0 + i * 1000)
+        out += sorter.feed(record, Position("logs.raw", 2, 100 + i), T0 + i * 1000)
+    return out
+
+
+def test_routes_by_table_then_by_name_else_dead_letter() -> None:
+    sorter = make()
+    assert sorter.route(make_record("messages", "h", "x")) == "syslog"
+    assert sorter.route(make_record("json", "h", "{}")) == "json"
+    with pytest.raises(DecodeError, match="unknown source tag 'snmp'; add a route"):
+        sorter.route(make_record("snmp", "h", "x"))
+    with pytest.raises(DecodeError, match="unknown source tag"):
+        sorter.feed(make_record("snmp", "h", "x"), Position("logs.raw", 0, 0), T0)
+
+
+def test_workshops_without_multiline_pass_straight_through() -> None:
+    sorter = make()
+    record = make_record("tail", "h", "\tat looks.like.a.Continuation(X.java:1)")
+    position = Position("logs.raw", 0, 7)
+    assert sorter.feed(record, position, T0) == [(record, position, "plain")]
+    assert sorter.pending() == 0
+
+
+def test_java_stack_trace_merges_into_one_record() -> None:
+    sorter = make()
+    assert feed_lines(sorter, "app", JAVA) == []
+    assert sorter.pending() == len(JAVA)
+    out = feed_lines(sorter, "app", ["2026-11-21 22:38:29,001 INFO [main] next"], start=7)
+    assert len(out) == 1
+    record, position, workshop = out[0]
+    assert record.line == "\n".join(JAVA)
+    assert record.meta == {"path": "/var/log/app.log", "offset": 0, "lines": 7}
+    assert record.received == T0
+    assert position == Position("logs.raw", 2, 100)
+    assert workshop == "syslog"
+    assert sorter.pending() == 1  # the INFO line waits for possible continuations
+
+
+def test_java_trace_inside_syslog_framing_merges_and_decodes_as_one_message() -> None:
+    sorter = make()
+    assert feed_lines(sorter, "messages", JAVA_VIA_RSYSLOG) == []
+    (record, _, workshop), *rest = sorter.flush_all()
+    assert rest == []
+    assert record.meta["lines"] == 7
+    parts = build_workshops(parse_config(CONFIG))[workshop].decode(record)
+    assert parts.fields["program"] == "java"
+    assert parts.message.split("\n")[2] == (
+        "#011at org.springframework.web.client.RestTemplate.doExecute(RestTemplate.java:785)"
+    )
+    assert parts.message.startswith("ERROR [http-nio-8080-exec-3]")
+
+
+def test_python_traceback_with_chained_exception_merges() -> None:
+    sorter = make()
+    out = feed_lines(sorter, "app", [*PYTHON, "2026-11-21 22:38:28,010 INFO worker: next job"])
+    assert len(out) == 1
+    assert out[0][0].line == "\n".join(PYTHON)
+    assert out[0][0].meta["lines"] == len(PYTHON)
+
+
+def test_kernel_oops_merges_and_ends_at_the_next_normal_line() -> None:
+    sorter = make()
+    normal = "Nov 21 22:38:29 cn01 kernel: [ 8815.000001] Lustre: recovery complete"
+    out = feed_lines(sorter, "kern", [*OOPS, normal], path="/var/log/kern.log")
+    assert len(out) == 1
+    record = out[0][0]
+    assert record.meta["lines"] == len(OOPS)
+    parts = build_workshops(parse_config(CONFIG))["syslog"].decode(record)
+    lines = parts.message.split("\n")
+    assert lines[0] == "BUG: kernel NULL pointer dereference, address: 0000000000000008"
+    assert lines[17] == " <TASK>"
+    assert lines[-1] == "---[ end trace 0000000000000000 ]---"
+    assert parts.fields["uptime"] == pytest.approx(8812.402100)
+
+
+def test_ordinary_lines_are_not_merged() -> None:
+    sorter = make()
+    lines = [
+        "Nov 21 22:38:28 login01 sshd[1]: Accepted password for usr1 from 10.0.0.1 port 22 ssh2",
+        "Nov 21 22:38:28 login01 sshd[1]: pam_unix(sshd:session): session opened for user usr1",
+        "Nov 21 22:38:29 login01 sshd[2]: error: PAM: Authentication failure for root",
+        "Nov 21 22:38:29 login01 kernel: [ 8812.1] usb 1-1: new high-speed USB device",
+    ]
+    out = feed_lines(sorter, "messages", lines)
+    assert [r.line for r, _, _ in out] == lines[:3]
+    assert all("lines" not in r.meta for r, _, _ in out)
+
+
+def test_streams_are_kept_apart_by_path_and_host() -> None:
+    sorter = make()
+    a = make_record("app", "app01", JAVA[0], {"path": "/a.log"}, T0)
+    b = make_record("app", "app01", JAVA[0], {"path": "/b.log"}, T0)
+    c = make_record("app", "app02", JAVA[0], {"path": "/a.log"}, T0)
+    for i, record in enumerate((a, b, c)):
+        assert sorter.feed(record, Position("logs.raw", 0, i), T0) == []
+    cont = make_record("app", "app01", JAVA[2], {"path": "/b.log"}, T0)
+    assert sorter.feed(cont, Position("logs.raw", 0, 3), T0) == []
+    out = {r.meta["path"] + r.host: r for r, _, _ in sorter.flush_all()}
+    assert out["/b.logapp01"].meta["lines"] == 2
+    assert out["/a.logapp01"].line == JAVA[0]
+    assert out["/a.logapp02"].line == JAVA[0]
+
+
+def test_idle_record_flushes_after_the_timeout() -> None:
+    sorter = make()
+    feed_lines(sorter, "app", JAVA[:3])  # last line fed at T0 + 2000 ns
+    assert sorter.flush_due(T0 + 2 * S) == []
+    (record, position, _), *rest = sorter.flush_due(T0 + 2000 + 2 * S)
+    assert rest == []
+    assert record.meta["lines"] == 3
+    assert position.offset == 100
+    assert sorter.pending() == 0
+    assert sorter.flush_due(T0 + 10 * S) == []
+
+
+def test_start_only_mode_and_max_lines() -> None:
+    sorter = make()
+    lines = ["2026-11-21 22:38:28 begin", *[f"detail {i}" for i in range(6)]]
+    out = feed_lines(sorter, "startonly", lines)
+    # the 5th line completes a capped record; the rest find no open record and pass alone
+    assert [r.meta.get("lines") for r, _, _ in out] == [5, None, None]
+    assert out[0][0].line == "\n".join(lines[:5])
+    assert [r.line for r, _, _ in out[1:]] == ["detail 4", "detail 5"]
+    orphan = feed_lines(sorter, "startonly", ["orphan"])
+    assert [(r.line, r.meta.get("lines"), w) for r, _, w in orphan] == [
+        ("orphan", None, "startonly")
+    ]
+    assert sorter.pending() == 0
+
+
+def test_start_and_continuation_mode() -> None:
+    sorter = make()
+    out = feed_lines(sorter, "both", ["BEGIN job", " step 1", " step 2", "unrelated", "BEGIN x"])
+    assert [r.line for r, _, _ in out] == ["BEGIN job\n step 1\n step 2", "unrelated"]
+    assert sorter.pending() == 1
+    orphan = feed_lines(sorter, "both", [" orphan continuation"], path="/other")
+    assert [(r.line, r.meta.get("lines")) for r, _, _ in orphan] == [(" orphan continuation", None)]
+    assert sorter.pending() == 1  # only "BEGIN x" on the first stream
+
+
+def test_invalid_utf8_is_never_merged() -> None:
+    sorter = make()
+    feed_lines(sorter, "app", JAVA[:2])
+    bad = make_record("app", "app01", b"\tat \xff", {"path": "/var/log/app.log"}, T0)
+    out = sorter.feed(bad, Position("logs.raw", 2, 200), T0)
+    assert [r.meta.get("lines") for r, _, _ in out] == [2, None]
+    assert out[1][0] is bad
+    assert sorter.pending() == 0
+
+
+def test_snapshot_restore_round_trip_gives_the_same_records() -> None:
+    reference = make()
+    expected = feed_lines(reference, "app", JAVA) + reference.flush_all()
+
+    first = make()
+    assert feed_lines(first, "app", JAVA[:4]) == []
+    data = first.snapshot()
+    assert isinstance(data, bytes)
+    assert b"java.lang.IllegalStateException" in data
+
+    second = make()  # a new worker after a crash
+    second.restore(data)
+    assert second.pending() == 4
+    got = feed_lines(second, "app", JAVA[4:], start=4) + second.flush_all()
+    assert got == expected
+    assert second.snapshot() == make().snapshot()
+
+
+def test_restore_keeps_deadlines_and_handles_empty_and_bad_data() -> None:
+    first = make()
+    feed_lines(first, "app", JAVA[:2])
+    second = make()
+    second.restore(first.snapshot())
+    assert second.flush_due(T0 + S) == []
+    assert len(second.flush_due(T0 + 1000 + 2 * S)) == 1
+    second.restore(b"")
+    assert second.pending() == 0
+    with pytest.raises(ValueError, match="not a sort-stage snapshot"):
+        second.restore(b'{"version": 1}')
+
+
+def test_peer_meta_is_a_stream_key_too() -> None:
+    sorter = make()
+    for i, peer in enumerate(["10.0.0.1:514", "10.0.0.2:514"]):
+        record = make_record("messages", "h", JAVA_VIA_RSYSLOG[0], {"peer": peer}, T0)
+        assert sorter.feed(record, Position("logs.raw", 0, i), T0) == []
+    assert sorter.pending() == 2
+    assert len(sorter.flush_all()) == 2
