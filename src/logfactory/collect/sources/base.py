@@ -1,0 +1,56 @@
+"""What a collector source is, as far as the agent is concerned.
+
+A source turns something outside (a file, a socket) into :class:`~logfactory.record.Record` s and
+hands each to ``emit``. ``emit`` is awaited: when the bus is slow it takes longer to return, which
+is how backpressure reaches the source (a file source reads less, a TCP source stops reading its
+sockets) instead of records piling up in memory.
+
+Durability contract for sources that remember where they were (:class:`Checkpointed`): a record
+counts as *accepted* once ``await emit(record)`` has returned. The agent periodically takes
+``checkpoint()`` (a snapshot of positions up to what was accepted), makes the bus durable
+(``producer.flush``), and only then calls ``commit(token)`` with that snapshot. A source therefore
+never persists a position for data that could still be lost in the producer's buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+from logfactory.record import Record
+
+__all__ = ["Checkpointed", "Emit", "Source", "parse_listen"]
+
+Emit = Callable[[Record], Awaitable[None]]
+
+
+@runtime_checkable
+class Source(Protocol):
+    name: str
+
+    async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        """Collect until ``stop`` is set, then stop accepting, emit what was accepted, return."""
+
+    async def started(self) -> None:
+        """Return once the source listens / watches (raises if it failed to start)."""
+
+
+@runtime_checkable
+class Checkpointed(Protocol):
+    """A source whose positions survive a restart; see the module docstring for the order."""
+
+    def checkpoint(self) -> object:
+        """Positions of everything emitted so far (cheap; called on the event loop)."""
+
+    async def commit(self, token: object) -> None:
+        """Persist ``token`` from :meth:`checkpoint`; called only after the bus flushed it."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` -> (host, port); raises ValueError with the reason."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{listen!r} is not HOST:PORT")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
