@@ -138,7 +138,7 @@ class Mapping(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     when: Match
     type: str
     subtype: str | None = None
-    severity: str = "info"
+    severity: Literal["info", "low", "medium", "high", "critical"] = "info"
     body: dict[str, Any] = {}
     params: dict[str, Any] | str | None = None
 

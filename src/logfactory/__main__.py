@@ -1,0 +1,3 @@
+from logfactory.cli import main
+
+main()

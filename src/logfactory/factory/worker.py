@@ -1,0 +1,263 @@
+"""The factory worker: one loop that takes a batch from ``logs.raw`` through all six stages.
+
+intake -> sort -> decode -> filter -> process -> package, then one bus transaction that writes
+every output of the batch (events, parsed records, dead letters, pattern-library changes and the
+worker's own state) together with the input offsets. A crash at any point therefore either
+loses the whole batch's effects (and it is read again) or keeps all of them: no event is lost or
+duplicated, and event ids are derived from input positions so a replay reproduces them.
+
+State that spans batches — open multi-line records and partial composite windows — is written
+to the compacted ``factory.state`` topic in the same transaction, so a restart resumes it too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import msgspec
+
+from logfactory.bus.base import Bus, Message, TopicPartition
+from logfactory.config import Config
+from logfactory.event import topic_for_type
+from logfactory.factory.filter import FilterStage
+from logfactory.factory.intake import read_record
+from logfactory.factory.model import Decoded, DecodeError, Position
+from logfactory.factory.package import Outputs, Packager
+from logfactory.factory.patterns.library import PatternLibrary
+from logfactory.factory.process.rules import ProcessStage
+from logfactory.factory.sort import Sorter
+from logfactory.factory.workshops.base import Workshop, build_workshops
+from logfactory.record import Record, now_ns
+from logfactory.stats import StatsRegistry
+from logfactory.topics import PATTERNS, RAW, STATE, ensure_topics, event_types
+
+__all__ = ["FactoryWorker", "WorkerState"]
+
+log = logging.getLogger(__name__)
+
+
+class WorkerState(msgspec.Struct):
+    """What a worker must carry across a restart besides offsets."""
+
+    sort: bytes = b""
+    process: bytes = b""
+
+
+_STAGES = ("intake", "sort", "decode", "filter", "process", "package")
+_OUTCOMES = ("received", "sent", "dropped", "errors")
+_COUNT_KEYS = tuple(f"{stage}.{outcome}" for stage in _STAGES for outcome in _OUTCOMES)
+
+_state_encoder = msgspec.json.Encoder()
+_state_decoder = msgspec.json.Decoder(WorkerState)
+
+
+class FactoryWorker:
+    """Runs the event factory for one member of the consumer group ``config.factory.group``."""
+
+    EXPIRE_INTERVAL_S = 1.0
+    LIBRARY_COUNTS_INTERVAL_S = 10.0
+
+    def __init__(self, config: Config, bus: Bus, registry: StatsRegistry) -> None:
+        self.config = config
+        self.bus = bus
+        self.stats = registry
+        ensure_topics(bus, config)
+        self.workshops: dict[str, Workshop] = build_workshops(config)
+        self.sorter = Sorter(config, self.workshops)
+        self.library = PatternLibrary()
+        self.filter = FilterStage(config, self.library)
+        self.process = ProcessStage(config.rules)
+        self.packager = Packager({t: topic_for_type(t) for t in event_types(config)})
+        self.group = config.factory.group
+        self.state_key = f"{self.group}".encode()
+        self._restore()
+        self.consumer = bus.consumer(self.group, [RAW], "earliest")
+        self._last_state = WorkerState(self.sorter.snapshot(), self.process.snapshot())
+        self._next_expire = 0.0
+        self._counts: dict[str, int] = dict.fromkeys(_COUNT_KEYS, 0)
+        self._next_counts = time.monotonic() + self.LIBRARY_COUNTS_INTERVAL_S
+
+    # -- restart --------------------------------------------------------------------------
+    def _read_all(self, topic: str) -> list[Message]:
+        consumer = self.bus.consumer(None, [topic], "earliest")
+        try:
+            out: list[Message] = []
+            ends = {(topic, p): hi for p, (_lo, hi) in self.bus.watermarks(topic).items()}
+            while any(consumer.position().get(tp, 0) < hi for tp, hi in ends.items()):
+                batch = consumer.poll(5000, timeout=0.2)
+                if not batch:
+                    break
+                out += batch
+            return out
+        finally:
+            consumer.close()
+
+    def _restore(self) -> None:
+        """Re-learn the shared pattern library and this group's in-flight state."""
+        for msg in self._read_all(PATTERNS):
+            if msg.value:
+                try:
+                    self.library.apply(msg.value)
+                except ValueError as exc:  # one bad entry must not keep the factory down
+                    log.warning(
+                        "skipping unreadable pattern entry at offset %s: %s", msg.offset, exc
+                    )
+        self.library.drain_changes()
+        latest: bytes | None = None
+        for msg in self._read_all(STATE):
+            if msg.key == self.state_key:
+                latest = msg.value
+        if latest:
+            try:
+                state = _state_decoder.decode(latest)
+                if state.sort:
+                    self.sorter.restore(state.sort)
+                if state.process:
+                    self.process.restore(state.process)
+            except (ValueError, msgspec.DecodeError) as exc:
+                log.error("worker state unreadable, starting without it: %s", exc)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, stop: threading.Event, idle_timeout: float = 0.05) -> None:
+        """Process batches until ``stop`` is set; the batch in hand is always finished."""
+        try:
+            while not stop.is_set():
+                batch = self.consumer.poll(self.config.factory.batch_size, timeout=idle_timeout)
+                self.process_batch(batch)
+        finally:
+            self.consumer.close()
+
+    def process_batch(self, batch: list[Message]) -> Outputs:
+        """All six stages for one batch, committed atomically with its input offsets."""
+        out = Outputs()
+        counts = self._counts = dict.fromkeys(_COUNT_KEYS, 0)
+        now = now_ns()
+        offsets: dict[TopicPartition, int] = {}
+        for msg in batch:
+            offsets[(msg.topic, msg.partition)] = msg.offset + 1
+            read = read_record(msg)
+            counts["intake.received"] += 1
+            if isinstance(read, str):
+                counts["intake.dropped"] += 1
+                self.packager.add_deadletter(
+                    out, read, "intake", Position(msg.topic, msg.partition, msg.offset),
+                    original=msg.value,
+                )  # fmt: skip
+                continue
+            counts["intake.sent"] += 1
+            record, position = read
+            try:
+                ready = self.sorter.feed(record, position, now)
+            except DecodeError as exc:
+                counts["sort.dropped"] += 1
+                self.packager.add_deadletter(out, exc.reason, "sort", position, record)
+                continue
+            for rec, pos, workshop in ready:
+                self._handle(out, rec, pos, workshop)
+        for rec, pos, workshop in self.sorter.flush_due(now):
+            self._handle(out, rec, pos, workshop)
+        self._timers(now)
+        self._commit(out, offsets)
+        return out
+
+    def _handle(self, out: Outputs, record: Record, position: Position, workshop: str) -> None:
+        counts = self._counts
+        counts["sort.sent"] += 1
+        try:
+            parts = self.workshops[workshop].decode(record)
+        except DecodeError as exc:
+            counts["decode.dropped"] += 1
+            self.packager.add_deadletter(out, exc.reason, "decode", position, record)
+            return
+        except Exception as exc:  # a workshop bug must cost one record, not the node
+            log.exception("workshop %s failed on %s", workshop, position)
+            counts["decode.errors"] += 1
+            self.packager.add_deadletter(
+                out, f"workshop {workshop} failed: {exc!r}", "decode", position, record
+            )
+            return
+        counts["decode.sent"] += 1
+        decoded = Decoded(
+            record=record,
+            position=position,
+            workshop=parts.workshop,
+            time_ns=parts.time_ns,
+            message=parts.message,
+            fields=parts.fields,
+        )
+        try:
+            drafts = self.filter.apply(decoded)
+            if drafts:
+                counts["filter.sent"] += len(drafts)
+            else:
+                counts["filter.dropped"] += 1  # known normal: kept in logs.parsed only
+            composite = self.process.feed(decoded)
+            if composite:
+                counts["process.sent"] += len(composite)
+                drafts += composite
+        except Exception as exc:
+            log.exception("filter/process failed on %s", position)
+            counts["filter.errors"] += 1
+            self.packager.add_deadletter(
+                out, f"filter/process failed: {exc!r}", "filter", position, record
+            )
+            return
+        self.packager.add_parsed(out, decoded)
+        if drafts:
+            counts["package.received"] += len(drafts)
+            self.packager.add_events(out, drafts, decoded)
+
+    def _timers(self, now: int) -> None:
+        mono = time.monotonic()
+        if mono >= self._next_expire:
+            self.process.expire(now)
+            self._next_expire = mono + self.EXPIRE_INTERVAL_S
+
+    def _commit(self, out: Outputs, offsets: dict[TopicPartition, int]) -> None:
+        library_changes = self._library_changes()
+        state = WorkerState(self.sorter.snapshot(), self.process.snapshot())
+        state_changed = state != self._last_state
+        if not offsets and not out.messages and not library_changes and not state_changed:
+            return
+        with self.bus.transaction(self.consumer) as tx:
+            for topic, key, value in out.messages:
+                tx.produce(topic, value, key)
+            for key, value in library_changes:
+                tx.produce(PATTERNS, value, key)
+            if state_changed:
+                tx.produce(STATE, _state_encoder.encode(state), self.state_key)
+            if offsets:
+                tx.commit_offsets(offsets)
+        self._last_state = state
+        self._count(out)
+
+    def _library_changes(self) -> list[tuple[bytes, bytes]]:
+        include_counts = time.monotonic() >= self._next_counts
+        if include_counts:
+            self._next_counts = time.monotonic() + self.LIBRARY_COUNTS_INTERVAL_S
+        return [
+            (key.encode(), value)
+            for key, value in self.library.drain_changes_keyed(include_counts=include_counts)
+        ]
+
+    def _count(self, out: Outputs) -> None:
+        counts = self._counts
+        counts["sort.received"] = counts["intake.sent"]
+        counts["decode.received"] = counts["sort.sent"]
+        counts["filter.received"] = counts["process.received"] = counts["decode.sent"]
+        counts["package.sent"] = sum(out.events_by_type.values())
+        counts["package.dropped"] = counts["package.received"] - counts["package.sent"]
+        s = self.stats
+        for stage in _STAGES:
+            s.add_many(
+                f"stage:{stage}",
+                **{outcome: counts[f"{stage}.{outcome}"] for outcome in _OUTCOMES},
+            )
+        for event_type, n in out.events_by_type.items():
+            s.add(f"events:{event_type}", "sent", n)
+        if out.deadletters:
+            s.add("deadletter", "sent", out.deadletters)
+        s.gauge("factory.pending_multiline", self.sorter.pending())
+        s.gauge("factory.open_windows", self.process.open_windows())

@@ -1,0 +1,208 @@
+"""The all-in-one node: collectors and API in this process, the event factory in a child.
+
+Why two processes: the factory is CPU-bound Python and the collectors are latency-bound I/O;
+separate processes give each its own core and GIL, and the embedded bus is built for several
+processes. The parent supervises the factory (restarting it if it dies) and prints the live
+summary; Ctrl-C stops the sources first, flushes what they accepted, then stops the factory
+after its current batch — everything accepted is on the durable bus and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Generator
+from pathlib import Path
+
+import uvicorn
+
+from logfactory.bus.base import Bus
+from logfactory.centre.api import NodeContext, create_app
+from logfactory.collect.agent import Agent
+from logfactory.collect.sources.base import Source
+from logfactory.collect.sources.demo import DemoSource
+from logfactory.config import Config
+from logfactory.stats import StatsRegistry, StatsWriter, read_all_stats
+from logfactory.subscribe import open_bus
+from logfactory.topics import ensure_topics, event_types
+
+__all__ = ["Node", "summary_line"]
+
+log = logging.getLogger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the node decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def summary_line(stats_dir: Path, types: list[str]) -> str:
+    """One line: records in, events out by type, dead letters — summed over live processes."""
+    records_in = 0
+    events: dict[str, int] = {}
+    dead = 0
+    for snap in read_all_stats(stats_dir):
+        for group, counters in snap.get("counters", {}).items():
+            if group.startswith("source:"):
+                records_in += int(counters.get("received", 0))
+            elif group.startswith("events:"):
+                name = group.split(":", 1)[1]
+                events[name] = events.get(name, 0) + int(counters.get("sent", 0))
+            elif group == "deadletter":
+                dead += int(counters.get("sent", 0))
+    parts = " ".join(f"{t}={events.get(t, 0)}" for t in types)
+    return f"in={records_in} | events {parts} | deadletter={dead}"
+
+
+class Node:
+    """Runs one node from a configuration; ``with_factory`` also supervises a factory child."""
+
+    def __init__(self, config: Config, *, with_factory: bool = True, quiet: bool = False) -> None:
+        self.config = config
+        self.with_factory = with_factory
+        self.quiet = quiet
+        self.data_dir = config.data_dir
+        self.stats_dir = self.data_dir / "stats"
+        self.registry = StatsRegistry("node")
+        self._factory: subprocess.Popen[bytes] | None = None
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    # -- the factory child ----------------------------------------------------------------
+    def _start_factory(self) -> None:
+        cmd = [sys.executable, "-m", "logfactory", "factory", "-c", self.config.path]
+        self._factory = subprocess.Popen(cmd, start_new_session=True)
+        self._say(
+            f"factory     pid {self._factory.pid} (consumer group {self.config.factory.group})"
+        )
+
+    def _stop_factory(self) -> None:
+        proc = self._factory
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    # -- main -----------------------------------------------------------------------------
+    def run(self) -> int:
+        return asyncio.run(self._main())
+
+    async def _main(self) -> int:
+        bus: Bus = open_bus(self.config)
+        self.stats_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.stats_dir.glob("*.json"):  # counters of a previous run are not ours
+            old.unlink()
+        ensure_topics(bus, self.config)
+        producer = bus.producer()
+        writer = StatsWriter(self.registry, self.stats_dir).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        extra: list[Source] = [
+            DemoSource(src, self.config.node) for src in self.config.sources if src.type == "demo"
+        ]
+        agent = Agent(self.config, producer, self.registry, extra_sources=extra)
+        server: _QuietServer | None = None
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(agent.run(stop))]
+        if self.config.http.enabled:
+            host, _, port = self.config.http.listen.rpartition(":")
+            ctx = NodeContext(
+                config=self.config,
+                bus=bus,
+                producer=producer,
+                registry=self.registry,
+                stats_dir=self.stats_dir,
+                started=time.time(),
+                expected_processes=("factory",) if self.with_factory else (),
+            )
+            server = _QuietServer(
+                uvicorn.Config(
+                    create_app(ctx), host=host.strip("[]"), port=int(port), log_level="warning",
+                    access_log=False, lifespan="off",
+                )
+            )  # fmt: skip
+            tasks.append(asyncio.create_task(server.serve()))
+        self._say(f"logfactory node {self.config.node.name!r}, data in {self.data_dir}")
+        await agent.wait_ready()
+        for where in agent.listen_addresses:
+            self._say(f"listening   {where}")
+        if server is not None:
+            self._say(f"http        http://{self.config.http.listen}/api/v1/health")
+        if self.with_factory:
+            self._start_factory()
+        try:
+            await self._supervise(stop, tasks)
+        finally:
+            stop.set()
+            if server is not None:
+                server.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(producer.flush)
+            await asyncio.to_thread(self._stop_factory)
+            producer.close()
+            writer.stop()
+            bus.close()
+            if not self.quiet:
+                sys.stdout.write("\n")
+            self._say("stopped cleanly; everything accepted is on the bus")
+        return 0
+
+    async def _supervise(self, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+        types = event_types(self.config)
+        tty = sys.stdout.isatty()
+        last_print = 0.0
+        restarts = 0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise RuntimeError("a node component failed") from task.exception()
+            proc = self._factory
+            if proc is not None and proc.poll() is not None and not stop.is_set():
+                restarts += 1
+                self._say(f"\nfactory exited with {proc.returncode}; restarting (#{restarts})")
+                await asyncio.sleep(min(5.0, 0.5 * restarts))
+                self._start_factory()
+            now = time.monotonic()
+            if not self.quiet and (tty or now - last_print >= 10):
+                line = summary_line(self.stats_dir, types)
+                sys.stdout.write(f"\r\x1b[2K{line}" if tty else f"{line}\n")
+                sys.stdout.flush()
+                last_print = now
+
+
+def run_factory(config: Config) -> int:
+    """Entry of ``logfactory factory``: one worker of the group until SIGTERM/SIGINT."""
+    import threading
+
+    from logfactory.factory.worker import FactoryWorker
+
+    bus = open_bus(config)
+    registry = StatsRegistry(f"factory-{os.getpid()}")
+    writer = StatsWriter(registry, config.data_dir / "stats").start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        FactoryWorker(config, bus, registry).run(stop)
+    finally:
+        writer.stop()
+        bus.close()
+    return 0

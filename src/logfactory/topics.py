@@ -1,0 +1,56 @@
+"""The bus topics the node uses, and how each is created."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from logfactory.bus.base import Bus, TopicSpec
+from logfactory.config import Config, parse_duration, parse_size
+from logfactory.event import BUILTIN_TYPES, topic_for_type
+
+__all__ = [
+    "DEADLETTER",
+    "PARSED",
+    "PATTERNS",
+    "RAW",
+    "STATE",
+    "ensure_topics",
+    "event_types",
+]
+
+RAW = "logs.raw"
+PARSED = "logs.parsed"
+DEADLETTER = "logs.deadletter"
+PATTERNS = "patterns.library"
+STATE = "factory.state"
+
+
+def event_types(config: Config) -> list[str]:
+    """Built-in types first, then the site's own, without repeats."""
+    out = list(BUILTIN_TYPES)
+    out += [t.name for t in config.event_types if t.name not in out]
+    return out
+
+
+def _specs(config: Config) -> Iterable[TopicSpec]:
+    retention = config.bus.retention
+    age_ms = int(parse_duration(retention.max_age) * 1000) if retention.max_age else None
+    size = (
+        parse_size(retention.max_bytes_per_partition)
+        if retention.max_bytes_per_partition is not None
+        else None
+    )
+    n = config.bus.partitions
+    yield TopicSpec(RAW, n, retention_ms=age_ms, retention_bytes=size)
+    yield TopicSpec(PARSED, n, retention_ms=age_ms, retention_bytes=size)
+    yield TopicSpec(DEADLETTER, 1, retention_ms=age_ms, retention_bytes=size)
+    for name in event_types(config):
+        yield TopicSpec(topic_for_type(name), n, retention_ms=age_ms, retention_bytes=size)
+    # the library and worker state are kept whole: newest value per key, never aged out
+    yield TopicSpec(PATTERNS, 1, compact=True)
+    yield TopicSpec(STATE, 1, compact=True)
+
+
+def ensure_topics(bus: Bus, config: Config) -> None:
+    for spec in _specs(config):
+        bus.ensure_topic(spec)
