@@ -83,6 +83,23 @@ class FilterStage:
         self._new_patterns = config.factory.new_patterns
         workshops = config.factory.pattern_workshops
         self._new_workshops = frozenset(workshops) if workshops is not None else None
+        self._candidates: dict[
+            tuple[str, str | None], tuple[tuple[_Alert, ...], tuple[_Mapping, ...]]
+        ] = {}
+
+    def _candidates_for(self, decoded: Decoded) -> tuple[tuple[_Alert, ...], tuple[_Mapping, ...]]:
+        """The alerts and mappings that can match this workshop and program, in config order."""
+        program = decoded.fields.get("program")
+        key = (decoded.workshop, None if program is None else str(program))
+        found = self._candidates.get(key)
+        if found is None:
+            found = (
+                tuple(a for a in self._alerts if a.matcher.accepts(*key)),
+                tuple(m for m in self._mappings if m.matcher.accepts(*key)),
+            )
+            if len(self._candidates) < 65_536:  # bounded: programs are not unlimited in practice
+                self._candidates[key] = found
+        return found
 
     def apply(self, decoded: Decoded) -> list[Draft]:
         stats = self.stats
@@ -92,7 +109,8 @@ class FilterStage:
         decoded.template = obs.template
         decoded.pattern_status = obs.status
         drafts: list[Draft] = []
-        for alert in self._alerts:
+        alerts, mappings = self._candidates_for(decoded)
+        for alert in alerts:
             captured = alert.matcher.match(decoded)
             if captured is not None:
                 drafts.append(self._alert(alert, decoded, captured))
@@ -103,7 +121,7 @@ class FilterStage:
                 drafts.append(self._pattern_alert(decoded, obs.reason, obs.severity))
                 stats.pattern_alerts += 1
         mapped = False
-        for mapping in self._mappings:
+        for mapping in mappings:
             captured = mapping.matcher.match(decoded)
             if captured is not None:
                 drafts.append(self._mapped(mapping, decoded, captured))

@@ -85,6 +85,13 @@ class Matcher:
         self._search = rx.search if rx is not None else None
         self._named = bool(rx.groupindex) if rx is not None else False
 
+    def accepts(self, workshop: str, program: str | None) -> bool:
+        """Whether records of this workshop and program can match at all: lets callers index
+        matchers once per (workshop, program) instead of trying every one on every record."""
+        if self._workshops is not None and workshop not in self._workshops:
+            return False
+        return self._programs is None or (program is not None and program in self._programs)
+
     def match(self, decoded: Decoded) -> dict[str, Any] | None:
         """Named groups of the message regex that took part (empty dict when none), or ``None``
         when any condition fails. A missing field never matches."""

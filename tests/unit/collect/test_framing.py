@@ -106,7 +106,7 @@ def test_absurd_count_is_rejected() -> None:
 
 def test_zero_count_is_rejected() -> None:
     dec = FrameDecoder()
-    assert dec.feed(b"0 oops\n4 <1>a") == [b"<1>a"]
+    assert dec.feed(b"0 <1>oops\n4 <1>a") == [b"<1>a"]
     assert dec.rejected == 1
 
 
@@ -131,6 +131,7 @@ def test_digit_first_line_in_newline_mode_is_a_line() -> None:
     st.lists(st.integers(min_value=0, max_value=400), max_size=6),
 )
 def test_octet_stream_roundtrip_any_split(msgs: list[bytes], cuts: list[int]) -> None:
+    msgs = [b"<13>" + m for m in msgs]  # octet counting frames syslog messages (RFC 6587)
     expected = [m[:-1] if m.endswith(b"\n") else m for m in msgs]
     expected = [m[:-1] if m.endswith(b"\r") and msgs[i].endswith(b"\r\n") else m
                 for i, m in enumerate(expected)]  # fmt: skip
@@ -152,3 +153,24 @@ def test_any_bytes_never_crash_and_stay_bounded(chunks: list[bytes], limit: int)
         assert len(dec._buf) <= max(limit, len(str(limit)) + 2)
     rest = dec.close()
     assert rest is None or len(rest[0]) <= limit
+
+
+def test_raw_lines_starting_with_digits_are_newline_framed() -> None:
+    dec = FrameDecoder()
+    assert dec.feed(b"2026-11-22 00:10:42|login01|usr1\n1763770242123 epoch stamped\n") == [
+        b"2026-11-22 00:10:42|login01|usr1",
+        b"1763770242123 epoch stamped",
+    ]
+    assert dec.mode == "newline"
+    assert dec.rejected == 0
+
+
+def test_detection_waits_for_the_deciding_bytes() -> None:
+    dec = FrameDecoder()
+    assert dec.feed(b"1") == []
+    assert dec.feed(b"5") == []
+    assert dec.feed(b" ") == []
+    assert dec.mode is None
+    assert dec.feed(b"<13>hello wor") == []
+    assert dec.mode == "octet"
+    assert dec.feed(b"ld!") == [b"<13>hello world"]

@@ -85,10 +85,20 @@ class FrameDecoder:
             self._feed_lines(data, out)
             return out
         if self._state == _DETECT:
-            data = data.lstrip(_GAP)
+            data = (self._buf + data).lstrip(_GAP)
+            self._buf = b""
             if not data:
                 return out
-            if data[0] in _DIGITS:
+            # octet counting is ``LEN SP <PRI>...``; a raw line may start with digits too
+            # (``2026-11-22 ...``, epoch stamps), so look past them before deciding
+            run = 0
+            limit = min(len(data), 64)
+            while run < limit and data[run] in _DIGITS:
+                run += 1
+            if run and run + 2 > len(data) and run < 64:
+                self._buf = data  # not enough bytes yet for the ones that decide
+                return out
+            if run and data[run : run + 2] == b" <":
                 self._state = _OCTET
                 self.mode = "octet"
             else:
