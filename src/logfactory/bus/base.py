@@ -91,7 +91,11 @@ class Consumer(Protocol):
         """Up to ``max_records`` messages, waiting at most ``timeout`` seconds for the first."""
 
     def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None:
-        """Commit next-offsets to read (default: everything returned by poll so far)."""
+        """Commit next-offsets to read (default: everything returned by poll so far).
+
+        Raises :class:`FencedError` (and commits nothing) if this member no longer owns one of
+        the partitions; a no-op for a consumer without a group.
+        """
 
     def position(self) -> dict[TopicPartition, int]:
         """Next offset this consumer will read, per assigned partition."""
@@ -104,7 +108,12 @@ class Consumer(Protocol):
 
 
 class Transaction(Protocol):
-    """Outputs and input offsets that become durable together, or not at all."""
+    """Outputs and input offsets that become durable together, or not at all.
+
+    Nothing is visible before the ``with`` block ends. An exception inside it discards
+    everything; a :class:`FencedError` at its end (the consumer lost a partition whose offset
+    it commits) means nothing was written either.
+    """
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None: ...
 
@@ -147,6 +156,10 @@ class Bus(Protocol):
     def groups(self) -> list[str]: ...
 
     def maintain(self) -> dict[str, int]:
-        """Apply retention and compaction; return how many messages each topic dropped."""
+        """Apply retention and compaction; return how many messages each topic dropped.
+
+        Offsets of the remaining messages never change and new ones continue after the old
+        high watermark; a group whose committed offset was deleted resumes at the low one.
+        """
 
     def close(self) -> None: ...

@@ -50,6 +50,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from logfactory.bus.base import (
     BusError,
@@ -83,6 +84,18 @@ CREATE TABLE members (
 CREATE TABLE leases (
     grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, member TEXT NOT NULL,
     epoch INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta VALUES ('epoch', 0);
+"""
+# The first layout (unversioned): same tables minus epochs, start times and compaction marks.
+# Members and leases are session state, so they are dropped rather than converted.
+_V1_TABLES = frozenset({"topics", "heads", "offsets", "members", "leases"})
+_MIGRATE_V1 = """
+ALTER TABLE heads ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0;
+DELETE FROM members;
+DELETE FROM leases;
+ALTER TABLE members ADD COLUMN started INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta VALUES ('epoch', 0);
 """
@@ -139,6 +152,7 @@ class _Db:
             str(path), timeout=30.0, isolation_level=None, check_same_thread=False
         )
         self.lock = threading.RLock()
+        self.closed = False
         self.conn.execute("PRAGMA busy_timeout=30000")
         deadline = time.monotonic() + 30.0
         while True:  # switching to WAL needs a moment alone with a brand-new file
@@ -161,6 +175,7 @@ class _Db:
     def write(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: writers queue on SQLite's lock instead of failing late."""
         with self.lock:
+            self.check()
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
@@ -174,6 +189,7 @@ class _Db:
     def read(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: one consistent snapshot across several statements."""
         with self.lock:
+            self.check()
             self.conn.execute("BEGIN")
             try:
                 yield self.conn
@@ -183,12 +199,25 @@ class _Db:
     def data_version(self) -> int:
         """Changes whenever another connection commits: the cheap "anything new?" probe."""
         with self.lock:
+            self.check()
             row = self.conn.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """All rows of one statement (its own snapshot)."""
+        with self.lock:
+            self.check()
+            return self.conn.execute(sql, params).fetchall()
+
+    def check(self) -> None:
+        if self.closed:
+            raise BusError("this bus handle is closed")
+
     def close(self) -> None:
         with self.lock:
-            self.conn.close()
+            if not self.closed:
+                self.closed = True
+                self.conn.close()
 
 
 def _marks(c: sqlite3.Connection, topic: str, tid: int, p: int) -> tuple[int, int]:
@@ -229,28 +258,27 @@ class LocalBus:
             raise
 
     def _init_schema(self) -> None:
-        with self._db.lock:
-            (version,) = self._db.conn.execute("PRAGMA user_version").fetchone()
+        [(version,)] = self._db.query("PRAGMA user_version")
         if version == _SCHEMA_VERSION:
             return
         with self._db.write() as c:
             (version,) = c.execute("PRAGMA user_version").fetchone()
-            if version == 0:
-                (tables,) = c.execute(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE type='table'"
-                ).fetchone()
-                if tables == 0:
-                    for stmt in _SCHEMA.split(";"):
-                        if stmt.strip():
-                            c.execute(stmt)
-                    c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-                    return
-            if version != _SCHEMA_VERSION:
+            tables = {str(r[0]) for r in c.execute("SELECT name FROM sqlite_master")}
+            if version == 0 and not tables:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            elif version == 0 and tables >= _V1_TABLES:
+                for stmt in _MIGRATE_V1.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            elif version != _SCHEMA_VERSION:
                 raise BusError(
                     f"{self.path} has bus schema {version}, this version needs "
                     f"{_SCHEMA_VERSION}; move the old directory away (or drain it with the "
                     "version that wrote it)"
                 )
+            c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
 
     # -- topics ---------------------------------------------------------------------------
     def ensure_topic(self, spec: TopicSpec) -> int:
@@ -292,10 +320,8 @@ class LocalBus:
         cached = self._topic_cache.get(name)
         if cached is not None:
             return cached
-        with self._db.lock:
-            row = self._db.conn.execute(
-                "SELECT id, partitions FROM topics WHERE name=?", (name,)
-            ).fetchone()
+        rows = self._db.query("SELECT id, partitions FROM topics WHERE name=?", (name,))
+        row = rows[0] if rows else None
         if row is None:
             if not create:
                 return None
@@ -313,8 +339,7 @@ class LocalBus:
         return info
 
     def topics(self) -> dict[str, int]:
-        with self._db.lock:
-            rows = self._db.conn.execute("SELECT name, partitions FROM topics").fetchall()
+        rows = self._db.query("SELECT name, partitions FROM topics")
         return {str(n): int(p) for n, p in rows}
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
@@ -326,29 +351,20 @@ class LocalBus:
             return {p: _marks(c, topic, tid, p) for p in range(partitions)}
 
     def committed(self, group: str, topic: str) -> dict[int, int]:
-        with self._db.lock:
-            rows = self._db.conn.execute(
-                "SELECT partition, next FROM offsets WHERE grp=? AND topic=?", (group, topic)
-            ).fetchall()
+        rows = self._db.query(
+            "SELECT partition, next FROM offsets WHERE grp=? AND topic=?", (group, topic)
+        )
         return {int(p): int(n) for p, n in rows}
 
     def groups(self) -> list[str]:
-        with self._db.lock:
-            rows = self._db.conn.execute(
-                "SELECT grp FROM offsets UNION SELECT grp FROM members ORDER BY 1"
-            ).fetchall()
+        rows = self._db.query("SELECT grp FROM offsets UNION SELECT grp FROM members ORDER BY 1")
         return [str(r[0]) for r in rows]
 
     def lag(self, group: str) -> dict[str, int]:
         """Messages not yet committed by ``group``, per topic it has committed on."""
         out: dict[str, int] = {}
-        with self._db.lock:
-            topics = [
-                str(r[0])
-                for r in self._db.conn.execute(
-                    "SELECT DISTINCT topic FROM offsets WHERE grp=?", (group,)
-                ).fetchall()
-            ]
+        rows = self._db.query("SELECT DISTINCT topic FROM offsets WHERE grp=?", (group,))
+        topics = [str(r[0]) for r in rows]
         for topic in topics:
             marks = self.watermarks(topic)
             done = self.committed(group, topic)
@@ -423,10 +439,9 @@ class LocalBus:
         appended since the last run), never to the size of the topic.
         """
         dropped: dict[str, int] = {}
-        with self._db.lock:
-            specs = self._db.conn.execute(
-                "SELECT name, id, partitions, compact, retention_ms, retention_bytes FROM topics"
-            ).fetchall()
+        specs = self._db.query(
+            "SELECT name, id, partitions, compact, retention_ms, retention_bytes FROM topics"
+        )
         for name, tid, partitions, compact, retention_ms, retention_bytes in specs:
             topic, tid, n = str(name), int(tid), 0
             for p in range(int(partitions)):
@@ -681,6 +696,8 @@ class LocalConsumer:
         self._epochs: dict[TopicPartition, int] = {}
         self._assigned: list[TopicPartition] = []
         self._sql: dict[str, str] = {}
+        # heartbeat well within the session timeout, or live members would expel each other
+        self._interval = min(self.REBALANCE_INTERVAL_S, bus.session_timeout_ms / 3000)
         self._joined = False
         self._dirty = True
         self._next_rebalance = 0.0
@@ -792,7 +809,7 @@ class LocalConsumer:
         self._check_open()
         if self._group is not None and time.monotonic() >= self._next_rebalance:
             self._rebalance(self._group)
-            self._next_rebalance = time.monotonic() + self.REBALANCE_INTERVAL_S
+            self._next_rebalance = time.monotonic() + self._interval
         return list(self._assigned)
 
     def position(self) -> dict[TopicPartition, int]:
@@ -835,6 +852,7 @@ class LocalConsumer:
         self._rr = (self._rr + 1) % n
         positions = self._positions
         with self._db.lock:
+            self._db.check()
             execute = self._db.conn.execute
             for i in range(n):
                 want = max_records - len(out)
