@@ -102,6 +102,21 @@ mappings:
 """
 
 
+def _wait_healthy(http: int, timeout: float = 60.0) -> None:
+    """The node answers 200 once the factory reports: only then is the pipeline warm."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/health", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError("node never became healthy")
+
+
 def latency(rate: int, seconds: int) -> dict[str, float]:
     from logfactory.subscribe import Subscriber
 
@@ -116,6 +131,7 @@ def latency(rate: int, seconds: int) -> dict[str, float]:
         )
         try:
             _wait_port(port)
+            _wait_healthy(http)
             lat: list[float] = []
             expected = rate * seconds
             sub = Subscriber(["USER_OP"], config=config, start="earliest", poll_timeout=0.2)

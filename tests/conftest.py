@@ -18,7 +18,9 @@ def local_bus(tmp_path: Path) -> Iterator[LocalBus]:
     bus.close()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Poll ``predicate`` until it is truthy; fail the test with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

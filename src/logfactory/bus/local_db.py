@@ -1,0 +1,248 @@
+# Table names here are t<integer id> from the bus's own topics table, never user text.
+"""The embedded bus's storage layer: one SQLite connection, the schema, and the row layout.
+
+Everything that knows how a message is stored lives here, so the bus, producer, consumer and
+maintenance modules agree on it: a topic's table ``t<id>`` has an integer primary key packing
+``partition << 40 | offset`` (see :func:`rid_of`), and ``heads`` holds each partition's next
+offset and stored value bytes. The design and guarantees are described in
+:mod:`logfactory.bus.local`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from logfactory.bus.base import BusError
+
+__all__ = [
+    "MAX_OFFSET",
+    "MAX_PARTITIONS",
+    "Db",
+    "Entry",
+    "as_bytes",
+    "init_schema",
+    "is_busy",
+    "marks",
+    "now_ms",
+    "process_start",
+    "rid_of",
+]
+
+_SHIFT = 40
+MAX_OFFSET = (1 << _SHIFT) - 1
+MAX_PARTITIONS = 1 << 22
+
+# One message waiting to be appended: (topic, key, value).
+Entry = tuple[str, bytes | None, bytes]
+
+_SCHEMA_VERSION = 2
+_SCHEMA = """
+CREATE TABLE topics (
+    name TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE, partitions INTEGER NOT NULL,
+    compact INTEGER NOT NULL DEFAULT 0, retention_ms INTEGER, retention_bytes INTEGER);
+CREATE TABLE heads (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, next INTEGER NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0, compacted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic, partition)) WITHOUT ROWID;
+CREATE TABLE offsets (
+    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, next INTEGER NOT NULL,
+    PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
+CREATE TABLE members (
+    grp TEXT NOT NULL, member TEXT NOT NULL, pid INTEGER NOT NULL, started INTEGER NOT NULL,
+    heartbeat_ms INTEGER NOT NULL, PRIMARY KEY (grp, member)) WITHOUT ROWID;
+CREATE TABLE leases (
+    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, member TEXT NOT NULL,
+    epoch INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta VALUES ('epoch', 0);
+"""
+# The first layout (unversioned): same tables minus epochs, start times and compaction marks.
+# Members and leases are session state, so they are dropped rather than converted.
+_V1_TABLES = frozenset({"topics", "heads", "offsets", "members", "leases"})
+_MIGRATE_V1 = """
+ALTER TABLE heads ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0;
+DELETE FROM members;
+DELETE FROM leases;
+ALTER TABLE members ADD COLUMN started INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta VALUES ('epoch', 0);
+"""
+_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_HAVE_PROC = os.path.isdir("/proc/self")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def rid_of(partition: int, offset: int) -> int:
+    """The row id of ``offset`` in ``partition``: a partition is one contiguous rid range."""
+    return (partition << _SHIFT) | offset
+
+
+def is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES or "locked" in str(exc)
+    )
+
+
+def as_bytes(value: object, key: object) -> tuple[bytes, bytes | None]:
+    """Bytes-like payloads as ``bytes``; reject what SQLite would store as TEXT or INTEGER and
+    hand back to consumers as something other than ``bytes``."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise TypeError(f"message value must be bytes, not {type(value).__name__}")
+    if key is not None and not isinstance(key, bytes | bytearray | memoryview):
+        raise TypeError(f"message key must be bytes or None, not {type(key).__name__}")
+    return bytes(value), None if key is None else bytes(key)
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of a running process (0 where unknowable), or None if it is gone.
+
+    A zombie counts as gone: it will never poll again although ``os.kill(pid, 0)`` succeeds,
+    and the start time tells a reused pid from the member that registered it.
+    """
+    if _HAVE_PROC:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return 0
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if not fields or fields[0] in (b"Z", b"X"):
+            return None
+        return int(fields[19]) if len(fields) > 19 else 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return 0
+    return 0
+
+
+class Db:
+    """One SQLite connection guarded by a lock, with the pragmas every user needs."""
+
+    def __init__(self, path: Path, fsync: bool) -> None:
+        self.conn = sqlite3.connect(
+            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self.lock = threading.RLock()
+        self.closed = False
+        self.conn.execute("PRAGMA busy_timeout=30000")
+        deadline = time.monotonic() + 30.0
+        while True:  # switching to WAL needs a moment alone with a brand-new file
+            try:
+                mode = str(self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+                break
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() > deadline:
+                    self.conn.close()
+                    raise
+                time.sleep(0.01)
+        if mode.lower() != "wal":
+            self.conn.close()
+            raise BusError(f"{path}: SQLite cannot use WAL here (got {mode!r}); use a local disk")
+        self.conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        self.conn.execute("PRAGMA journal_size_limit=67108864")
+        self.conn.execute("PRAGMA cache_size=-16384")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: writers queue on SQLite's lock instead of failing late."""
+        with self.lock:
+            self.check()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot across several statements."""
+        with self.lock:
+            self.check()
+            self.conn.execute("BEGIN")
+            try:
+                yield self.conn
+            finally:
+                self.conn.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: the cheap "anything new?" probe."""
+        with self.lock:
+            self.check()
+            row = self.conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """All rows of one statement (its own snapshot)."""
+        with self.lock:
+            self.check()
+            return self.conn.execute(sql, params).fetchall()
+
+    def check(self) -> None:
+        if self.closed:
+            raise BusError("this bus handle is closed")
+
+    def close(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self.closed = True
+                self.conn.close()
+
+
+def init_schema(db: Db, path: Path) -> None:
+    """Create the tables in a new database or migrate an older layout in place.
+
+    Checked inside the write transaction, so processes opening a new directory at once create
+    the schema exactly once; a layout this version does not know is refused, not guessed at.
+    """
+    [(version,)] = db.query("PRAGMA user_version")
+    if version == _SCHEMA_VERSION:
+        return
+    with db.write() as c:
+        (version,) = c.execute("PRAGMA user_version").fetchone()
+        tables = {str(r[0]) for r in c.execute("SELECT name FROM sqlite_master")}
+        if version == 0 and not tables:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+        elif version == 0 and tables >= _V1_TABLES:
+            for stmt in _MIGRATE_V1.split(";"):
+                if stmt.strip():
+                    c.execute(stmt)
+        elif version != _SCHEMA_VERSION:
+            raise BusError(
+                f"{path} has bus schema {version}, this version needs "
+                f"{_SCHEMA_VERSION}; move the old directory away (or drain it with the "
+                "version that wrote it)"
+            )
+        c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+
+
+def marks(c: sqlite3.Connection, topic: str, tid: int, p: int) -> tuple[int, int]:
+    """(low, high) watermarks of partition ``p``: low is the high mark once retention emptied it."""
+    (high,) = c.execute(
+        "SELECT next FROM heads WHERE topic=? AND partition=?", (topic, p)
+    ).fetchone()
+    (low,) = c.execute(
+        f"SELECT MIN(rid) FROM t{tid} WHERE rid >= ? AND rid <= ?",
+        (rid_of(p, 0), rid_of(p, MAX_OFFSET)),
+    ).fetchone()
+    return (int(low) & MAX_OFFSET if low is not None else int(high)), int(high)
