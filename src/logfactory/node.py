@@ -119,7 +119,10 @@ class Node:
         ]
         agent = Agent(self.config, producer, self.registry, extra_sources=extra)
         server: _QuietServer | None = None
-        tasks: list[asyncio.Task[None]] = [asyncio.create_task(agent.run(stop))]
+        tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(agent.run(stop)),
+            asyncio.create_task(self._maintain(bus, stop)),
+        ]
         if self.config.http.enabled:
             host, _, port = self.config.http.listen.rpartition(":")
             ctx = NodeContext(
@@ -162,6 +165,24 @@ class Node:
                 sys.stdout.write("\n")
             self._say("stopped cleanly; everything accepted is on the bus")
         return 0
+
+    MAINTAIN_INTERVAL_S = 30.0
+
+    async def _maintain(self, bus: Bus, stop: asyncio.Event) -> None:
+        """Retention and compaction of the bus, in the background, off the event loop."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.MAINTAIN_INTERVAL_S)
+            if stop.is_set():
+                return
+            try:
+                dropped = await asyncio.to_thread(bus.maintain)
+            except Exception:  # retention must never take the node down; it retries later
+                log.exception("bus maintenance failed")
+                continue
+            for topic, n in dropped.items():
+                if n:
+                    self.registry.add("bus:retention", topic, n)
 
     async def _supervise(self, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
         types = event_types(self.config)
