@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logfactory.config import parse_config
 from logfactory.factory.model import DecodeError, Position
-from logfactory.factory.sort import Ready, Sorter
+from logfactory.factory.sort import _FAST_CONTINUATION, DEFAULT_CONTINUATION, Ready, Sorter
 from logfactory.factory.workshops.base import build_workshops
-from logfactory.record import make_record
+from logfactory.record import Record, make_record
 
 CONFIG = r"""
 workshops:
@@ -303,3 +309,121 @@ def test_peer_meta_is_a_stream_key_too() -> None:
         assert sorter.feed(record, Position("logs.raw", 0, i), T0) == []
     assert sorter.pending() == 2
     assert len(sorter.flush_all()) == 2
+
+
+# -- the fast paths keep the documented behaviour -------------------------------------------------
+# Pieces of headers, uptimes and every alternative of the trace body, and near misses of them
+# (the exception-name rule's dots and suffixes, too many digits, Unicode digits and spaces).
+PIECES = [
+    "<13>", "<1234>", "Nov 21 22:38:28 ", "Nov  1 22:38:28.123 ", "Nov 21 22:38:28.", "Nov 1 ",
+    "2026-11-21T22:38:28Z ", "2026-11-21T22:38 ", "host ", "host: ", "prog: ", "prog[12]: ",
+    "prog[]: ", "prog[x]: ", "kernel: ", ": ", "] ", "[ 8812.402100] ", "[8812.4] ", "[ 1.] ",
+    " ", "  ", "\t", "\n", "#011at x", "Caused by: x", "Suppressed: ", "... 12 more",
+    "... 3 common frames omitted", "Exception in thread ", "Traceback (most recent call last):",
+    "During handling of the above exception", "The above exception was the direct cause",
+    "java.lang.IllegalStateException: boom", "a.Error:", "a.xError:", "Error:", "xError",
+    "SystemExit", "KeyboardInterrupt", "java.lang.Throwable:", "a$b.C$1Exception:", "x..Error:",
+    "x.Error.:", "é.Error:", "RIP: ", "R10: ", "R1: ", "R123: ", "IP:", "FS:  ", "CR2: ",
+    "Code: ", "Call Trace:", "Modules linked in: ", "Hardware name: ", "Workqueue: ", "#PF: ",
+    "PGD 0 ", "P4D ff ", "Oops: ", "CPU: 3 PID: ", "---[ end ", "Kernel panic - not syncing",
+    "<TASK>", "</IRQ>", "<EOI>", ":", "]", "[", "x", "New session", "\u0663", "\u2003", ".", "$",
+]  # fmt: skip
+REFERENCE = re.compile(DEFAULT_CONTINUATION)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from(PIECES) | st.text(max_size=4), max_size=8).map("".join))
+def test_fast_default_continuation_matches_the_same_lines(line: str) -> None:
+    assert (_FAST_CONTINUATION.search(line) is None) == (REFERENCE.search(line) is None)
+
+
+def test_fast_default_continuation_on_the_sample_traces() -> None:
+    samples = [*JAVA, *JAVA_VIA_RSYSLOG, *PYTHON, *OOPS, "x.Error:", "a.Error:", "Nov 1 "]
+    assert [_FAST_CONTINUATION.search(x) is not None for x in samples] == [
+        REFERENCE.search(x) is not None for x in samples
+    ]
+    # the near misses: a suffix right after a dot or at the very start is no exception name
+    assert [REFERENCE.search(x) is not None for x in ["a.xError:", "a.Error:", "Error:"]] == [
+        True, False, False,
+    ]  # fmt: skip
+
+
+LINES = [*JAVA[:3], *OOPS[:3], "Nov 21 22:38:28 h sshd[1]: hello", "plain", " indented", ""]
+
+
+def reference_merge(
+    events: list[tuple[str, int]], continuation: re.Pattern[str], max_lines: int
+) -> list[tuple[str, str | None, int | None]]:
+    """The documented continuation-only rules, written plainly: (line, path, lines) per output
+    (a path "" is no path: the stream of the host)."""
+    opened: dict[str, list[str]] = {}
+    out: list[tuple[str, str | None, int | None]] = []
+
+    def close(path: str) -> None:
+        lines = opened.pop(path)
+        out.append(("\n".join(lines), path or None, len(lines) if len(lines) > 1 else None))
+
+    for path, index in events:
+        line = LINES[index]
+        if path in opened and continuation.search(line) is not None:
+            opened[path].append(line)
+        else:
+            if path in opened:
+                close(path)
+            opened[path] = [line]
+        if len(opened[path]) >= max_lines:
+            close(path)
+    for path in list(opened):
+        close(path)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["", "/a", "/b"]), st.integers(0, len(LINES) - 1))),
+    st.sampled_from([None, r"^\s"]),
+    st.integers(1, 4),
+)
+def test_merging_follows_the_documented_rules(
+    events: list[tuple[str, int]], continuation: str | None, max_lines: int
+) -> None:
+    multiline: dict[str, Any] = {"max_lines": max_lines}
+    if continuation is not None:
+        multiline["continuation"] = continuation
+    # JSON is YAML: no quoting rules to get wrong
+    sorter = make(json.dumps({"workshops": {"app": {"format": "syslog", "multiline": multiline}}}))
+    got: list[Ready] = []
+    for i, (path, index) in enumerate(events):
+        meta: dict[str, Any] = {"path": path} if path else {}
+        record = make_record("app", "h", LINES[index], meta, T0 + i)
+        got += sorter.feed(record, Position("logs.raw", 0, i), T0 + i)
+    got += sorter.flush_all()
+    pattern = REFERENCE if continuation is None else re.compile(continuation)
+    assert [(r.line, r.meta.get("path"), r.meta.get("lines")) for r, _, _ in got] == (
+        reference_merge(events, pattern, max_lines)
+    )
+
+
+def test_max_lines_one_hands_every_line_on_at_once() -> None:
+    sorter = make("workshops: {app: {format: syslog, multiline: {max_lines: 1}}}")
+    record = make_record("app", "h", "first", {}, T0)
+    assert sorter.feed(record, Position("logs.raw", 0, 0), T0) == [
+        (record, Position("logs.raw", 0, 0), "app")
+    ]
+    cont = make_record("app", "h", "\tat x", {}, T0)
+    assert [r for r, _, _ in sorter.feed(cont, Position("logs.raw", 0, 1), T0)] == [cont]
+    assert sorter.pending() == 0
+
+
+def test_a_held_line_is_handed_on_unchanged_when_the_next_line_arrives() -> None:
+    sorter = make()
+    first = make_record("messages", "h", "Nov 21 22:38:28 h sshd[1]: one", {"peer": "p"}, T0)
+    second = make_record("messages", "h", "Nov 21 22:38:29 h sshd[1]: two", {"peer": "p"}, T0)
+    assert sorter.feed(first, Position("logs.raw", 0, 0), T0) == []
+    out = sorter.feed(second, Position("logs.raw", 0, 1), T0 + S)
+    assert out == [(first, Position("logs.raw", 0, 0), "syslog")]
+    assert out[0][0] is first
+    (held, position, _), *_ = sorter.flush_due(T0 + 3 * S)
+    assert isinstance(held, Record)
+    assert held is second
+    assert position == Position("logs.raw", 0, 1)

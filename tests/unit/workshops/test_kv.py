@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from logfactory.config import parse_config
 from logfactory.factory.model import DecodedParts, DecodeError
@@ -117,3 +121,50 @@ def test_bad_time_with_custom_format() -> None:
 def test_invalid_utf8() -> None:
     with pytest.raises(DecodeError, match="invalid UTF-8 at byte 2"):
         decode(b"ab\xc3(|x")
+
+
+# the definition convert_value implements with string methods
+NUMBER_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
+NUMBER_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})\.[0-9]{1,17}")
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.text(alphabet="-0123456789.e_+ x\u0663\u00b2", max_size=24)
+    | st.from_regex(NUMBER_FLOAT, fullmatch=True)
+    | st.from_regex(NUMBER_INT, fullmatch=True)
+)
+def test_convert_value_follows_its_definition(text: str) -> None:
+    expected: Any = text
+    if NUMBER_INT.fullmatch(text):
+        expected = int(text)
+    elif NUMBER_FLOAT.fullmatch(text):
+        expected = float(text)
+    got = convert_value(text)
+    assert type(got) is type(expected)
+    assert got == expected
+
+
+def test_convert_value_edges() -> None:
+    cases: list[tuple[str, Any]] = [
+        ("0", 0), ("-0", 0), ("00", "00"), ("0.0", 0.0), ("-0.5", -0.5),
+        ("1" * 18, int("1" * 18)), ("1" * 19, "1" * 19),
+        ("1." + "1" * 17, float("1." + "1" * 17)), ("1." + "1" * 18, "1." + "1" * 18),
+        (".5", ".5"), ("5.", "5."), ("-", "-"), ("-.5", "-.5"), ("1.2.3", "1.2.3"),
+        ("\u0663", "\u0663"), ("\u00b2", "\u00b2"), ("+1", "+1"), ("1_0", "1_0"),
+    ]  # fmt: skip
+    for text, expected in cases:
+        got = convert_value(text)
+        assert (type(got), got) == (type(expected), expected), text
+
+
+def test_repeated_time_text_gives_the_same_time_and_the_same_errors() -> None:
+    line = "2026-11-21 22:38:28|login01|usr1|10.0.0.1|LOGIN|"
+    assert (
+        decode(line).time_ns
+        == decode(line).time_ns
+        == ns(datetime(2026, 11, 21, 22, 38, 28, tzinfo=SHANGHAI))
+    )
+    for _ in range(2):  # the second is answered from the cache: still an error
+        with pytest.raises(DecodeError, match="bad time"):
+            decode("2026-13-01 00:00:00|login01|usr1|10.0.0.1|LOGIN|")

@@ -248,3 +248,63 @@ def test_merged_record_starting_with_blank_lines_decodes() -> None:
     parts = WORKSHOPS["syslog"].decode(record)
     assert parts.message.startswith("Traceback (most recent call last):\n  File")
     assert parts.message.endswith("KeyError: 'a'")
+
+
+# -- the fast path's caches and tables must not change a result ----------------------------------
+def test_cached_time_follows_the_receive_year() -> None:
+    line = "<13>Dec 31 23:59:58 login01 app: late"
+    in_2026 = ns(datetime(2026, 11, 21, 12, 0, tzinfo=BERLIN))
+    in_2027 = ns(datetime(2027, 12, 1, 12, 0, tzinfo=BERLIN))
+    assert decode(line, received=in_2026).time_ns == ns(
+        datetime(2026, 12, 31, 23, 59, 58, tzinfo=BERLIN)
+    )
+    assert decode(line, received=in_2027).time_ns == ns(
+        datetime(2027, 12, 31, 23, 59, 58, tzinfo=BERLIN)
+    )
+    assert decode(line, received=in_2026).time_ns == ns(
+        datetime(2026, 12, 31, 23, 59, 58, tzinfo=BERLIN)
+    )
+
+
+def test_lines_of_one_second_keep_their_own_fractions() -> None:
+    base = ns(datetime(2026, 11, 21, 22, 38, 28, tzinfo=BERLIN))
+    times = [
+        decode(f"<13>Nov 21 22:38:28{frac} login01 app: x").time_ns
+        for frac in ("", ".5", ".25", "", ".000000001")
+    ]
+    assert times == [base, base + 500_000_000, base + 250_000_000, base, base + 1]
+
+
+def test_impossible_date_stays_the_receive_time_when_cached() -> None:
+    other = RECEIVED + 1_000_000_000
+    assert decode("<13>Feb 30 10:00:00.5 h app: x").time_ns == RECEIVED
+    assert decode("<13>Feb 30 10:00:00.5 h app: x", received=other).time_ns == other
+
+
+@pytest.mark.parametrize(
+    ("pri", "facility", "level"),
+    [("0", "kern", "emerg"), ("00", "kern", "emerg"), ("000", "kern", "emerg"),
+     ("013", "user", "notice"), ("191", "local7", "debug")],
+)  # fmt: skip
+def test_every_spelling_of_a_pri_names_facility_and_level(
+    pri: str, facility: str, level: str
+) -> None:
+    parts = decode(f"<{pri}>Nov 21 22:38:28 login01 app[7]: x")
+    assert parts.fields == {
+        "host": "login01", "program": "app", "pid": 7, "facility": facility, "level": level,
+    }  # fmt: skip
+    assert parts.message == "x"
+
+
+def test_pri_above_191_is_no_pri() -> None:
+    parts = decode("<192>Nov 21 22:38:28 login01 app: x")
+    assert "facility" not in parts.fields
+    assert parts.message == "<192>Nov 21 22:38:28 login01 app: x"
+    assert parts.time_ns == RECEIVED
+
+
+def test_pid_is_an_int_only_when_it_is_ascii_digits_every_time() -> None:
+    for _ in range(2):  # the second round is answered from the cache
+        assert decode("<13>Nov 21 22:38:28 h app[42]: x").fields["pid"] == 42
+        assert decode("<13>Nov 21 22:38:28 h app[4x]: x").fields["pid"] == "4x"
+        assert decode("<13>Nov 21 22:38:28 h app[\u0664\u0662]: x").fields["pid"] == "\u0664\u0662"

@@ -26,17 +26,32 @@ from logfactory.record import Record
 
 __all__ = ["KvWorkshop", "convert_value", "parse_pairs"]
 
-_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})", re.ASCII)
-_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})\.[0-9]{1,17}", re.ASCII)
 _UNESCAPE = re.compile(r"\\(.)", re.S)
+_CACHE_SIZE = 4096
+
+
+def _decimal(digits: str) -> bool:
+    """``0|[1-9][0-9]{0,17}`` (ASCII digits only: ``str.isdigit`` alone takes "²" and "٣")."""
+    return (
+        digits.isdigit()
+        and digits.isascii()
+        and len(digits) <= 18
+        and (len(digits) == 1 or digits[0] != "0")
+    )
 
 
 def convert_value(text: str) -> Any:
-    """``"8"`` -> 8, ``"0.5"`` -> 0.5; anything else (``"007"``, ``"1e5"``, ``"nan"``) as is."""
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
+    """``"8"`` -> 8, ``"0.5"`` -> 0.5; anything else (``"007"``, ``"1e5"``, ``"nan"``) as is.
+    Numbers are ``-?(0|[1-9][0-9]{0,17})(\\.[0-9]{1,17})?``, checked with string methods: this
+    runs for every value of every pair, and most values are words, which fail at the first test.
+    """
+    digits = text[1:] if text.startswith("-") else text
+    if digits.isdigit():
+        return int(text) if _decimal(digits) else text
+    if "." in digits:
+        whole, _, frac = digits.partition(".")
+        if _decimal(whole) and frac.isdigit() and frac.isascii() and len(frac) <= 17:
+            return float(text)
     return text
 
 
@@ -97,9 +112,13 @@ class KvWorkshop:
         self._has_params = "params" in ws.fields
         self._time_field = ws.time_field
         self._time_format = ws.time_format
+        # time text -> UTC ns: parsing depends on the text alone (and the fixed zone and
+        # format), and the lines of one second share their text
+        self._times: dict[str, int | None] = {}
 
     def decode(self, record: Record) -> DecodedParts:
-        check_raw(record)
+        if record.raw is not None:
+            check_raw(record)
         line = record.line
         if line.endswith(("\n", "\r")):
             line = line.rstrip("\r\n")
@@ -120,9 +139,8 @@ class KvWorkshop:
             raise DecodeError(
                 f"expected {self._count} columns separated by {self._sep!r}, found {len(parts)}"
             )
-        fields: dict[str, Any] = {
-            name: value.strip() for name, value in zip(self._names, parts, strict=True)
-        }
+        # strict=False: split() gave exactly len(self._names) parts (checked above)
+        fields: dict[str, Any] = dict(zip(self._names, map(str.strip, parts), strict=False))
         if self._has_params:
             fields["params"] = parse_pairs(
                 fields["params"], self._pair_sep, self._kv_sep, self._pairs
@@ -135,10 +153,15 @@ class KvWorkshop:
         text = fields.get(self._time_field)
         if not isinstance(text, str) or not text:
             raise DecodeError(f"no time in column {self._time_field!r}")
-        if self._time_format is None:
-            ns = parse_iso(text, self._tz)
-        else:
-            ns = self._strptime(text, self._time_format)
+        ns = self._times.get(text, -1)
+        if ns == -1:
+            if self._time_format is None:
+                ns = parse_iso(text, self._tz)
+            else:
+                ns = self._strptime(text, self._time_format)
+            if len(self._times) >= _CACHE_SIZE:
+                self._times = {}
+            self._times[text] = ns
         if ns is None:
             expected = self._time_format or "ISO 8601 (YYYY-MM-DD HH:MM:SS[.ffffff])"
             raise DecodeError(f"bad time {text[:40]!r} in column {self._time_field!r}: "

@@ -119,7 +119,7 @@ def _pairs(message: str, fields: dict[str, Any]) -> None:
     for key, value in _PAIR.findall(message):
         name = _KEYS.get(key)
         if name == "job_id":
-            m = _ID_WITH_INTERNAL.fullmatch(value)
+            m = _ID_WITH_INTERNAL.fullmatch(value) if "(" in value else None
             fields["job_id"] = m.group(1) if m else value
         elif name == "cpus":
             fields["cpus"] = convert_value(value)
@@ -127,7 +127,7 @@ def _pairs(message: str, fields: dict[str, Any]) -> None:
             fields[name] = value
         elif key in ("UserId", "GroupId"):
             who = "user" if key == "UserId" else "group"
-            m = _ID_WITH_INTERNAL.fullmatch(value)
+            m = _ID_WITH_INTERNAL.fullmatch(value) if "(" in value else None
             if m:
                 fields[who] = m.group(1)
                 fields["uid" if who == "user" else "gid"] = int(m.group(2))
@@ -184,7 +184,8 @@ class SlurmWorkshop:
         self._tz = tz
 
     def decode(self, record: Record) -> DecodedParts:
-        check_raw(record)
+        if record.raw is not None:
+            check_raw(record)
         line = record.line
         if line.endswith(("\n", "\r")):
             line = line.rstrip("\r\n")
