@@ -47,18 +47,20 @@ def throughput(records: int) -> dict[str, float]:
             producer.produce(RAW, encode_record(rec), host.encode())
         producer.flush()
         producer.close()
-        worker = FactoryWorker(config, bus, StatsRegistry("bench"))
+        registry = StatsRegistry("bench")
+        worker = FactoryWorker(config, bus, registry)
         total = sum(hi for _lo, hi in bus.watermarks(RAW).values())
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
         start = time.perf_counter()
-        done = 0
-        events = 0
-        while done < total:
-            batch = worker.consumer.poll(config.factory.batch_size, timeout=0.5)
-            out = worker.process_batch(batch)
-            done += len(batch)
-            events += sum(out.events_by_type.values())
+        thread.start()
+        while sum(bus.committed(config.factory.group, RAW).values()) < total:
+            time.sleep(0.005)
         elapsed = time.perf_counter() - start
-        worker.consumer.close()
+        stop.set()
+        thread.join()
+        snap = registry.snapshot()["counters"]
+        events = sum(c.get("sent", 0) for g, c in snap.items() if g.startswith("events:"))
         bus.close()
     return {
         "throughput_records_per_s": round(total / elapsed, 1),

@@ -150,3 +150,16 @@ def test_match_is_config_driven() -> None:
 @pytest.mark.parametrize("value", [0, 1.5, True, ["x"], {"a": 1}])
 def test_non_str_field_values_compare_as_str(value: Any) -> None:
     assert match(Match(fields={"f": str(value)}), decoded(f=value)) == {}
+
+
+def test_required_literal_is_only_what_every_match_contains() -> None:
+    from logfactory.factory.matching import required_literal
+
+    assert required_literal(r"Out of memory: Killed process (?P<pid>\d+)") == (
+        "Out of memory: Killed process "
+    )
+    assert required_literal(r"(?P<c>\S+)\[(?P<p>\d+)\]: segfault at ") == "]: segfault at "
+    assert required_literal(r"foo|barbaz") is None  # alternation: nothing is mandatory
+    assert required_literal(r"(?i)No space left") is None  # case-insensitive: no prefilter
+    assert required_literal(r"ab\d") is None  # too short to pay off
+    assert required_literal(r"x(?:abc)?y") is None

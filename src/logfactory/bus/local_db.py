@@ -157,6 +157,7 @@ class Db:
         self.conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self.conn.execute("PRAGMA journal_size_limit=67108864")
         self.conn.execute("PRAGMA cache_size=-16384")
+        self.conn.execute("PRAGMA mmap_size=268435456")
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

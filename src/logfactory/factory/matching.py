@@ -14,6 +14,8 @@ the mapping ``a`` (e.g. ``{params.cpus}``).
 from __future__ import annotations
 
 import re
+import re._constants as _sre_constants  # type: ignore[import-not-found]  # parsed patterns
+import re._parser as _sre_parser  # type: ignore[import-not-found]
 import string
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -70,10 +72,41 @@ def _field_value(decoded: Decoded, name: str) -> Any:
     return None
 
 
+def required_literal(pattern: str) -> str | None:
+    """The longest run of plain characters every match of ``pattern`` must contain, if any.
+
+    A substring test (``in``) is far cheaper than a regex search that fails, and most records
+    fail most matchers, so matchers test this first. Only top-level literals qualify: those are
+    mandatory whatever the groups and alternations inside do. Case-insensitive or verbose
+    patterns get no prefilter.
+    """
+    try:
+        parsed = _sre_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE | re.LOCALE):
+        return None
+    best: list[str] = []
+    run: list[str] = []
+    for op, arg in parsed:
+        if op is _LITERAL:
+            run.append(chr(arg))
+            continue
+        if len(run) > len(best):
+            best = run
+        run = []
+    if len(run) > len(best):
+        best = run
+    return "".join(best) if len(best) >= 3 else None
+
+
+_LITERAL = _sre_constants.LITERAL
+
+
 class Matcher:
     """A compiled :class:`config.Match`; ``match`` returns the captured groups or ``None``."""
 
-    __slots__ = ("_fields", "_named", "_programs", "_search", "_workshops")
+    __slots__ = ("_fields", "_literal", "_named", "_programs", "_search", "_workshops")
 
     def __init__(self, m: config.Match) -> None:
         self._workshops = _names(m.workshop)
@@ -84,6 +117,7 @@ class Matcher:
         rx = re.compile(m.message) if m.message is not None else None
         self._search = rx.search if rx is not None else None
         self._named = bool(rx.groupindex) if rx is not None else False
+        self._literal = required_literal(m.message) if m.message is not None else None
 
     def accepts(self, workshop: str, program: str | None) -> bool:
         """Whether records of this workshop and program can match at all: lets callers index
@@ -107,6 +141,8 @@ class Matcher:
                 return None
         if self._search is None:
             return {}
+        if self._literal is not None and self._literal not in decoded.message:
+            return None
         found = self._search(decoded.message)
         if found is None:
             return None
