@@ -427,3 +427,20 @@ def test_a_held_line_is_handed_on_unchanged_when_the_next_line_arrives() -> None
     assert isinstance(held, Record)
     assert held is second
     assert position == Position("logs.raw", 0, 1)
+
+
+def test_next_deadline_is_the_earliest_open_timeout() -> None:
+    from logfactory.config import parse_config
+    from logfactory.factory.model import Position
+    from logfactory.factory.sort import Sorter
+    from logfactory.factory.workshops.base import build_workshops
+    from logfactory.record import make_record
+
+    config = parse_config("workshops:\n  syslog: {format: syslog, multiline: {timeout: 1s}}\n")
+    sorter = Sorter(config, build_workshops(config))
+    assert sorter.next_deadline() is None
+    sorter.feed(make_record("syslog", "a", b"first line"), Position("t", 0, 0), 1_000)
+    sorter.feed(make_record("syslog", "b", b"other host"), Position("t", 0, 1), 5_000)
+    assert sorter.next_deadline() == 1_000 + 1_000_000_000
+    sorter.flush_all()
+    assert sorter.next_deadline() is None

@@ -305,6 +305,12 @@ class Sorter:
         due = [key for key, current in self._open.items() if current.deadline <= now_ns]
         return [self._close(key) for key in due]
 
+    def next_deadline(self) -> int | None:
+        """When the earliest open record times out (ns), so the worker wakes just then."""
+        if not self._open:
+            return None
+        return min(current.deadline for current in self._open.values())
+
     def flush_all(self) -> list[Ready]:
         """Every open record, e.g. at shutdown or at the end of a replay."""
         return [self._close(key) for key in list(self._open)]

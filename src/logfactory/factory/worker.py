@@ -144,7 +144,11 @@ class FactoryWorker:
         """
         try:
             while not stop.is_set():
-                batch = self.consumer.poll(self.config.factory.batch_size, timeout=idle_timeout)
+                timeout = idle_timeout
+                deadline = self.sorter.next_deadline()
+                if deadline is not None:  # wake when a held multi-line record is due
+                    timeout = min(timeout, max(0.0, (deadline - now_ns()) / 1e9))
+                batch = self.consumer.poll(self.config.factory.batch_size, timeout=timeout)
                 self.process_batch(batch)
         finally:
             self.consumer.close()
