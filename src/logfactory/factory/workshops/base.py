@@ -46,6 +46,16 @@ def check_raw(record: Record) -> None:
         raise DecodeError("invalid UTF-8 at byte 0")  # raw is only set for invalid bytes
 
 
+def record_text(record: Record) -> str:
+    """The record's text without its line terminator, refusing bytes that were not UTF-8."""
+    if record.raw is not None:
+        check_raw(record)
+    line = record.line
+    if line.endswith(("\n", "\r")):
+        line = line.rstrip("\r\n")
+    return line
+
+
 def workshop_zone(ws: WorkshopConfig, config: Config) -> tzinfo:
     """The zone for naive and year-less times: the workshop's own, else the node's."""
     return zone(ws.timezone or config.node.timezone)

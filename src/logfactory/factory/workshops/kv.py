@@ -20,7 +20,7 @@ from typing import Any
 
 from logfactory.config import WorkshopConfig
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import check_raw
+from logfactory.factory.workshops.base import record_text
 from logfactory.factory.workshops.timeparse import local_to_ns, parse_iso
 from logfactory.record import Record
 
@@ -117,11 +117,7 @@ class KvWorkshop:
         self._times: dict[str, int | None] = {}
 
     def decode(self, record: Record) -> DecodedParts:
-        if record.raw is not None:
-            check_raw(record)
-        line = record.line
-        if line.endswith(("\n", "\r")):
-            line = line.rstrip("\r\n")
+        line = record_text(record)
         fields = self._columns(line)
         fields.setdefault("host", record.host)
         return DecodedParts(self.name, self._time(fields, record.received), line, fields)

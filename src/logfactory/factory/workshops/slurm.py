@@ -37,7 +37,7 @@ from functools import lru_cache
 from typing import Any
 
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import check_raw
+from logfactory.factory.workshops.base import record_text
 from logfactory.factory.workshops.kv import convert_value
 from logfactory.factory.workshops.timeparse import parse_iso
 from logfactory.record import Record
@@ -184,11 +184,7 @@ class SlurmWorkshop:
         self._tz = tz
 
     def decode(self, record: Record) -> DecodedParts:
-        if record.raw is not None:
-            check_raw(record)
-        line = record.line
-        if line.endswith(("\n", "\r")):
-            line = line.rstrip("\r\n")
+        line = record_text(record)
         if not line.strip():
             raise DecodeError("empty line")
         return self._decode(line, {"host": record.host}, record.received)

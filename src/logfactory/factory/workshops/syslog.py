@@ -25,7 +25,7 @@ from datetime import tzinfo
 from typing import Any
 
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import Workshop, check_raw
+from logfactory.factory.workshops.base import Workshop, record_text
 from logfactory.factory.workshops.timeparse import MONTHS, NUMBERS, parse_iso, resolve_yearless
 from logfactory.record import Record
 
@@ -136,11 +136,7 @@ class SyslogWorkshop:
         self._delegates = dict(delegates)
 
     def decode(self, record: Record) -> DecodedParts:
-        if record.raw is not None:
-            check_raw(record)
-        line = record.line
-        if line.endswith(("\n", "\r")):
-            line = line.rstrip("\r\n")
+        line = record_text(record)
         first, nl, tail = line.partition("\n")
         while nl and not first.strip():  # a merged record may start with blank lines
             first, nl, tail = tail.partition("\n")
