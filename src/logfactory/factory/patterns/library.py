@@ -29,13 +29,20 @@ Not thread-safe: one worker thread owns a library.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
 
+from logfactory.factory.patterns import files
+from logfactory.factory.patterns.entry import (
+    STATUSES,
+    PatternEntry,
+    decode_entry,
+    encode_entry,
+    entry_key,
+    pattern_id,
+)
 from logfactory.factory.patterns.miner import Cluster, DrainMiner, Miner
 
 __all__ = [
@@ -47,28 +54,8 @@ __all__ = [
     "pattern_id",
 ]
 
-STATUSES = ("new", "normal", "alert")
-FORMAT = "logfactory-patterns"
-VERSION = 1
 _EXAMPLE_CHARS = 2000
 _MAX_RETIRED = 200_000
-
-
-class PatternEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One template as stored, exported and shared (the compacted topic's value)."""
-
-    id: str
-    workshop: str
-    template: str
-    status: str = "new"
-    reason: str | None = None
-    severity: str | None = None
-    count: int = 0
-    first_seen: int = 0
-    last_seen: int = 0
-    example: str = ""
-    lineage: list[str] = []
-    superseded_by: str | None = None
 
 
 class Observation(NamedTuple):
@@ -78,20 +65,6 @@ class Observation(NamedTuple):
     reason: str | None
     severity: str | None
     is_new: bool
-
-
-def pattern_id(workshop: str, template: str) -> str:
-    data = f"{workshop}\0{template}".encode("utf-8", "surrogatepass")
-    return "p-" + hashlib.blake2b(data, digest_size=10).hexdigest()
-
-
-_encode = msgspec.json.Encoder().encode
-_decode_entry = msgspec.json.Decoder(PatternEntry).decode
-
-
-def entry_key(data: bytes) -> str:
-    """The pattern id of a serialised entry (the compacted topic's key)."""
-    return _decode_entry(data).id
 
 
 class _Slot:
@@ -242,7 +215,7 @@ class PatternLibrary:
         self._drop_slot(old)
         target.obs = target.observation(False)
         before.superseded_by = after.id
-        self._pending[before.id] = _encode(before)
+        self._pending[before.id] = encode_entry(before)
 
     def _evict(self, workshop: str) -> None:
         candidates = sorted(
@@ -317,7 +290,7 @@ class PatternLibrary:
             slot = self._slots.get(pid)
             if slot is not None:
                 slot.flushed_count = slot.entry.count
-                out.append((pid, _encode(slot.entry)))
+                out.append((pid, encode_entry(slot.entry)))
         return out
 
     def drain_changes(self, include_counts: bool = False) -> list[bytes]:
@@ -327,7 +300,7 @@ class PatternLibrary:
         """Load one serialised entry (restore, or a review made elsewhere). Raises ValueError if
         ``data`` is not an entry. ``mark_changed`` makes it a change to write (imports)."""
         try:
-            entry = _decode_entry(data)
+            entry = decode_entry(data)
         except msgspec.DecodeError as exc:
             raise ValueError(f"not a pattern entry: {exc}") from exc
         if entry.status not in STATUSES:
@@ -399,37 +372,15 @@ class PatternLibrary:
         if not slot.clusters:
             self._bind(slot, self._miner.seed(entry.workshop, entry.template))
 
-    # -- files ----------------------------------------------------------------------------------
+    # -- files (format in :mod:`logfactory.factory.patterns.files`) ----------------------------
     def export_jsonl(self, path: str | Path) -> int:
-        """Write a header line then one entry per line, sorted: readable and diffable."""
-        entries = self.entries()
-        header = {"format": FORMAT, "version": VERSION, "entries": len(entries)}
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(json.dumps(header) + "\n")
-            for e in entries:
-                out.write(_encode(e).decode("utf-8") + "\n")
-        return len(entries)
+        """Write every active entry, sorted: readable and diffable."""
+        return files.export_jsonl(self.entries(), path)
 
     def import_jsonl(self, path: str | Path) -> int:
         """Apply every entry of an exported file, marking them as changes to write. Raises
         ValueError naming the line for anything that is not such a file."""
-        count = 0
-        with open(path, encoding="utf-8") as src:
-            first = src.readline()
-            try:
-                header = json.loads(first)
-            except ValueError:
-                header = None
-            if not isinstance(header, dict) or header.get("format") != FORMAT:
-                raise ValueError(f"{path}:1: not a {FORMAT} file (missing header line)")
-            if header.get("version") != VERSION:
-                raise ValueError(f"{path}:1: unsupported version {header.get('version')!r}")
-            for lineno, line in enumerate(src, start=2):
-                if not line.strip():
-                    continue
-                try:
-                    self.apply(line.encode("utf-8"), mark_changed=True)
-                except ValueError as exc:
-                    raise ValueError(f"{path}:{lineno}: {exc}") from exc
-                count += 1
-        return count
+        return files.import_jsonl(path, self._import_one)
+
+    def _import_one(self, data: bytes) -> None:
+        self.apply(data, mark_changed=True)
