@@ -99,9 +99,15 @@ def test_garbage_count_is_rejected_and_resyncs_on_newline() -> None:
 
 def test_absurd_count_is_rejected() -> None:
     dec = FrameDecoder(max_frame_bytes=1000)
-    out = dec.feed(b"99999999999999999999 <13>x\n3 abc")
-    assert out == [b"abc"]
+    out = dec.feed(b"5 <13>a99999999999999999999 <13>x\n4 <1>b")
+    assert out == [b"<13>a", b"<1>b"]
     assert dec.rejected == 1
+
+
+def test_a_first_line_of_many_digits_is_a_raw_line() -> None:
+    dec = FrameDecoder(max_frame_bytes=1000)
+    assert dec.feed(b"99999999999999999999 <13>x\n") == [b"99999999999999999999 <13>x"]
+    assert dec.mode == "newline"
 
 
 def test_zero_count_is_rejected() -> None:

@@ -91,11 +91,13 @@ class FrameDecoder:
                 return out
             # octet counting is ``LEN SP <PRI>...``; a raw line may start with digits too
             # (``2026-11-22 ...``, epoch stamps), so look past them before deciding
+            # (a valid count has fewer digits than ``cap``: more means a raw line)
+            cap = self._count_digits - 1
             run = 0
-            limit = min(len(data), 64)
+            limit = min(len(data), cap)
             while run < limit and data[run] in _DIGITS:
                 run += 1
-            if run and run + 2 > len(data) and run < 64:
+            if run and run + 2 > len(data) and run < cap:
                 self._buf = data  # not enough bytes yet for the ones that decide
                 return out
             if run and data[run : run + 2] == b" <":
@@ -208,7 +210,12 @@ class FrameDecoder:
         buf, self._buf = self._buf, b""
         if self._discard_line or self._discard_count:
             return None
-        if self._state == _OCTET:
+        if self._state == _DETECT:  # a few digits (and one byte) that never got decided
+            buf = buf.split(b"\n", 1)[0].split(b"\0", 1)[0]
+            if len(buf) > self.max_frame_bytes:
+                self._reject(f"frame of {len(buf)} bytes exceeds max_frame_bytes")
+                return None
+        elif self._state == _OCTET:
             if self._need < 0 or not buf:
                 return None  # at most part of a count: there is no message
             return buf, True
