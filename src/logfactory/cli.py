@@ -48,6 +48,30 @@ def run(config_path: str | None, no_factory: bool, quiet: bool) -> None:
 
 @cli.command()
 @click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
+@click.option("--quiet", is_flag=True, help="no banner or live summary")
+def collect(config_path: str | None, quiet: bool) -> None:
+    """Run only the collectors (an edge host); with an http source, also its ingest API."""
+    from logfactory.node import Node
+
+    config = _config(config_path)
+    with_api = any(src.type == "http" for src in config.sources)
+    sys.exit(Node(config, with_factory=False, with_api=with_api, quiet=quiet).run())
+
+
+@cli.command()
+@click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
+@click.option("--quiet", is_flag=True, help="no banner or live summary")
+def serve(config_path: str | None, quiet: bool) -> None:
+    """Run only the HTTP API: status, metrics, ingest and subscriptions."""
+    from logfactory.node import Node
+
+    sys.exit(
+        Node(_config(config_path), with_factory=False, with_collectors=False, quiet=quiet).run()
+    )
+
+
+@cli.command()
+@click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
 def factory(config_path: str | None) -> None:
     """Run one event-factory worker (a member of the consumer group) until stopped."""
     from logfactory.node import run_factory

@@ -66,13 +66,24 @@ def summary_line(stats_dir: Path, types: list[str]) -> str:
 class Node:
     """Runs one node from a configuration; ``with_factory`` also supervises a factory child."""
 
-    def __init__(self, config: Config, *, with_factory: bool = True, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        with_factory: bool = True,
+        with_collectors: bool = True,
+        with_api: bool = True,
+        quiet: bool = False,
+    ) -> None:
         self.config = config
         self.with_factory = with_factory
+        self.with_collectors = with_collectors
+        self.with_api = with_api and config.http.enabled
         self.quiet = quiet
         self.data_dir = config.data_dir
         self.stats_dir = self.data_dir / "stats"
-        self.registry = StatsRegistry("node")
+        role = "node" if with_collectors and with_api else "collector" if with_collectors else "api"
+        self.registry = StatsRegistry(role)
         self._factory: subprocess.Popen[bytes] | None = None
 
     def _say(self, text: str) -> None:
@@ -105,8 +116,9 @@ class Node:
     async def _main(self) -> int:
         bus: Bus = open_bus(self.config)
         self.stats_dir.mkdir(parents=True, exist_ok=True)
-        for old in self.stats_dir.glob("*.json"):  # counters of a previous run are not ours
-            old.unlink()
+        if self.with_collectors and self.with_api:  # the all-in-one node owns the counters
+            for old in self.stats_dir.glob("*.json"):  # a previous run's are not ours
+                old.unlink()
         ensure_topics(bus, self.config)
         producer = bus.producer()
         writer = StatsWriter(self.registry, self.stats_dir).start()
@@ -114,16 +126,18 @@ class Node:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        extra: list[Source] = [
-            DemoSource(src, self.config.node) for src in self.config.sources if src.type == "demo"
-        ]
-        agent = Agent(self.config, producer, self.registry, extra_sources=extra)
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._maintain(bus, stop))]
+        agent: Agent | None = None
+        if self.with_collectors:
+            extra: list[Source] = [
+                DemoSource(src, self.config.node)
+                for src in self.config.sources
+                if src.type == "demo"
+            ]
+            agent = Agent(self.config, producer, self.registry, extra_sources=extra)
+            tasks.append(asyncio.create_task(agent.run(stop)))
         server: _QuietServer | None = None
-        tasks: list[asyncio.Task[None]] = [
-            asyncio.create_task(agent.run(stop)),
-            asyncio.create_task(self._maintain(bus, stop)),
-        ]
-        if self.config.http.enabled:
+        if self.with_api:
             host, _, port = self.config.http.listen.rpartition(":")
             ctx = NodeContext(
                 config=self.config,
@@ -142,9 +156,10 @@ class Node:
             )  # fmt: skip
             tasks.append(asyncio.create_task(server.serve()))
         self._say(f"logfactory node {self.config.node.name!r}, data in {self.data_dir}")
-        await agent.wait_ready()
-        for where in agent.listen_addresses:
-            self._say(f"listening   {where}")
+        if agent is not None:
+            await agent.wait_ready()
+            for where in agent.listen_addresses:
+                self._say(f"listening   {where}")
         if server is not None:
             self._say(f"http        http://{self.config.http.listen}/api/v1/health")
         if self.with_factory:
