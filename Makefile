@@ -25,8 +25,8 @@ peers:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bsdutils; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bsdutils; fi; }
 
-test: venv peers
-	$(BIN)/pytest -q
+test: venv peers kafka-jars
+	LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q
 
 check: venv
 	$(BIN)/ruff check src tests bench
@@ -37,4 +37,24 @@ bench: venv
 	$(BIN)/python -m bench.run_all
 
 clean:
+	if [ -x $(BIN)/python ]; then $(KAFKA) stop; fi
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Real Apache Kafka (KRaft) from Maven Central jars (kafka/pom.xml), see kafka/README.md.
+# KAFKA_LIB keeps the copied jars (+ a CDS archive) between runs; ~/.m2 caches the downloads.
+KAFKA_LIB ?= $(HOME)/.cache/logfactory/kafka-lib
+KAFKA := LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/python kafka/broker.py
+
+.PHONY: kafka kafka-cluster kafka-stop kafka-jars
+
+kafka-jars: venv
+	$(KAFKA) jars
+
+kafka: venv
+	$(KAFKA) single
+
+kafka-cluster: venv
+	$(KAFKA) cluster
+
+kafka-stop: venv
+	$(KAFKA) stop

@@ -10,6 +10,9 @@ import pytest
 
 from logfactory.bus.local import LocalBus
 
+# real Apache Kafka brokers (KRaft) for the Kafka bus tests, started on free ports
+pytest_plugins = ["tests.kafka_fixtures"]
+
 
 @pytest.fixture
 def local_bus(tmp_path: Path) -> Iterator[LocalBus]:
