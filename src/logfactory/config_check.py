@@ -59,6 +59,10 @@ def check_config(config: Config) -> list[Problem]:
                 parse(value)
             except ValueError as exc:
                 out.append((("bus", "retention", key), str(exc)))
+    if config.bus.type == "kafka" and not config.bus.kafka.get("bootstrap.servers"):
+        out.append(
+            (("bus", "type"), "a kafka bus needs 'kafka: {bootstrap.servers: HOST:PORT,...}'")
+        )
     if config.bus.partitions < 1:
         out.append((("bus", "partitions"), "partitions must be at least 1"))
     workshops = set(config.workshops)

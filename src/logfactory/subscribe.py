@@ -82,9 +82,9 @@ def open_bus(config: Config) -> Bus:
             fsync=config.bus.fsync,
             default_partitions=config.bus.partitions,
         )
-    raise NotImplementedError(
-        f"bus type {config.bus.type!r} is not supported yet; use 'bus: {{type: local}}'"
-    )
+    from logfactory.bus.kafka import KafkaBus
+
+    return KafkaBus.from_config(config.bus, client_id=f"logfactory-{config.node.name}")
 
 
 def known_types(config: Config | None) -> list[str]:

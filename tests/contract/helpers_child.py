@@ -22,7 +22,10 @@ def open_bus(spec: str) -> Bus:
         from logfactory.bus.local import LocalBus
 
         return LocalBus(opts.pop("directory"), **opts)
-    # kafka: return KafkaBus(**opts) once logfactory.bus.kafka exists
+    if kind == "kafka":
+        from logfactory.bus.kafka import KafkaBus
+
+        return KafkaBus(opts.pop("bootstrap"), **opts)
     raise ValueError(f"unknown bus kind {kind!r}")
 
 

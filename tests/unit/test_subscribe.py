@@ -159,6 +159,6 @@ def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert find_config(tmp_path / "examples" / "demo.yaml").node.name == "demo"
 
 
-def test_kafka_is_not_there_yet() -> None:
-    with pytest.raises(NotImplementedError, match="kafka"):
+def test_kafka_bus_needs_bootstrap_servers() -> None:
+    with pytest.raises(ConfigError, match=r"bootstrap\.servers"):
         open_bus(parse_config("bus: {type: kafka}\n"))

@@ -1,0 +1,410 @@
+"""The Apache Kafka bus: the bus contract on a real cluster (librdkafka via confluent-kafka).
+
+Why Kafka: sites that outgrow one machine need a log that several hosts share, with consumer
+groups that spread partitions over workers and transactions that commit input offsets with
+outputs (exactly once from ``logs.raw`` to ``events.*``).
+
+How the contract maps (held by ``tests/contract``, which runs against both buses):
+
+* placement: keys go to CRC-32(key) mod partitions - librdkafka's ``consistent_random``
+  partitioner is exactly :func:`~logfactory.bus.base.partition_for_key`; keyless messages are
+  spread (sticky-random instead of round-robin);
+* durability: idempotent producer, ``acks=all``, lz4; ``flush`` raises :class:`BusError` if any
+  message could not be delivered within ``message.timeout.ms`` (errors are sticky);
+* reading: ``read_committed`` consumers, manual synchronous commits, start offsets resolved
+  by the bus (see :mod:`logfactory.bus.kafka_consumer`); watermarks are the log start offset
+  and the last *stable* offset, i.e. what a read_committed reader can reach;
+* transactions: see :mod:`logfactory.bus.kafka_txn`; when the ``with`` block returns, the
+  outputs are readable (the bus waits for the commit markers, bounded);
+* retention and compaction: Kafka applies them itself, but only to closed segments and on
+  its own schedule; :meth:`KafkaBus.maintain` enforces them now with DeleteRecords (see
+  :mod:`logfactory.bus.kafka_maintenance`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException
+from confluent_kafka import Producer as RdProducer
+from confluent_kafka import TopicPartition as RdTopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
+
+from logfactory.bus.base import BusError, StartFrom, TopicPartition, TopicSpec
+from logfactory.bus.kafka_config import (
+    KafkaSettings,
+    admin_config,
+    producer_config,
+    split_settings,
+    topic_config,
+)
+from logfactory.bus.kafka_consumer import KafkaConsumer
+from logfactory.bus.kafka_maintenance import close_maintenance, maintain
+from logfactory.bus.kafka_txn import KafkaTransaction, TxnProducer
+
+if TYPE_CHECKING:
+    from logfactory.config import BusConfig
+
+__all__ = ["KafkaBus", "KafkaConsumer", "KafkaProducer", "KafkaTransaction"]
+
+_TIMEOUT = 30.0
+_EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+_LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+_VISIBLE_WAIT = 5.0
+_UNSTABLE_WAIT = 0.5
+# errors of a partition whose leader is still being elected or propagated (new topic, failover)
+_SETTLING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
+
+
+class KafkaProducer:
+    """Non-transactional producer. Delivery errors are sticky: later calls raise them."""
+
+    def __init__(self, bus: KafkaBus) -> None:
+        self._bus = bus
+        conf: dict[str, Any] = producer_config(bus.settings, bus.client_id)
+        conf["delivery.report.only.error"] = True  # no per-message callback on the hot path
+        conf["on_delivery"] = self._delivered
+        self._p = RdProducer(conf)
+        self._error: str | None = None
+        self._known: set[str] = set()
+        self._closed = False
+
+    def _delivered(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None and self._error is None:
+            self._error = f"{msg.topic()}: {err.name()}: {err.str()}"
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        if self._error is not None or self._closed:
+            self._raise()
+        if topic not in self._known:
+            self._bus.topic_partitions(topic)  # created with the defaults if missing
+            self._known.add(topic)
+        while True:
+            try:
+                if key is not None and not key:
+                    self._p.produce(topic, value, key, partition=0)  # CRC-32 of b"" is 0
+                else:
+                    self._p.produce(topic, value, key)
+                return
+            except BufferError:
+                self._p.poll(0.05)  # local queue full: wait for deliveries (backpressure)
+            except KafkaException as e:
+                raise BusError(f"produce to {topic}: {e}") from None
+
+    def flush(self, timeout: float | None = None) -> None:
+        if self._closed:
+            self._raise()
+        left = self._p.flush(_TIMEOUT * 2 if timeout is None else timeout)
+        if self._error is not None:
+            self._raise()
+        if left:
+            raise BusError(
+                f"{left} messages not yet delivered to {self._bus.settings.bootstrap} "
+                f"after {timeout if timeout is not None else _TIMEOUT * 2:g} s: check that "
+                "the brokers are reachable"
+            )
+
+    def _raise(self) -> None:
+        if self._closed:
+            raise BusError("producer is closed")
+        raise BusError(f"delivery failed: {self._error}")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            del self._p  # release librdkafka's threads and connections now, not at GC
+
+
+class KafkaBus:
+    """A handle on a Kafka cluster. Open one per process; clients are cheap to create."""
+
+    def __init__(
+        self,
+        bootstrap: str | None = None,
+        *,
+        config: Mapping[str, str | int | bool | float] | None = None,
+        partitions: int = 4,
+        replication_factor: int | None = None,
+        min_insync_replicas: int | None = None,
+        client_id: str = "logfactory",
+        transactional_id: str | None = None,
+    ) -> None:
+        keys = dict(config or {})
+        if replication_factor is not None:
+            keys["replication.factor"] = replication_factor
+        if min_insync_replicas is not None:
+            keys["min.insync.replicas"] = min_insync_replicas
+        if transactional_id is not None:
+            keys["transactional.id"] = transactional_id
+        self.settings: KafkaSettings = split_settings(keys, bootstrap)
+        self.client_id = client_id
+        self.default_partitions = partitions
+        self._admin = AdminClient(admin_config(self.settings, client_id))
+        self._parts: dict[str, int] = {}
+        self._txn_seq: dict[str, itertools.count[int]] = {}
+        self._maint_state: dict[TopicPartition, Any] = {}
+
+    @classmethod
+    def from_config(cls, bus: BusConfig, client_id: str = "logfactory") -> KafkaBus:
+        """From the ``bus`` section (``type: kafka``): ``kafka.bootstrap.servers`` is required;
+        ``kafka.replication.factor``, ``kafka.min.insync.replicas`` and ``kafka.transactional.id``
+        (this worker's stable prefix) are the bus's own; every other ``kafka.*`` key is passed
+        to librdkafka."""
+        return cls(config=dict(bus.kafka), partitions=bus.partitions, client_id=client_id)
+
+    # -- topics ---------------------------------------------------------------------------
+    def _describe(self, topic: str, leaders: bool = False) -> int | None:
+        """Partition count of ``topic`` from the cluster metadata; None if it does not exist
+        (or, with ``leaders``, while a partition has no leader yet)."""
+        try:
+            md = self._admin.list_topics(topic=topic, timeout=_TIMEOUT)
+        except KafkaException as e:
+            raise BusError(f"cannot reach Kafka at {self.settings.bootstrap}: {e}") from None
+        info = md.topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            return None
+        if leaders and any(p.leader < 0 for p in info.partitions.values()):
+            return None
+        return len(info.partitions)
+
+    def ensure_topic(self, spec: TopicSpec) -> int:
+        """Create the topic if missing; an existing one must have ``spec.partitions``."""
+        have = self._ensure(spec)
+        if have != spec.partitions:
+            raise BusError(
+                f"topic {spec.name!r} exists with {have} partitions, configured {spec.partitions}"
+                ": Kafka cannot shrink a topic and growing it moves keys; recreate it or change "
+                "the configured partition count"
+            )
+        return have
+
+    def _ensure(self, spec: TopicSpec) -> int:
+        cached = self._parts.get(spec.name)
+        if cached is not None:
+            return cached
+        have = self._describe(spec.name)
+        if have is None:
+            if not spec.name or spec.partitions < 1:
+                raise BusError(f"topic {spec.name!r}: needs a name and >= 1 partitions")
+            conf = topic_config(
+                self.settings,
+                compact=spec.compact,
+                retention_ms=spec.retention_ms,
+                retention_bytes=spec.retention_bytes,
+            )
+            new = NewTopic(
+                spec.name, spec.partitions, self.settings.replication_factor, config=conf
+            )
+            future = self._admin.create_topics([new], operation_timeout=_TIMEOUT)[spec.name]
+            try:
+                future.result()
+            except KafkaException as e:
+                err = e.args[0]
+                if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise BusError(f"cannot create topic {spec.name!r}: {err.str()}") from None
+            have = self._wait_topic(spec.name)
+        self._parts[spec.name] = have
+        return have
+
+    def _wait_topic(self, topic: str) -> int:
+        deadline = time.monotonic() + _TIMEOUT
+        while True:
+            have = self._describe(topic, leaders=True)
+            if have is not None:
+                return have
+            if time.monotonic() > deadline:
+                raise BusError(f"topic {topic!r} was created but never appeared in the metadata")
+            time.sleep(0.05)
+
+    def topic_partitions(self, topic: str) -> int:
+        """Partition count; creates the topic with the defaults if it does not exist."""
+        cached = self._parts.get(topic)
+        if cached is not None:
+            return cached
+        return self._ensure(TopicSpec(topic, self.default_partitions))
+
+    def topics(self) -> dict[str, int]:
+        try:
+            md = self._admin.list_topics(timeout=_TIMEOUT)
+        except KafkaException as e:
+            raise BusError(f"cannot reach Kafka at {self.settings.bootstrap}: {e}") from None
+        return {
+            name: len(t.partitions)
+            for name, t in md.topics.items()
+            if not name.startswith("__") and t.error is None
+        }
+
+    def _offsets(
+        self, tps: Sequence[TopicPartition], spec: OffsetSpec
+    ) -> dict[TopicPartition, int]:
+        return self.offsets_at(dict.fromkeys(tps, spec))
+
+    def offsets_at(self, specs: Mapping[TopicPartition, OffsetSpec]) -> dict[TopicPartition, int]:
+        """ListOffsets (read_committed), one spec per partition; retried while a new leader
+        settles (a fresh topic, a failover)."""
+        out: dict[TopicPartition, int] = {}
+        todo = dict(specs)
+        deadline = time.monotonic() + _TIMEOUT
+        while todo:
+            request = {RdTopicPartition(t, p): spec for (t, p), spec in todo.items()}
+            futures = self._admin.list_offsets(
+                request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=_TIMEOUT
+            )
+            retry: dict[TopicPartition, OffsetSpec] = {}
+            for tp, future in futures.items():
+                key = (tp.topic, tp.partition)
+                try:
+                    out[key] = future.result().offset
+                except KafkaException as e:
+                    err = e.args[0]
+                    settling = err.retriable() or err.code() in _SETTLING
+                    if not settling or time.monotonic() > deadline:
+                        raise BusError(f"offsets of {tp.topic}[{tp.partition}]: {e}") from None
+                    retry[key] = todo[key]
+            todo = retry
+            if todo:
+                time.sleep(0.05)
+        return out
+
+    def bounds(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, tuple[int, int]]:
+        """(log start offset, last stable offset) per partition."""
+        low = self._offsets(tps, _EARLIEST)
+        high = self._offsets(tps, _LATEST)
+        return {tp: (low[tp], max(low[tp], high[tp])) for tp in tps}
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        partitions = self._parts.get(topic) or self._describe(topic)
+        if partitions is None:
+            return {}
+        marks = self.bounds([(topic, p) for p in range(partitions)])
+        return {p: marks[(topic, p)] for p in range(partitions)}
+
+    def wait_visible(self, written: Mapping[TopicPartition, int]) -> None:
+        """Wait (bounded) until read_committed readers can see offsets up to ``written``."""
+        if not written:
+            return
+        deadline = time.monotonic() + _VISIBLE_WAIT
+        todo = dict(written)
+        while todo and time.monotonic() < deadline:
+            stable = self._offsets(list(todo), _LATEST)
+            todo = {tp: o for tp, o in todo.items() if stable[tp] <= o}
+            if todo:
+                time.sleep(0.002)
+
+    # -- groups ---------------------------------------------------------------------------
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        partitions = self._parts.get(topic) or self._describe(topic)
+        if partitions is None:
+            return {}
+        request = ConsumerGroupTopicPartitions(
+            group, [RdTopicPartition(topic, p) for p in range(partitions)]
+        )
+        return {p: o for (_t, p), o in self._group_offsets(request).items()}
+
+    def _group_offsets(self, request: ConsumerGroupTopicPartitions) -> dict[TopicPartition, int]:
+        """Committed offsets; waits (bounded) for pending transactional commits to settle.
+
+        An offset commit inside a transaction is pending until the commit marker is written,
+        a moment after ``commit_transaction`` returned; a crashed producer's open transaction
+        stays pending until it is aborted. Ask for stable offsets first, and after
+        ``_UNSTABLE_WAIT`` settle for the last committed ones.
+        """
+        deadline = time.monotonic() + _UNSTABLE_WAIT
+        while True:
+            stable = time.monotonic() < deadline
+            futures = self._admin.list_consumer_group_offsets(
+                [request], require_stable=stable, request_timeout=_TIMEOUT
+            )
+            try:
+                result = futures[request.group_id].result()
+            except KafkaException as e:
+                err = e.args[0]
+                if err.code() == KafkaError.GROUP_ID_NOT_FOUND:
+                    return {}
+                if stable and err.code() == KafkaError.UNSTABLE_OFFSET_COMMIT:
+                    time.sleep(0.01)
+                    continue
+                raise BusError(f"committed offsets of group {request.group_id!r}: {e}") from None
+            parts = result.topic_partitions or []
+            if stable and any(
+                x.error is not None and x.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT
+                for x in parts
+            ):
+                time.sleep(0.01)
+                continue
+            return {
+                (x.topic, x.partition): x.offset for x in parts if x.offset >= 0 and x.error is None
+            }
+
+    def groups(self) -> list[str]:
+        try:
+            result = self._admin.list_consumer_groups(request_timeout=_TIMEOUT).result()
+        except KafkaException as e:
+            raise BusError(f"cannot list consumer groups: {e}") from None
+        return sorted(g.group_id for g in result.valid)
+
+    def lag(self, group: str) -> dict[str, int]:
+        """Messages not yet committed by ``group``, per topic it has committed on."""
+        done = self._group_offsets(ConsumerGroupTopicPartitions(group))
+        topics = sorted({t for t, _p in done})
+        out: dict[str, int] = {}
+        for topic in topics:
+            marks = self.watermarks(topic)
+            out[topic] = sum(
+                max(0, hi - max(done.get((topic, p), lo), lo)) for p, (lo, hi) in marks.items()
+            )
+        return out
+
+    # -- clients --------------------------------------------------------------------------
+    def producer(self) -> KafkaProducer:
+        return KafkaProducer(self)
+
+    def consumer(
+        self, group: str | None, topics: Sequence[str], start: StartFrom = "earliest"
+    ) -> KafkaConsumer:
+        """A consumer; with a stable transactional id its transactional producer is set up
+        *before* the group is joined. That fences a crashed predecessor and completes or aborts
+        its open transaction, so reading the committed offsets (which must wait for pending
+        transactional commits to settle) does not wait for that transaction to time out."""
+        txn = None
+        if group is not None and self.settings.transactional_id is not None:
+            txn = TxnProducer(self, self.txn_id(group))
+        return KafkaConsumer(self, group, topics, start, txn)
+
+    def transaction(self, consumer: object) -> KafkaTransaction:
+        if not isinstance(consumer, KafkaConsumer):
+            raise BusError("a Kafka transaction needs a consumer of the Kafka bus")
+        return KafkaTransaction(self, consumer)
+
+    def txn_id(self, group: str | None) -> str:
+        """``<prefix>.<group>.<n>``: stable across restarts when the bus has a prefix."""
+        prefix = self.settings.transactional_id
+        name = group or "nogroup"
+        if prefix is None:
+            return f"{self.client_id}.{name}.{uuid.uuid4().hex}"
+        seq = self._txn_seq.setdefault(name, itertools.count())
+        return f"{prefix}.{name}.{next(seq)}"
+
+    # -- maintenance ----------------------------------------------------------------------
+    def maintain(self) -> dict[str, int]:
+        """Apply retention and compaction now; return how many messages each topic dropped."""
+        return maintain(self, self._admin, self._maint_state)
+
+    def close(self) -> None:
+        self._parts.clear()
+        close_maintenance(self._maint_state)
