@@ -29,8 +29,8 @@ test: venv peers kafka-jars
 	LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q
 
 check: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench kafka
+	$(BIN)/ruff format --check src tests bench kafka
 	$(BIN)/mypy --strict src
 
 bench: venv
