@@ -192,6 +192,15 @@ def tail(
         bus.close()
 
 
+def _register_groups() -> None:
+    from logfactory.cli_patterns import patterns
+
+    cli.add_command(patterns)
+
+
+_register_groups()
+
+
 def main() -> None:
     cli()
 

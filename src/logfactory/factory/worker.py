@@ -71,7 +71,7 @@ _state_decoder = msgspec.json.Decoder(WorkerState)
 class FactoryWorker:
     """Runs the event factory for one member of the consumer group ``config.factory.group``."""
 
-    EXPIRE_INTERVAL_S = 1.0
+    EXPIRE_INTERVAL_S = 0.5  # stale windows, and how soon a review reaches this worker
     LIBRARY_COUNTS_INTERVAL_S = 10.0
 
     def __init__(self, config: Config, bus: Bus, registry: StatsRegistry) -> None:
@@ -111,14 +111,15 @@ class FactoryWorker:
 
     def _restore(self) -> None:
         """Re-learn the shared pattern library and this group's in-flight state."""
-        for msg in self._read_all(PATTERNS):
-            if msg.value:
-                try:
-                    self.library.apply(msg.value)
-                except ValueError as exc:  # one bad entry must not keep the factory down
-                    log.warning(
-                        "skipping unreadable pattern entry at offset %s: %s", msg.offset, exc
-                    )
+        # the library feed stays open: reviews made elsewhere reach this worker while it runs
+        self._library_feed = self.bus.consumer(None, [PATTERNS], "earliest")
+        ends = {(PATTERNS, p): hi for p, (_lo, hi) in self.bus.watermarks(PATTERNS).items()}
+        feed = self._library_feed
+        while any(feed.position().get(tp, 0) < hi for tp, hi in ends.items()):
+            batch = feed.poll(5000, timeout=0.2)
+            if not batch:
+                break
+            self._apply_library(batch)
         self.library.drain_changes()
         latest: bytes | None = None
         for msg in self._read_all(STATE):
@@ -133,6 +134,25 @@ class FactoryWorker:
                     self.process.restore(state.process)
             except (ValueError, msgspec.DecodeError) as exc:
                 log.error("worker state unreadable, starting without it: %s", exc)
+
+    def _apply_library(self, batch: list[Message]) -> None:
+        for msg in batch:
+            if msg.value:
+                try:
+                    self.library.apply(msg.value)
+                except ValueError as exc:  # one bad entry must not keep the factory down
+                    log.warning("skipping bad pattern entry at offset %s: %s", msg.offset, exc)
+
+    def sync_library(self) -> int:
+        """Apply library entries others wrote (reviews, other workers' discoveries); our own
+        come back too and change nothing. Returns how many entries were read."""
+        batch = self._library_feed.poll(1000, timeout=0)
+        self._apply_library(batch)
+        return len(batch)
+
+    def close(self) -> None:
+        self.consumer.close()
+        self._library_feed.close()
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle_timeout: float = 0.05) -> None:
@@ -151,7 +171,7 @@ class FactoryWorker:
                 batch = self.consumer.poll(self.config.factory.batch_size, timeout=timeout)
                 self.process_batch(batch)
         finally:
-            self.consumer.close()
+            self.close()
 
     def process_batch(self, batch: list[Message]) -> Outputs:
         """All six stages for one batch, committed atomically with its input offsets."""
@@ -252,6 +272,7 @@ class FactoryWorker:
         mono = time.monotonic()
         if mono >= self._next_expire:
             self.process.expire(now)
+            self.sync_library()
             self._next_expire = mono + self.EXPIRE_INTERVAL_S
 
     def commit(self, prepared: _Prepared) -> None:
