@@ -72,11 +72,17 @@ def serve(config_path: str | None, quiet: bool) -> None:
 
 @cli.command()
 @click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
-def factory(config_path: str | None) -> None:
+@click.option(
+    "--worker-id",
+    default="0",
+    show_default=True,
+    help="unique among this node's workers, stable across restarts (names Kafka transactions)",
+)
+def factory(config_path: str | None, worker_id: str) -> None:
     """Run one event-factory worker (a member of the consumer group) until stopped."""
     from logfactory.node import run_factory
 
-    sys.exit(run_factory(_config(config_path)))
+    sys.exit(run_factory(_config(config_path), worker_id))
 
 
 @cli.command()

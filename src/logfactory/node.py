@@ -224,13 +224,17 @@ class Node:
                 last_print = now
 
 
-def run_factory(config: Config) -> int:
-    """Entry of ``logfactory factory``: one worker of the group until SIGTERM/SIGINT."""
+def run_factory(config: Config, worker_id: str = "0") -> int:
+    """Entry of ``logfactory factory``: one worker of the group until SIGTERM/SIGINT.
+
+    ``worker_id`` must be unique among the running workers of a node and stable across a
+    worker's restarts (on Kafka it names the worker's transactions).
+    """
     import threading
 
     from logfactory.factory.worker import FactoryWorker
 
-    bus = open_bus(config)
+    bus = open_bus(config, worker=f"factory-{worker_id}")
     registry = StatsRegistry(f"factory-{os.getpid()}")
     writer = StatsWriter(registry, config.data_dir / "stats").start()
     stop = threading.Event()

@@ -72,8 +72,12 @@ def find_config(path: str | Path | None) -> Config:
     return load_config(path)
 
 
-def open_bus(config: Config) -> Bus:
-    """The bus a configuration names; the caller owns it and must close it."""
+def open_bus(config: Config, *, worker: str | None = None) -> Bus:
+    """The bus a configuration names; the caller owns it and must close it.
+
+    ``worker`` names a factory worker stably across its restarts; on Kafka it becomes the
+    transactional id prefix, so a restarted worker fences its crashed predecessor at once.
+    """
     if config.bus.type == "local":
         from logfactory.bus.local import LocalBus
 
@@ -84,7 +88,12 @@ def open_bus(config: Config) -> Bus:
         )
     from logfactory.bus.kafka import KafkaBus
 
-    return KafkaBus.from_config(config.bus, client_id=f"logfactory-{config.node.name}")
+    keys = dict(config.bus.kafka)
+    if worker is not None:
+        keys.setdefault("transactional.id", f"{config.node.name}-{worker}")
+    return KafkaBus(
+        config=keys, partitions=config.bus.partitions, client_id=f"logfactory-{config.node.name}"
+    )
 
 
 def known_types(config: Config | None) -> list[str]:

@@ -162,3 +162,20 @@ def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 def test_kafka_bus_needs_bootstrap_servers() -> None:
     with pytest.raises(ConfigError, match=r"bootstrap\.servers"):
         open_bus(parse_config("bus: {type: kafka}\n"))
+
+
+def test_a_named_kafka_worker_gets_a_stable_transactional_prefix() -> None:
+    from logfactory.bus.kafka import KafkaBus
+
+    text = "node: {name: n1}\nbus: {type: kafka, kafka: {bootstrap.servers: '127.0.0.1:1'}}\n"
+    config = parse_config(text)
+    named = open_bus(config, worker="factory-3")
+    anonymous = open_bus(config)
+    try:
+        assert isinstance(named, KafkaBus) and isinstance(anonymous, KafkaBus)
+        assert named.txn_id("factory") == "n1-factory-3.factory.0"
+        assert named.settings.transactional_id == "n1-factory-3"
+        assert anonymous.settings.transactional_id is None
+    finally:
+        named.close()
+        anonymous.close()
