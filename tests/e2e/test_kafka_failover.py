@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,8 +53,10 @@ def _worker(config: Path, worker_id: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_sigkill_one_of_two_workers_every_event_exactly_once(
-    tmp_path: Path, kafka_bootstrap: str
+    tmp_path: Path, make_kafka: Any
 ) -> None:
+    # a broker of its own: the node's topic names (logs.raw, events.*) are fixed
+    kafka_bootstrap = make_kafka(1).bootstrap
     group = f"factory-{uuid.uuid4().hex[:8]}"
     path = tmp_path / "failover.yaml"
     path.write_text(CONFIG.format(data=tmp_path / "d", bootstrap=kafka_bootstrap, group=group))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,8 +55,10 @@ def _run_until(worker: FactoryWorker, bus: KafkaBus, group: str, target: int) ->
 
 
 def test_restarted_worker_resumes_offsets_and_relearns_the_library(
-    tmp_path: Path, kafka_bootstrap: str
+    tmp_path: Path, make_kafka: Any
 ) -> None:
+    # a broker of its own: the node's topic names (logs.raw, events.*) are fixed
+    kafka_bootstrap = make_kafka(1).bootstrap
     group = f"factory-{uuid.uuid4().hex[:8]}"
     config = parse_config(
         CONFIG.format(data=tmp_path / "d", bootstrap=kafka_bootstrap, group=group), "kf.yaml"
