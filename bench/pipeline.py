@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.common import percentile, write_result
@@ -33,11 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def throughput(records: int) -> dict[str, float]:
-    base = load_config(ROOT / "examples" / "demo.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         text = (ROOT / "examples" / "demo.yaml").read_text()
         config = parse_config(text.replace("var/demo", f"{tmp}/data"), "bench.yaml")
-        assert config.node.data_dir != base.node.data_dir
         bus = LocalBus(Path(config.node.data_dir) / "bus")
         ensure_topics(bus, config)
         producer = bus.producer()
@@ -178,12 +177,9 @@ def latency(rate: int, seconds: int) -> dict[str, float]:
 
 
 def _parse(text: str) -> int:
-    from datetime import datetime
-
-    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ")
-    from datetime import UTC
-
-    return int(dt.replace(tzinfo=UTC).timestamp() * 1_000_000) * 1000
+    """Envelope time (RFC 3339, microseconds, Z) -> UTC ns."""
+    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000) * 1000
 
 
 def main() -> None:
