@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -28,11 +27,12 @@ from logfactory.collect.agent import Agent
 from logfactory.collect.sources.base import Source
 from logfactory.collect.sources.demo import DemoSource
 from logfactory.config import Config
+from logfactory.factory.runner import run_factory
 from logfactory.stats import StatsRegistry, StatsWriter, read_all_stats
 from logfactory.subscribe import open_bus
 from logfactory.topics import ensure_topics, event_types
 
-__all__ = ["Node", "summary_line"]
+__all__ = ["Node", "run_factory", "summary_line"]
 
 log = logging.getLogger(__name__)
 
@@ -222,27 +222,3 @@ class Node:
                 sys.stdout.write(f"\r\x1b[2K{line}" if tty else f"{line}\n")
                 sys.stdout.flush()
                 last_print = now
-
-
-def run_factory(config: Config, worker_id: str = "0") -> int:
-    """Entry of ``logfactory factory``: one worker of the group until SIGTERM/SIGINT.
-
-    ``worker_id`` must be unique among the running workers of a node and stable across a
-    worker's restarts (on Kafka it names the worker's transactions).
-    """
-    import threading
-
-    from logfactory.factory.worker import FactoryWorker
-
-    bus = open_bus(config, worker=f"factory-{worker_id}")
-    registry = StatsRegistry(f"factory-{os.getpid()}")
-    writer = StatsWriter(registry, config.data_dir / "stats").start()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        FactoryWorker(config, bus, registry).run(stop)
-    finally:
-        writer.stop()
-        bus.close()
-    return 0

@@ -30,6 +30,7 @@ class StatsRegistry:
         self._lock = threading.Lock()
         self._counters: dict[str, dict[str, int]] = defaultdict(dict)
         self._gauges: dict[str, float] = {}
+        self._problems: dict[str, str] = {}
 
     def add(self, group: str, counter: str, n: int = 1) -> None:
         with self._lock:
@@ -46,6 +47,19 @@ class StatsRegistry:
         with self._lock:
             self._gauges[name] = value
 
+    def problem(self, name: str, text: str | None) -> None:
+        """Report (``text``) or clear (``None``) a condition the health endpoint must show, e.g.
+        the bus being unreachable: counters say how much happened, problems say what is wrong."""
+        with self._lock:
+            if text is None:
+                self._problems.pop(name, None)
+            else:
+                self._problems[name] = text
+
+    def problems(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._problems)
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -55,6 +69,7 @@ class StatsRegistry:
                 "written": time.time(),
                 "counters": {g: dict(c) for g, c in self._counters.items()},
                 "gauges": dict(self._gauges),
+                "problems": dict(self._problems),
             }
 
 

@@ -97,6 +97,13 @@ class Consumer(Protocol):
         the partitions; a no-op for a consumer without a group.
         """
 
+    def epochs(self) -> dict[TopicPartition, int]:
+        """Per assigned partition, a number that changes whenever this member (re)gains it.
+
+        Per-partition state kept in memory is valid only while its epoch is unchanged: between
+        two polls a partition may have gone to another member and come back.
+        """
+
     def position(self) -> dict[TopicPartition, int]:
         """Next offset this consumer will read, per assigned partition."""
 

@@ -187,6 +187,13 @@ class LocalConsumer:
             self._next_rebalance = time.monotonic() + self._interval
         return list(self._assigned)
 
+    def epochs(self) -> dict[TopicPartition, int]:
+        """Per assigned partition, the lease epoch of this member's current ownership: a new
+        number means the partition was lost and taken back, so state built for it is stale."""
+        if self._group is None:
+            return dict.fromkeys(self._assigned, 0)
+        return dict(self._epochs)
+
     def position(self) -> dict[TopicPartition, int]:
         return dict(self._positions)
 

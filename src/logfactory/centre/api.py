@@ -92,7 +92,9 @@ def process_problems(
     """Human-readable reasons why the node's processes are not all healthy ([] if they are).
 
     A dead or silent process is forgiven when a process of the same role started after its
-    last report: that is a restart (the supervisor replaced it), not an outage.
+    last report: that is a restart (the supervisor replaced it), not an outage. A live process
+    may report problems of its own (the bus unreachable, a collector spooling to disk): those
+    are listed as ``"<process>: <text>"``.
     """
     ok = [p for p in processes if p.name == own or (p.alive and p.age_s < stale_after_s)]
     ok_names = {p.name for p in ok}
@@ -113,6 +115,9 @@ def process_problems(
                 f"process {proc.name} (pid {proc.pid}) has not reported for {proc.age_s:.1f} s "
                 f"(limit {stale_after_s:g} s); it may be stuck"
             )
+    for proc in processes:
+        if proc.name in ok_names:  # a dead process's last words are stale; see above
+            problems.extend(f"{proc.name}: {text}" for _name, text in sorted(proc.problems.items()))
     for role in expected:
         if not any(_role(p.name) == role for p in processes):
             problems.append(f"no {role} process has reported stats; is it started?")

@@ -44,6 +44,8 @@ class ProcessInfo:
     """Seconds since the process last wrote its stats."""
     started: float
     written: float
+    problems: dict[str, str] = field(default_factory=dict)
+    """What the process itself reports as wrong (``StatsRegistry.problem``), by name."""
 
 
 @dataclass(slots=True)
@@ -74,6 +76,12 @@ def _num(value: object) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
+def _problems(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
 def _add(target: dict[str, int], counters: dict[str, Any]) -> None:
     for name, value in counters.items():
         if isinstance(value, int | float):
@@ -95,6 +103,7 @@ def merge_snapshots(snaps: Iterable[dict[str, Any]], now: float | None = None) -
                 age_s=round(max(0.0, now - written), 3),
                 started=_num(snap.get("started")),
                 written=written,
+                problems=_problems(snap.get("problems")),
             )
         )
         counters = snap.get("counters", {})

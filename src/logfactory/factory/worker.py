@@ -6,8 +6,10 @@ worker's own state) together with the input offsets. A crash at any point theref
 loses the whole batch's effects (and it is read again) or keeps all of them: no event is lost or
 duplicated, and event ids are derived from input positions so a replay reproduces them.
 
-State that spans batches — open multi-line records and partial composite windows — is written
-to the compacted ``factory.state`` topic in the same transaction, so a restart resumes it too.
+State that spans batches — open multi-line records and partial composite windows — is kept
+per input partition and written to the compacted ``factory.state`` topic in the same
+transaction as that partition's offset (``partition_state``), so whichever worker owns the
+partition next, after a restart or a rebalance, resumes exactly from it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-
-import msgspec
 
 from logfactory.bus.base import Bus, Message, TopicPartition
 from logfactory.config import Config
@@ -26,6 +27,13 @@ from logfactory.factory.filter import FilterStage
 from logfactory.factory.intake import read_record
 from logfactory.factory.model import Decoded, DecodeError, Position
 from logfactory.factory.package import Outputs, Packager
+from logfactory.factory.partition_state import (
+    PartitionState,
+    StateFeed,
+    WorkerState,
+    state_encoder,
+    state_key,
+)
 from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.factory.process.rules import ProcessStage
 from logfactory.factory.sort import Sorter
@@ -34,16 +42,9 @@ from logfactory.record import Record, now_ns
 from logfactory.stats import StatsRegistry
 from logfactory.topics import PATTERNS, RAW, STATE, ensure_topics, event_types
 
-__all__ = ["FactoryWorker", "WorkerState"]
+__all__ = ["FactoryWorker"]
 
 log = logging.getLogger(__name__)
-
-
-class WorkerState(msgspec.Struct):
-    """What a worker must carry across a restart besides offsets."""
-
-    sort: bytes = b""
-    process: bytes = b""
 
 
 _STAGES = ("intake", "sort", "decode", "filter", "process", "package")
@@ -58,14 +59,10 @@ class _Prepared:
     out: Outputs
     offsets: dict[TopicPartition, int]
     library_changes: list[tuple[bytes, bytes]]
-    state: WorkerState | None
+    states: list[tuple[bytes, WorkerState]]
     counts: dict[str, int]
     pending_multiline: int
     open_windows: int
-
-
-_state_encoder = msgspec.json.Encoder()
-_state_decoder = msgspec.json.Decoder(WorkerState)
 
 
 class FactoryWorker:
@@ -80,37 +77,22 @@ class FactoryWorker:
         self.stats = registry
         ensure_topics(bus, config)
         self.workshops: dict[str, Workshop] = build_workshops(config)
-        self.sorter = Sorter(config, self.workshops)
         self.library = PatternLibrary()
         self.filter = FilterStage(config, self.library)
-        self.process = ProcessStage(config.rules)
         self.packager = Packager({t: topic_for_type(t) for t in event_types(config)})
         self.group = config.factory.group
-        self.state_key = f"{self.group}".encode()
-        self._restore()
+        self._restore_library()
+        self._states = StateFeed(bus)
         self.consumer = bus.consumer(self.group, [RAW], "earliest")
-        self._last_state = WorkerState(self.sorter.snapshot(), self.process.snapshot())
+        self.parts: dict[TopicPartition, PartitionState] = {}
+        self.on_commit: Callable[[], None] | None = None  # after every committed batch
         self._next_expire = 0.0
         self._counts: dict[str, int] = dict.fromkeys(_COUNT_KEYS, 0)
         self._next_counts = time.monotonic() + self.LIBRARY_COUNTS_INTERVAL_S
 
     # -- restart --------------------------------------------------------------------------
-    def _read_all(self, topic: str) -> list[Message]:
-        consumer = self.bus.consumer(None, [topic], "earliest")
-        try:
-            out: list[Message] = []
-            ends = {(topic, p): hi for p, (_lo, hi) in self.bus.watermarks(topic).items()}
-            while any(consumer.position().get(tp, 0) < hi for tp, hi in ends.items()):
-                batch = consumer.poll(5000, timeout=0.2)
-                if not batch:
-                    break
-                out += batch
-            return out
-        finally:
-            consumer.close()
-
-    def _restore(self) -> None:
-        """Re-learn the shared pattern library and this group's in-flight state."""
+    def _restore_library(self) -> None:
+        """Re-learn the shared pattern library."""
         # the library feed stays open: reviews made elsewhere reach this worker while it runs
         self._library_feed = self.bus.consumer(None, [PATTERNS], "earliest")
         ends = {(PATTERNS, p): hi for p, (_lo, hi) in self.bus.watermarks(PATTERNS).items()}
@@ -121,19 +103,43 @@ class FactoryWorker:
                 break
             self._apply_library(batch)
         self.library.drain_changes()
-        latest: bytes | None = None
-        for msg in self._read_all(STATE):
-            if msg.key == self.state_key:
-                latest = msg.value
-        if latest:
-            try:
-                state = _state_decoder.decode(latest)
-                if state.sort:
-                    self.sorter.restore(state.sort)
-                if state.process:
-                    self.process.restore(state.process)
-            except (ValueError, msgspec.DecodeError) as exc:
-                log.error("worker state unreadable, starting without it: %s", exc)
+
+    def _claim(self, batch: list[Message]) -> None:
+        """Forget partitions lost since the last batch and load the state of new ones.
+
+        Called after every poll: state built under an earlier assignment of a partition is
+        stale (another worker may have advanced it meanwhile), so an epoch change drops it.
+        """
+        epochs = self.consumer.epochs()
+        parts = self.parts
+        for tp in [tp for tp, part in parts.items() if epochs.get(tp) != part.epoch]:
+            del parts[tp]
+        new = {(m.topic, m.partition) for m in batch} - parts.keys()
+        if not new:
+            return
+        self._states.catch_up()
+        for tp in sorted(new):
+            if tp not in epochs:
+                continue  # revoked after the fetch; the commit of this batch will be fenced
+            key = state_key(self.group, tp)
+            part = PartitionState(
+                epochs[tp], key, Sorter(self.config, self.workshops),
+                ProcessStage(self.config.rules), WorkerState(),
+            )  # fmt: skip
+            part.restore(self._states.values.get(key))
+            parts[tp] = part
+
+    def _part(self, tp: TopicPartition) -> PartitionState:
+        part = self.parts.get(tp)
+        if part is None:  # a partition this worker was never given state for (not via poll)
+            key = state_key(self.group, tp)
+            part = PartitionState(
+                self.consumer.epochs().get(tp, -1), key, Sorter(self.config, self.workshops),
+                ProcessStage(self.config.rules), WorkerState(),
+            )  # fmt: skip
+            part.restore(None)
+            self.parts[tp] = part
+        return part
 
     def _apply_library(self, batch: list[Message]) -> None:
         for msg in batch:
@@ -153,6 +159,7 @@ class FactoryWorker:
     def close(self) -> None:
         self.consumer.close()
         self._library_feed.close()
+        self._states.close()
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, stop: threading.Event, idle_timeout: float = 0.05) -> None:
@@ -165,7 +172,7 @@ class FactoryWorker:
         try:
             while not stop.is_set():
                 timeout = idle_timeout
-                deadline = self.sorter.next_deadline()
+                deadline = self._next_deadline()
                 if deadline is not None:  # wake when a held multi-line record is due
                     timeout = min(timeout, max(0.0, (deadline - now_ns()) / 1e9))
                 batch = self.consumer.poll(self.config.factory.batch_size, timeout=timeout)
@@ -181,8 +188,14 @@ class FactoryWorker:
         self.commit(prepared)
         return prepared.out
 
+    def _next_deadline(self) -> int | None:
+        due = [d for part in self.parts.values() if (d := part.sorter.next_deadline()) is not None]
+        return min(due) if due else None
+
     def prepare(self, batch: list[Message]) -> _Prepared | None:
         """Run the stages on ``batch``: everything its commit will write, or None if nothing."""
+        self._claim(batch)
+        parts = self.parts
         out = Outputs()
         counts = self._counts = dict.fromkeys(_COUNT_KEYS, 0)
         now = now_ns()
@@ -200,29 +213,38 @@ class FactoryWorker:
                 continue
             counts["intake.sent"] += 1
             record, position = read
+            tp = (msg.topic, msg.partition)
+            part = parts.get(tp) or self._part(tp)
             try:
-                ready = self.sorter.feed(record, position, now)
+                ready = part.sorter.feed(record, position, now)
             except DecodeError as exc:
                 counts["sort.dropped"] += 1
                 self.packager.add_deadletter(out, exc.reason, "sort", position, record)
                 continue
             for rec, pos, workshop in ready:
-                self._handle(out, rec, pos, workshop)
-        for rec, pos, workshop in self.sorter.flush_due(now):
-            self._handle(out, rec, pos, workshop)
+                self._handle(out, part, rec, pos, workshop)
+        for part in self.parts.values():
+            for rec, pos, workshop in part.sorter.flush_due(now):
+                self._handle(out, part, rec, pos, workshop)
         self._timers(now)
         library_changes = self._library_changes()
-        state = WorkerState(self.sorter.snapshot(), self.process.snapshot())
-        state_changed = state != self._last_state
-        if not offsets and not out.messages and not library_changes and not state_changed:
+        states: list[tuple[bytes, WorkerState]] = []
+        for part in self.parts.values():
+            state = part.current()
+            if state != part.saved:
+                part.saved = state
+                states.append((part.key, state))
+        if not offsets and not out.messages and not library_changes and not states:
             return None
-        self._last_state = state
         return _Prepared(
-            out, offsets, library_changes, state if state_changed else None, counts,
-            self.sorter.pending(), self.process.open_windows(),
+            out, offsets, library_changes, states, counts,
+            sum(p.sorter.pending() for p in self.parts.values()),
+            sum(p.process.open_windows() for p in self.parts.values()),
         )  # fmt: skip
 
-    def _handle(self, out: Outputs, record: Record, position: Position, workshop: str) -> None:
+    def _handle(
+        self, out: Outputs, part: PartitionState, record: Record, position: Position, workshop: str
+    ) -> None:
         counts = self._counts
         counts["sort.sent"] += 1
         try:
@@ -253,7 +275,7 @@ class FactoryWorker:
                 counts["filter.sent"] += len(drafts)
             else:
                 counts["filter.dropped"] += 1  # known normal: kept in logs.parsed only
-            composite = self.process.feed(decoded)
+            composite = part.process.feed(decoded)
             if composite:
                 counts["process.sent"] += len(composite)
                 drafts += composite
@@ -271,7 +293,8 @@ class FactoryWorker:
     def _timers(self, now: int) -> None:
         mono = time.monotonic()
         if mono >= self._next_expire:
-            self.process.expire(now)
+            for part in self.parts.values():
+                part.process.expire(now)
             self.sync_library()
             self._next_expire = mono + self.EXPIRE_INTERVAL_S
 
@@ -282,11 +305,13 @@ class FactoryWorker:
                 tx.produce(topic, value, key)
             for key, value in prepared.library_changes:
                 tx.produce(PATTERNS, value, key)
-            if prepared.state is not None:
-                tx.produce(STATE, _state_encoder.encode(prepared.state), self.state_key)
+            for key, state in prepared.states:
+                tx.produce(STATE, state_encoder.encode(state), key)
             if prepared.offsets:
                 tx.commit_offsets(prepared.offsets)
         self._count(prepared)
+        if self.on_commit is not None:
+            self.on_commit()
 
     def _library_changes(self) -> list[tuple[bytes, bytes]]:
         include_counts = time.monotonic() >= self._next_counts

@@ -217,3 +217,21 @@ def test_merge_ignores_junk_without_failing() -> None:
     assert view.sources["s"]["bytes"] == 1
     assert view.events == {"ALERT": 0} and view.deadletter == 0
     assert [p.name for p in view.processes] == ["x", "y"]
+
+
+def test_problems_a_live_process_reports_reach_health() -> None:
+    registry = StatsRegistry("factory-7")
+    registry.problem("bus", "brokers unreachable since 03:00:00Z")
+    registry.problem("gone", "soon cleared")
+    registry.problem("gone", None)
+    snap = registry.snapshot()
+    snap["alive"] = True
+    view = merge_snapshots([snap], now=snap["written"])
+    assert view.processes[0].problems == {"bus": "brokers unreachable since 03:00:00Z"}
+    assert process_problems(view.processes, own="node") == [
+        "factory-7: brokers unreachable since 03:00:00Z"
+    ]
+    # a dead process's last report is not repeated as a current problem
+    dead = proc("factory-8", alive=False, age=50)
+    dead.problems["bus"] = "stale"
+    assert not any("stale" in p for p in process_problems([dead], own="node"))

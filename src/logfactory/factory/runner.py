@@ -1,0 +1,109 @@
+"""``logfactory factory``: one worker of the group, kept running through bus trouble.
+
+Why rebuild the whole worker after a bus error instead of retrying the failed call: a batch
+whose transaction failed has already changed the worker's memory (windows counted, templates
+learned, positions advanced) without the bus keeping any of it. The only state that is certainly
+right is what the bus committed, so the worker is thrown away and a new one re-reads it: the
+pattern library, each partition's state and the committed offsets. That is the same path a
+crashed worker takes, exercised on every broker outage instead of only on crashes.
+
+While the bus is unreachable the runner waits (doubling up to ``MAX_BACKOFF_S``) and reports the
+problem to its stats registry, which the node's health endpoint shows; the first successful
+batch clears it. A programming error is not retried here: it ends the process (the node's
+supervisor, or systemd, restarts it) rather than looping on a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+
+from logfactory.bus.base import BusError
+from logfactory.config import Config
+from logfactory.stats import StatsRegistry, StatsWriter
+
+__all__ = ["MAX_BACKOFF_S", "run_factory", "run_worker_resilient"]
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 10.0
+_PROBLEM = "bus"
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def run_worker_resilient(
+    config: Config,
+    worker_id: str,
+    registry: StatsRegistry,
+    stop: threading.Event,
+    *,
+    first_backoff: float = 0.5,
+) -> None:
+    """Run workers one after another until ``stop``; see the module docstring."""
+    from logfactory.factory.worker import FactoryWorker
+    from logfactory.subscribe import open_bus
+
+    backoff = first_backoff
+    failing_since: float | None = None
+    committed = threading.Event()
+
+    def on_commit() -> None:
+        if not committed.is_set():
+            committed.set()
+            registry.problem(_PROBLEM, None)
+
+    while not stop.is_set():
+        bus = None
+        committed.clear()
+        try:
+            bus = open_bus(config, worker=f"factory-{worker_id}")
+            worker = FactoryWorker(config, bus, registry)
+            worker.on_commit = on_commit
+            registry.problem(_PROBLEM, None)  # it read the library and joined: the bus answers
+            worker.run(stop)
+            return
+        except BusError as exc:
+            if committed.is_set():  # it worked for a while: a new failure, a fresh backoff
+                backoff, failing_since = first_backoff, None
+            now = time.time()
+            failing_since = failing_since or now
+            registry.add("factory", "restarts")
+            registry.problem(
+                _PROBLEM,
+                f"factory worker cannot use the bus since {_utc(failing_since)}: {exc}; "
+                f"it is paused and retries in {backoff:g} s",
+            )
+            log.warning("factory worker paused after a bus error, retrying in %g s: %s",
+                        backoff, exc)  # fmt: skip
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        finally:
+            if bus is not None:
+                try:
+                    bus.close()
+                except Exception:  # closing a broken client must not hide the first error
+                    log.debug("closing the bus after an error failed", exc_info=True)
+
+
+def run_factory(config: Config, worker_id: str = "0") -> int:
+    """Entry of ``logfactory factory``: one worker of the group until SIGTERM/SIGINT.
+
+    ``worker_id`` must be unique among the running workers of a node and stable across a
+    worker's restarts (on Kafka it names the worker's transactions, which fences a zombie).
+    """
+    registry = StatsRegistry(f"factory-{os.getpid()}")
+    writer = StatsWriter(registry, config.data_dir / "stats").start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        run_worker_resilient(config, worker_id, registry, stop)
+    finally:
+        writer.stop()
+    return 0
