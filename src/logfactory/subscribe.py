@@ -181,6 +181,9 @@ def _last_stored(
     return newest
 
 
+ANNOUNCED_MEMORY = 100_000  # NEW_PATTERN ids remembered for de-duplication
+
+
 class Subscriber:
     """Iterate event envelopes of chosen types from the bus.
 
@@ -242,6 +245,9 @@ class Subscriber:
         self._handed: dict[TopicPartition, int] = {}  # given to the caller, maybe unfinished
         self.skipped = 0
         """Messages that were not JSON objects (logged and skipped, never fatal)."""
+        self._announced: dict[str, None] = {}  # insertion-ordered: the oldest goes first
+        self.repeated = 0
+        """Repeated NEW_PATTERN announcements dropped (see :meth:`_first_announcement`)."""
 
     # -- reading ----------------------------------------------------------------------------
     def poll(self, timeout: float | None = None) -> list[dict[str, Any]]:
@@ -278,7 +284,7 @@ class Subscriber:
 
     def _envelope(self, message: Message) -> dict[str, Any] | None:
         try:
-            return _decode_json(message.value)
+            envelope = _decode_json(message.value)
         except msgspec.DecodeError as exc:
             self.skipped += 1
             log.warning(
@@ -289,6 +295,28 @@ class Subscriber:
                 exc,
             )
             return None
+        return envelope if self._first_announcement(envelope) else None
+
+    def _first_announcement(self, envelope: dict[str, Any]) -> bool:
+        """False for a NEW_PATTERN whose id was delivered already.
+
+        Two workers that discover one template within their library-sync interval both announce
+        it, under the same id (derived from the template); the subscriber shows it once.
+        """
+        header = envelope.get("header")
+        if not isinstance(header, dict) or header.get("type") != "NEW_PATTERN":
+            return True
+        event_id = header.get("id")
+        if not isinstance(event_id, str):
+            return True
+        seen = self._announced
+        if event_id in seen:
+            self.repeated += 1
+            return False
+        seen[event_id] = None
+        if len(seen) > ANNOUNCED_MEMORY:
+            del seen[next(iter(seen))]
+        return True
 
     def _poll_messages(self, timeout: float) -> list[Message]:
         with self._lock:

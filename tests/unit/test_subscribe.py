@@ -179,3 +179,15 @@ def test_a_named_kafka_worker_gets_a_stable_transactional_prefix() -> None:
     finally:
         named.close()
         anonymous.close()
+
+
+def test_a_template_announced_twice_is_delivered_once(local_bus: LocalBus) -> None:
+    # racing workers announce one template twice under one id; other types are never merged
+    first = put(local_bus, "NEW_PATTERN", range(3))
+    again = put(local_bus, "NEW_PATTERN", range(1, 2))
+    alerts = put(local_bus, "ALERT", range(2)) + put(local_bus, "ALERT", range(1))
+    with Subscriber(["NEW_PATTERN"], bus=local_bus, start="earliest") as sub:
+        assert take(sub, 3) == first
+        assert sub.poll(0.1) == [] and sub.repeated == len(again)
+    with Subscriber(["ALERT"], bus=local_bus, start="earliest") as sub:
+        assert take(sub, 3) == alerts
