@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from logfactory.bus.base import Bus
+from logfactory.factory.patterns.diff import (
+    LibraryDiff,
+    LibraryFileError,
+    diff_libraries,
+    read_library_file,
+)
 from logfactory.factory.patterns.entry import PatternEntry
 from logfactory.factory.patterns.library import PatternLibrary
+from logfactory.factory.patterns.topic import load_library, save_changes
 from logfactory.record import now_ns
-from logfactory.topics import PATTERNS
 
-__all__ = ["patterns"]
+__all__ = ["load_library", "patterns", "save_changes"]
 
 _CONFIG_HELP = "configuration file (default: $LOGFACTORY_CONFIG or ./examples/demo.yaml)"
 
@@ -36,36 +43,6 @@ def _open(config_path: str | None) -> Bus:
     bus = open_bus(config)
     ensure_topics(bus, config)
     return bus
-
-
-def load_library(bus: Bus) -> PatternLibrary:
-    """The library as the workers know it: every entry on the compacted topic, newest last."""
-    library = PatternLibrary()
-    ends = {(PATTERNS, p): hi for p, (_lo, hi) in bus.watermarks(PATTERNS).items()}
-    consumer = bus.consumer(None, [PATTERNS], "earliest")
-    try:
-        while any(consumer.position().get(tp, 0) < hi for tp, hi in ends.items()):
-            batch = consumer.poll(5000, timeout=1.0)
-            for msg in batch:
-                if msg.value:
-                    library.apply(msg.value)
-    finally:
-        consumer.close()
-    library.drain_changes()
-    return library
-
-
-def save_changes(bus: Bus, library: PatternLibrary) -> int:
-    """Publish the library's changes to the topic the workers learn from."""
-    changes = library.drain_changes_keyed(include_counts=True)
-    producer = bus.producer()
-    try:
-        for key, value in changes:
-            producer.produce(PATTERNS, value, key.encode())
-        producer.flush()
-    finally:
-        producer.close()
-    return len(changes)
 
 
 def _entry_line(e: PatternEntry) -> str:
@@ -229,3 +206,78 @@ def import_(file: str, config_path: str | None) -> None:
     finally:
         bus.close()
     click.echo(f"{n} templates imported from {file}")
+
+
+class _BadInput(click.ClickException):
+    """Exit status 2, as ``diff`` uses for trouble (1 means "they differ")."""
+
+    exit_code = 2
+
+
+def _when(ns: int) -> str:
+    if not ns:
+        return "-"
+    stamp = datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _review_text(e: PatternEntry) -> str:
+    if e.status != "alert":
+        return e.status
+    return f"alert({e.severity or 'high'}): {e.reason}"
+
+
+def _print_diff(result: LibraryDiff) -> None:
+    def group(title: str, lines: list[str]) -> None:
+        if lines:
+            click.echo(f"{title} ({len(lines)}):")
+            for line in lines:
+                click.echo(f"  {line}")
+
+    group("added", [f"+ {e.id}  {e.workshop}  {e.status}  {e.template}" for e in result.added])
+    group("removed", [f"- {e.id}  {e.workshop}  {e.template}" for e in result.removed])
+    generalised = []
+    for c in result.generalised:
+        line = f"~ {c.old.id} -> {c.new.id}  {c.new.workshop}  {c.old.template} -> {c.new.template}"
+        if _review_text(c.old) != _review_text(c.new):
+            line += f"  [{_review_text(c.old)} -> {_review_text(c.new)}]"
+        generalised.append(line)
+    group("generalised", generalised)
+    group(
+        "status changed",
+        [
+            f"! {c.new.id}  {c.new.workshop}  {_review_text(c.old)} -> {_review_text(c.new)}"
+            f"  {c.new.template}"
+            for c in result.status_changed
+        ],
+    )
+    group(
+        "counts changed",
+        [
+            f"# {c.new.id}  {c.new.workshop}  count {c.old.count} -> {c.new.count}, "
+            f"last seen {_when(c.old.last_seen)} -> {_when(c.new.last_seen)}  {c.new.template}"
+            for c in result.counts_changed
+        ],
+    )
+    click.echo(result.summary())
+
+
+@patterns.command(name="diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False))
+@click.option("--counts", is_flag=True, help="also report count, first_seen and last_seen changes")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object instead")
+def diff(old: str, new: str, counts: bool, as_json: bool) -> None:
+    """What changed from OLD to NEW (files written by export). Exit 0: same, 1: different,
+    2: bad input."""
+    try:
+        before, after = read_library_file(old), read_library_file(new)
+    except LibraryFileError as exc:
+        raise _BadInput(str(exc)) from exc
+    result = diff_libraries(before, after, counts=counts)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _print_diff(result)
+    if result:
+        click.get_current_context().exit(1)

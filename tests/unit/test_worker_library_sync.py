@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 from logfactory.bus.local import LocalBus
-from logfactory.cli_patterns import load_library, save_changes
 from logfactory.config import parse_config
 from logfactory.event import decode_event
+from logfactory.factory.patterns.topic import load_library, save_changes
 from logfactory.factory.worker import FactoryWorker
 from logfactory.record import encode_record, make_record
 from logfactory.stats import StatsRegistry

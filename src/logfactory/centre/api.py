@@ -127,6 +127,7 @@ def process_problems(
 def create_app(ctx: NodeContext) -> FastAPI:
     """The API for one node; routes are listed in the README's HTTP API section."""
     from logfactory.centre.api_ingest import add_ingest_routes
+    from logfactory.centre.api_patterns import add_pattern_routes
     from logfactory.centre.api_sse import add_sse_routes
 
     app = FastAPI(
@@ -207,6 +208,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
 
     add_ingest_routes(app, ctx)
     add_sse_routes(app, ctx, state)
+    add_pattern_routes(app, ctx)
     return app
 
 

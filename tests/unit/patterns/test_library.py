@@ -13,13 +13,18 @@ from logfactory.factory.patterns.library import PatternLibrary, entry_key, patte
 T = 1_700_000_000_000_000_000
 ROOT = "Failed password for root from 203.0.113.7 port 52144 ssh2"
 ALICE = "Failed password for alice from 198.51.100.23 port 2201 ssh2"
-ROOT_TEMPLATE = "Failed password for root from <*> port <*> ssh<*>"
-GENERAL = "Failed password for <*> from <*> port <*> ssh<*>"
+BOB = "Failed password for bob from 192.0.2.9 port 4000 ssh2"
+ROOT_TEMPLATE = "Failed password for root from <*> port <*> ssh2"
+ALICE_TEMPLATE = "Failed password for alice from <*> port <*> ssh2"
+# a word becomes a parameter once three different words were seen in its place
+GENERAL = "Failed password for <*> from <*> port <*> ssh2"
 LINES = [
     ROOT,
     ALICE,
+    BOB,
     "Out of memory: Killed process 4242 (java) total-vm:1234567kB, anon-rss:1024kB",
     "Out of memory: Killed process 17 (python3) total-vm:99kB, anon-rss:12kB",
+    "Out of memory: Killed process 18 (gcc) total-vm:12kB, anon-rss:4kB",
     "PacketResponder 1 for block blk_38865049064139660 terminating",
     "PacketResponder 2 for block blk_-6952295868487656571 terminating",
     "session opened for user root by (uid=0)",
@@ -50,17 +55,18 @@ def test_ids_are_stable_across_fresh_libraries() -> None:
 
     first = final_ids()
     assert first == final_ids()
-    assert first[0] == first[1] == pattern_id("syslog", GENERAL)
-    assert first[2] == first[3]
-    assert first[4] == first[5]
+    assert first[0] == first[1] == first[2] == pattern_id("syslog", GENERAL)
+    assert first[3] == first[4] == first[5]
+    assert first[6] == first[7]
     assert len(set(first)) == 4
 
 
 def test_new_exactly_once_per_template() -> None:
     lib = PatternLibrary()
     flags = [lib.observe("syslog", line, T + i).is_new for i, line in enumerate(LINES * 3)]
-    # ROOT creates a template; ALICE only generalises it (not new); the others: new once each
-    assert flags[: len(LINES)] == [True, False, True, False, True, False, True]
+    # ROOT and ALICE create templates; BOB only generalises them (not new); likewise java,
+    # python3 and gcc; the second PacketResponder fits the first's template
+    assert flags[: len(LINES)] == [True, True, False, True, True, False, True, False, True]
     assert not any(flags[len(LINES) :])
     assert all(e.status == "new" for e in lib.entries())
 
@@ -80,7 +86,8 @@ def test_generalisation_keeps_lineage_and_carries_the_status() -> None:
     lib = PatternLibrary()
     old = lib.observe("syslog", ROOT, T).pattern_id
     lib.set_status(old, "alert", reason="root login attempts", severity="high")
-    obs = lib.observe("syslog", ALICE, T + 1)
+    alice = lib.observe("syslog", ALICE, T + 1).pattern_id
+    obs = lib.observe("syslog", BOB, T + 1)
     assert obs.pattern_id == pattern_id("syslog", GENERAL) != old
     assert (obs.status, obs.reason, obs.severity, obs.is_new) == (
         "alert",
@@ -90,8 +97,8 @@ def test_generalisation_keeps_lineage_and_carries_the_status() -> None:
     )
     entry = lib.get(old)  # the old id follows the lineage
     assert entry is not None and entry.id == obs.pattern_id
-    assert entry.lineage == [old]
-    assert entry.count == 2
+    assert entry.lineage == [old, alice]  # both specific templates fold into the general one
+    assert entry.count == 3
     lib.set_status(old, "normal")  # reviewing by the old id reviews the general entry
     assert lib.observe("syslog", ROOT, T + 2).status == "normal"
     assert [e.id for e in lib.entries()] == [obs.pattern_id]
@@ -110,12 +117,16 @@ def test_changes_only_on_create_generalise_and_review() -> None:
     assert lib.drain_changes(include_counts=True) == []  # nothing moved since
 
     lib.observe("syslog", ALICE, T + 200)
+    alice_id = pattern_id("syslog", ALICE_TEMPLATE)
+    assert [k for k, _ in lib.drain_changes_keyed()] == [alice_id]
+    lib.observe("syslog", BOB, T + 201)
     keyed = lib.drain_changes_keyed()
     old_id = pattern_id("syslog", ROOT_TEMPLATE)
     new_id = pattern_id("syslog", GENERAL)
-    assert [k for k, _ in keyed] == [old_id, new_id]  # the superseded entry first
+    assert [k for k, _ in keyed] == [old_id, alice_id, new_id]  # the superseded entries first
     assert decode(keyed[0][1])["superseded_by"] == new_id
-    assert decode(keyed[1][1])["lineage"] == [old_id]
+    assert decode(keyed[1][1])["superseded_by"] == new_id
+    assert decode(keyed[2][1])["lineage"] == [old_id, alice_id]
     assert all(entry_key(v) == k for k, v in keyed)
 
     lib.set_status(new_id, "normal")
@@ -136,7 +147,7 @@ def test_apply_restores_another_library() -> None:
     source = PatternLibrary()
     for line in LINES:
         source.observe("syslog", line, T)
-    oom = source.observe("syslog", LINES[2], T).pattern_id
+    oom = source.observe("syslog", LINES[3], T).pattern_id
     source.set_status(oom, "alert", reason="OOM", severity="critical")
     topic: dict[str, bytes] = {}  # a compacted topic: the last value per key
     for key, value in source.drain_changes_keyed(include_counts=True):
@@ -151,7 +162,7 @@ def test_apply_restores_another_library() -> None:
         obs = restored.observe("syslog", line, T + 1)
         assert not obs.is_new
         assert obs.pattern_id == source.observe("syslog", line, T).pattern_id
-    assert restored.observe("syslog", LINES[3], T).status == "alert"
+    assert restored.observe("syslog", LINES[4], T).status == "alert"
     entry = restored.get(oom)
     assert entry is not None and entry.reason == "OOM" and entry.severity == "critical"
 
@@ -161,6 +172,7 @@ def test_apply_redirects_a_template_generalised_elsewhere() -> None:
     specific = here.observe("syslog", ROOT, T).pattern_id
     there.observe("syslog", ROOT, T)
     there.observe("syslog", ALICE, T + 1)
+    there.observe("syslog", BOB, T + 1)
     general = pattern_id("syslog", GENERAL)
     for value in there.drain_changes():
         here.apply(value)
@@ -169,7 +181,7 @@ def test_apply_redirects_a_template_generalised_elsewhere() -> None:
     obs = here.observe("syslog", ROOT, T + 2)
     assert obs.pattern_id == general and not obs.is_new
     assert (
-        here.observe("syslog", "Failed password for bob from 1.2.3.4 port 1 ssh2", T).pattern_id
+        here.observe("syslog", "Failed password for carol from 1.2.3.4 port 1 ssh2", T).pattern_id
         == general
     )
 
@@ -185,7 +197,8 @@ def test_later_applies_win_and_reviews_reach_successors() -> None:
     lib.apply(msgspec.json.encode(entry))
     assert lib.observe("syslog", ROOT, T).status == "normal"
 
-    lib.observe("syslog", ALICE, T)  # generalises locally; the review arrives for the old id
+    lib.observe("syslog", ALICE, T)
+    lib.observe("syslog", BOB, T)  # generalises locally; the review arrives for the old id
     entry.status, entry.reason = "alert", "late review"
     lib.apply(msgspec.json.encode(entry))
     obs = lib.observe("syslog", ALICE, T)

@@ -43,7 +43,7 @@ from logfactory.factory.patterns.entry import (
     entry_key,
     pattern_id,
 )
-from logfactory.factory.patterns.miner import Cluster, DrainMiner, Miner
+from logfactory.factory.patterns.miner_accurate import AccurateMiner, Cluster, Miner
 
 __all__ = [
     "STATUSES",
@@ -84,11 +84,11 @@ class _Slot:
 
 
 class PatternLibrary:
-    """See the module docstring. ``miner`` defaults to :class:`DrainMiner`."""
+    """See the module docstring. ``miner`` defaults to :class:`AccurateMiner`."""
 
     def __init__(self, max_templates_per_workshop: int = 5000, miner: Miner | None = None) -> None:
         self.max_templates_per_workshop = max_templates_per_workshop
-        self._miner: Miner = miner if miner is not None else DrainMiner()
+        self._miner: Miner = miner if miner is not None else AccurateMiner()
         self._slots: dict[str, _Slot] = {}  # active entries by id
         self._by_handle: dict[int, _Slot] = {}
         self._per_workshop: dict[str, int] = {}
@@ -108,8 +108,23 @@ class PatternLibrary:
                 entry.last_seen = time_ns
             return slot.obs
         if slot is None:
-            return self._created(workshop, message, time_ns, cluster)
-        return self._generalised(slot, cluster, time_ns)
+            obs = self._created(workshop, message, time_ns, cluster)
+        else:
+            obs = self._generalised(slot, cluster, time_ns)
+        if previous is not None:
+            self._fold_absorbed()
+        return obs
+
+    def _fold_absorbed(self) -> None:
+        """Entries of clusters the miner merged into a generalised one join its lineage now,
+        not when their next message happens to arrive: one template, one entry."""
+        for other in self._miner.take_absorbed():
+            old = self._by_handle.get(other.handle)
+            target = self._by_handle.get(self._miner.current(other).handle)
+            if old is None or target is None or old is target:
+                continue
+            self._supersede(old, target, add_counts=True)
+            self._changed[target.entry.id] = None
 
     # -- creation and generalisation ------------------------------------------------------------
     def _resolve(self, pid: str) -> str:

@@ -1,0 +1,248 @@
+"""``/api/v1/patterns``: browse the pattern library and review templates over HTTP.
+
+The library's truth is the compacted topic ``patterns.library``; these routes read it the way
+``logfactory patterns list`` does and write reviews the way ``logfactory patterns mark`` does
+(load, ``set_status``, publish the changed entry), so a review reaches every running factory
+worker through the topic they sync from (every 0.5 s), with no restart and no other channel.
+
+Reading the whole topic costs time proportional to the library, so a snapshot is kept for
+:data:`CACHE_TTL_S`; a console polling the list re-reads at most once a second, and a review
+made here drops the snapshot so the reviewer sees its own change at once. Reviews made in this
+process are serialised: each one re-reads the topic before writing, so two reviews in flight
+cannot write back each other's stale status. Bus work runs in worker threads, never on the loop.
+
+Reviews are write access: when HTTP ingest sources have bearer tokens configured, a review needs
+one of them too (there is no separate API token in the configuration today).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from logfactory.bus.base import Bus, BusError
+from logfactory.centre.api import NodeContext
+from logfactory.centre.api_ingest import _authorized
+from logfactory.factory.patterns.entry import STATUSES, PatternEntry
+from logfactory.factory.patterns.library import PatternLibrary
+from logfactory.factory.patterns.topic import load_library, save_changes
+
+__all__ = [
+    "CACHE_TTL_S",
+    "SEVERITIES",
+    "LibraryCache",
+    "ReviewError",
+    "add_pattern_routes",
+    "entry_json",
+    "parse_review",
+]
+
+CACHE_TTL_S = 1.0
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+MAX_REVIEW_BYTES = 64 * 1024
+MAX_REASON_CHARS = 2000
+_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
+_encode = msgspec.json.Encoder().encode
+
+
+def entry_json(entry: PatternEntry) -> dict[str, Any]:
+    """Every field, defaults included (the file and topic form omits them; clients should not
+    have to know the defaults)."""
+    return msgspec.structs.asdict(entry)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The library as read at one moment, plus its entries newest ``last_seen`` first (ties by
+    id, so pages are stable). Shared by concurrent requests: read it, never change it."""
+
+    library: PatternLibrary
+    by_recency: list[PatternEntry]
+
+
+class LibraryCache:
+    """A snapshot of the library no older than ``ttl_s``, loaded by one thread at a time.
+
+    A load that was already running when :meth:`invalidate` was called is returned to its
+    caller but not kept, so nobody is served a pre-review snapshot after the review answered.
+    """
+
+    def __init__(self, load: Callable[[], PatternLibrary], ttl_s: float = CACHE_TTL_S) -> None:
+        self._load = load
+        self._ttl_s = ttl_s
+        self._lock = threading.Lock()  # one load at a time; the others wait and share it
+        self._snapshot: Snapshot | None = None
+        self._loaded_at = 0.0
+        self._generation = 0
+
+    def get(self) -> Snapshot:
+        with self._lock:
+            snap = self._snapshot
+            if snap is not None and time.monotonic() - self._loaded_at < self._ttl_s:
+                return snap
+            generation = self._generation
+            library = self._load()
+            entries = library.entries()
+            entries.sort(key=lambda e: e.id)
+            entries.sort(key=lambda e: e.last_seen, reverse=True)
+            snap = Snapshot(library, entries)
+            if generation == self._generation:
+                self._snapshot, self._loaded_at = snap, time.monotonic()
+            return snap
+
+    def invalidate(self) -> None:
+        self._generation += 1  # read under the lock in get(); a stale load sees the change
+        self._snapshot = None
+
+
+class ReviewError(ValueError):
+    """A review request that cannot be applied; the message says what to send instead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    status: str
+    reason: str | None
+    severity: str | None
+
+
+def parse_review(body: bytes) -> Review:
+    """``{"status": ..., "reason": ..., "severity": ...}`` -> a Review, or ReviewError.
+
+    ``alert`` needs a non-empty reason; its severity defaults to ``high`` (as ``patterns mark``).
+    ``normal`` and ``new`` carry neither reason nor severity, so sending one is refused rather
+    than silently dropped.
+    """
+    try:
+        obj = _decode_object(body)
+    except msgspec.DecodeError as exc:
+        raise ReviewError(f"the body must be a JSON object: {exc}") from exc
+    unknown = sorted(set(obj) - {"status", "reason", "severity"})
+    if unknown:
+        raise ReviewError(f"unknown field(s) {', '.join(unknown)}; use status, reason, severity")
+    status, reason, severity = obj.get("status"), obj.get("reason"), obj.get("severity")
+    if status not in STATUSES:
+        raise ReviewError(f"'status' must be one of {', '.join(STATUSES)}, not {status!r}")
+    if reason is not None and not isinstance(reason, str):
+        raise ReviewError("'reason' must be a string")
+    if severity is not None and severity not in SEVERITIES:
+        raise ReviewError(f"'severity' must be one of {', '.join(SEVERITIES)}, not {severity!r}")
+    if status == "alert":
+        reason = (reason or "").strip()
+        if not reason:
+            raise ReviewError("an alert needs a 'reason' (what people should know)")
+        if len(reason) > MAX_REASON_CHARS:
+            raise ReviewError(f"'reason' is longer than {MAX_REASON_CHARS} characters")
+        return Review("alert", reason, severity or "high")
+    if reason is not None or severity is not None:
+        raise ReviewError(f"'reason' and 'severity' apply to status alert only, not {status!r}")
+    return Review(status, None, None)
+
+
+def _page(
+    snap: Snapshot,
+    workshop: str | None,
+    status: str | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> bytes:
+    needle = q.casefold() if q else None
+    matches = [
+        e
+        for e in snap.by_recency
+        if (workshop is None or e.workshop == workshop)
+        and (status is None or e.status == status)
+        and (needle is None or needle in e.template.casefold())
+    ]
+    page = [entry_json(e) for e in matches[offset : offset + limit]]
+    return _encode({"total": len(matches), "patterns": page})
+
+
+def _error(message: str, status_code: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status_code)
+
+
+def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
+    bus: Bus = ctx.bus
+    cache = LibraryCache(lambda: load_library(bus))
+    tokens = [s.token for s in ctx.config.sources if s.type == "http" and s.token]
+    review_lock = threading.Lock()
+
+    @app.get("/api/v1/patterns")
+    async def list_patterns(
+        workshop: str | None = Query(None, description="only this workshop"),
+        status: str | None = Query(None, description="new, normal or alert"),
+        q: str | None = Query(None, description="case-insensitive substring of the template"),
+        limit: int = Query(100, ge=1, le=1000),
+        offset: int = Query(0, ge=0),
+    ) -> Response:
+        """Templates, newest ``last_seen`` first, with the total that matched the filters."""
+        if status is not None and status not in STATUSES:
+            return _error(f"'status' must be one of {', '.join(STATUSES)}", 400)
+
+        def work() -> bytes:
+            return _page(cache.get(), workshop, status, q, limit, offset)
+
+        try:
+            body = await run_in_threadpool(work)
+        except BusError as exc:
+            return _error(f"the bus did not answer ({exc}); retry", 503)
+        return Response(body, media_type="application/json")
+
+    @app.get("/api/v1/patterns/{pattern_id}")
+    async def get_pattern(pattern_id: str) -> JSONResponse:
+        """One template; an id it generalised from finds the current entry."""
+        try:
+            snap = await run_in_threadpool(cache.get)
+        except BusError as exc:
+            return _error(f"the bus did not answer ({exc}); retry", 503)
+        entry = snap.library.get(pattern_id)
+        if entry is None:
+            return _error(f"no pattern {pattern_id!r}", 404)
+        return JSONResponse(entry_json(entry))
+
+    @app.post("/api/v1/patterns/{pattern_id}/review")
+    async def review_pattern(pattern_id: str, request: Request) -> JSONResponse:
+        """Mark a template normal, alert (with a reason) or back to new; workers apply it
+        within a second. Answers with the entry as stored."""
+        if not _authorized(request.headers.get("authorization"), tokens):
+            return JSONResponse(
+                {"error": "missing or wrong bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        body = await request.body()
+        if len(body) > MAX_REVIEW_BYTES:
+            return _error(f"body larger than {MAX_REVIEW_BYTES} bytes", 413)
+        try:
+            review = parse_review(body)
+        except ReviewError as exc:
+            return _error(str(exc), 400)
+
+        def work() -> PatternEntry | None:
+            with review_lock:
+                library = load_library(bus)
+                try:
+                    library.set_status(pattern_id, review.status, review.reason, review.severity)
+                except KeyError:
+                    return None
+                save_changes(bus, library)
+                cache.invalidate()
+                return library.get(pattern_id)
+
+        try:
+            entry = await run_in_threadpool(work)
+        except BusError as exc:
+            return _error(f"the review was not stored ({exc}); retry", 503)
+        if entry is None:
+            return _error(f"no pattern {pattern_id!r}", 404)
+        return JSONResponse(entry_json(entry))
