@@ -1,11 +1,18 @@
-"""Helpers every benchmark shares: where results go and what machine produced them."""
+"""Helpers every benchmark shares: where results go, what machine produced them, and how a
+running node (``logfactory run`` in a subprocess) is driven and timed end to end."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +63,120 @@ def percentile(sorted_values: list[float], q: float) -> float:
         return float("nan")
     k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
     return sorted_values[k]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} not ready")
+
+
+def wait_healthy(http: int, timeout: float = 60.0) -> None:
+    """The node answers 200 once the factory reports: only then is the pipeline warm."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/health", timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError("node never became healthy")
+
+
+def parse_time_ns(text: str) -> int:
+    """Envelope time (RFC 3339, microseconds, Z) -> UTC ns."""
+    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000) * 1000
+
+
+def node_latencies(
+    cfg: Path, port: int, http: int, rate: int, seconds: int, warmup: int = 0
+) -> list[float]:
+    """Run ``logfactory run -c cfg``, send ``rate`` sce lines/s to its syslog TCP ``port`` for
+    ``seconds``, and return collector-receive to subscriber-receive of every USER_OP, in ms, in
+    arrival order.
+
+    ``cfg`` must define that source, an ``sce`` kv workshop mapped to USER_OP and the API on
+    ``http`` (see pipeline.LATENCY_CONFIG). The node is healthy before the first line. With
+    ``warmup``, that many lines are sent first (at ``rate``) and their events awaited and left
+    out: first-use costs (e.g. Kafka creating its transaction log) then do not count. Events
+    still missing 60 s after the last line are simply absent from the result.
+    """
+    from logfactory.config import load_config
+    from logfactory.subscribe import Subscriber
+
+    config = load_config(cfg)
+    node = subprocess.Popen(
+        [sys.executable, "-m", "logfactory", "run", "-c", str(cfg), "--quiet"],
+        start_new_session=True,
+    )
+    lat: list[float] = []
+    try:
+        wait_port(port)
+        wait_healthy(http)
+        expected = warmup + rate * seconds
+        sub = Subscriber(["USER_OP"], config=config, start="earliest", poll_timeout=0.2)
+
+        def reader() -> None:
+            for env in sub:
+                got = time.time_ns()
+                received = env["header"]["received"]
+                lat.append((got - parse_time_ns(received)) / 1e6)
+                if len(lat) >= expected:
+                    return
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _send(s, 0, warmup, rate)
+            deadline = time.monotonic() + 120
+            while len(lat) < warmup and time.monotonic() < deadline:
+                time.sleep(0.05)
+            _send(s, warmup, expected, rate)
+        t.join(timeout=60)
+        sub.close()
+    finally:
+        os.killpg(node.pid, signal.SIGINT)
+        node.wait(timeout=60)
+    return lat[warmup:]
+
+
+def _send(sock: socket.socket, first: int, end: int, rate: int) -> None:
+    """Lines ``first`` .. ``end`` - 1, paced at ``rate`` per second from now."""
+    start = time.perf_counter()
+    for i in range(first, end):
+        due = start + (i - first) / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        line = (
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())}|login{i % 8:02d}|"
+            f"usr{i % 97}|10.1.{i % 250}.{i % 200}|QUERY_RESOURCE|cpus={i % 64} n={i}\n"
+        )
+        sock.sendall(line.encode())
+
+
+def latency_summary(lat: list[float], rate: int, seconds: int) -> dict[str, float]:
+    lat = sorted(lat)
+    return {
+        "latency_rate_per_s": rate,
+        "latency_seconds": seconds,
+        "latency_events": len(lat),
+        "latency_p50_ms": round(percentile(lat, 0.50), 2),
+        "latency_p99_ms": round(percentile(lat, 0.99), 2),
+        "latency_max_ms": round(lat[-1], 2) if lat else float("nan"),
+    }
