@@ -17,6 +17,7 @@ import yaml
 __all__ = [
     "AlertRule",
     "BusConfig",
+    "CollectorConfig",
     "Config",
     "ConfigError",
     "EventTypeConfig",
@@ -187,10 +188,38 @@ class FactoryConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True
     pattern_workshops: list[str] | None = None
 
 
+class CollectorConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """How a collector rides out a bus outage (:mod:`logfactory.collect.spool`).
+
+    ``spool``: ``auto`` spools when the bus is remote (Kafka) - a spool in front of the local
+    bus would be a second copy on the same disk; ``always`` / ``never`` decide it outright.
+    ``spool_max_bytes``: above it sources are slowed down (never dropped).
+    ``spool_flush_timeout``: how long a checkpoint waits for the bus before it spools.
+    """
+
+    spool: Literal["auto", "always", "never"] = "auto"
+    spool_max_bytes: str | int = "1GiB"
+    spool_flush_timeout: str | float = "2s"
+
+    def __post_init__(self) -> None:
+        # msgspec turns a ValueError here into a config error at this section's line
+        for key, parse in (
+            ("spool_max_bytes", parse_size),
+            ("spool_flush_timeout", parse_duration),
+        ):
+            try:
+                value = parse(getattr(self, key))
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+            if value <= 0:
+                raise ValueError(f"{key} must be more than 0")
+
+
 class Config(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     node: NodeConfig = NodeConfig()
     bus: BusConfig = BusConfig()
     http: HttpConfig = HttpConfig()
+    collector: CollectorConfig = msgspec.field(default_factory=CollectorConfig)
     sources: list[SourceConfig] = []
     workshops: dict[str, WorkshopConfig] = {}
     factory: FactoryConfig = FactoryConfig()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import uvicorn
 
-from logfactory.bus.base import Bus
+from logfactory.bus.base import Bus, BusError, Producer
 from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.agent import Agent
 from logfactory.collect.sources.base import Source
@@ -120,7 +120,7 @@ class Node:
             for old in self.stats_dir.glob("*.json"):  # a previous run's are not ours
                 old.unlink()
         ensure_topics(bus, self.config)
-        producer = bus.producer()
+        producer = bus.producer(patient=True)
         writer = StatsWriter(self.registry, self.stats_dir).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -142,7 +142,9 @@ class Node:
             ctx = NodeContext(
                 config=self.config,
                 bus=bus,
-                producer=producer,
+                # HTTP ingest goes through the collectors' spool too: a 200 means on disk or on
+                # the bus, even while the brokers are away
+                producer=agent.spool if agent is not None and agent.spool is not None else producer,
                 registry=self.registry,
                 stats_dir=self.stats_dir,
                 started=time.time(),
@@ -171,15 +173,34 @@ class Node:
             if server is not None:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(producer.flush)
+            delivered = await asyncio.to_thread(self._flush_bounded, producer)
             await asyncio.to_thread(self._stop_factory)
-            producer.close()
+            if delivered:
+                producer.close()
             writer.stop()
             bus.close()
             if not self.quiet:
                 sys.stdout.write("\n")
-            self._say("stopped cleanly; everything accepted is on the bus")
+            if delivered:
+                self._say("stopped cleanly; everything accepted is on the bus")
+            elif agent is not None and agent.spool is not None:
+                self._say("stopped; the bus is unreachable, what it did not confirm is in the "
+                          "spool and is sent at the next start")  # fmt: skip
+            else:
+                self._say("stopped; the bus did not confirm everything in time (see the log)")
         return 0
+
+    STOP_FLUSH_TIMEOUT_S = 10.0
+
+    def _flush_bounded(self, producer: Producer) -> bool:
+        """Flush at stop, but not forever: during an outage the spool already holds a copy of
+        everything the bus has not confirmed (see ``collect.spool``)."""
+        try:
+            producer.flush(self.STOP_FLUSH_TIMEOUT_S)
+        except BusError as exc:
+            log.warning("bus did not confirm everything at stop: %s", exc)
+            return False
+        return True
 
     MAINTAIN_INTERVAL_S = 30.0
 

@@ -91,7 +91,12 @@ def test_sigkill_one_of_two_workers_every_event_exactly_once(
         for proc in workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()  # never leak a worker into the next test
+                    proc.wait()
+                    raise
 
     consumer = bus.consumer(None, ["events.USER_OP"], "earliest")
     ends = {("events.USER_OP", p): hi for p, (_lo, hi) in bus.watermarks("events.USER_OP").items()}

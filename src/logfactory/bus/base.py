@@ -142,7 +142,10 @@ class Bus(Protocol):
 
     def topics(self) -> dict[str, int]: ...
 
-    def producer(self) -> Producer: ...
+    def producer(self, *, patient: bool = False) -> Producer:
+        """A producer. ``patient``: deliveries never time out (a collector in front of a
+        spool, which would rather wait for the bus than lose what it handed over); a bus
+        without such timeouts ignores it."""
 
     def consumer(
         self,
@@ -153,7 +156,12 @@ class Bus(Protocol):
         """A consumer; ``group=None`` reads every partition and commits nowhere (like kcat -C)."""
 
     def transaction(self, consumer: Consumer) -> Transaction:
-        """A transaction whose offset commits are fenced against ``consumer``'s ownership."""
+        """A transaction whose offset commits are fenced against ``consumer``'s ownership.
+
+        When the block has ended, readers see its outputs (on Kafka this waits for the
+        commit markers): the next owner of a partition must find the state its predecessor
+        committed with the offsets it resumes from.
+        """
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
         """Per partition, (lowest offset still stored, next offset to be written)."""

@@ -69,16 +69,29 @@ _SETTLING = frozenset(
         KafkaError.OFFSET_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
         KafkaError._UNKNOWN_PARTITION,
+        KafkaError._NOENT,  # "No leaders found": metadata still empty after a broker restart
     }
 )
 
 
 class KafkaProducer:
-    """Non-transactional producer. Delivery errors are sticky: later calls raise them."""
+    """Non-transactional producer. Delivery errors are sticky: later calls raise them.
 
-    def __init__(self, bus: KafkaBus) -> None:
+    ``patient``: deliveries never time out (``message.timeout.ms: 0``) and the local queue
+    holds up to a million messages, unless the ``kafka:`` keys set these. A collector's spool
+    (:mod:`logfactory.collect.spool`) relies on it: what it handed over before an outage must
+    get to the brokers once they return, ahead of what it spooled since, and must never be
+    failed back (a timed-out delivery would be lost, and the error is sticky).
+    """
+
+    def __init__(self, bus: KafkaBus, *, patient: bool = False) -> None:
         self._bus = bus
         conf: dict[str, Any] = producer_config(bus.settings, bus.client_id)
+        user = bus.settings.overrides
+        if patient and "message.timeout.ms" not in user and "delivery.timeout.ms" not in user:
+            conf["message.timeout.ms"] = 0  # infinite
+        if patient and "queue.buffering.max.messages" not in user:
+            conf["queue.buffering.max.messages"] = 1_000_000
         conf["delivery.report.only.error"] = True  # no per-message callback on the hot path
         conf["on_delivery"] = self._delivered
         self._p = RdProducer(conf)
@@ -381,8 +394,8 @@ class KafkaBus:
         return out
 
     # -- clients --------------------------------------------------------------------------
-    def producer(self) -> KafkaProducer:
-        return KafkaProducer(self)
+    def producer(self, *, patient: bool = False) -> KafkaProducer:
+        return KafkaProducer(self, patient=patient)
 
     def consumer(
         self, group: str | None, topics: Sequence[str], start: StartFrom = "earliest"

@@ -183,7 +183,9 @@ class LocalBus:
         return out
 
     # -- clients --------------------------------------------------------------------------
-    def producer(self, *, max_buffered: int = 100_000) -> LocalProducer:
+    def producer(self, *, max_buffered: int = 100_000, patient: bool = False) -> LocalProducer:
+        """``patient`` is accepted for the bus contract and ignored: local writes never time
+        out (a failed write is an error, not a wait)."""
         return LocalProducer(self, max_buffered=max_buffered)
 
     def consumer(

@@ -12,6 +12,12 @@ Durability: once a second, and once more at the end, the agent takes each checkp
 order: sources stop accepting and emit what they accepted, then the producer is flushed and
 positions are persisted, so a clean stop loses nothing and re-sends nothing.
 
+Bus outages: with a remote bus (``collector.spool``, see :mod:`logfactory.collect.spool`) the
+producer is wrapped in a :class:`SpoolingProducer`, so a checkpoint whose bus does not answer
+within ``collector.spool_flush_timeout`` writes to the disk spool instead, the positions are
+committed, and the sources keep going; the spool is resent in order when the bus returns.
+:attr:`Agent.spool` exposes its ``state()`` for health pages.
+
 A source that fails (a port already in use, a bug) stops the whole agent cleanly and the error
 is re-raised from :meth:`Agent.run`: a collector that silently lost an input is worse than one
 that refuses to run.
@@ -30,7 +36,8 @@ from logfactory.bus.base import Producer
 from logfactory.collect.sources.base import Checkpointed, Emit, Source
 from logfactory.collect.sources.file import FileSource
 from logfactory.collect.sources.syslog import SyslogSource
-from logfactory.config import Config, SourceConfig
+from logfactory.collect.spool import SpoolingProducer
+from logfactory.config import Config, SourceConfig, parse_duration, parse_size
 from logfactory.record import Record, encode_record
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
@@ -58,10 +65,23 @@ class Agent:
         extra_sources: Sequence[Source] = (),
         hostname: str | None = None,
         checkpoint_interval: float = 1.0,
+        spool_name: str = "collector",
     ) -> None:
         self.config = config
-        self.producer = producer
         self.registry = registry
+        self.spool: SpoolingProducer | None = None
+        settings = config.collector
+        if settings.spool == "always" or (settings.spool == "auto" and config.bus.type != "local"):
+            self.spool = SpoolingProducer(
+                producer,
+                config.data_dir / "spool" / f"{spool_name}.db",
+                registry=registry,
+                max_bytes=parse_size(settings.spool_max_bytes),
+                flush_timeout=parse_duration(settings.spool_flush_timeout),
+                close_inner=False,  # the caller owns ``producer``
+            )
+            producer = self.spool
+        self.producer = producer
         self.hostname = hostname or socket.gethostname()
         self.checkpoint_interval = checkpoint_interval
         self._pending: Callable[[], int] | None = getattr(producer, "pending", None)
@@ -173,6 +193,17 @@ class Agent:
             self._failure = exc
         self._ready.set()
 
+    def _close_spool(self) -> None:
+        """Put what the bus has not confirmed on disk (a no-op once closed)."""
+        if self.spool is None:
+            return
+        try:
+            self.spool.close()
+        except Exception as exc:  # raised by run(), after the sources have stopped
+            log.exception("closing the collector spool failed")
+            if self._failure is None:
+                self._failure = exc
+
     # -- running ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Collect until ``stop``; then drain, flush and persist (see the module docstring)."""
@@ -199,6 +230,8 @@ class Agent:
                     self._failure = result
             await checkpoints  # ends at ``inner``; never cut off in the middle of a commit
             await self._checkpoint()
+            if self.spool is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.spool.close)
         except asyncio.CancelledError:
             inner.set()
             for task in (*tasks, checkpoints):
@@ -210,5 +243,6 @@ class Agent:
                 ready.cancel()
             self._ready.set()  # nobody waits forever on an agent that has ended
             self._flush_stats()
+            self._close_spool()
         if self._failure is not None:
             raise self._failure
