@@ -19,11 +19,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 run: venv
 	$(BIN)/logfactory run -c $(CONFIG)
 
-# Real protocol peers for the integration tests (util-linux logger), installed when missing.
+# Real protocol peers for the integration tests, installed when missing (Debian packages):
+# logger (bsdutils), rsyslog with its TLS driver, net-snmp's snmptrap/snmpinform, unixODBC with
+# the SQLite ODBC driver (pyodbc needs libodbc at import time).
+PEER_PACKAGES = bsdutils rsyslog rsyslog-gnutls snmp unixodbc libsqliteodbc
 peers:
-	@command -v logger >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bsdutils; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq bsdutils; fi; }
+	@missing=$$(for p in $(PEER_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || printf "%s " $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing test peers: $$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 test: venv peers kafka-jars
 	LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q

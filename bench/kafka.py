@@ -44,6 +44,7 @@ from logfactory.record import encode_record, make_record
 from logfactory.topics import RAW, ensure_topics
 
 PARTITIONS = 4
+BATCH = 2000  # as examples/kafka.yaml: a transaction per 2,000 records amortises its round trips
 HOSTS = 1024  # many keys, so the 4 partitions of logs.raw get nearly equal shares
 GROUP = "bench-factory"
 POLL = 0.05  # seconds between reads of the group's committed offsets
@@ -68,7 +69,7 @@ def config_text(tmp: Path, bootstrap: str, replication: int, port: int = 0, http
             "min.insync.replicas": 2 if replication >= 3 else 1,
         },
     }
-    data["factory"] = {"group": GROUP}
+    data["factory"] = {"group": GROUP, "batch_size": BATCH}
     if not port:
         del data["sources"], data["http"]
     return yaml.safe_dump(data, sort_keys=False)

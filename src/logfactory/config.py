@@ -72,16 +72,20 @@ class HttpConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class SourceConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One input. ``type`` decides which of the other keys apply (checked at start)."""
 
-    type: Literal["file", "syslog", "http", "demo"]
+    type: Literal["file", "syslog", "raw", "http", "snmp", "sql", "kafka", "demo"]
     name: str | None = None
     tag: str | None = None
     # file
     paths: list[str] = []
     start_at: Literal["beginning", "end"] = "beginning"
-    # syslog
+    # syslog (and raw: lines over TCP/UDP)
     listen: str | None = None
     protocols: list[Literal["udp", "tcp"]] = msgspec.field(default_factory=lambda: ["udp", "tcp"])
     max_frame_bytes: int = 1_048_576
+    # -- tls (syslog, raw) --
+    # -- snmp --
+    # -- sql --
+    # -- kafka input --
     # http ingest: optional bearer token
     token: str | None = None
     # demo feed

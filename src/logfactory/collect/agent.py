@@ -34,8 +34,7 @@ from collections.abc import Callable, Sequence
 
 from logfactory.bus.base import Producer
 from logfactory.collect.sources.base import Checkpointed, Emit, Source
-from logfactory.collect.sources.file import FileSource
-from logfactory.collect.sources.syslog import SyslogSource
+from logfactory.collect.sources.build import AGENT_TYPES, build_source
 from logfactory.collect.spool import SpoolingProducer
 from logfactory.config import Config, SourceConfig, parse_duration, parse_size
 from logfactory.record import Record, encode_record
@@ -95,19 +94,19 @@ class Agent:
         out: list[Source] = []
         names: set[str] = set()
         for sc in configs:
-            if sc.type not in ("file", "syslog"):
+            if sc.type not in AGENT_TYPES:
                 continue  # http is served by the API; demo sources come in as extra_sources
             base = sc.name or sc.tag or sc.type
             name, i = base, 2
             while name in names:
                 name, i = f"{base}-{i}", i + 1
             names.add(name)
-            if sc.type == "file":
-                out.append(
-                    FileSource(sc, data_dir=self.config.data_dir, name=name, hostname=self.hostname)
+            out.append(
+                build_source(
+                    sc, name=name, data_dir=self.config.data_dir, registry=self.registry,
+                    hostname=self.hostname,
                 )
-            else:
-                out.append(SyslogSource(sc, name=name, registry=self.registry))
+            )  # fmt: skip
         return out
 
     # -- readiness -------------------------------------------------------------------------
