@@ -306,15 +306,27 @@ class SpoolingProducer:
         return self._db
 
     def _recover(self) -> None:
-        """A previous run left rows: start spooling, so they are resent before anything new."""
-        db = self._open()
+        """A previous run left rows: start spooling, so they are resent before anything new.
+
+        A spool SQLite cannot read (a disk that lied about a write, a file someone truncated) is
+        moved aside, not retried: a collector that refuses to start over it would crash-loop and
+        lose everything that arrives meanwhile. The damaged file is kept for a human to salvage.
+        """
         try:
+            db = self._open()
+            (check,) = db.execute("PRAGMA quick_check").fetchone()
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
             count, size, last = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(LENGTH(value) + COALESCE(LENGTH(key), 0)), 0),"
                 " COALESCE(MAX(seq), 0) FROM spool"
             ).fetchone()
-        except sqlite3.Error as exc:
-            raise BusError(f"cannot read the spool {self.path}: {exc}") from exc
+        except (sqlite3.DatabaseError, BusError) as exc:
+            cause = exc.__cause__ if isinstance(exc, BusError) else exc
+            if not isinstance(cause, sqlite3.DatabaseError):
+                raise  # not damage (e.g. no permission): the operator must see it
+            self._quarantine(cause)
+            return
         if not count:
             db.close()
             self._db = None
@@ -323,6 +335,21 @@ class SpoolingProducer:
         self._records, self._bytes, self._seq = int(count), int(size), int(last) + 1
         self._note(f"{count} records left by a previous run")
         log.warning("spool %s holds %d records from a previous run: resending", self.path, count)
+
+    def _quarantine(self, exc: sqlite3.DatabaseError) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = Path(f"{self.path}.damaged-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.replace(Path(f"{moved}{suffix}"))
+        if self._registry is not None:
+            self._registry.add("spool", "quarantined")
+        log.error("spool %s is damaged (%s): moved to %s, starting an empty spool",
+                  self.path, exc, moved)  # fmt: skip
 
     def _write_buffer(self) -> None:
         with self._io:

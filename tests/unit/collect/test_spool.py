@@ -375,3 +375,19 @@ def test_the_collectors_kafka_producer_never_times_out_unless_configured(
     assert patient["message.timeout.ms"] == timeout
     assert patient["queue.buffering.max.messages"] == queue
     assert plain["message.timeout.ms"] == (timeout or 30_000)
+
+
+def test_a_damaged_spool_is_moved_aside_not_a_crash_loop(tmp_path: Path) -> None:
+    path = tmp_path / "spool" / "c.db"
+    path.parent.mkdir()
+    path.write_bytes(b"SQLite format 3\x00" + b"\xde\xad" * 3000)  # a header, then garbage
+    registry = StatsRegistry("t")
+    inner = FakeBus()
+    spool = SpoolingProducer(inner, path, registry=registry)
+    spool.produce("logs.raw", b"after", b"h1")
+    spool.flush()
+    assert inner.delivered == [("logs.raw", b"h1", b"after")]
+    damaged = list(path.parent.glob("c.db.damaged-*"))
+    assert damaged and damaged[0].read_bytes().startswith(b"SQLite format 3")
+    assert registry.snapshot()["counters"]["spool"]["quarantined"] == 1
+    spool.close()
