@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import kafka, patterns, pipeline
+from bench import collectors, kafka, patterns, pipeline
 
 
 def main() -> None:
@@ -12,6 +12,7 @@ def main() -> None:
     sys.argv = argv[:1]  # each benchmark parses its own options; make bench passes none
     pipeline.main()
     patterns.main([])
+    collectors.main([])
     kafka.main([])  # last: it starts Kafka brokers, which need the CPU for themselves
 
 

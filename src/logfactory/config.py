@@ -28,6 +28,7 @@ __all__ = [
     "Match",
     "MultilineConfig",
     "NodeConfig",
+    "SnmpV3User",
     "SourceConfig",
     "ThresholdRule",
     "WorkshopConfig",
@@ -69,6 +70,86 @@ class HttpConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
 
 
+# -- snmp -- (the v3 user of an snmp source; SourceConfig.v3_users)
+SNMP_AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512", "NONE")
+SNMP_PRIV_PROTOCOLS = ("DES", "3DES", "AES", "AES192", "AES256", "AES192C", "AES256C", "NONE")
+_SNMP_ALIASES = {"SHA1": "SHA", "AES128": "AES"}
+
+
+def snmp_protocol(value: str) -> str:
+    """``SHA-256``, ``sha256`` -> ``SHA256``: net-snmp's spellings and ours name one protocol."""
+    name = value.upper().replace("-", "").replace("_", "")
+    return _SNMP_ALIASES.get(name, name)
+
+
+def snmp_engine_id(value: str) -> bytes:
+    """Hex (``0x`` optional, ``:`` allowed) -> the 5..32 octets RFC 3411 allows; else ValueError."""
+    text = value.strip().replace(":", "")
+    text = text[2:] if text[:2].lower() == "0x" else text
+    try:
+        octets = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError(f"engine_id {value!r} is not hex, e.g. 0x8000000001020304") from None
+    if not 5 <= len(octets) <= 32:
+        raise ValueError(f"engine_id {value!r} has {len(octets)} octets; SNMP wants 5 to 32")
+    return octets
+
+
+class SnmpV3User(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """An SNMPv3 (USM) user whose traps and informs an snmp source accepts.
+
+    ``auth_protocol`` defaults to SHA when ``auth_key`` is given, ``priv_protocol`` to AES when
+    ``priv_key`` is. ``engine_id`` is the *sender's* engine id: v3 traps are authenticated with
+    keys localized to it, so without it the user is accepted for informs only (which use ours).
+    AES192/AES256 are the key extension net-snmp uses; AES192C/AES256C the one Cisco uses.
+    """
+
+    user: str
+    auth_protocol: str | None = None
+    auth_key: str | None = None
+    priv_protocol: str | None = None
+    priv_key: str | None = None
+    engine_id: str | None = None
+
+    def __post_init__(self) -> None:
+        # msgspec turns a ValueError here into a config error at this user's line
+        if not 1 <= len(self.user) <= 32:
+            raise ValueError("user must be 1 to 32 characters")
+        for kind, names, protocol, key in (
+            ("auth", SNMP_AUTH_PROTOCOLS, self.auth_protocol, self.auth_key),
+            ("priv", SNMP_PRIV_PROTOCOLS, self.priv_protocol, self.priv_key),
+        ):
+            name = snmp_protocol(protocol) if protocol is not None else None
+            if name is not None and name not in names:
+                raise ValueError(
+                    f"{kind}_protocol {protocol!r} is unknown; use one of {', '.join(names)}"
+                )
+            if key is None and name not in (None, "NONE"):
+                raise ValueError(f"{kind}_protocol {protocol} needs {kind}_key")
+            if key is not None and name == "NONE":
+                raise ValueError(f"{kind}_key is set but {kind}_protocol is none")
+            if key is not None and len(key) < 8:
+                raise ValueError(f"{kind}_key must be at least 8 characters (RFC 3414)")
+        if self.priv_key is not None and self.auth_key is None:
+            raise ValueError("priv_key needs auth_key: SNMPv3 has no privacy without auth")
+        if self.engine_id is not None:
+            snmp_engine_id(self.engine_id)
+
+    @property
+    def auth(self) -> str:
+        """The auth protocol's canonical name (``NONE`` without a key)."""
+        if self.auth_key is None:
+            return "NONE"
+        return snmp_protocol(self.auth_protocol or "SHA")
+
+    @property
+    def priv(self) -> str:
+        """The privacy protocol's canonical name (``NONE`` without a key)."""
+        if self.priv_key is None:
+            return "NONE"
+        return snmp_protocol(self.priv_protocol or "AES")
+
+
 class SourceConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One input. ``type`` decides which of the other keys apply (checked at start)."""
 
@@ -78,16 +159,43 @@ class SourceConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True)
     # file
     paths: list[str] = []
     start_at: Literal["beginning", "end"] = "beginning"
+    idle_timeout: str | float = "5s"  # then an unterminated last line is delivered
+    read_gzip: bool = False  # *.gz matches are read once, whole (rotated files)
     # syslog (and raw: lines over TCP/UDP)
     listen: str | None = None
     protocols: list[Literal["udp", "tcp"]] = msgspec.field(default_factory=lambda: ["udp", "tcp"])
     max_frame_bytes: int = 1_048_576
     # -- tls (syslog, raw) --
+    tls_listen: str | None = None  # HOST:PORT of a TLS listener (RFC 5425) besides the plain ones
+    tls_cert: str | None = None  # PEM; with tls_key. Neither: self-signed under <data_dir>/tls/
+    tls_key: str | None = None
+    tls_ca: str | None = None  # PEM of CAs whose client certificates are accepted
+    tls_verify_client: bool = False  # mutual TLS: a client certificate signed by tls_ca required
+    udp_rcvbuf: int = 8 * 1024 * 1024  # SO_RCVBUF of UDP sockets (bytes); larger = fewer drops
     # -- snmp --
+    communities: list[str] = []  # v1/v2c communities accepted (empty: v1/v2c refused)
+    v3_users: list[SnmpV3User] = []
+    engine_id: str | None = None  # our engine id (hex) for v3 informs; else made, kept in data_dir
+    mibs: list[str] = []  # dirs of compiled pysnmp MIBs; when set, OIDs also get names
     # -- sql --
+    connection: str | None = None  # ODBC connection string / DSN=..., or sqlite:///path.db
+    query: str | None = None  # one ``?`` (or ``:last``) placeholder for the last tracked value
+    tracking_column: str | None = None
+    initial_value: str | int | float | None = None
+    interval: str | float = "10s"
+    max_rows: int = 10_000
+    host_column: str | None = None
+    message_column: str | None = None
+    host: str | None = None
     # -- kafka input --
+    kafka: dict[str, str | int | bool] = {}  # librdkafka consumer keys of the SITE's cluster
+    topics: list[str] = []
+    group: str | None = None  # default logfactory-<name>
+    host_from: str = "key"  # key | field:<json field> | a fixed host name
     # http ingest: optional bearer token
     token: str | None = None
+    # -- http ingest --
+    max_body_bytes: str | int = "16MiB"  # decompressed; above it: 413
     # demo feed
     rate: float = 50.0
     hosts: int = 8

@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from logfactory.config import Config, Match, parse_duration, parse_size
+from logfactory.config import (
+    Config,
+    Match,
+    SourceConfig,
+    parse_duration,
+    parse_size,
+    snmp_engine_id,
+)
 from logfactory.event import BUILTIN_TYPES
 
 __all__ = ["check_config"]
@@ -35,6 +42,87 @@ def _match(
     for key, cond in match.fields.items():
         if not isinstance(cond, str):
             _regex((*path, "fields", key, "regex"), cond.regex, out)
+
+
+def _socket_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
+    """syslog and raw: something to listen on, TLS keys that go together, sane sizes."""
+    if not src.listen and not src.tls_listen:
+        out.append(
+            (
+                ("sources", i, "type"),
+                f"a {src.type} source needs 'listen: HOST:PORT' (or tls_listen)",
+            )
+        )
+    if src.tls_listen and not re.fullmatch(r"\[?[\w.:\-]*\]?:\d{1,5}", src.tls_listen):
+        out.append((("sources", i, "tls_listen"), f"{src.tls_listen!r} is not HOST:PORT"))
+    if (src.tls_cert is None) != (src.tls_key is None):
+        key = "tls_key" if src.tls_key is None else "tls_cert"
+        out.append((("sources", i, key), "tls_cert and tls_key must be given together"))
+    if src.tls_verify_client and src.tls_ca is None:
+        out.append((("sources", i, "tls_ca"), "tls_verify_client needs tls_ca (the clients' CA)"))
+    if src.max_frame_bytes < 1:
+        out.append((("sources", i, "max_frame_bytes"), "must be at least 1"))
+    if src.udp_rcvbuf < 1024:
+        out.append((("sources", i, "udp_rcvbuf"), "must be at least 1024 bytes"))
+
+
+def _sql_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
+    from logfactory.collect.sources.sql import parse_connection, prepare_query
+
+    for key in ("connection", "query", "tracking_column"):
+        if not getattr(src, key):
+            out.append((("sources", i, key), f"a sql source needs '{key}'"))
+    for key, check in (("connection", parse_connection), ("query", prepare_query)):
+        value = getattr(src, key)
+        if value:
+            try:
+                check(value)
+            except ValueError as exc:
+                out.append((("sources", i, key), str(exc)))
+    try:
+        parse_duration(src.interval)
+    except ValueError as exc:
+        out.append((("sources", i, "interval"), str(exc)))
+    if src.max_rows < 1:
+        out.append((("sources", i, "max_rows"), "max_rows must be at least 1"))
+
+
+def _kafka_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
+    if not src.kafka.get("bootstrap.servers"):
+        need = "a kafka source needs 'kafka: {bootstrap.servers: HOST:PORT,...}'"
+        out.append((("sources", i, "kafka"), need))
+    if not src.topics:
+        out.append((("sources", i, "topics"), "a kafka source needs 'topics': a list of topics"))
+    if src.host_from == "field:":
+        out.append((("sources", i, "host_from"), "write host_from: field:NAME"))
+
+
+def _snmp_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
+    if not src.listen:
+        out.append((("sources", i, "type"), "an snmp source needs 'listen: HOST:PORT' (UDP)"))
+    if not src.communities and not src.v3_users:
+        out.append(
+            (
+                ("sources", i, "type"),
+                "an snmp source without 'communities' or 'v3_users' accepts nothing",
+            )
+        )
+    if src.engine_id is not None:
+        try:
+            snmp_engine_id(src.engine_id)
+        except ValueError as exc:
+            out.append((("sources", i, "engine_id"), str(exc)))
+    seen: set[tuple[str, str | None]] = set()
+    for j, user in enumerate(src.v3_users):
+        key = (user.user, user.engine_id and snmp_engine_id(user.engine_id).hex())
+        if key in seen:
+            out.append(
+                (
+                    ("sources", i, "v3_users", j, "user"),
+                    f"user {user.user!r} is listed twice for the same engine_id",
+                )
+            )
+        seen.add(key)
 
 
 def check_config(config: Config) -> list[Problem]:
@@ -91,8 +179,25 @@ def check_config(config: Config) -> list[Problem]:
     for i, src in enumerate(config.sources):
         if src.type == "file" and not src.paths:
             out.append((("sources", i, "paths"), "a file source needs 'paths': a list of globs"))
-        if src.type == "syslog" and not src.listen:
-            out.append((("sources", i, "type"), "a syslog source needs 'listen: HOST:PORT'"))
+        if src.type == "file":
+            try:
+                parse_duration(src.idle_timeout)
+            except ValueError as exc:
+                out.append((("sources", i, "idle_timeout"), str(exc)))
+        if src.type == "http":
+            try:
+                if parse_size(src.max_body_bytes) < 1:
+                    out.append((("sources", i, "max_body_bytes"), "must be at least 1 byte"))
+            except ValueError as exc:
+                out.append((("sources", i, "max_body_bytes"), str(exc)))
+        if src.type in ("syslog", "raw"):
+            _socket_source(i, src, out)
+        if src.type == "sql":
+            _sql_source(i, src, out)
+        if src.type == "kafka":
+            _kafka_source(i, src, out)
+        if src.type == "snmp":
+            _snmp_source(i, src, out)
         if src.listen and not re.fullmatch(r"\[?[\w.:\-]*\]?:\d{1,5}", src.listen):
             out.append((("sources", i, "listen"), f"{src.listen!r} is not HOST:PORT"))
     types = set(BUILTIN_TYPES) | {t.name for t in config.event_types}

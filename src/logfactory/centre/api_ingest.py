@@ -1,16 +1,32 @@
 """``POST /api/v1/ingest``: log lines over HTTP onto ``logs.raw``.
 
-Contract with clients: a 200 answer means every accepted line is durable on the bus (the
-producer was flushed before answering), so a client that retries whatever did not get a 200
-never loses data (it may duplicate it; the factory's ids are positional, not content-based).
-A malformed NDJSON line rejects that line only, reported by line number, never the batch.
+Contract with clients:
+
+* **200** means every accepted record is durable: the producer was flushed before answering
+  (with the collector's spool in front of the bus, "durable" is "on the bus or in the spool's
+  fsynced file"). A client that retries whatever did not get a 200 therefore never loses data;
+  it may duplicate some (the factory's ids are positional, not content-based). A malformed
+  NDJSON line (or array item) rejects that line only, reported by number, never the batch.
+* **429** with ``Retry-After`` (seconds) under overload, before the body is read: more than
+  :data:`BACKLOG_LIMIT` records wait for the bus, the spool is over its size limit, or
+  :data:`MAX_IN_FLIGHT` requests are already being processed. Nothing is buffered beyond that,
+  so memory stays under ``MAX_IN_FLIGHT * max_body_bytes``.
+* **413** when the body, before or after decompression, exceeds the source's
+  ``max_body_bytes``; **415** for an unknown ``Content-Encoding``; **400** for a body that does
+  not decompress (or a JSON array that does not parse), with the reason; **401** without a valid
+  bearer token; **503** when the bus failed (retry). Nothing of a refused body is produced.
+
+Bodies: see :mod:`.ingest_body` (NDJSON, JSON arrays of objects or strings, plain lines;
+identity, gzip, zstd, lz4). Sources: each ``type: http`` entry is one source with its own token,
+limit and stats (``source:<name>``: received, bytes, rejected, refused, throttled). A request
+carrying a bearer token belongs to the source with that token; one without a token to the
+first source that has none (when every source has a token, it is a 401).
 """
 
 from __future__ import annotations
 
 import hmac
-import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,23 +37,42 @@ from fastapi.responses import JSONResponse
 
 from logfactory.bus.base import BusError, Producer
 from logfactory.centre.api import NodeContext
-from logfactory.config import Config, SourceConfig
+from logfactory.centre.ingest_body import (
+    BadBody,
+    BodyTooLarge,
+    UnsupportedEncoding,
+    decompress,
+    encoding_of,
+    split_body,
+)
+from logfactory.config import Config, parse_size
 from logfactory.record import encode_record, make_record
 from logfactory.topics import RAW
 
 __all__ = [
-    "MAX_BODY_BYTES",
-    "BodyTooLarge",
+    "BACKLOG_LIMIT",
+    "DEFAULT_MAX_BODY_BYTES",
+    "MAX_IN_FLIGHT",
     "IngestResult",
+    "IngestSource",
     "add_ingest_routes",
+    "ingest_items",
     "ingest_lines",
+    "ingest_sources",
     "is_ndjson",
+    "overload",
 ]
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+#: records waiting for the bus (the producer's ``pending()``) above which requests get a 429
+BACKLOG_LIMIT = 50_000
+#: requests decompressing/producing/flushing at once; more get a 429
+MAX_IN_FLIGHT = 8
+RETRY_AFTER_S = 1
+RETRY_AFTER_SPOOL_FULL_S = 10
 MAX_REPORTED_ERRORS = 10
 FLUSH_TIMEOUT_S = 30.0
-_NDJSON_TYPES = frozenset(
+_JSON_TYPES = frozenset(
     {
         "application/x-ndjson",
         "application/ndjson",
@@ -48,10 +83,7 @@ _NDJSON_TYPES = frozenset(
     }
 )
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
-
-
-class BodyTooLarge(ValueError):
-    """The (decompressed) body exceeds :data:`MAX_BODY_BYTES`."""
+Produce = Callable[[str, bytes, bytes | None], None]
 
 
 @dataclass(slots=True)
@@ -60,22 +92,47 @@ class IngestResult:
     rejected: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
 
-    def reject(self, line_no: int, reason: str) -> None:
+    def reject(self, number: int, reason: str, what: str = "line") -> None:
         self.rejected += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append({"line": line_no, "error": reason})
+            self.errors.append({what: number, "error": reason})
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSource:
+    """One ``type: http`` source as the endpoint uses it."""
+
+    name: str  # stats group ``source:<name>``
+    tag: str  # the records' default ``source``
+    token: str | None
+    max_body: int
+
+
+def ingest_sources(config: Config) -> list[IngestSource]:
+    """The configured http sources; one open default source when none is configured."""
+    out = [
+        IngestSource(
+            name=s.name or s.tag or "http",
+            tag=s.tag or s.name or "http",
+            token=s.token or None,
+            max_body=parse_size(s.max_body_bytes),
+        )
+        for s in config.sources
+        if s.type == "http"
+    ]
+    return out or [IngestSource("http", "http", None, DEFAULT_MAX_BODY_BYTES)]
 
 
 def is_ndjson(content_type: str | None) -> bool:
-    """NDJSON for the JSON media types (and ``+json`` suffixes); anything else is plain text."""
+    """True for the JSON media types (and ``+json`` suffixes)."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media in _NDJSON_TYPES or media.endswith("+json")
+    return media in _JSON_TYPES or media.endswith("+json")
 
 
 def _json_record_fields(
     obj: dict[str, Any], source: str, host: str
 ) -> tuple[str, str, str, dict[str, Any]] | str:
-    """(source, host, text, meta) of one NDJSON object, or the reason it is rejected.
+    """(source, host, text, meta) of one JSON object, or the reason it is rejected.
 
     Keys other than line/message/host/source/meta are kept in ``meta`` rather than dropped.
     """
@@ -99,14 +156,23 @@ def _json_record_fields(
     return obj_source or source, obj_host or host, text, meta
 
 
+def _produce_object(
+    obj: dict[str, Any], source: str, host: str, peer: str | None, produce: Produce
+) -> str | None:
+    """Produce one JSON object as a record; the reason it was rejected, or None."""
+    fields = _json_record_fields(obj, source, host)
+    if isinstance(fields, str):
+        return fields
+    rec_source, rec_host, text, meta = fields
+    if peer:
+        meta.setdefault("peer", peer)
+    record = make_record(rec_source, rec_host, text, meta)
+    produce(RAW, encode_record(record), record.host.encode("utf-8", "surrogatepass"))
+    return None
+
+
 def ingest_lines(
-    body: bytes,
-    *,
-    ndjson: bool,
-    source: str,
-    host: str,
-    peer: str | None,
-    produce: Callable[[str, bytes, bytes | None], None],
+    body: bytes, *, ndjson: bool, source: str, host: str, peer: str | None, produce: Produce
 ) -> IngestResult:
     """Turn each non-blank line of ``body`` into a Record and produce it to ``logs.raw``.
 
@@ -115,123 +181,196 @@ def ingest_lines(
     """
     result = IngestResult()
     base_meta: dict[str, Any] = {"peer": peer} if peer else {}
+    host_key = host.encode("utf-8", "surrogatepass")
     for index, raw in enumerate(body.split(b"\n"), start=1):
         line = raw[:-1] if raw.endswith(b"\r") else raw
         if not line.strip():
             continue
         if not ndjson:
             record = make_record(source, host, line, base_meta)
+            produce(RAW, encode_record(record), host_key)
         else:
             try:
                 obj = _decode_object(line)
             except msgspec.DecodeError as exc:
                 result.reject(index, f"not a JSON object: {exc}")
                 continue
-            fields = _json_record_fields(obj, source, host)
-            if isinstance(fields, str):
-                result.reject(index, fields)
+            reason = _produce_object(obj, source, host, peer, produce)
+            if reason is not None:
+                result.reject(index, reason)
                 continue
-            rec_source, rec_host, text, meta = fields
-            if peer:
-                meta.setdefault("peer", peer)
-            record = make_record(rec_source, rec_host, text, meta)
-        produce(RAW, encode_record(record), record.host.encode("utf-8", "surrogatepass"))
         result.accepted += 1
     return result
 
 
-def _http_sources(config: Config) -> list[SourceConfig]:
-    return [s for s in config.sources if s.type == "http"]
+def ingest_items(
+    items: Sequence[Any], *, source: str, host: str, peer: str | None, produce: Produce
+) -> IngestResult:
+    """A JSON array: each object is a record as in NDJSON, each string a plain line; anything
+    else is rejected by its 1-based ``item`` number."""
+    result = IngestResult()
+    base_meta: dict[str, Any] = {"peer": peer} if peer else {}
+    host_key = host.encode("utf-8", "surrogatepass")
+    for index, item in enumerate(items, start=1):
+        if isinstance(item, str):
+            if not item.strip():
+                continue
+            record = make_record(source, host, item, base_meta)
+            produce(RAW, encode_record(record), host_key)
+        elif isinstance(item, dict):
+            reason = _produce_object(item, source, host, peer, produce)
+            if reason is not None:
+                result.reject(index, reason, "item")
+                continue
+        else:
+            result.reject(index, "an item must be an object or a string", "item")
+            continue
+        result.accepted += 1
+    return result
 
 
 def _authorized(header: str | None, tokens: list[str]) -> bool:
+    """Any of ``tokens`` as a bearer token (True when there are none)."""
     if not tokens:
         return True
+    return _match_token(header, tokens) is not None
+
+
+def _match_token(header: str | None, tokens: Sequence[str]) -> int | None:
+    """Index of the token ``header`` carries as ``Bearer <token>``, or None."""
     scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return False
+    if scheme.lower() != "bearer" or not given.strip():
+        return None
     given_bytes = given.strip().encode()
     # compare against every token (no early exit) so timing says nothing about which matched
-    return sum(hmac.compare_digest(given_bytes, t.encode()) for t in tokens) > 0
+    hits = [hmac.compare_digest(given_bytes, t.encode()) for t in tokens]
+    return hits.index(True) if any(hits) else None
 
 
-async def _read_body(request: Request) -> bytes:
-    """The body, decompressed when ``Content-Encoding: gzip``; BodyTooLarge past the limit."""
+def _pick_source(sources: list[IngestSource], header: str | None) -> IngestSource | None:
+    if header:
+        with_token = [s for s in sources if s.token]
+        hit = _match_token(header, [s.token or "" for s in with_token])
+        return with_token[hit] if hit is not None else None
+    return next((s for s in sources if not s.token), None)
+
+
+def overload(producer: object, in_flight: int) -> tuple[str, int] | None:
+    """(reason, Retry-After seconds) when a request must be turned away, else None."""
+    if in_flight >= MAX_IN_FLIGHT:
+        return f"{in_flight} ingest requests are in progress", RETRY_AFTER_S
+    state = getattr(producer, "state", None)
+    if callable(state):
+        st = state()
+        if int(st.get("bytes", 0)) > int(st.get("max_bytes", 1 << 62)):
+            return "the bus is unreachable and the spool is full", RETRY_AFTER_SPOOL_FULL_S
+    pending = getattr(producer, "pending", None)
+    if callable(pending):
+        backlog = int(pending())
+        if backlog > BACKLOG_LIMIT:
+            return f"{backlog} records wait for the bus", RETRY_AFTER_S
+    return None
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _read_raw(request: Request, limit: int) -> bytes:
+    """The body as sent; BodyTooLarge as soon as it passes ``limit`` (compressed bodies are
+    capped too: a compressed body larger than the limit would not fit once inflated)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", ""):
-        raise ValueError(f"unsupported Content-Encoding {encoding!r}; send identity or gzip")
-    inflater = zlib.decompressobj(wbits=31) if encoding == "gzip" else None
     out = bytearray()
     async for chunk in request.stream():
-        if inflater is not None:
-            chunk = inflater.decompress(chunk, MAX_BODY_BYTES + 1 - len(out))
         out += chunk
-        if len(out) > MAX_BODY_BYTES:
+        if len(out) > limit:
             raise BodyTooLarge
-    if inflater is not None and not inflater.eof:
-        raise ValueError("the gzip body is truncated")
     return bytes(out)
 
 
 def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
-    http_sources = _http_sources(ctx.config)
-    tokens = [s.token for s in http_sources if s.token]
-    first = http_sources[0] if http_sources else None
-    stats_group = f"source:{(first.name if first else None) or 'http'}"
-    default_source = (first.tag or first.name if first else None) or "http"
+    sources = ingest_sources(ctx.config)
     producer: Producer = ctx.producer
+    registry = ctx.registry
+    in_flight = 0  # only touched on the event loop
 
     @app.post("/api/v1/ingest")
     async def ingest(
         request: Request,
-        source: str | None = Query(None, description="source tag (default: http)"),
+        source: str | None = Query(None, description="source tag (default: the http source's)"),
         host: str | None = Query(None, description="host (default: the client address)"),
     ) -> JSONResponse:
-        """Lines as NDJSON (JSON content types) or plain text; 200 only once they are durable."""
-        if not _authorized(request.headers.get("authorization"), tokens):
-            return JSONResponse(
-                {"error": "missing or wrong bearer token"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        """NDJSON, JSON arrays or plain lines, optionally gzip/zstd/lz4; 200 once durable."""
+        nonlocal in_flight
+        src = _pick_source(sources, request.headers.get("authorization"))
+        if src is None:
+            return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+        group = f"source:{src.name}"
         try:
-            body = await _read_body(request)
+            encoding = encoding_of(request.headers.get("content-encoding"))
+        except UnsupportedEncoding as exc:
+            registry.add(group, "refused")
+            return _error(415, str(exc))
+        busy = overload(producer, in_flight)
+        if busy is not None:
+            reason, retry_after = busy
+            registry.add(group, "throttled")
+            return _error(
+                429, f"overloaded: {reason}; retry later", {"Retry-After": str(retry_after)}
+            )
+        in_flight += 1
+        try:
+            return await _handle(request, src, encoding, source, host)
+        finally:
+            in_flight -= 1
+
+    async def _handle(
+        request: Request, src: IngestSource, encoding: Any, source: str | None, host: str | None
+    ) -> JSONResponse:
+        group = f"source:{src.name}"
+        too_large = f"body larger than {src.max_body} bytes; send smaller batches"
+        try:
+            raw = await _read_raw(request, src.max_body)
         except BodyTooLarge:
-            return JSONResponse(
-                {"error": f"body larger than {MAX_BODY_BYTES} bytes; send smaller batches"},
-                status_code=413,
-            )
-        except (ValueError, zlib.error) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=415)
+            registry.add(group, "refused")
+            return _error(413, too_large)
         peer = request.client.host if request.client else None
-        ndjson = is_ndjson(request.headers.get("content-type"))
+        content_type = request.headers.get("content-type")
 
-        def work() -> IngestResult:
-            result = ingest_lines(
-                body,
-                ndjson=ndjson,
-                source=source or default_source,
-                host=host or peer or "-",
-                peer=peer,
-                produce=producer.produce,
-            )
+        def work() -> tuple[IngestResult, int]:
+            body = decompress(raw, encoding, src.max_body)
+            kind, payload = split_body(body, content_type)
+            common: dict[str, Any] = {
+                "source": source or src.tag,
+                "host": host or peer or "-",
+                "peer": peer,
+                "produce": producer.produce,
+            }
+            if kind == "items":
+                result = ingest_items(payload, **common)
+            else:
+                result = ingest_lines(payload, ndjson=kind == "ndjson", **common)
             if result.accepted:
-                producer.flush(FLUSH_TIMEOUT_S)
-            return result
+                producer.flush(FLUSH_TIMEOUT_S)  # the 200 below promises durability
+            return result, len(body)
 
         try:
-            result = await run_in_threadpool(work)
+            result, size = await run_in_threadpool(work)
+        except BodyTooLarge:
+            registry.add(group, "refused")
+            return _error(413, too_large)
+        except BadBody as exc:
+            registry.add(group, "refused")
+            return _error(400, str(exc))
         except BusError as exc:
-            return JSONResponse(
-                {"error": f"the bus did not take the lines ({exc}); retry the request"},
-                status_code=503,
+            return _error(
+                503,
+                f"the bus did not take the lines ({exc}); retry the request",
+                {"Retry-After": str(RETRY_AFTER_S)},
             )
-        ctx.registry.add_many(
-            stats_group, received=result.accepted, rejected=result.rejected, bytes=len(body)
-        )
+        registry.add_many(group, received=result.accepted, rejected=result.rejected, bytes=size)
         return JSONResponse(
             {"accepted": result.accepted, "rejected": result.rejected, "errors": result.errors}
         )

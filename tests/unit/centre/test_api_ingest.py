@@ -13,7 +13,6 @@ import pytest
 
 from logfactory.bus.base import BusError
 from logfactory.bus.local import LocalBus
-from logfactory.centre import api_ingest
 from logfactory.centre.api import NodeContext, create_app
 from logfactory.centre.api_ingest import ingest_lines, is_ndjson
 from logfactory.config import Config, parse_config
@@ -120,17 +119,19 @@ def test_gzip_body_is_inflated(client: tuple[TestClient, NodeContext], local_bus
     assert bad.status_code == 415
 
 
-def test_body_over_the_limit_is_413_and_nothing_lands(
-    client: tuple[TestClient, NodeContext], local_bus: LocalBus, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    c, _ = client
-    monkeypatch.setattr(api_ingest, "MAX_BODY_BYTES", 100)
-    assert c.post("/api/v1/ingest", content=b"x\n" * 60).status_code == 413
-    bomb = gzip.compress(b"y\n" * 10_000)
-    assert len(bomb) < 100
-    r = c.post("/api/v1/ingest", content=bomb, headers={"Content-Encoding": "gzip"})
-    assert r.status_code == 413
-    assert raw_records(local_bus) == []
+def test_body_over_the_limit_is_413_and_nothing_lands(tmp_path: Path, local_bus: LocalBus) -> None:
+    config = parse_config("sources:\n  - {type: http, max_body_bytes: 100}\n", "t.yaml")
+    c, ctx = make_client(tmp_path, local_bus, config)
+    with c:
+        assert c.post("/api/v1/ingest", content=b"x\n" * 60).status_code == 413
+        bomb = gzip.compress(b"y\n" * 10_000)
+        assert len(bomb) < 100
+        r = c.post("/api/v1/ingest", content=bomb, headers={"Content-Encoding": "gzip"})
+        assert r.status_code == 413 and "100 bytes" in r.json()["error"]
+        assert c.post("/api/v1/ingest", content=b"x\n" * 50).status_code == 200
+    ctx.producer.close()
+    assert len(raw_records(local_bus)) == 50
+    assert ctx.registry.snapshot()["counters"]["source:http"]["refused"] == 2
 
 
 def test_bearer_token_is_required_when_configured(tmp_path: Path, local_bus: LocalBus) -> None:

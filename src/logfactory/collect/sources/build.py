@@ -30,6 +30,23 @@ def build_source(
     if sc.type == "syslog":
         from logfactory.collect.sources.syslog import SyslogSource
 
-        return SyslogSource(sc, name=name, registry=registry)
-    # raw, snmp, sql and kafka: added with their modules
+        return SyslogSource(sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname)
+    if sc.type == "raw":
+        from logfactory.collect.sources.raw import RawSource
+
+        return RawSource(sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname)
+    if sc.type == "sql":
+        from logfactory.collect.sources.sql import SqlSource
+
+        return SqlSource(sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname)
+    if sc.type == "kafka":
+        from logfactory.collect.sources.kafka_input import KafkaInputSource
+
+        return KafkaInputSource(
+            sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname
+        )
+    if sc.type == "snmp":
+        from logfactory.collect.sources.snmp import SnmpSource
+
+        return SnmpSource(sc, name=name, registry=registry, data_dir=data_dir)
     raise ValueError(f"source type {sc.type!r} is not supported by the collector")

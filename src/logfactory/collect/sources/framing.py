@@ -40,6 +40,8 @@ class FrameDecoder:
     ``feed(data)`` returns the complete frames found so far (bytes, delimiters and the octet
     count removed). ``close()`` returns what is left when the peer closes: ``(frame, truncated)``
     or ``None``. ``rejected`` counts rejected frames; ``on_reject(reason)`` hears about each.
+    ``detect=False`` skips detection and frames by newline from the first byte (raw lines, where a
+    line that happens to start with ``12 <`` is not a count).
     """
 
     __slots__ = (
@@ -56,15 +58,19 @@ class FrameDecoder:
     )
 
     def __init__(
-        self, max_frame_bytes: int = 1_048_576, on_reject: Callable[[str], None] | None = None
+        self,
+        max_frame_bytes: int = 1_048_576,
+        on_reject: Callable[[str], None] | None = None,
+        *,
+        detect: bool = True,
     ) -> None:
         if max_frame_bytes < 1:
             raise ValueError("max_frame_bytes must be at least 1")
         self.max_frame_bytes = max_frame_bytes
         self.on_reject = on_reject
         self.rejected = 0
-        self.mode: str | None = None  # "octet" or "newline" once detected
-        self._state = _DETECT
+        self.mode: str | None = None if detect else "newline"  # "octet" or "newline"
+        self._state = _DETECT if detect else _LINE
         self._buf = b""
         self._need = -1  # octet mode: length of the frame being read, -1 while reading the count
         self._discard_count = 0  # octet mode: bytes still to skip of an oversized frame
@@ -133,7 +139,8 @@ class FrameDecoder:
                 self._reject(f"frame of {len(part)} bytes exceeds max_frame_bytes={limit}")
                 continue
             out.append(part)
-        if len(rest) > limit:
+        # a CR at the end of the read may be the one of a CRLF: it does not count yet
+        if len(rest) > limit and not (len(rest) == limit + 1 and rest[-1] == 13):
             self._reject(f"frame longer than max_frame_bytes={limit}; skipped to its end")
             self._discard_line = True
             rest = b""

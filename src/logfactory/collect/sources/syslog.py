@@ -1,4 +1,4 @@
-"""The syslog listener: UDP datagrams and TCP streams (RFC 6587 framing) into Records.
+"""The syslog listener: UDP datagrams, TCP streams (RFC 6587 framing) and TLS (RFC 5425).
 
 TCP is served by asyncio protocols, not stream readers: a read of many frames costs one
 ``FrameDecoder.feed`` call and one regex per frame, which is what a 100,000 lines/s target needs.
@@ -11,6 +11,17 @@ burst) until the pump has brought it under ``QUEUE_LOW`` again; memory stays bou
 ``Record.host`` is the HOSTNAME of the syslog header when it can be had with one anchored regex
 (RFC 5424's third token; RFC 3164's token after ``Mmm dd hh:mm:ss`` or after an RFC 3339 time),
 otherwise the peer's IP address. Decoding the rest of the header is the factory's work.
+
+TLS (``tls_listen``) is a third listener whose connections are decrypted by
+:class:`~logfactory.collect.tls.TlsServerProtocol` in front of the same TCP protocol, so framing
+(octet counting or newline, detected per connection) and backpressure are the same; a failed
+handshake is a counted rejection. UDP loss in the kernel (receive buffer full) is read from the
+socket's ``drops`` column in ``/proc/net/udp`` once per ``DROP_POLL_S`` and counted as
+``dropped``: unlike ``SO_RXQ_OVFL`` ancillary data it costs nothing per datagram (``recvfrom``
+stays the hot path) and it is current even when no datagram follows the loss.
+
+The raw line source (:mod:`.raw`) is this listener with other hooks: ``new_decoder``,
+``on_datagram`` and ``push`` are what a subclass changes.
 """
 
 from __future__ import annotations
@@ -18,23 +29,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import socket
+import ssl
 import time
 from collections import deque
-from typing import Any, Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from logfactory.collect.sources.base import Emit, parse_listen
 from logfactory.collect.sources.framing import FrameDecoder
+from logfactory.collect.tls import TlsServerProtocol, server_context
 from logfactory.config import SourceConfig
 from logfactory.record import Record, make_record
 from logfactory.stats import StatsRegistry
 
-__all__ = ["SyslogSource", "header_host"]
+__all__ = ["SyslogSource", "header_host", "udp_drops"]
 
 log = logging.getLogger(__name__)
 
-UDP_RCVBUF = 8 * 1024 * 1024
+DROP_POLL_S = 1.0
 QUEUE_HIGH = 20_000
 QUEUE_LOW = 5_000
 
@@ -71,12 +87,34 @@ class _Pausable(Protocol):
     def is_closing(self) -> bool: ...
 
 
+def udp_drops(sock: socket.socket) -> int | None:
+    """Datagrams the kernel dropped for ``sock`` since it was opened (``/proc/net/udp{,6}``),
+    or None where that cannot be read (not Linux)."""
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+    except OSError:
+        return None
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table, "rb") as f:
+                lines = f.read().split(b"\n")[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+            if len(cols) >= 13 and cols[9].decode() == inode:
+                return int(cols[12])
+    return None
+
+
 class _RejectLog:
     """One clear log line for the first rejection, then at most one summary per interval:
     a flood of bad frames must not turn into a flood of log lines."""
 
-    def __init__(self, source: str, interval: float = 10.0) -> None:
+    def __init__(self, source: str, interval: float = 10.0, kind: str = "syslog") -> None:
         self.source = source
+        self.kind = kind
         self.interval = interval
         self._next = 0.0
         self._quiet = 0
@@ -88,14 +126,20 @@ class _RejectLog:
             return
         more = f" ({self._quiet} more rejected since the last report)" if self._quiet else ""
         log.warning(
-            "syslog source %r rejected a frame from %s: %s%s", self.source, peer, reason, more
-        )
+            "%s source %r rejected a frame from %s: %s%s", self.kind, self.source, peer, reason,
+            more,
+        )  # fmt: skip
         self._quiet = 0
         self._next = now + self.interval
 
 
 class SyslogSource:
-    """Listens on ``config.listen`` for the protocols in ``config.protocols``."""
+    """Listens on ``config.listen`` for ``config.protocols``, and on ``config.tls_listen`` for TLS.
+
+    ``data_dir`` holds the self-signed certificate when TLS is on without ``tls_cert``; a bad TLS
+    setting raises :class:`~logfactory.collect.tls.TlsConfigError` here, before anything runs."""
+
+    kind: ClassVar[str] = "syslog"
 
     def __init__(
         self,
@@ -103,18 +147,31 @@ class SyslogSource:
         *,
         name: str | None = None,
         registry: StatsRegistry | None = None,
+        data_dir: Path | None = None,
+        hostname: str | None = None,
     ) -> None:
-        if not config.listen:
-            raise ValueError("a syslog source needs 'listen: HOST:PORT'")
-        self.name = name or config.name or "syslog"
-        self.tag = config.tag or "syslog"
-        self.host, self.port = parse_listen(config.listen)
-        self.protocols = list(config.protocols)
+        kind = self.kind
+        if not config.listen and not config.tls_listen:
+            raise ValueError(f"a {kind} source needs 'listen: HOST:PORT' (or tls_listen)")
+        self.name = name or config.name or kind
+        self.tag = config.tag or kind
+        self.host, self.port = parse_listen(config.listen) if config.listen else ("", 0)
+        self.protocols = list(config.protocols) if config.listen else []
         self.max_frame_bytes = config.max_frame_bytes
+        self.udp_rcvbuf = config.udp_rcvbuf
+        self.tls: ssl.SSLContext | None = None
+        self.tls_cert: Path | None = None
+        if config.tls_listen:
+            self.tls_host, self.tls_port = parse_listen(config.tls_listen)
+            self.tls, self.tls_cert = server_context(
+                config, data_dir or Path("data"), hostname=hostname, key=f"source {self.name!r}"
+            )
         self.bound: dict[str, tuple[str, int]] = {}
+        self.dropped = 0
         self._registry = registry
         self._group = f"source:{self.name}"
-        self._reject_log = _RejectLog(self.name)
+        self._reject_log = _RejectLog(self.name, kind=kind)
+        self._handshaking: set[TlsServerProtocol] = set()
         self._queue: deque[Record] = deque()
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
@@ -130,13 +187,37 @@ class SyslogSource:
 
     def addresses(self) -> list[str]:
         """Human-readable listen addresses, e.g. ``syslog udp 127.0.0.1:5514``."""
-        return [f"syslog {proto} {h}:{p}" for proto, (h, p) in self.bound.items()]
+        return [f"{self.kind} {proto} {h}:{p}" for proto, (h, p) in self.bound.items()]
+
+    # -- hooks for the raw source ----------------------------------------------------------
+    def new_decoder(self, on_reject: Callable[[str], None]) -> FrameDecoder:
+        """Framing of one stream connection: octet counting or newline, detected."""
+        return FrameDecoder(self.max_frame_bytes, on_reject)
+
+    def udp_bufsize(self) -> int:
+        # one byte more than a datagram may have (with LF/CR/NUL): a full buffer means too big
+        return min(65536, self.max_frame_bytes + 4)
+
+    def on_datagram(self, data: bytes, addr: Any, cut: bool) -> None:
+        """One datagram is one record; a trailing LF/CR/NUL is not part of the message.
+        ``cut``: the kernel truncated it to :meth:`udp_bufsize`."""
+        data = data.rstrip(b"\r\n\0")
+        if not data:
+            return
+        ip = str(addr[0])
+        peer = f"{ip}:{addr[1]}"
+        limit = self.max_frame_bytes
+        if cut or len(data) > limit:
+            self.reject(f"datagram of {len(data)} bytes or more exceeds {limit}", peer)
+            return
+        self.push(data, ip, {"peer": peer, "transport": "udp"})
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         udp: _UdpReader | None = None
         server: asyncio.Server | None = None
+        tls_server: asyncio.Server | None = None
         try:
             if "udp" in self.protocols:
                 udp = _UdpReader(self, self._udp_socket(), loop)
@@ -146,38 +227,74 @@ class SyslogSource:
                     lambda: _TcpProtocol(self), self.host, self.port, backlog=1024
                 )
                 self.bound["tcp"] = server.sockets[0].getsockname()[:2]
+            if self.tls is not None:
+                tls_server = await loop.create_server(
+                    self._tls_protocol, self.tls_host, self.tls_port, backlog=1024
+                )
+                self.bound["tls"] = tls_server.sockets[0].getsockname()[:2]
+                log.info(
+                    "%s source %r: TLS on %s:%d with certificate %s",
+                    self.kind, self.name, *self.bound["tls"], self.tls_cert,
+                )  # fmt: skip
         except BaseException as exc:
             self._error = exc
             self._ready.set()
             if udp is not None:
                 udp.close()
+            if server is not None:
+                server.close()
             raise
         self._ready.set()
         watcher = asyncio.create_task(self._watch(stop))
+        drops = asyncio.create_task(self._watch_drops(udp)) if udp is not None else None
+        servers = [s for s in (server, tls_server) if s is not None]
         try:
             await self._pump(emit, stop)
         finally:
             watcher.cancel()
-            if server is not None:
-                server.close()
+            if drops is not None:
+                drops.cancel()
+            for srv in servers:
+                srv.close()
             if udp is not None:
+                self._count_drops(udp)
                 udp.close()
             for conn in list(self._conns):
                 conn.finish(at_stop=True)
-            if server is not None:
-                await server.wait_closed()
+            for pending in list(self._handshaking):
+                pending.abort()
+            for srv in servers:
+                await srv.wait_closed()
         # everything accepted before the stop goes out
         while self._queue:
             await emit(self._queue.popleft())
+
+    def _tls_protocol(self) -> TlsServerProtocol:
+        assert self.tls is not None
+        return TlsServerProtocol(
+            self.tls, _TcpProtocol(self, "tls"), self.reject, live=self._handshaking
+        )
 
     def _udp_socket(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
+            want = self.udp_rcvbuf
+            # FORCE passes net.core.rmem_max when privileged; the kernel doubles what it is given
+            force = getattr(socket, "SO_RCVBUFFORCE", None)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RCVBUF)
-            except OSError:  # a capped net.core.rmem_max is not a reason to refuse to listen
-                log.info("syslog source %r: could not raise SO_RCVBUF", self.name)
+                if force is None:
+                    raise OSError
+                sock.setsockopt(socket.SOL_SOCKET, force, want)
+            except OSError:
+                with contextlib.suppress(OSError):  # capped is not a reason to refuse to listen
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+            if got < want:
+                log.info(
+                    "%s source %r: UDP receive buffer %d bytes of %d asked (raise "
+                    "net.core.rmem_max for fewer drops)", self.kind, self.name, got, want,
+                )  # fmt: skip
             sock.bind((self.host, self.port))
             sock.setblocking(False)
         except BaseException:
@@ -188,6 +305,22 @@ class SyslogSource:
     async def _watch(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._wake.set()
+
+    async def _watch_drops(self, udp: _UdpReader) -> None:
+        while True:
+            await asyncio.sleep(DROP_POLL_S)
+            self._count_drops(udp)
+
+    def _count_drops(self, udp: _UdpReader) -> None:
+        """Adds the kernel's new drops since the last look to ``dropped``."""
+        if udp.is_closing():
+            return
+        total = udp_drops(udp.sock)
+        if total is None or total <= self.dropped:
+            return
+        new, self.dropped = total - self.dropped, total
+        if self._registry is not None:
+            self._registry.add(self._group, "dropped", new)
 
     async def _pump(self, emit: Emit, stop: asyncio.Event) -> None:
         queue = self._queue
@@ -229,12 +362,12 @@ class SyslogSource:
 
 
 class _UdpReader:
-    """Reads datagrams straight from a non-blocking socket, up to ``BATCH`` per wake-up.
+    """Reads datagrams straight from a non-blocking socket, up to ``BATCH`` per wake-up, and
+    hands each to the source's ``on_datagram``.
 
     Not an asyncio DatagramProtocol on purpose: CPython's datagram transport makes one
     ``recvfrom`` per event-loop iteration, which caps a listener far below 100,000 datagrams/s;
-    draining the socket per readiness callback does not. One datagram is one record; a trailing
-    LF/CR/NUL is not part of the message.
+    draining the socket per readiness callback does not.
     """
 
     BATCH = 512
@@ -245,8 +378,7 @@ class _UdpReader:
         self.source = source
         self.sock = sock
         self.loop = loop
-        # one byte more than a datagram may have (with LF/CR/NUL): a full buffer means too big
-        self.bufsize = min(65536, source.max_frame_bytes + 4)
+        self.bufsize = source.udp_bufsize()
         self._reading = True
         self._closed = False
         loop.add_reader(sock.fileno(), self._ready)
@@ -254,7 +386,7 @@ class _UdpReader:
     def _ready(self) -> None:
         src = self.source
         recv = self.sock.recvfrom
-        limit = src.max_frame_bytes
+        handle = src.on_datagram
         bufsize = self.bufsize
         for _ in range(self.BATCH):
             try:
@@ -262,18 +394,9 @@ class _UdpReader:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # e.g. ICMP errors surfacing; the socket stays usable
-                log.debug("syslog source %r: UDP error %s", src.name, exc)
+                log.debug("%s source %r: UDP error %s", src.kind, src.name, exc)
                 break
-            cut = len(data) == bufsize  # the kernel truncated it to our buffer
-            data = data.rstrip(b"\r\n\0")
-            if not data:
-                continue
-            ip = str(addr[0])
-            peer = f"{ip}:{addr[1]}"
-            if cut or len(data) > limit:
-                src.reject(f"datagram of {len(data)} bytes or more exceeds {limit}", peer)
-                continue
-            src.push(data, ip, {"peer": peer, "transport": "udp"})
+            handle(data, addr, len(data) == bufsize)  # a full buffer: the kernel truncated it
         if src.over_high():
             src.pause(self)
 
@@ -299,14 +422,16 @@ class _UdpReader:
 
 
 class _TcpProtocol(asyncio.Protocol):
-    """One connection: its own framing state, frames pushed to the source's queue."""
+    """One connection (plain, or behind TLS): its own framing state, frames pushed to the
+    source's queue with ``meta.transport`` = ``kind`` (``tcp`` or ``tls``)."""
 
-    def __init__(self, source: SyslogSource) -> None:
+    def __init__(self, source: SyslogSource, kind: str = "tcp") -> None:
         self.source = source
+        self.kind = kind
         self.transport: asyncio.Transport | None = None
         self.ip = "-"
         self.peer = "-"
-        self.decoder = FrameDecoder(source.max_frame_bytes, self._on_reject)
+        self.decoder = source.new_decoder(self._on_reject)
         self._done = False
 
     def _on_reject(self, reason: str) -> None:
@@ -326,9 +451,9 @@ class _TcpProtocol(asyncio.Protocol):
         if not frames:
             return
         src = self.source
-        ip, peer = self.ip, self.peer
+        ip, peer, kind = self.ip, self.peer, self.kind
         for frame in frames:
-            src.push(frame, ip, {"peer": peer, "transport": "tcp"})
+            src.push(frame, ip, {"peer": peer, "transport": kind})
         if src.over_high() and self.transport is not None:
             src.pause(self.transport)
 
@@ -348,7 +473,7 @@ class _TcpProtocol(asyncio.Protocol):
         rest = self.decoder.close()
         if rest is not None:
             frame, truncated = rest
-            meta: dict[str, Any] = {"peer": self.peer, "transport": "tcp"}
+            meta: dict[str, Any] = {"peer": self.peer, "transport": self.kind}
             if truncated or at_stop:
                 meta["truncated"] = True
             self.source.push(frame, self.ip, meta)

@@ -1,0 +1,195 @@
+"""The Kafka input source against a real broker (the shared single node), into a local bus.
+
+A "site" topic is filled with a plain producer; the source runs in an Agent on a LocalBus.
+Offsets are committed to the site's cluster only after our bus is durable, so:
+- a clean stop commits everything emitted: a restart reads only new messages (exactly once);
+- a crash before the commit re-reads what was emitted since the last commit; at most that
+  uncommitted tail is duplicated (here: every message of the crashed run), nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from tests.conftest import wait_for
+from tests.unit.collect.test_sql_source import AgentRunner, Reader
+
+from logfactory.bus.base import TopicSpec
+from logfactory.bus.local import LocalBus
+from logfactory.collect.agent import RAW_TOPIC
+from logfactory.collect.sources.kafka_input import KafkaInputSource
+from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.record import Record
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 3
+
+
+def quiet(conf: dict[str, Any]) -> dict[str, Any]:
+    return {"log_level": 0, "error_cb": lambda _err: None, **conf}
+
+
+@pytest.fixture
+def site_topic(kafka_bootstrap: str, kafka_topic: str) -> str:
+    admin = AdminClient(quiet({"bootstrap.servers": kafka_bootstrap}))
+    admin.create_topics([NewTopic(kafka_topic, PARTITIONS, 1)])[kafka_topic].result(30)
+    return kafka_topic
+
+
+def produce(bootstrap: str, topic: str, start: int, stop: int, extra: int = 0) -> None:
+    """Messages ``start .. stop-1`` (JSON with the sender in ``node``), keyed ``hostN``."""
+    producer = Producer(quiet({"bootstrap.servers": bootstrap, "acks": "all"}))
+    for i in range(start, stop):
+        value = json.dumps({"i": i, "node": f"n{i % 4}", "msg": f"event {i}"}).encode()
+        producer.produce(topic, value, f"host{i % 5}".encode())
+    producer.flush(30)
+    assert len(producer) == 0
+
+
+@pytest.fixture
+def bus(local_bus: LocalBus) -> LocalBus:
+    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
+    return local_bus
+
+
+@pytest.fixture
+def runners() -> Iterator[list[AgentRunner]]:
+    started: list[AgentRunner] = []
+    yield started
+    for r in started:
+        if r.alive():
+            r.stop()
+
+
+def config(tmp_path: Path, bootstrap: str, topic: str, **kw: Any) -> Config:
+    source = SourceConfig(
+        type="kafka", name="site", tag="app", topics=[topic],
+        kafka={"bootstrap.servers": bootstrap, "session.timeout.ms": 6000}, **kw,
+    )  # fmt: skip
+    return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
+
+
+def start(runners: list[AgentRunner], cfg: Config, bus: LocalBus, **kw: Any) -> AgentRunner:
+    runner = AgentRunner(cfg, bus, **kw).start()
+    runners.append(runner)
+    return runner
+
+
+def positions(records: list[Record]) -> Counter[tuple[int, int]]:
+    return Counter((r.meta["partition"], r.meta["offset"]) for r in records)
+
+
+def numbers(records: list[Record]) -> Counter[int]:
+    return Counter(int(json.loads(r.line)["i"]) for r in records)
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """Sum of the group's committed offsets on the site cluster (= messages it has done)."""
+    c = Consumer(quiet({"bootstrap.servers": bootstrap, "group.id": group}))
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in tps)
+    finally:
+        c.close()
+
+
+def test_messages_once_each_and_a_clean_restart_reads_only_new_ones(
+    tmp_path: Path, kafka_bootstrap: str, site_topic: str, bus: LocalBus,
+    runners: list[AgentRunner],
+) -> None:  # fmt: skip
+    n = 300
+    produce(kafka_bootstrap, site_topic, 0, n)
+    cfg = config(tmp_path, kafka_bootstrap, site_topic, host_from="field:node")
+    reader = Reader(bus)
+    first = start(runners, cfg, bus)
+    reader.wait_count(n, timeout=30)
+    first.stop()
+    assert numbers(reader.poll()) == Counter(range(n))
+    assert committed(kafka_bootstrap, "logfactory-site", site_topic) == n
+    rec = next(r for r in reader.records if json.loads(r.line)["i"] == 7)
+    assert rec.source == "app" and rec.host == "n3"
+    assert rec.meta["topic"] == site_topic and rec.meta["key"] == "host2"
+    assert set(rec.meta) == {"topic", "partition", "offset", "key"}
+    counters = first.registry.snapshot()["counters"]["source:site"]
+    assert counters["received"] == n and "rejected" not in counters
+
+    produce(kafka_bootstrap, site_topic, n, n + 40)
+    second = start(runners, cfg, bus)
+    reader.wait_count(n + 40, timeout=30)
+    second.stop()
+    assert numbers(reader.poll()) == Counter(range(n + 40))  # nothing re-read, nothing lost
+    assert max(positions(reader.records).values()) == 1
+
+
+def test_crash_before_commit_rereads_never_skips(
+    tmp_path: Path, kafka_bootstrap: str, site_topic: str, bus: LocalBus,
+    runners: list[AgentRunner],
+) -> None:  # fmt: skip
+    n = 200
+    produce(kafka_bootstrap, site_topic, 0, n)
+    cfg = config(tmp_path, kafka_bootstrap, site_topic, group="crashy", host_from="key")
+    reader = Reader(bus)
+    crashing = start(runners, cfg, bus, checkpoint_interval=3600)  # never commits on its own
+    reader.wait_count(n, timeout=30)
+    src = crashing.source
+    assert isinstance(src, KafkaInputSource)
+    emitted = lambda: sum(cast(tuple[dict[Any, int], bool], src.checkpoint())[0].values())  # noqa: E731
+    wait_for(lambda: emitted() == n, 10, "all offsets emitted")
+    crashing.crash()
+    assert committed(kafka_bootstrap, "crashy", site_topic) == 0  # nothing was committed
+
+    again = start(runners, cfg, bus)
+    reader.wait_count(2 * n, timeout=30)  # the uncommitted tail (all n) comes again
+    again.stop()
+    assert committed(kafka_bootstrap, "crashy", site_topic) == n
+    got = numbers(reader.poll())
+    assert set(got) == set(range(n)) and max(got.values()) == 2 and len(reader.records) == 2 * n
+    assert {r.host for r in reader.records} == {f"host{i}" for i in range(5)}
+
+    produce(kafka_bootstrap, site_topic, n, n + 10)
+    last = start(runners, cfg, bus)
+    reader.wait_count(2 * n + 10, timeout=30)
+    last.stop()
+    got = numbers(reader.poll())
+    assert all(got[i] == 1 for i in range(n, n + 10)) and len(reader.records) == 2 * n + 10
+
+
+def test_tombstones_are_rejected_and_bad_utf8_is_kept(
+    tmp_path: Path, kafka_bootstrap: str, site_topic: str, bus: LocalBus,
+    runners: list[AgentRunner],
+) -> None:  # fmt: skip
+    producer = Producer(quiet({"bootstrap.servers": kafka_bootstrap}))
+    producer.produce(site_topic, None, b"k1", partition=0)
+    producer.produce(site_topic, b"caf\xe9 latin-1", None, partition=0)
+    producer.produce(site_topic, b"plain", b"k2", partition=0)
+    producer.flush(30)
+    cfg = config(tmp_path, kafka_bootstrap, site_topic, host_from="edge01", start_at="beginning")
+    reader = Reader(bus)
+    runner = start(runners, cfg, bus)
+    reader.wait_count(2, timeout=30)
+    wait_for(lambda: committed(kafka_bootstrap, "logfactory-site", site_topic) == 3, 15,
+             "the tombstone's offset committed too")  # fmt: skip
+    runner.stop()
+    recs = sorted(reader.poll(), key=lambda r: r.meta["offset"])
+    assert [r.line for r in recs] == ["caf\ufffd latin-1", "plain"]
+    assert recs[0].raw == b"caf\xe9 latin-1" and "key" not in recs[0].meta
+    assert {r.host for r in recs} == {"edge01"}
+    assert runner.registry.snapshot()["counters"]["source:site"]["rejected"] == 1
+
+
+def test_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"bootstrap\.servers"):
+        KafkaInputSource(SourceConfig(type="kafka", topics=["t"]))
+    with pytest.raises(ValueError, match="'topics'"):
+        KafkaInputSource(SourceConfig(type="kafka", kafka={"bootstrap.servers": "h:9092"}))
+    kafka: dict[str, str | int | bool] = {"bootstrap.servers": "h:1", "enable.auto.commit": True}
+    src = KafkaInputSource(SourceConfig(type="kafka", name="x", topics=["t"], kafka=kafka))
+    assert src.group == "logfactory-x" and src.settings["enable.auto.commit"] is False

@@ -1,0 +1,349 @@
+"""The snmp source: its config, its engine identity, and traps sent by pysnmp over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyasn1.type import univ  # type: ignore[import-untyped]
+from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped]
+    CommunityData,
+    ContextData,
+    Counter64,
+    Gauge32,
+    Integer32,
+    IpAddress,
+    NotificationType,
+    ObjectIdentity,
+    ObjectType,
+    OctetString,
+    SnmpEngine,
+    TimeTicks,
+    UdpTransportTarget,
+    send_notification,
+)
+
+from logfactory.bus.base import TopicSpec
+from logfactory.bus.local import LocalBus
+from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.sources.snmp import SnmpSource, snmp_value
+from logfactory.collect.sources.snmp_setup import (
+    AUTH_PROTOCOLS,
+    PRIV_PROTOCOLS,
+    load_identity,
+)
+from logfactory.config import (
+    SNMP_AUTH_PROTOCOLS,
+    SNMP_PRIV_PROTOCOLS,
+    Config,
+    ConfigError,
+    NodeConfig,
+    SourceConfig,
+    parse_config,
+)
+from logfactory.record import Record, decode_record
+from logfactory.stats import StatsRegistry
+
+E = "1.3.6.1.4.1.99999"  # LF-TEST-MIB below
+COLD_START = "1.3.6.1.6.3.1.1.5.1"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+OTHER = "1.3.6.1.4.1.99998.1.0"  # under enterprises, in no MIB
+
+# A compiled (pysnmp) MIB module, as pysmi's mibdump would write one, for the ``mibs`` option.
+TEST_MIB = """
+(MibScalar, NotificationType, ObjectIdentity) = mibBuilder.import_symbols(
+    "SNMPv2-SMI", "MibScalar", "NotificationType", "ObjectIdentity")
+(OctetString,) = mibBuilder.import_symbols("ASN1", "OctetString")
+lfTest = ObjectIdentity((1, 3, 6, 1, 4, 1, 99999))
+lfMessage = MibScalar((1, 3, 6, 1, 4, 1, 99999, 2, 1), OctetString())
+lfEvent = NotificationType((1, 3, 6, 1, 4, 1, 99999, 0, 1))
+mibBuilder.export_symbols("LF-TEST-MIB", lfTest=lfTest, lfMessage=lfMessage, lfEvent=lfEvent)
+"""
+
+
+# -- config ------------------------------------------------------------------------------------
+def snmp_yaml(user: str, **source: str) -> str:
+    extra = "".join(f"\n    {k}: {v}" for k, v in source.items())
+    return f"""
+sources:
+  - type: snmp
+    listen: 127.0.0.1:1162{extra}
+    v3_users:
+      - {user}
+"""
+
+
+def test_protocol_tables_match_the_config_names() -> None:
+    assert set(AUTH_PROTOCOLS) == set(SNMP_AUTH_PROTOCOLS)
+    assert set(PRIV_PROTOCOLS) == set(SNMP_PRIV_PROTOCOLS)
+
+
+def test_v3_user_defaults_and_spellings() -> None:
+    text = snmp_yaml("{user: a, auth_key: authpass123, priv_key: privpass123}")
+    user = parse_config(text).sources[0].v3_users[0]
+    assert (user.auth, user.priv) == ("SHA", "AES")
+    text = snmp_yaml(
+        "{user: b, auth_protocol: sha-256, auth_key: authpass123, "
+        "priv_protocol: AES-256, priv_key: privpass123, engine_id: '80:00:00:00:01:02:03:04'}"
+    )
+    user = parse_config(text).sources[0].v3_users[0]
+    assert (user.auth, user.priv) == ("SHA256", "AES256")
+    user = parse_config(snmp_yaml("{user: c}")).sources[0].v3_users[0]
+    assert (user.auth, user.priv) == ("NONE", "NONE")  # noAuthNoPriv
+
+
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        (
+            "{user: u, auth_protocol: SHA1024, auth_key: authpass123}",
+            "auth_protocol 'SHA1024' is unknown; use one of MD5, SHA, SHA224, SHA256",
+        ),
+        (
+            "{user: u, auth_key: authpass123, priv_protocol: AES512, priv_key: privpass123}",
+            "priv_protocol 'AES512' is unknown; use one of DES, 3DES, AES, AES192",
+        ),
+        ("{user: u, auth_protocol: MD5}", "auth_protocol MD5 needs auth_key"),
+        (
+            "{user: u, auth_key: authpass123, priv_protocol: DES}",
+            "priv_protocol DES needs priv_key",
+        ),
+        ("{user: u, auth_key: short}", "auth_key must be at least 8 characters"),
+        ("{user: u, priv_key: privpass123}", "priv_key needs auth_key"),
+        ("{user: u, auth_protocol: none, auth_key: authpass123}", "auth_key is set but"),
+        ("{user: u, auth_key: authpass123, engine_id: 0xzz}", "engine_id '0xzz' is not hex"),
+        ("{user: u, auth_key: authpass123, engine_id: '0x0102'}", "has 2 octets; SNMP wants 5"),
+        ("{auth_key: authpass123}", "missing required field `user`"),
+        ("{user: u, password: authpass123}", "unknown key 'password'"),
+    ],
+)
+def test_bad_v3_users_are_clear_errors_at_their_line(user: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(snmp_yaml(user), "traps.yaml")
+    assert message in str(err.value)
+    # at the user's line, with its path
+    assert str(err.value).startswith("traps.yaml:6: sources.0.v3_users.0"), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sources:\n  - type: snmp\n    communities: [public]\n", "needs 'listen: HOST:PORT'"),
+        ("sources:\n  - type: snmp\n    listen: :1162\n", "accepts nothing"),
+        (
+            "sources:\n  - type: snmp\n    listen: :1162\n    communities: [public]\n"
+            "    engine_id: '0x01'\n",
+            "engine_id '0x01' has 1 octets",
+        ),
+        (
+            "sources:\n  - type: snmp\n    listen: :1162\n    v3_users:\n"
+            "      - {user: u, auth_key: authpass123, engine_id: '0x8000000001'}\n"
+            "      - {user: u, auth_key: otherpass123, engine_id: '80:00:00:00:01'}\n",
+            "user 'u' is listed twice for the same engine_id",
+        ),
+    ],
+)
+def test_snmp_source_checks(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text)
+
+
+def test_engine_identity_is_made_once_and_boots_grow(tmp_path: Path) -> None:
+    first, boots1 = load_identity(tmp_path, "traps", None)
+    again, boots2 = load_identity(tmp_path, "traps", None)
+    assert (again, boots1, boots2) == (first, 1, 2)
+    assert 5 <= len(first) <= 32 and first[0] & 0x80  # RFC 3411 enterprise-specific format
+    assert load_identity(tmp_path, "other", None)[0] != first  # one engine per source
+    assert load_identity(tmp_path, "traps", "0x8000000001020304") == (
+        bytes.fromhex("8000000001020304"), 1,  # a new id: its boots start afresh
+    )  # fmt: skip
+    (tmp_path / "snmp" / "traps.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"traps\.json is damaged"):
+        load_identity(tmp_path, "traps", None)
+
+
+def test_snmp_values() -> None:
+    assert snmp_value(Integer32(-5)) == -5
+    assert snmp_value(Counter64(2**40)) == 2**40
+    assert snmp_value(TimeTicks(12)) == 12
+    assert snmp_value(IpAddress("10.0.0.1")) == "10.0.0.1"
+    assert snmp_value(OctetString("héllo".encode())) == "héllo"
+    assert snmp_value(OctetString(b"\x00\xffab")) == "0x00ff6162"
+    assert snmp_value(OctetString(b"a\x01")) == "0x6101"  # control characters: hex
+    assert snmp_value(OctetString("tab\tand\nnewline")) == "tab\tand\nnewline"
+    assert snmp_value(univ.ObjectIdentifier("1.3.6.1.2")) == "1.3.6.1.2"
+    assert snmp_value(univ.Null("")) == ""
+
+
+# -- over loopback -----------------------------------------------------------------------------
+Scenario = Callable[[Agent, SnmpSource, tuple[str, int]], Awaitable[None]]
+
+
+def run_agent(tmp_path: Path, bus: LocalBus, source: SourceConfig, scenario: Scenario) -> Agent:
+    bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
+    config = Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
+    producer = bus.producer()
+    agent = Agent(config, producer, StatsRegistry("test"))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(agent.run(stop))
+        try:
+            await asyncio.wait_for(agent.wait_ready(), 10)
+            src = agent.sources[0]
+            assert isinstance(src, SnmpSource) and src.bound is not None
+            await scenario(agent, src, src.bound)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+
+    try:
+        asyncio.run(main())
+    finally:
+        producer.close()
+    return agent
+
+
+async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Record]:
+    consumer = bus.consumer(None, [RAW_TOPIC])
+    loop = asyncio.get_running_loop()
+    out: list[Record] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < n:
+            assert time.monotonic() < deadline, f"timed out with {len(out)}/{n} records"
+            msgs = await loop.run_in_executor(None, consumer.poll, 1000, 0.05)
+            out += [decode_record(m.value) for m in msgs]
+        return out
+    finally:
+        consumer.close()
+
+
+async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+async def send_trap(
+    address: tuple[str, int],
+    community: str,
+    trap_oid: str,
+    *var_binds: Any,
+    kind: str = "trap",
+    timeout: float = 2.0,
+) -> None:
+    """One v2c notification from a pysnmp engine of its own (a separate agent)."""
+    engine = SnmpEngine()
+    try:
+        target = await UdpTransportTarget.create(address, timeout=timeout, retries=0)
+        notification = NotificationType(ObjectIdentity(trap_oid)).add_varbinds(
+            *(ObjectType(ObjectIdentity(oid), value) for oid, value in var_binds)
+        )
+        error, *_ = await send_notification(
+            engine, CommunityData(community, mpModel=1), target, ContextData(), kind,
+            notification,
+        )  # fmt: skip
+        assert error is None, error
+    finally:
+        engine.close_dispatcher()
+
+
+def counters(agent: Agent) -> dict[str, int]:
+    return dict(agent.registry.snapshot()["counters"].get("source:traps", {}))
+
+
+def snmp_source(**kw: Any) -> SourceConfig:
+    base: dict[str, Any] = {
+        "type": "snmp", "name": "traps", "listen": "127.0.0.1:0", "communities": ["public"],
+    }  # fmt: skip
+    return SourceConfig(**(base | kw))
+
+
+def test_pysnmp_trap_becomes_one_json_record(tmp_path: Path, local_bus: LocalBus) -> None:
+    got: list[Record] = []
+
+    async def scenario(agent: Agent, src: SnmpSource, address: tuple[str, int]) -> None:
+        assert agent.listen_addresses == [f"snmp udp 127.0.0.1:{address[1]}"]
+        await send_trap(
+            address, "public", f"{E}.0.1",
+            (f"{E}.2.1", OctetString("disk full")), (f"{E}.2.2", Gauge32(93)),
+            (f"{E}.2.3", IpAddress("192.0.2.7")), (SYS_NAME, OctetString("node7")),
+            (OTHER, Integer32(-1)),
+        )  # fmt: skip
+        await send_trap(address, "public", COLD_START, kind="inform")  # acknowledged: no error
+        got.extend(await read_until(local_bus, 2))
+
+    mibs = tmp_path / "mibs"
+    mibs.mkdir()
+    (mibs / "LF-TEST-MIB.py").write_text(TEST_MIB)
+    agent = run_agent(tmp_path, local_bus, snmp_source(tag="net", mibs=[str(mibs)]), scenario)
+    docs = {json.loads(r.line)["trap_oid"]: (r, json.loads(r.line)) for r in got}
+    record, doc = docs[f"{E}.0.1"]
+    assert (record.source, record.host) == ("net", "127.0.0.1")
+    assert record.meta == {"peer": doc["peer"], "transport": "udp"}
+    assert record.line == json.dumps(doc, separators=(",", ":"), ensure_ascii=False)  # compact
+    assert isinstance(doc.pop("uptime"), int)
+    assert doc == {
+        "version": "2c", "pdu": "trap", "community": "public", "peer": doc["peer"],
+        "trap_oid": f"{E}.0.1",
+        "varbinds": {f"{E}.2.1": "disk full", f"{E}.2.2": 93, f"{E}.2.3": "192.0.2.7",
+                     SYS_NAME: "node7", OTHER: -1},
+        "names": {f"{E}.0.1": "LF-TEST-MIB::lfEvent", f"{E}.2.1": "LF-TEST-MIB::lfMessage",
+                  # not defined: named after the nearest node a MIB defines (as net-snmp does)
+                  f"{E}.2.2": "LF-TEST-MIB::lfTest.2.2", f"{E}.2.3": "LF-TEST-MIB::lfTest.2.3",
+                  SYS_NAME: "SNMPv2-MIB::sysName.0"},  # OTHER: in no MIB, no name
+    }  # fmt: skip
+    _, inform = docs[COLD_START]
+    assert (inform["pdu"], inform["varbinds"]) == ("inform", {})
+    assert inform["names"] == {COLD_START: "SNMPv2-MIB::coldStart"}
+    assert counters(agent).get("rejected", 0) == 0
+
+
+def test_garbage_and_wrong_communities_are_rejected(
+    tmp_path: Path, local_bus: LocalBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = random.Random(5)
+    garbage = [b"", b"garbage\x00\xff", b"\x30\x03\x02\x01\x09", b"\x30\x82\xff\xff"]
+    garbage += [rng.randbytes(rng.randrange(1, 300)) for _ in range(100)]
+    got: list[Record] = []
+
+    async def scenario(agent: Agent, src: SnmpSource, address: tuple[str, int]) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for data in garbage:
+                sock.sendto(data, address)
+        finally:
+            sock.close()
+        await until(lambda: counters(agent).get("rejected") == len(garbage), "rejections")
+        with pytest.raises(AssertionError, match="RequestTimedOut"):
+            await send_trap(address, "private", COLD_START, kind="inform", timeout=0.5)
+        await until(lambda: counters(agent)["rejected"] == len(garbage) + 1, "bad community")
+        await send_trap(address, "public", COLD_START)  # the source still works
+        got.extend(await read_until(local_bus, 1))
+
+    agent = run_agent(tmp_path, local_bus, snmp_source(), scenario)
+    assert [json.loads(r.line)["trap_oid"] for r in got] == [COLD_START]
+    assert "names" not in json.loads(got[0].line)  # no mibs configured
+    assert counters(agent)["rejected"] == len(garbage) + 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "rejected a datagram from 127.0.0.1:" in warnings[0]
+
+
+def test_port_in_use_fails_the_agent(tmp_path: Path, local_bus: LocalBus) -> None:
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", 0))
+    try:
+        source = snmp_source(listen=f"127.0.0.1:{busy.getsockname()[1]}")
+        with pytest.raises(OSError, match="in use"):
+            run_agent(tmp_path, local_bus, source, lambda *_: asyncio.sleep(0))
+    finally:
+        busy.close()

@@ -1,0 +1,482 @@
+"""The SQL source with the stdlib sqlite3 (``sqlite:///`` URLs), the Agent and the real local bus.
+
+The harness here (:class:`AgentRunner`, :class:`Reader`, :func:`make_events_db`) is also used by
+the ODBC peer test and the Kafka input test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import wait_for
+
+from logfactory.bus.base import TopicSpec
+from logfactory.bus.local import LocalBus, LocalConsumer
+from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.sources.sql import (
+    SqlSource,
+    decode_value,
+    encode_value,
+    parse_connection,
+    prepare_query,
+)
+from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config_check import check_config
+from logfactory.record import Record, decode_record
+from logfactory.stats import StatsRegistry
+
+QUERY = "SELECT id, ts, host, msg FROM events WHERE id > ? ORDER BY id"
+
+
+# -- harness (shared with tests/integration/test_sql_odbc_peer.py and test_kafka_input.py) ---------
+class AgentRunner:
+    """An Agent on its own event loop in a thread; :meth:`crash` cancels it (no final commit)."""
+
+    def __init__(self, config: Config, bus: LocalBus, checkpoint_interval: float = 0.1) -> None:
+        self.producer = bus.producer()
+        self.registry = StatsRegistry("test")
+        self.agent = Agent(
+            config, self.producer, self.registry, checkpoint_interval=checkpoint_interval
+        )
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._up = threading.Event()
+        self._thread = threading.Thread(target=self._main, daemon=True)
+
+    def _main(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._task = asyncio.current_task()
+            self._up.set()
+            await self.agent.run(self._stop)
+
+        try:
+            asyncio.run(main())
+        except asyncio.CancelledError:
+            pass  # crash()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self._up.set()
+
+    def start(self) -> AgentRunner:
+        self._thread.start()
+        assert self._up.wait(10)
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self.agent.wait_ready(), self._loop).result(10)
+        return self
+
+    @property
+    def source(self) -> Any:
+        return self.agent.sources[0]
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """A clean stop: the agent flushes the bus and commits the final positions."""
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._join()
+
+    def crash(self) -> None:
+        """Like a SIGKILL for positions: the agent is cancelled, no final checkpoint."""
+        assert self._loop is not None and self._task is not None
+        self._loop.call_soon_threadsafe(self._task.cancel)
+        self._join()
+
+    def _join(self) -> None:
+        self._thread.join(30)
+        assert not self._thread.is_alive()
+        self.producer.close()
+        if self.error is not None:
+            raise self.error
+
+
+class Reader:
+    """Everything on logs.raw so far, decoded."""
+
+    def __init__(self, bus: LocalBus) -> None:
+        self.consumer: LocalConsumer = bus.consumer(None, [RAW_TOPIC])
+        self.records: list[Record] = []
+
+    def poll(self) -> list[Record]:
+        while msgs := self.consumer.poll(5000, timeout=0.05):
+            self.records.extend(decode_record(m.value) for m in msgs)
+        return self.records
+
+    def wait_count(self, n: int, timeout: float = 10.0) -> list[Record]:
+        wait_for(lambda: len(self.poll()) >= n, timeout, f"{n} records (have {len(self.records)})")
+        return self.records
+
+
+def make_events_db(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, ts TEXT, host TEXT, msg TEXT)")
+
+
+def insert(path: Path, start: int, stop: int) -> None:
+    """Rows ``start .. stop-1``: id = i, one second apart from 2026-01-01."""
+    rows = [
+        (i, f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", f"h{i % 3}", f"message {i}")
+        for i in range(start, stop)
+    ]
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO events (id, ts, host, msg) VALUES (?, ?, ?, ?)", rows)
+
+
+def ids(records: list[Record]) -> list[int]:
+    return [int(json.loads(r.line)["id"]) for r in records]
+
+
+# -- fixtures ------------------------------------------------------------------------------
+@pytest.fixture
+def bus(local_bus: LocalBus) -> LocalBus:
+    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
+    return local_bus
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "site.db"
+    make_events_db(path)
+    return path
+
+
+@pytest.fixture
+def runners() -> Iterator[list[AgentRunner]]:
+    started: list[AgentRunner] = []
+    yield started
+    for r in started:
+        if r.alive():
+            r.stop()
+
+
+def sql_config(tmp_path: Path, db: Path, **kw: Any) -> Config:
+    settings: dict[str, Any] = {
+        "connection": f"sqlite:///{db}", "query": QUERY, "tracking_column": "id",
+        "interval": "50ms", **kw,
+    }  # fmt: skip
+    source = SourceConfig(type="sql", name="events", **settings)
+    return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
+
+
+def start(runners: list[AgentRunner], config: Config, bus: LocalBus, **kw: Any) -> AgentRunner:
+    runner = AgentRunner(config, bus, **kw).start()
+    runners.append(runner)
+    return runner
+
+
+def saved_position(tmp_path: Path) -> Any:
+    doc = json.loads((tmp_path / "data" / "collect" / "events.sql.json").read_text())
+    return decode_value(doc["last"])
+
+
+# -- every row once ------------------------------------------------------------------------
+def test_rows_once_each_across_clean_restarts(
+    tmp_path: Path, db: Path, bus: LocalBus, runners: list[AgentRunner]
+) -> None:
+    insert(db, 1, 6)
+    config = sql_config(tmp_path, db)
+    reader = Reader(bus)
+    first = start(runners, config, bus)
+    reader.wait_count(5)
+    insert(db, 6, 9)
+    reader.wait_count(8)
+    first.stop()
+    assert saved_position(tmp_path) == 8
+    insert(db, 9, 12)  # written while the agent is down
+    second = start(runners, config, bus)
+    reader.wait_count(11)
+    second.stop()
+    assert sorted(ids(reader.poll())) == list(range(1, 12))
+    rec = reader.records[0]
+    assert rec.source == "sql" and rec.host == "site"  # host defaults to the database's name
+    assert json.loads(rec.line) == {
+        "id": 1, "ts": "2026-01-01T00:00:01Z", "host": "h1", "msg": "message 1"
+    }  # fmt: skip
+    assert rec.meta == {"tracking": 1}
+    counters = second.registry.snapshot()["counters"]["source:events"]
+    assert counters["received"] == 3 and "errors" not in counters
+
+
+def test_crash_before_commit_rereads_only_the_uncommitted_rows(
+    tmp_path: Path, db: Path, bus: LocalBus, runners: list[AgentRunner]
+) -> None:
+    insert(db, 1, 6)
+    config = sql_config(tmp_path, db)
+    reader = Reader(bus)
+    first = start(runners, config, bus)
+    reader.wait_count(5)
+    first.stop()
+    assert saved_position(tmp_path) == 5
+    # no checkpoint during this run: everything it emits is uncommitted when it "dies"
+    crashing = start(runners, config, bus, checkpoint_interval=3600)
+    insert(db, 6, 9)
+    wait_for(lambda: crashing.source.checkpoint() == 8, 10, "rows 6..8 emitted")
+    crashing.crash()
+    assert saved_position(tmp_path) == 5
+    third = start(runners, config, bus)
+    insert(db, 9, 11)
+    wait_for(lambda: 10 in ids(reader.poll()), 10, "row 10")
+    third.stop()
+    got = ids(reader.poll())
+    assert sorted(set(got)) == list(range(1, 11))  # nothing lost
+    dupes = {i: got.count(i) for i in set(got) if got.count(i) > 1}
+    assert set(dupes) <= {6, 7, 8}, dupes  # only the batch emitted after the last commit
+    assert saved_position(tmp_path) == 10
+    fourth = start(runners, config, bus)
+    insert(db, 11, 12)
+    wait_for(lambda: 11 in ids(reader.poll()), 10, "row 11")
+    fourth.stop()
+    assert ids(reader.poll()).count(11) == 1 and ids(reader.records).count(10) == 1
+
+
+def test_source_position_advances_only_per_fully_emitted_poll(tmp_path: Path, db: Path) -> None:
+    """Without the agent: positions are the caller's to commit, and full polls repeat at once."""
+    insert(db, 1, 11)
+    sc = sql_config(tmp_path, db, max_rows=3, interval="1h").sources[0]
+
+    async def main() -> tuple[list[Record], list[Any]]:
+        src = SqlSource(sc, data_dir=tmp_path / "data", name="events")
+        got: list[Record] = []
+        seen: list[Any] = []
+        stop = asyncio.Event()
+
+        async def emit(record: Record) -> None:
+            seen.append(src.checkpoint())  # the position while the poll is still being emitted
+            got.append(record)
+            if len(got) == 10:
+                stop.set()
+
+        await asyncio.wait_for(src.run(emit, stop), 10)  # 10 rows in 4 polls despite 1h
+        await src.commit(src.checkpoint())
+        again = SqlSource(sc, data_dir=tmp_path / "data", name="events")
+        stop2 = asyncio.Event()
+        stop2.set()
+        await again.run(emit, stop2)
+        assert again.checkpoint() == 10
+        return got, seen
+
+    got, seen = asyncio.run(main())
+    assert ids(got) == list(range(1, 11))
+    assert seen[:4] == [seen[0], seen[0], seen[0], 3]  # rows 1-3 carry the start, then 3
+    assert seen[-1] == 9 and saved_position(tmp_path) == 10
+
+
+# -- tracking columns and where to start ---------------------------------------------------
+def test_tracking_by_timestamp_with_initial_value(
+    tmp_path: Path, db: Path, bus: LocalBus, runners: list[AgentRunner]
+) -> None:
+    insert(db, 1, 10)
+    config = sql_config(
+        tmp_path, db, query="SELECT ts, msg, host FROM events WHERE ts > :last ORDER BY ts",
+        tracking_column="ts", initial_value="2026-01-01T00:00:04Z", message_column="msg",
+        host_column="host",
+    )  # fmt: skip
+    reader = Reader(bus)
+    first = start(runners, config, bus)
+    reader.wait_count(5)
+    first.stop()
+    assert saved_position(tmp_path) == "2026-01-01T00:00:09Z"
+    insert(db, 10, 13)
+    second = start(runners, config, bus)
+    reader.wait_count(8)
+    second.stop()
+    by_line = {r.line: r for r in reader.poll()}  # hosts differ: partitions interleave
+    assert len(reader.records) == 8 and sorted(by_line) == sorted(
+        f"message {i}" for i in range(5, 13)
+    )
+    rec = by_line["message 5"]
+    assert rec.host == "h2" and rec.meta["tracking"] == "2026-01-01T00:00:05Z"
+    assert rec.meta["row"] == {"ts": "2026-01-01T00:00:05Z", "msg": "message 5", "host": "h2"}
+
+
+def test_start_at_end_skips_existing_rows(
+    tmp_path: Path, db: Path, bus: LocalBus, runners: list[AgentRunner]
+) -> None:
+    insert(db, 1, 21)
+    config = sql_config(tmp_path, db, start_at="end", max_rows=7)
+    reader = Reader(bus)
+    runner = start(runners, config, bus)
+    wait_for(lambda: (tmp_path / "data" / "collect" / "events.sql.json").exists(), 10, "end")
+    assert saved_position(tmp_path) == 20  # persisted at once: nothing was in flight
+    insert(db, 21, 23)
+    reader.wait_count(2)
+    runner.stop()
+    assert ids(reader.poll()) == [21, 22]
+
+
+# -- failures ------------------------------------------------------------------------------
+def test_errors_are_counted_and_retried_until_the_database_appears(
+    tmp_path: Path, bus: LocalBus, runners: list[AgentRunner]
+) -> None:
+    db = tmp_path / "later.db"
+    config = sql_config(tmp_path, db, interval="20ms")
+    reader = Reader(bus)
+    runner = start(runners, config, bus)  # a missing database does not fail the start
+    counters = runner.registry.snapshot
+    wait_for(lambda: counters()["counters"].get("source:events", {}).get("errors", 0) >= 2, 10)
+    assert "OperationalError" in runner.registry.problems()["source:events"]
+    with sqlite3.connect(db) as conn:  # the file, but not yet the table: still an error
+        conn.execute("CREATE TABLE other (x)")
+    make_events_db(db)
+    insert(db, 1, 4)
+    reader.wait_count(3, timeout=15)
+    wait_for(lambda: not runner.registry.problems(), 5, "problem cleared")
+    assert runner.alive()
+    runner.stop()
+    assert ids(reader.poll()) == [1, 2, 3]
+
+
+def test_a_query_without_the_tracking_column_is_an_error_not_a_crash(
+    tmp_path: Path, db: Path, bus: LocalBus, runners: list[AgentRunner]
+) -> None:
+    insert(db, 1, 3)
+    config = sql_config(tmp_path, db, query="SELECT msg FROM events WHERE id > ?")
+    runner = start(runners, config, bus)
+    wait_for(lambda: runner.registry.problems(), 10, "a problem")
+    assert "tracking_column 'id' is not among the query's columns ['msg']" in str(
+        runner.registry.problems()
+    )
+    assert runner.alive()
+
+
+# -- configuration -------------------------------------------------------------------------
+def test_connection_forms() -> None:
+    assert parse_connection("sqlite:///rel/x.db") == ("sqlite", "rel/x.db", "x")
+    assert parse_connection("sqlite:////abs/y.db") == ("sqlite", "/abs/y.db", "y")
+    odbc = "DRIVER={SQLite3};Database=/var/db/events.sqlite"
+    assert parse_connection(odbc) == ("odbc", odbc, "events")
+    assert parse_connection("DSN=eventsdb") == ("odbc", "DSN=eventsdb", "eventsdb")
+    with pytest.raises(ValueError, match=r"'postgresql'.*sqlite:///PATH.db.*ODBC"):
+        parse_connection("postgresql://u@h/db")
+    with pytest.raises(ValueError, match="neither a DB-API URL"):
+        parse_connection("events.db")
+
+
+def test_query_placeholders() -> None:
+    assert prepare_query(QUERY) == QUERY
+    assert prepare_query("SELECT * FROM t WHERE id > :last") == "SELECT * FROM t WHERE id > ?"
+    assert prepare_query("SELECT '?', x FROM t WHERE x > ?") == "SELECT '?', x FROM t WHERE x > ?"
+    with pytest.raises(ValueError, match=r"exactly one placeholder.*found 0"):
+        prepare_query("SELECT * FROM t")
+    with pytest.raises(ValueError, match="found 2"):
+        prepare_query("SELECT * FROM t WHERE a > ? AND b > ?")
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    bad = [
+        SourceConfig(type="sql", name="a"),
+        SourceConfig(type="sql", connection="mysql://h/db", query="SELECT 1", tracking_column="x",
+                     interval="soon", max_rows=0),
+    ]  # fmt: skip
+    problems = check_config(Config(sources=bad))
+    where = {path: text for path, text in problems}
+    assert where[("sources", 0, "connection")] == "a sql source needs 'connection'"
+    assert ("sources", 0, "query") in where and ("sources", 0, "tracking_column") in where
+    assert "unsupported connection URL scheme 'mysql'" in where[("sources", 1, "connection")]
+    assert "exactly one placeholder" in where[("sources", 1, "query")]
+    assert "not a duration" in where[("sources", 1, "interval")]
+    assert where[("sources", 1, "max_rows")] == "max_rows must be at least 1"
+    with pytest.raises(ValueError, match="needs 'connection', 'query' and 'tracking_column'"):
+        SqlSource(bad[0], data_dir=tmp_path)
+    good = sql_config(tmp_path, tmp_path / "x.db")
+    assert check_config(good) == []
+
+
+# -- values --------------------------------------------------------------------------------
+VALUES: list[Any] = [
+    7, 2.5, "x", None, True, Decimal("12.50"), b"\x00\xff",
+    dt.datetime(2026, 1, 2, 3, 4, 5, 678000), dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+    dt.date(2026, 1, 2), dt.time(1, 2, 3),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_tracked_values_round_trip_through_json(value: Any) -> None:
+    doc = json.loads(json.dumps(encode_value(value)))
+    back = decode_value(doc)
+    assert back == value and type(back) is type(value)
+
+
+class _Cursor:
+    description = [("id",), ("at",), ("amount",), ("blob",), ("host",)]
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+        self.params: Any = None
+
+    def execute(self, query: str, params: Any) -> None:
+        self.params = params
+
+    def fetchmany(self, n: int) -> list[tuple[Any, ...]]:
+        out, self.rows = self.rows[:n], self.rows[n:]
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+class _Conn:
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.cur = _Cursor(rows)
+
+    def cursor(self) -> _Cursor:
+        return self.cur
+
+
+def test_rows_become_json_safe_lines(tmp_path: Path) -> None:
+    when = dt.datetime(2026, 3, 4, 5, 6, 7, 890000)
+    rows = [(1, when, Decimal("3.10"), b"\x00\x01\xfe", None), (2, when, None, None, b"n\xff")]
+    sc = SourceConfig(type="sql", connection="DSN=site", query=QUERY, tracking_column="ID",
+                      host_column="host", tag="db")  # fmt: skip
+    src = SqlSource(sc, data_dir=tmp_path, hostname="me")
+    conn = _Conn(rows)
+    records, position, full = src._fetch(conn, 0)
+    assert conn.cur.params == (0,)
+    assert position == 2 and not full
+    doc = json.loads(records[0].line)
+    assert doc == {
+        "id": 1, "at": "2026-03-04T05:06:07.890000", "amount": "3.10",
+        "blob": base64.b64encode(b"\x00\x01\xfe").decode(), "host": None,
+    }  # fmt: skip
+    assert records[0].host == "site" and records[0].source == "db"  # the DSN's name
+    assert records[1].host == "n\ufffd"  # undecodable host bytes are replaced, not fatal
+    assert src._fetch(_Conn([]), 2) == ([], src.checkpoint(), False)
+
+
+def test_sqlite_url_with_odd_characters_in_the_path(tmp_path: Path) -> None:
+    db = tmp_path / "my db #1?.db"
+    make_events_db(db)
+    insert(db, 1, 3)
+    sc = sql_config(tmp_path, db).sources[0]
+
+    async def main() -> list[Record]:
+        src = SqlSource(sc, data_dir=tmp_path / "data", name="events")
+        got: list[Record] = []
+        stop = asyncio.Event()
+
+        async def emit(record: Record) -> None:
+            got.append(record)
+            if len(got) == 2:
+                stop.set()
+
+        await asyncio.wait_for(src.run(emit, stop), 10)
+        return got
+
+    got = asyncio.run(main())
+    assert ids(got) == [1, 2] and {r.host for r in got} == {"my db #1?"}

@@ -1,0 +1,99 @@
+"""UDP loss in the kernel is counted: every datagram sent is either received or dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import pytest
+
+import logfactory.collect.sources.syslog as syslog_module
+from logfactory.collect.sources.raw import RawSource
+from logfactory.collect.sources.syslog import SyslogSource, udp_drops
+from logfactory.config import SourceConfig
+from logfactory.record import Record
+from logfactory.stats import StatsRegistry
+
+
+def test_udp_drops_reads_the_kernel_counter() -> None:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        assert udp_drops(rx) == 0
+        sent = 500
+        for i in range(sent):
+            tx.sendto(b"datagram %d" % i, rx.getsockname())
+        received = 0
+        while True:
+            try:
+                rx.recv(100)
+            except BlockingIOError:
+                break
+            received += 1
+        dropped = udp_drops(rx)
+        assert dropped is not None and dropped > 0
+        assert received + dropped == sent
+    finally:
+        rx.close()
+        tx.close()
+
+
+def test_udp_drops_of_an_ipv6_socket() -> None:
+    rx = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("::1", 0))
+        assert udp_drops(rx) == 0
+    finally:
+        rx.close()
+    assert udp_drops(rx) is None  # closed: nothing to read, no error
+
+
+@pytest.mark.parametrize("cls", [SyslogSource, RawSource])
+def test_a_source_reports_what_the_kernel_dropped(
+    monkeypatch: pytest.MonkeyPatch, cls: type[SyslogSource]
+) -> None:
+    """The source stops reading (its queue is full and emit is held), the small receive buffer
+    overflows, then everything is released: received + dropped == sent, exactly."""
+    monkeypatch.setattr(syslog_module, "QUEUE_HIGH", 1)
+    monkeypatch.setattr(syslog_module, "QUEUE_LOW", 0)
+    monkeypatch.setattr(syslog_module, "DROP_POLL_S", 0.02)
+    config: dict[str, Any] = {"type": cls.kind, "listen": "127.0.0.1:0", "protocols": ["udp"]}
+    registry = StatsRegistry("t")
+    src = cls(SourceConfig(**config, udp_rcvbuf=4096), name="u", registry=registry)
+    got: list[Record] = []
+    release = asyncio.Event()
+    sent = 2000
+
+    async def emit(record: Record) -> None:
+        await release.wait()
+        got.append(record)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(src.run(emit, stop))
+        await src.started()
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            tx.sendto(b"<13>Nov 22 00:15:51 h app: first", src.bound["udp"])
+            async with asyncio.timeout(10):
+                while not src._paused:  # the reader stopped: the kernel buffer takes the rest
+                    await asyncio.sleep(0.005)
+            for i in range(1, sent):
+                tx.sendto(b"<13>Nov 22 00:15:51 h app: %d" % i, src.bound["udp"])
+        finally:
+            tx.close()
+        release.set()
+        async with asyncio.timeout(10):
+            while len(got) + src.dropped < sent:
+                await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(main())
+    assert src.dropped > 0
+    assert len(got) + src.dropped == sent
+    assert registry.snapshot()["counters"]["source:u"] == {"dropped": src.dropped}
