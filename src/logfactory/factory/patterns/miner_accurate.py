@@ -86,6 +86,7 @@ __all__ = [
     "shape_key",
 ]
 
+_MAX_ABSORBED = 10_000  # merges remembered for take_absorbed; the library drains them at once
 _ESTABLISHED = 10  # messages after which a cluster's literal words count as an event's own
 
 
@@ -407,7 +408,8 @@ class AccurateMiner:
 
     def _absorb(self, survivor: Cluster, other: Cluster) -> None:
         other.successor = survivor
-        self._absorbed.append(other)
+        if len(self._absorbed) < _MAX_ABSORBED:  # undrained (parse-only use): stay bounded
+            self._absorbed.append(other)
         survivor.count += other.count
         for i, seen in other.values.items():
             mine = survivor.values.setdefault(i, set())
