@@ -41,7 +41,26 @@ def machine() -> dict[str, Any]:
         "memory_gib": mem_gib,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "reference_loop_ms": reference_loop_ms(),
     }
+
+
+def reference_loop_ms() -> float:
+    """A fixed pure-Python workload (best of 5), timed when the result is written.
+
+    The reference machine is a VM whose speed moved by up to 1.5x within a day (the host's
+    other guests). Figures from two runs compare fairly only together with this number: a run
+    whose loop took 1.3x longer ran on a 1.3x slower CPU.
+    """
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        seen: dict[str, int] = {}
+        for i in range(200_000):
+            key = f"k{i % 997}"
+            seen[key] = seen.get(key, 0) + len(key)
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:

@@ -29,7 +29,7 @@ from confluent_kafka import Producer as RdProducer
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 from logfactory.bus.base import BusError, TopicPartition
-from logfactory.bus.kafka_config import producer_config
+from logfactory.bus.kafka_config import txn_producer_config
 from logfactory.bus.kafka_consumer import KafkaConsumer, error_name, raise_mapped
 
 if TYPE_CHECKING:
@@ -45,13 +45,9 @@ class TxnProducer:
     """A transactional producer; ``broken`` once it is fenced or hit a fatal error."""
 
     def __init__(self, bus: KafkaBus, transactional_id: str) -> None:
-        conf: dict[str, Any] = producer_config(bus.settings, bus.client_id)
-        conf.setdefault("transaction.timeout.ms", 10_000)
-        # librdkafka: a message may not outlive the transaction it belongs to
-        conf["message.timeout.ms"] = min(
-            int(conf["message.timeout.ms"]), int(conf["transaction.timeout.ms"])
+        conf: dict[str, Any] = dict(
+            txn_producer_config(bus.settings, bus.client_id, transactional_id)
         )
-        conf["transactional.id"] = transactional_id
         conf["on_delivery"] = self._delivered
         self.transactional_id = transactional_id
         self.broken = False

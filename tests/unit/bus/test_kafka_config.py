@@ -16,6 +16,7 @@ from logfactory.bus.kafka_config import (
     producer_config,
     split_settings,
     topic_config,
+    txn_producer_config,
 )
 from logfactory.bus.kafka_consumer import raise_mapped
 from logfactory.config import BusConfig
@@ -144,3 +145,15 @@ def test_from_bus_config() -> None:
     assert bus.settings.overrides == {"linger.ms": 1}
     assert bus.client_id == "factory-1"
     bus.close()
+
+
+def test_transactional_producer_retries_concurrent_transactions_quickly_unless_told() -> None:
+    # librdkafka's 100 ms retry.backoff.ms after CONCURRENT_TRANSACTIONS would put a 100 ms
+    # floor under every batch; the user's own setting still wins
+    conf = txn_producer_config(split_settings({"bootstrap.servers": "h:1"}), "c", "lf.g.0")
+    assert conf["retry.backoff.ms"] == 10
+    assert conf["transactional.id"] == "lf.g.0"
+    assert conf["message.timeout.ms"] <= conf["transaction.timeout.ms"] == 10_000
+    assert conf["acks"] == "all" and conf["enable.idempotence"] is True
+    own = split_settings({"bootstrap.servers": "h:1", "retry.backoff.ms": 250})
+    assert txn_producer_config(own, "c", "lf.g.0")["retry.backoff.ms"] == 250
