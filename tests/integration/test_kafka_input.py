@@ -10,6 +10,7 @@ Offsets are committed to the site's cluster only after our bus is durable, so:
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -111,6 +112,12 @@ def test_messages_once_each_and_a_clean_restart_reads_only_new_ones(
     reader = Reader(bus)
     first = start(runners, cfg, bus)
     reader.wait_count(n, timeout=30)
+    # caught up: the end offsets of the last fetch minus the next offsets is 0 everywhere (an
+    # off-by-one would leave 1 per partition), and nothing waits to be emitted
+    wait_for(
+        lambda: first.registry.snapshot()["gauges"].get("source:site:lag_records") == 0,
+        10.0, "the source's lag gauge at 0",
+    )  # fmt: skip
     first.stop()
     assert numbers(reader.poll()) == Counter(range(n))
     assert committed(kafka_bootstrap, "logfactory-site", site_topic) == n
@@ -193,3 +200,31 @@ def test_config_errors(tmp_path: Path) -> None:
     kafka: dict[str, str | int | bool] = {"bootstrap.servers": "h:1", "enable.auto.commit": True}
     src = KafkaInputSource(SourceConfig(type="kafka", name="x", topics=["t"], kafka=kafka))
     assert src.group == "logfactory-x" and src.settings["enable.auto.commit"] is False
+
+
+def test_lag_is_the_topic_end_minus_what_was_received(
+    tmp_path: Path, kafka_bootstrap: str, site_topic: str
+) -> None:
+    produce(kafka_bootstrap, site_topic, 0, 300)
+    cfg = config(tmp_path, kafka_bootstrap, site_topic)
+    src = KafkaInputSource(cfg.sources[0], name="site", batch_size=10)
+    consumer = src._open()
+    try:
+        got: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            got = [m for m in consumer.consume(10, 1.0) if m.error() is None]
+        assert got, "nothing consumed"
+        src._measure_lag(consumer, got)
+        nxt: dict[int, int] = {}
+        for m in got:
+            nxt[m.partition()] = m.offset() + 1
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(site_topic, p), timeout=10)[1]
+            for p in nxt
+        }
+        expected = sum(ends[p] - nxt[p] for p in nxt)
+        assert expected > 0  # 10 of 300 received: the rest is behind
+        assert src.lag() == (expected, "records")
+    finally:
+        consumer.close()

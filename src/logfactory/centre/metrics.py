@@ -88,6 +88,16 @@ def _add(target: dict[str, int], counters: dict[str, Any]) -> None:
             target[name] = target.get(name, 0) + int(value)
 
 
+def _source_gauge(view: StatsView, gname: str, value: float) -> None:
+    """``source:<name>:lag_<unit>`` (see ``collect.sources.base.Lagging``) joins that source's
+    counters as ``lag_<unit>``, so the API shows a source's backlog next to its rates."""
+    kind, _, rest = gname.partition(":")
+    label, _, metric = rest.rpartition(":")
+    if kind == "source" and label and metric.startswith("lag_"):
+        counters = view.sources.setdefault(label, dict.fromkeys(SOURCE_COUNTERS, 0))
+        counters[metric] = counters.get(metric, 0) + int(value)
+
+
 def merge_snapshots(snaps: Iterable[dict[str, Any]], now: float | None = None) -> StatsView:
     """Sum counters by group over processes; unknown groups land in ``other``, never lost."""
     now = time.time() if now is None else now
@@ -128,8 +138,30 @@ def merge_snapshots(snaps: Iterable[dict[str, Any]], now: float | None = None) -
             for gname, value in gauges.items():
                 if isinstance(value, int | float):
                     view.gauges[f"{name}/{gname}"] = float(value)
+                    _source_gauge(view, str(gname), value)
     view.processes.sort(key=lambda p: p.name)
     return view
+
+
+def _spool_metrics(view: StatsView) -> Iterator[Metric]:
+    """The collector's disk spool (``collect.spool``): records that went to disk while the bus
+    was away, resent since, damaged files set aside; and what it holds now."""
+    counters = view.other.get("spool", {})
+    spool = CounterMetricFamily(
+        "logfactory_spool_records",
+        "Records the collector spool wrote to disk, resent to the bus, or files quarantined.",
+        labels=["outcome"],
+    )
+    for outcome in ("spooled", "resent", "quarantined"):
+        spool.add_metric([outcome], counters.get(outcome, 0))
+    yield spool
+    for unit in ("records", "bytes"):
+        held = sum(v for k, v in view.gauges.items() if k.endswith(f"/spool.{unit}"))
+        yield GaugeMetricFamily(
+            f"logfactory_spool_held_{unit}",
+            f"{unit.capitalize()} waiting in the spool.",
+            value=held,
+        )
 
 
 def bus_overview(bus: Bus) -> dict[str, Any]:
@@ -200,12 +232,25 @@ class NodeCollector(Collector):
         source_bytes = CounterMetricFamily(
             "logfactory_source_bytes", "Bytes received per source.", labels=["source"]
         )
+        source_lag = GaugeMetricFamily(
+            "logfactory_source_lag",
+            "How far a source is behind its input: bytes of followed files not yet read, or "
+            "records accepted (network, input topic) and not yet on the bus.",
+            labels=["source", "unit"],
+        )
         for name, counters in view.sources.items():
             source.add_metric([name, "received"], counters.get("received", 0))
             source.add_metric([name, "rejected"], counters.get("rejected", 0))
+            if "dropped" in counters:  # UDP: datagrams the kernel dropped before we read them
+                source.add_metric([name, "dropped"], counters["dropped"])
             source_bytes.add_metric([name], counters.get("bytes", 0))
+            for metric, value in counters.items():
+                if metric.startswith("lag_"):
+                    source_lag.add_metric([name, metric[4:]], value)
         yield source
         yield source_bytes
+        yield source_lag
+        yield from _spool_metrics(view)
         events = CounterMetricFamily(
             "logfactory_events", "Events published per type.", labels=["type"]
         )

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from logfactory.bus.base import Producer
-from logfactory.collect.sources.base import Checkpointed, Emit, Source
+from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Source
 from logfactory.collect.sources.build import AGENT_TYPES, build_source
 from logfactory.collect.spool import SpoolingProducer
 from logfactory.config import Config, SourceConfig, parse_duration, parse_size
@@ -159,6 +159,14 @@ class Agent:
             if received or nbytes:
                 c[2], c[3] = c[0], c[1]
                 self.registry.add_many(f"source:{name}", received=received, bytes=nbytes)
+        for src in self.sources:
+            if isinstance(src, Lagging):
+                try:
+                    amount, unit = src.lag()
+                except Exception:  # a gauge is not worth failing a checkpoint for
+                    log.debug("lag of source %r unavailable", src.name, exc_info=True)
+                    continue
+                self.registry.gauge(f"source:{src.name}:lag_{unit}", amount)
 
     async def flush(self) -> None:
         """Return once every record emitted before the call is durable on the bus."""

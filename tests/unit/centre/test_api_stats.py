@@ -171,6 +171,43 @@ def test_metrics_are_prometheus_text_with_merged_numbers(
     assert sample("logfactory_uptime_seconds") >= 10
 
 
+def test_sources_report_dropped_lag_and_the_spool_in_stats_and_metrics(
+    ctx: NodeContext, client: TestClient
+) -> None:
+    collector = StatsRegistry("collect-1")
+    collector.add_many("source:udp", received=90, bytes=900, dropped=10)
+    collector.gauge("source:udp:lag_records", 4)
+    collector.gauge("source:app-logs:lag_bytes", 12_345)
+    collector.add_many("spool", spooled=7, resent=5)
+    collector.add("spool", "quarantined")
+    collector.gauge("spool.records", 2)
+    collector.gauge("spool.bytes", 300)
+    ctx.stats_dir.mkdir(parents=True, exist_ok=True)
+    StatsWriter(collector, ctx.stats_dir).write_now()
+
+    sources = client.get("/api/v1/stats").json()["sources"]
+    assert sources["udp"] == {
+        "received": 90, "bytes": 900, "rejected": 0, "dropped": 10, "lag_records": 4,
+    }  # fmt: skip
+    assert sources["app-logs"]["lag_bytes"] == 12_345
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+    }
+    assert (
+        samples[("logfactory_source_records_total", (("outcome", "dropped"), ("source", "udp")))]
+        == 10
+    )
+    assert samples[("logfactory_source_lag", (("source", "udp"), ("unit", "records")))] == 4
+    assert samples[("logfactory_source_lag", (("source", "app-logs"), ("unit", "bytes")))] == 12_345
+    assert samples[("logfactory_spool_records_total", (("outcome", "spooled"),))] == 7
+    assert samples[("logfactory_spool_records_total", (("outcome", "resent"),))] == 5
+    assert samples[("logfactory_spool_records_total", (("outcome", "quarantined"),))] == 1
+    assert samples[("logfactory_spool_held_records", ())] == 2
+    assert samples[("logfactory_spool_held_bytes", ())] == 300
+
+
 def proc(
     name: str,
     *,

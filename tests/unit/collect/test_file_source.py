@@ -360,3 +360,25 @@ def test_positions_are_not_persisted_for_data_the_bus_did_not_confirm(
     asyncio.run(main())
     assert not (tmp_path / "data/collect/app.positions.json").exists()
     assert agent.registry.snapshot()["counters"]["agent"]["errors"] >= 1
+
+
+def test_lag_counts_the_bytes_written_but_not_yet_emitted(
+    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+) -> None:
+    write(logs / "a.log", numbered("a", 0, 100))
+    write(logs / "b.log", "unterminated tail")
+    config = config_for(tmp_path, logs)
+    src = FileSource(config.sources[0], data_dir=tmp_path / "data", name="app")
+    src._load_positions()
+    src._rescan()
+    sizes = sum(p.stat().st_size for p in logs.iterdir())
+    assert src.lag() == (sizes, "bytes")  # nothing read yet
+
+    agent = start(run, config, bus)
+    Reader(bus).wait_count(100)
+
+    def gauge() -> float:
+        return float(agent.registry.snapshot()["gauges"].get("source:app:lag_bytes", -1))
+
+    # the unterminated line stays behind until its idle timeout (5 s by default)
+    wait_for(lambda: gauge() == len("unterminated tail"), 5.0, "lag down to the open line")

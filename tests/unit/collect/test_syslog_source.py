@@ -380,3 +380,11 @@ def test_a_full_queue_pauses_the_sockets_until_drained(
     asyncio.run(main())
     lines = [decode_record(v).line for _, v, _ in producer.produced]
     assert lines == [f"<13>Nov 22 00:15:51 h app: {i}" for i in range(sent)]
+
+
+def test_lag_is_what_was_accepted_and_not_yet_emitted(tmp_path: Path) -> None:
+    src = SyslogSource(syslog_config(), data_dir=tmp_path)
+    assert src.lag() == (0, "records")
+    for i in range(3):
+        src.push(f"<13>Nov 22 00:15:51 web01 app: {i}".encode(), "10.0.0.1", {})
+    assert src.lag() == (3, "records")

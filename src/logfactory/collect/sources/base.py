@@ -20,7 +20,7 @@ from typing import Protocol, runtime_checkable
 
 from logfactory.record import Record
 
-__all__ = ["Checkpointed", "Emit", "Source", "parse_listen"]
+__all__ = ["Checkpointed", "Emit", "Lagging", "Source", "parse_listen"]
 
 Emit = Callable[[Record], Awaitable[None]]
 
@@ -45,6 +45,19 @@ class Checkpointed(Protocol):
 
     async def commit(self, token: object) -> None:
         """Persist ``token`` from :meth:`checkpoint`; called only after the bus flushed it."""
+
+
+@runtime_checkable
+class Lagging(Protocol):
+    """A source that can tell how far behind its input it is.
+
+    ``lag()`` answers ``(amount, unit)``: bytes written to followed files but not yet emitted
+    (``"bytes"``), or records accepted from the network or an input topic and not yet handed
+    to the bus (``"records"``). The agent publishes it once a second as the gauge
+    ``source:<name>:lag_<unit>``; it must be cheap and safe to call from the event loop.
+    """
+
+    def lag(self) -> tuple[int, str]: ...
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -502,6 +502,20 @@ class FileSource:
             self._known = {}
             self.lineage = Lineage()
 
+    def lag(self) -> tuple[int, str]:
+        """Bytes written to the followed files beyond the last emitted line (a .gz being read
+        counts its compressed bytes not yet read)."""
+        behind = 0
+        for t in list(self._tails.values()):
+            if t.done:
+                continue
+            try:
+                size = os.fstat(t.fd).st_size
+            except OSError:  # closed by the reader thread meanwhile
+                continue
+            behind += max(0, size - (t.zpos if t.gz is not None else t.emitted))
+        return behind, "bytes"
+
     def checkpoint(self) -> object:
         """Positions of all lines emitted so far; durable only after the agent's flush."""
         known = self._known  # read before _tails: see _rescan

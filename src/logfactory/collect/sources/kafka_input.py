@@ -103,6 +103,8 @@ class KafkaInputSource:
         self._committed: _Offsets = {}
         self._finished = False
         self._problem_shown = False
+        self._behind: _Offsets = {}  # per partition: the topic's end minus our next offset
+        self._queued = 0  # records handed to the event loop, not yet emitted
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
 
@@ -133,6 +135,7 @@ class KafkaInputSource:
                 records, offsets = batch
                 for record in records:
                     await emit(record)
+                    self._queued -= 1
                 self._next.update(offsets)
                 self._slots.release()
             self._finished = True
@@ -175,6 +178,8 @@ class KafkaInputSource:
                 try:
                     with self._lock:
                         messages = consumer.consume(self.batch_size, self.poll_timeout)
+                        if messages:
+                            self._measure_lag(consumer, messages)
                 except Exception as exc:  # fatal consumer errors: report, keep trying
                     self._on_error(exc)
                     self._halt.wait(1.0)
@@ -188,13 +193,40 @@ class KafkaInputSource:
                 while not self._slots.acquire(timeout=0.2):
                     if self._abort.is_set():
                         return
-                loop.call_soon_threadsafe(queue.put_nowait, batch)
+                loop.call_soon_threadsafe(self._enqueue, queue, batch)
         finally:
             if self._abort.is_set():
                 self.close()
             else:
                 with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                     loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    def _enqueue(self, queue: asyncio.Queue[_Batch | None], batch: _Batch) -> None:
+        self._queued += len(batch[0])  # on the event loop, like the decrements in run()
+        queue.put_nowait(batch)
+
+    def _measure_lag(self, consumer: Consumer, messages: list[Message]) -> None:
+        """Per partition in the batch: the end offset the last fetch reported (cached by
+        librdkafka, so no request) minus the offset after the last message received."""
+        last: _Offsets = {}
+        for msg in messages:
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            if msg.error() is None and topic is not None and partition is not None:
+                last[(topic, partition)] = (offset or 0) + 1
+        for (topic, partition), nxt in last.items():
+            try:
+                _lo, hi = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:  # no fetch answer cached yet: keep the previous figure
+                continue
+            if hi is not None and hi >= 0:
+                self._behind[(topic, partition)] = max(0, int(hi) - nxt)
+
+    def lag(self) -> tuple[int, str]:
+        """Records on the input topics beyond what this source has received, plus records
+        received and not yet handed to the bus (as of the last fetch)."""
+        return sum(self._behind.values()) + self._queued, "records"
 
     def _to_batch(self, messages: list[Message]) -> _Batch:
         records: list[Record] = []

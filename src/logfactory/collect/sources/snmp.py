@@ -149,6 +149,10 @@ class SnmpSource:
         """E.g. ``["snmp udp 127.0.0.1:1162"]`` once listening."""
         return [] if self.bound is None else [f"snmp udp {self.bound[0]}:{self.bound[1]}"]
 
+    def lag(self) -> tuple[int, str]:
+        """Traps accepted (and acknowledged, for informs) and not yet handed to the bus."""
+        return len(self._queue), "records"
+
     # -- running ---------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

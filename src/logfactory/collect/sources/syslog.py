@@ -341,6 +341,10 @@ class SyslogSource:
         self._queue.append(make_record(self.tag, host, frame, meta))
         self._wake.set()
 
+    def lag(self) -> tuple[int, str]:
+        """Frames accepted from the network and not yet handed to the bus."""
+        return len(self._queue), "records"
+
     def over_high(self) -> bool:
         return len(self._queue) >= QUEUE_HIGH
 
