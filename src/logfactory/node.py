@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Coroutine, Generator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 
@@ -35,6 +37,24 @@ from logfactory.topics import ensure_topics, event_types
 __all__ = ["Node", "run_factory", "summary_line"]
 
 log = logging.getLogger(__name__)
+
+
+_T = TypeVar("_T")
+
+
+def run_event_loop(main: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``main`` on uvloop (libuv), unless ``LOGFACTORY_EVENT_LOOP=asyncio``.
+
+    The collectors are one event loop doing socket reads and per-connection callbacks; on
+    uvloop those cost about half of what CPython's selector loop charges, which is the
+    difference between one core receiving ~50k and ~100k syslog lines a second. The plain
+    loop stays one variable away for debugging (asyncio's debug mode, tracebacks).
+    """
+    if os.environ.get("LOGFACTORY_EVENT_LOOP", "uvloop") != "asyncio":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 class _QuietServer(uvicorn.Server):
@@ -111,7 +131,7 @@ class Node:
 
     # -- main -----------------------------------------------------------------------------
     def run(self) -> int:
-        return asyncio.run(self._main())
+        return run_event_loop(self._main())
 
     async def _main(self) -> int:
         bus: Bus = open_bus(self.config)

@@ -27,6 +27,7 @@ import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from logfactory.config import SourceConfig
 
@@ -204,8 +205,8 @@ class TlsServerProtocol(asyncio.Protocol):
         self._got_bytes = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self._transport = transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         if peername:
             self.peer = f"{peername[0]}:{peername[1]}"

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
@@ -77,7 +78,14 @@ async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Recor
 Scenario = Callable[[Agent, SyslogSource], Awaitable[None]]
 
 
-def run_agent(tmp_path: Path, bus: LocalBus, config: Config, scenario: Scenario) -> Agent:
+LoopRunner = Callable[[Coroutine[Any, Any, None]], None]
+LOOPS: list[LoopRunner] = [asyncio.run, uvloop.run]  # the node runs on uvloop (node.py)
+
+
+def run_agent(
+    tmp_path: Path, bus: LocalBus, config: Config, scenario: Scenario,
+    runner: LoopRunner = asyncio.run,
+) -> Agent:  # fmt: skip
     """Run an agent around ``scenario`` and stop it cleanly afterwards."""
     bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
     producer = bus.producer()
@@ -96,7 +104,7 @@ def run_agent(tmp_path: Path, bus: LocalBus, config: Config, scenario: Scenario)
             await asyncio.wait_for(task, 20)
 
     try:
-        asyncio.run(main())
+        runner(main())
     finally:
         producer.close()
     return agent
@@ -145,8 +153,9 @@ def test_udp_datagrams(tmp_path: Path, local_bus: LocalBus) -> None:
     assert counters(agent) == {"received": 4, "bytes": counters(agent)["bytes"], "rejected": 1}
 
 
+@pytest.mark.parametrize("runner", LOOPS, ids=["asyncio", "uvloop"])
 def test_tcp_connections_with_both_framings(
-    tmp_path: Path, local_bus: LocalBus, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, local_bus: LocalBus, caplog: pytest.LogCaptureFixture, runner: LoopRunner
 ) -> None:
     got: list[Record] = []
 
@@ -172,7 +181,7 @@ def test_tcp_connections_with_both_framings(
 
     cfg = syslog_config(protocols=["tcp"], max_frame_bytes=2048)
     with caplog.at_level(logging.WARNING):
-        agent = run_agent(tmp_path, local_bus, make_config(tmp_path, cfg), scenario)
+        agent = run_agent(tmp_path, local_bus, make_config(tmp_path, cfg), scenario, runner)
     # one host's records keep their order (one partition); the two without a header host
     # fall back to the peer address
     h1 = [r.line for r in got if r.host == "h1"]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from tests.unit.collect.test_syslog_source import LOOPS, LoopRunner
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
@@ -125,6 +126,7 @@ def run(
     sc: SourceConfig,
     scenario: Scenario,
     registry: StatsRegistry | None = None,
+    runner: LoopRunner = asyncio.run,
 ) -> Agent:
     bus.ensure_topic(TopicSpec(RAW_TOPIC, 2))
     producer = bus.producer()
@@ -144,7 +146,7 @@ def run(
             await asyncio.wait_for(task, 20)
 
     try:
-        asyncio.run(main())
+        runner(main())
     finally:
         producer.close()
     return agent
@@ -185,8 +187,9 @@ async def wait_rejected(registry: StatsRegistry, n: int) -> None:
     raise AssertionError(f"never saw {n} rejections")
 
 
+@pytest.mark.parametrize("runner", LOOPS, ids=["asyncio", "uvloop"])  # the node runs uvloop
 def test_syslog_over_tls_octet_counted_and_newline_and_bad_handshakes(
-    tmp_path: Path, local_bus: LocalBus
+    tmp_path: Path, local_bus: LocalBus, runner: LoopRunner
 ) -> None:
     registry = StatsRegistry("t")
 
@@ -212,7 +215,7 @@ def test_syslog_over_tls_octet_counted_and_newline_and_bad_handshakes(
         await wait_rejected(registry, 2)
         await send_tls(port, ctx, b"<13>Nov 22 00:15:51 h4 app: still serving\n")
 
-    agent = run(tmp_path, local_bus, tls_source(tag="t"), scenario, registry)
+    agent = run(tmp_path, local_bus, tls_source(tag="t"), scenario, registry, runner)
     got = read_all(local_bus)
     assert [r.line for r in got if r.host == "h1"] == [
         f"<13>1 2026-11-22T00:15:51Z h1 app - - - tls {i}" for i in range(300)

@@ -37,7 +37,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from logfactory.collect.sources.base import Emit, parse_listen
 from logfactory.collect.sources.framing import FrameDecoder
@@ -442,8 +442,8 @@ class _TcpProtocol(asyncio.Protocol):
         self.source.reject(reason, self.peer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance)
+        self.transport = transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         if peername:
             self.ip = str(peername[0])
