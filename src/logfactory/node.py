@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import uvicorn
 
 from logfactory.bus.base import Bus, BusError, Producer
+from logfactory.bus.local import LocalBus
 from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.agent import Agent
 from logfactory.collect.sources.base import Source
@@ -140,7 +141,11 @@ class Node:
             for old in self.stats_dir.glob("*.json"):  # a previous run's are not ours
                 old.unlink()
         ensure_topics(bus, self.config)
-        producer = bus.producer(patient=True)
+        # on the embedded bus the SQLite appends run in a writer process of their own, so the
+        # collectors keep this process's core (bus/local_writer.py)
+        producer: Producer = (
+            bus.producer(offload=True) if isinstance(bus, LocalBus) else bus.producer(patient=True)
+        )
         writer = StatsWriter(self.registry, self.stats_dir).start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
