@@ -8,9 +8,9 @@
 * **spooling**: entered when that bounded flush raises :class:`BusError` (brokers unreachable),
   when the inner ``produce`` raises, or when too many messages wait for a confirmation
   (``max_unconfirmed``: beyond it ``produce`` would soon block on a full librdkafka queue).
-  Every later message is appended to an SQLite (WAL, ``synchronous=FULL``) table
-  ``spool(seq, topic, key, value)``; appends are buffered and written in one transaction per
-  batch, by a writer thread once ``write_batch`` are waiting and by every ``flush``. A
+  Every later message is appended to the spool file (:mod:`.spool_store`); appends are
+  buffered and written in one transaction per batch, by a writer thread once ``write_batch``
+  are waiting and by every ``flush``. A
   ``flush`` that returns therefore means "on the bus or on the spool's disk", so the agent's
   checkpoint may commit file positions.
 
@@ -30,8 +30,6 @@ rows (or a stop before the copies of in-flight messages were known to be deliver
 those rows at the next start. Event ids are derived from input positions, so subscribers can
 de-duplicate. ``max_bytes`` never drops anything either: above it :meth:`pending` reports a huge
 backlog, which makes the agent slow its sources down (and one error is logged).
-
-One spool file belongs to one running collector; two processes must not share it.
 """
 
 from __future__ import annotations
@@ -39,11 +37,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from logfactory.bus.base import BusError, Producer
+from logfactory.collect.spool_health import SpoolHealth
+from logfactory.collect.spool_store import Row, SpoolStore
 from logfactory.stats import StatsRegistry
 
 __all__ = ["OVER_LIMIT_BACKLOG", "SpoolingProducer"]
@@ -54,13 +53,7 @@ log = logging.getLogger(__name__)
 #: backlog mark, so the agent holds its sources back
 OVER_LIMIT_BACKLOG = 1 << 30
 
-_Row = tuple[int, str, bytes | None, bytes]  # seq, topic, key, value: the table's column order
 _Msg = tuple[str, bytes | None, bytes]
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS spool "
-    "(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL)"
-)
 
 
 class SpoolingProducer:
@@ -109,17 +102,15 @@ class SpoolingProducer:
         # costs one unit plus one per 2 KiB, so the default stays under librdkafka's queue limits
         # (1M messages for a patient producer, 1 GiB)
         self._room = max_unconfirmed
-        self._buf: list[_Row] = []  # spooling: accepted, not yet on disk (newest seqs)
+        self._buf: list[Row] = []  # spooling: accepted, not yet on disk (newest seqs)
         self._seq = 1
         self._records = 0  # in the spool: on disk + in the buffer
         self._bytes = 0
         self._accepted = 0  # spooled since the last report to the registry
         self._in_inner_upto: int | None = None  # rows <= this are also in the inner producer
-        self._error: str | None = None
-        self._since: float | None = None
+        self._health = SpoolHealth(self.path, registry)  # error/since guarded by _lock
         self._over_logged = False
-        self._disk_error: str | None = None
-        self._db: sqlite3.Connection | None = None
+        self._store = SpoolStore(self.path, registry)  # guarded by _io
         if self.path.exists():
             self._recover()
         self._threads = [
@@ -212,9 +203,7 @@ class SpoolingProducer:
             self._write_buffer()
         finally:
             with self._io:
-                if self._db is not None:
-                    self._db.close()
-                    self._db = None
+                self._store.close()
             if self._close_inner:
                 try:
                     self._inner.close()
@@ -231,8 +220,8 @@ class SpoolingProducer:
                 "records": self._records,
                 "bytes": self._bytes,
                 "max_bytes": self._max_bytes,
-                "error": self._error,
-                "since": self._since,
+                "error": self._health.error,
+                "since": self._health.since,
                 "path": str(self.path),
             }
 
@@ -261,7 +250,7 @@ class SpoolingProducer:
             self._in_inner_upto = self._seq - 1
             self._unconfirmed = []
         self._room = 0
-        self._note(reason)
+        self._health.outage(reason)
         log.warning("bus unreachable (%s): spooling to %s", reason, self.path)
         self._wake_drain.notify()
 
@@ -269,87 +258,22 @@ class SpoolingProducer:
         self._direct = True
         self._room = self._max_unconfirmed
         self._epoch += 1
-        self._error = self._since = None
         self._over_logged = False
-        if self._registry is not None:
-            self._registry.problem("spool", None)
+        self._health.recovered()
         log.warning("bus is back: spool %s drained, producing directly again", self.path)
 
-    def _note(self, reason: str) -> None:
-        self._error = reason
-        if self._since is None:
-            self._since = time.time()
-        if self._registry is not None:
-            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._since))
-            self._registry.problem(
-                "spool", f"bus unreachable since {since}, spooling to {self.path}: {reason}"
-            )
-
     # -- the database ----------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        """The spool database, opened on first use (callers hold ``_io``)."""
-        if self._db is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            except (OSError, sqlite3.Error) as exc:
-                raise BusError(f"cannot open the spool {self.path}: {exc}") from exc
-            try:
-                db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the table: frees pages
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
-                db.execute(_SCHEMA)
-            except sqlite3.Error as exc:
-                db.close()
-                raise BusError(f"cannot open the spool {self.path}: {exc}") from exc
-            self._db = db
-        return self._db
-
     def _recover(self) -> None:
-        """A previous run left rows: start spooling, so they are resent before anything new.
-
-        A spool SQLite cannot read (a disk that lied about a write, a file someone truncated) is
-        moved aside, not retried: a collector that refuses to start over it would crash-loop and
-        lose everything that arrives meanwhile. The damaged file is kept for a human to salvage.
-        """
-        try:
-            db = self._open()
-            (check,) = db.execute("PRAGMA quick_check").fetchone()
-            if check != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {check}")
-            count, size, last = db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(value) + COALESCE(LENGTH(key), 0)), 0),"
-                " COALESCE(MAX(seq), 0) FROM spool"
-            ).fetchone()
-        except (sqlite3.DatabaseError, BusError) as exc:
-            cause = exc.__cause__ if isinstance(exc, BusError) else exc
-            if not isinstance(cause, sqlite3.DatabaseError):
-                raise  # not damage (e.g. no permission): the operator must see it
-            self._quarantine(cause)
+        """A previous run left rows: start spooling, so they are resent before anything new
+        (a damaged file is moved aside by the store instead)."""
+        found = self._store.recover()
+        if found is None:
             return
-        if not count:
-            db.close()
-            self._db = None
-            return
+        count, size, last = found
         self._direct, self._room = False, 0
-        self._records, self._bytes, self._seq = int(count), int(size), int(last) + 1
-        self._note(f"{count} records left by a previous run")
+        self._records, self._bytes, self._seq = count, size, last + 1
+        self._health.outage(f"{count} records left by a previous run")
         log.warning("spool %s holds %d records from a previous run: resending", self.path, count)
-
-    def _quarantine(self, exc: sqlite3.DatabaseError) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        moved = Path(f"{self.path}.damaged-{stamp}")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{self.path}{suffix}")
-            if src.exists():
-                src.replace(Path(f"{moved}{suffix}"))
-        if self._registry is not None:
-            self._registry.add("spool", "quarantined")
-        log.error("spool %s is damaged (%s): moved to %s, starting an empty spool",
-                  self.path, exc, moved)  # fmt: skip
 
     def _write_buffer(self) -> None:
         with self._io:
@@ -363,19 +287,12 @@ class SpoolingProducer:
         if not batch:
             return
         try:
-            db = self._open()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany("INSERT INTO spool VALUES (?,?,?,?)", batch)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        except (sqlite3.Error, BusError) as exc:
+            self._store.append(batch)
+        except BusError:
             with self._lock:  # back in front: the order is kept for the next try
                 self._buf[:0] = batch
                 self._accepted += accepted
-            raise BusError(f"cannot write the spool {self.path}: {exc}") from exc
+            raise
         self._publish(spooled=accepted)
 
     def _forget_delivered(self, resent: int = 0) -> None:
@@ -390,32 +307,22 @@ class SpoolingProducer:
                     self._records -= 1
                     self._bytes -= len(value) + (len(key) if key else 0)
                 self._buf = kept
-            if self._db is not None:
-                try:
-                    count, size = self._db.execute(
-                        "SELECT COUNT(*), COALESCE(SUM(LENGTH(value) + COALESCE(LENGTH(key), 0)),"
-                        " 0) FROM spool WHERE seq <= ?",
-                        (upto,),
-                    ).fetchone()
-                    self._db.execute("DELETE FROM spool WHERE seq <= ?", (upto,))
-                except sqlite3.Error as exc:  # the rows stay and are resent: at-least-once
-                    log.error("cannot delete delivered rows from %s: %s", self.path, exc)
-                    return
-                with self._lock:
-                    self._records -= int(count)
-                    self._bytes -= int(size)
+            try:
+                count, size = self._store.delete_upto(upto)
+            except sqlite3.Error as exc:  # the rows stay and are resent: at-least-once
+                log.error("cannot delete delivered rows from %s: %s", self.path, exc)
+                return
+            with self._lock:
+                self._records -= count
+                self._bytes -= size
         self._publish(resent=resent)
 
     def _publish(self, spooled: int = 0, resent: int = 0) -> None:
-        registry = self._registry
-        if registry is None:
+        if self._registry is None:
             return
-        if spooled or resent:
-            registry.add_many("spool", spooled=spooled, resent=resent)
         with self._lock:
             records, size = self._records, self._bytes
-        registry.gauge("spool.records", records)
-        registry.gauge("spool.bytes", size)
+        self._health.publish(records, size, spooled, resent)
 
     # -- threads -------------------------------------------------------------------------------
     def _writer(self) -> None:
@@ -429,7 +336,7 @@ class SpoolingProducer:
             try:
                 self._write_buffer()
             except BusError as exc:  # flush() raises it too; the buffer is kept and retried
-                self._log_disk_error(exc)
+                self._health.disk_error(exc)
                 if self._stop.wait(self._retry):
                     return
 
@@ -452,7 +359,7 @@ class SpoolingProducer:
                 return True
             except BusError as exc:
                 with self._lock:
-                    self._note(str(exc))
+                    self._health.outage(str(exc))
             if self._stop.wait(min(self._retry, self._flush_timeout)):
                 return False
 
@@ -462,7 +369,7 @@ class SpoolingProducer:
             try:
                 rows = self._next_batch()
             except BusError as exc:
-                self._log_disk_error(exc)
+                self._health.disk_error(exc)
                 if self._stop.wait(self._retry):
                     return False
                 continue
@@ -476,7 +383,7 @@ class SpoolingProducer:
                         break
                     except BusError as exc:
                         with self._lock:
-                            self._note(str(exc))
+                            self._health.outage(str(exc))
                         if self._stop.wait(self._retry):
                             return False
                 with self._lock:
@@ -486,38 +393,20 @@ class SpoolingProducer:
             self._forget_delivered(resent=len(rows))
         return False
 
-    def _next_batch(self) -> list[_Row] | None:
+    def _next_batch(self) -> list[Row] | None:
         """The oldest rows; None once disk and buffer are empty (the mode is then direct)."""
         with self._io:
             while True:
-                if self._db is not None:
-                    try:
-                        rows: list[_Row] = self._db.execute(
-                            "SELECT seq, topic, key, value FROM spool ORDER BY seq LIMIT ?",
-                            (self._drain_batch,),
-                        ).fetchall()
-                    except sqlite3.Error as exc:
-                        raise BusError(f"cannot read the spool {self.path}: {exc}") from exc
-                    if rows:
-                        return rows
+                rows = self._store.oldest(self._drain_batch)
+                if rows:
+                    return rows
                 with self._lock:
                     if not self._buf:
                         self._to_direct()
                         return None
                 self._write_locked()
 
-    def _log_disk_error(self, exc: BusError) -> None:
-        """Once per distinct error: a failing disk is retried every ``retry_interval``."""
-        text = str(exc)
-        if text != self._disk_error:
-            self._disk_error = text
-            log.error("%s (retrying)", text)
-
     def _vacuum(self) -> None:
         with self._io:
-            if self._db is not None:
-                try:
-                    self._db.execute("PRAGMA incremental_vacuum")
-                except sqlite3.Error as exc:  # only disk space is at stake
-                    log.warning("cannot shrink the spool %s: %s", self.path, exc)
+            self._store.vacuum()
         self._publish()

@@ -1,13 +1,10 @@
 """The file source: follow every file matching some globs, like ``tail -F`` that remembers.
 
 Reading: one ``fstat`` per file per poll, and when a file grew, one ``pread`` of up to
-``chunk_size`` bytes, split on ``\\n`` in C (``bytes.split``); a trailing ``\\r`` is dropped and
-empty lines are skipped. An unterminated last line is held until its newline arrives, or until
-the file has not grown for ``idle_timeout`` (then it is delivered as it is, and whatever is
-appended later starts a new line). A line longer than ``max_frame_bytes`` is emitted in pieces
-of that size with ``meta["truncated"]=True`` (each with its own offset), so one runaway line
-cannot take unbounded memory. Blocking calls (glob, stat, read) run in the default thread
-executor, a whole poll step per call.
+``chunk_size`` bytes, made into lines by :mod:`.file_tail` (how lines are split, held and cut);
+an unterminated last line is delivered as it is once the file has not grown for
+``idle_timeout``. Blocking calls (glob, stat, read) run in the default thread executor, a whole
+poll step per call.
 
 Identity: a file is its ``(st_dev, st_ino)`` plus a fingerprint of its first ``FP_LEN`` bytes, so
 that a recycled inode number is recognised as a new file after a restart.
@@ -23,8 +20,7 @@ found under its new name and finished. A *copy* of a file we follow (``copytrunc
 ``.gz`` is recognised by :mod:`.file_lineage` and read only from where we had got to.
 
 Compressed files: ``*.gz`` matches are skipped, unless ``read_gzip: true``: then each is read
-once, whole (streamed through zlib), and remembered by identity with ``done`` in the positions
-so it is never read again. Offsets of its lines count decompressed bytes.
+once, whole, by :mod:`.file_gzip`.
 
 Positions (``<data_dir>/collect/<name>.positions.json``) are written atomically, and only for what
 the bus holds durably: the agent calls :meth:`FileSource.checkpoint`, flushes the producer, then
@@ -48,57 +44,21 @@ import os
 import stat
 import threading
 import time
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from logfactory.collect.sources import file_positions as positions
 from logfactory.collect.sources.base import Emit
-from logfactory.collect.sources.file_lineage import (
-    FP_LEN,
-    WINDOW,
-    Lineage,
-    Mark,
-    fingerprint,
-    make_mark,
-)
+from logfactory.collect.sources.file_gzip import decompressor, gunzip_head, read_gz
+from logfactory.collect.sources.file_lineage import FP_LEN, WINDOW, Lineage, fingerprint, make_mark
+from logfactory.collect.sources.file_tail import Key, LineFramer, Tail
 from logfactory.config import SourceConfig, parse_duration
-from logfactory.record import make_record
 
 __all__ = ["FileSource"]
 
 log = logging.getLogger(__name__)
 
 DEFER_MAX_S = 10.0  # a new file that starts like a followed one waits this long for its fate
-_Key = tuple[int, int]
-
-
-@dataclass(slots=True, eq=False)
-class _Tail:
-    """One followed file. ``rest`` holds unterminated bytes that start at offset ``base``;
-    ``emitted`` is the offset just after the last line handed to ``emit`` and ``window`` the
-    (up to ``WINDOW``) bytes before it. For a ``.gz``, offsets count decompressed bytes,
-    ``zpos`` is the compressed read position and bytes before ``skip_to`` were read before."""
-
-    path: str
-    fd: int
-    dev: int
-    ino: int
-    head: bytes
-    pos: int
-    base: int
-    emitted: int
-    rest: bytes = b""
-    gone_since: float | None = None
-    grew_at: float = 0.0
-    window: bytes = b""
-    gz: Any = None  # zlib decompressobj while reading a .gz
-    zpos: int = 0
-    skip_to: int = 0
-    expect: Mark | None = None  # a .gz continuing a mark: its window is checked at skip_to
-    skipped: bytes = b""
-    done: bool = False  # a .gz read to its end
 
 
 def _today() -> int:
@@ -135,10 +95,11 @@ class FileSource:
         self.poll_interval = poll_interval
         self.rescan_interval = rescan_interval
         self.rotate_grace = rotate_grace
+        self._lines = LineFramer(self.tag, self.hostname, self.max_line_bytes)
         self.lineage = Lineage()
-        self._tails: dict[_Key, _Tail] = {}
-        self._known: dict[_Key, dict[str, Any]] = {}  # persisted but not (yet) seen this run
-        self._deferred: dict[_Key, float] = {}
+        self._tails: dict[Key, Tail] = {}
+        self._known: dict[Key, dict[str, Any]] = {}  # persisted but not (yet) seen this run
+        self._deferred: dict[Key, float] = {}
         self._had_positions = False
         self._first_scan = True
         self._unreadable: set[str] = set()
@@ -172,10 +133,10 @@ class FileSource:
                     next_scan = now + self.rescan_interval
                 reads, idle, finished = await loop.run_in_executor(None, self._io_step, rescan)
                 for tail, data in reads:
-                    if not await self._emit_chunk(tail, data, emit, stop):
+                    if not await self._lines.chunk(tail, data, emit, stop):
                         return
                 for tail in idle:
-                    await self._emit_rest(tail, emit)
+                    await self._lines.rest(tail, emit)
                 for tail in finished:
                     await self._finish(tail, emit)
                 if not reads:
@@ -187,62 +148,10 @@ class FileSource:
                     os.close(tail.fd)
                     tail.fd = -1
 
-    async def _emit_chunk(self, t: _Tail, data: bytes, emit: Emit, stop: asyncio.Event) -> bool:
-        buf = t.rest + data if t.rest else data
-        off = start = t.base
-        lines = buf.split(b"\n")
-        t.rest = rest = lines.pop()
-        t.base = off + len(buf) - len(rest)
-        tag, host, path, limit = self.tag, self.hostname, t.path, self.max_line_bytes
-        for line in lines:
-            nxt = off + len(line) + 1
-            if line[-1:] == b"\r":
-                line = line[:-1]
-            if len(line) > limit:
-                await self._emit_pieces(line, off, path, emit)
-            elif line:
-                await emit(make_record(tag, host, line, {"path": path, "offset": off}))
-            t.emitted = off = nxt
-            if stop.is_set():
-                _slide(t, buf, off - start)
-                return False
-        _slide(t, buf, t.base - start)
-        if len(rest) > limit:
-            # no newline in sight: hand on what cannot be held, keep the last partial piece
-            keep = len(rest) % limit or limit
-            await self._emit_pieces(rest[:-keep], t.base, path, emit)
-            _slide(t, rest, len(rest) - keep)
-            t.base += len(rest) - keep
-            t.emitted = t.base
-            t.rest = rest[-keep:]
-        return True
-
-    async def _emit_pieces(self, line: bytes, off: int, path: str, emit: Emit) -> None:
-        """A line longer than ``max_line_bytes`` goes out in pieces flagged ``truncated``."""
-        limit = self.max_line_bytes
-        for i in range(0, len(line), limit):
-            meta = {"path": path, "offset": off + i, "truncated": True}
-            await emit(make_record(self.tag, self.hostname, line[i : i + limit], meta))
-
-    async def _emit_rest(self, t: _Tail, emit: Emit) -> None:
-        """Deliver the unterminated last line as it is (idle file, or one we let go of)."""
-        if not t.rest:
-            return
-        rest = t.rest
-        line = rest[:-1] if rest.endswith(b"\r") else rest
-        if line:
-            await emit(
-                make_record(self.tag, self.hostname, line, {"path": t.path, "offset": t.base})
-            )
-        _slide(t, rest, len(rest))
-        t.base += len(rest)
-        t.emitted = t.base
-        t.rest = b""
-
-    async def _finish(self, t: _Tail, emit: Emit) -> None:
+    async def _finish(self, t: Tail, emit: Emit) -> None:
         """Let go of a file no glob matches any more once it stopped growing, or of a .gz read
         to its end (kept, closed, as ``done``, so that it is never read again)."""
-        await self._emit_rest(t, emit)
+        await self._lines.rest(t, emit)
         if t.fd >= 0:
             os.close(t.fd)
             t.fd = -1
@@ -254,13 +163,13 @@ class FileSource:
         self._tails = {k: v for k, v in self._tails.items() if v is not t}
 
     # -- blocking work (thread executor) ---------------------------------------------------
-    def _io_step(self, rescan: bool) -> tuple[list[tuple[_Tail, bytes]], list[_Tail], list[_Tail]]:
+    def _io_step(self, rescan: bool) -> tuple[list[tuple[Tail, bytes]], list[Tail], list[Tail]]:
         if rescan:
             self._rescan()
         now = time.monotonic()
-        reads: list[tuple[_Tail, bytes]] = []
-        idle: list[_Tail] = []
-        finished: list[_Tail] = []
+        reads: list[tuple[Tail, bytes]] = []
+        idle: list[Tail] = []
+        finished: list[Tail] = []
         budget = 4 * self.chunk_size
         for t in list(self._tails.values()):
             if t.done:
@@ -273,7 +182,7 @@ class FileSource:
                 continue
             if t.gz is not None:
                 before = t.pos
-                data = self._read_gz(t, size, now) if budget > 0 else b""
+                data = read_gz(t, size, now, self.chunk_size, self.name) if budget > 0 else b""
                 if data is None:
                     finished.append(t)
                 elif t.pos != before:
@@ -307,7 +216,7 @@ class FileSource:
                     idle.append(t)
         return reads, idle, finished
 
-    def _check_truncation(self, t: _Tail, size: int) -> None:
+    def _check_truncation(self, t: Tail, size: int) -> None:
         """Size below our position, or other first bytes: the file was truncated (and maybe
         rewritten past our position already). Read it again from 0; remember what we had
         read, so that a copy of it (copytruncate) continues from there."""
@@ -326,58 +235,8 @@ class FileSource:
         t.rest = t.window = b""
         t.head = head
 
-    def _read_gz(self, t: _Tail, size: int, now: float) -> bytes | None:
-        """The next decompressed bytes of a .gz (b"" while it has no more yet, None if it is
-        corrupt), minus what lies before ``skip_to``."""
-        out = bytearray()
-        want = self.chunk_size
-        try:
-            while len(out) < want:
-                d = t.gz
-                if d.unconsumed_tail:
-                    src = d.unconsumed_tail
-                elif d.eof:
-                    src = d.unused_data
-                    if not src.strip(b"\0"):
-                        if t.zpos >= size:
-                            break
-                        src = self._pread_gz(t, size)
-                    t.gz = d = zlib.decompressobj(wbits=31)  # the next member
-                elif t.zpos < size:
-                    src = self._pread_gz(t, size)
-                else:
-                    break
-                out += d.decompress(src, want - len(out))
-        except (zlib.error, OSError) as exc:
-            log.warning("file source %r: %s is not readable gzip after %d bytes (%s); "
-                        "leaving it", self.name, t.path, t.pos + len(out), exc)  # fmt: skip
-            return None
-        if out:
-            t.grew_at = now
-        data = bytes(out)
-        start = t.pos
-        t.pos += len(data)
-        if start >= t.skip_to:
-            return data
-        cut = min(len(data), t.skip_to - start)
-        t.skipped = (t.skipped + data[:cut])[-WINDOW:]
-        if t.pos >= t.skip_to and t.expect is not None:
-            mark, t.expect = t.expect, None
-            if not mark.matches_window(t.skipped[len(t.skipped) - mark.win_len :]):
-                log.info("file source %r: %s is not a copy of what we read; reading it all",
-                         self.name, t.path)  # fmt: skip
-                t.gz = zlib.decompressobj(wbits=31)
-                t.pos = t.zpos = t.skip_to = t.base = t.emitted = 0
-                return b""
-        return data[cut:]
-
-    def _pread_gz(self, t: _Tail, size: int) -> bytes:
-        data = os.pread(t.fd, min(self.chunk_size, size - t.zpos), t.zpos)
-        t.zpos += len(data)
-        return data
-
     def _rescan(self) -> None:
-        found: dict[_Key, str] = {}
+        found: dict[Key, str] = {}
         for pattern in self.patterns:
             for path in sorted(glob.glob(pattern)):
                 if path.endswith(".gz") and not self.read_gzip:
@@ -409,7 +268,7 @@ class FileSource:
             self._known = {k: e for k, e in self._known.items() if k not in new}
         self._first_scan = False
 
-    def _open(self, key: _Key, path: str) -> _Tail | None:
+    def _open(self, key: Key, path: str) -> Tail | None:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
@@ -427,7 +286,7 @@ class FileSource:
         os.close(fd)
         return None
 
-    def _open_fd(self, fd: int, key: _Key, path: str) -> _Tail | None:
+    def _open_fd(self, fd: int, key: Key, path: str) -> Tail | None:
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != key:  # replaced between stat and open: next scan
             os.close(fd)
@@ -435,9 +294,9 @@ class FileSource:
         self._unreadable.discard(path)
         gz = path.endswith(".gz")
         head = os.pread(fd, FP_LEN, 0)
-        t = _Tail(path, fd, key[0], key[1], head, 0, 0, 0, grew_at=time.monotonic())
+        t = Tail(path, fd, key[0], key[1], head, 0, 0, 0, grew_at=time.monotonic())
         if gz:
-            t.gz = zlib.decompressobj(wbits=31)
+            t.gz = decompressor()
         saved = self._known.get(key)
         if saved is not None:
             fp_len, offset = int(saved.get("fp_len", 0)), int(saved.get("offset", 0))
@@ -452,7 +311,7 @@ class FileSource:
                      "truncated); reading it from the start", self.name, path)  # fmt: skip
         elif self._first_scan and not self._had_positions and self.start_at == "end" and not gz:
             return self._start(t, st.st_size)
-        content = _gunzip_head(fd) if gz else head
+        content = gunzip_head(fd) if gz else head
         if content and any(
             o.gz is None and not o.done and o.head and content.startswith(o.head)
             for o in self._tails.values()
@@ -474,7 +333,7 @@ class FileSource:
                 return self._start(t, mark.offset)
         return self._start(t, 0)
 
-    def _start(self, t: _Tail, offset: int) -> _Tail:
+    def _start(self, t: Tail, offset: int) -> Tail:
         t.base = t.emitted = offset
         if t.gz is not None:
             t.skip_to = offset
@@ -537,20 +396,3 @@ class FileSource:
             if data != self._last_written:
                 positions.write_atomic(self.positions_path, data)
                 self._last_written = data
-
-
-def _slide(t: _Tail, buf: bytes, end: int) -> None:
-    """``buf[:end]`` was emitted: keep the last ``WINDOW`` bytes before ``emitted`` (once per
-    chunk, not per line)."""
-    if end >= WINDOW:
-        t.window = buf[end - WINDOW : end]
-    elif end > 0:
-        t.window = (t.window + buf[:end])[-WINDOW:]
-
-
-def _gunzip_head(fd: int) -> bytes:
-    """The first decompressed bytes of a .gz (b"" when there are none yet)."""
-    try:
-        return zlib.decompressobj(wbits=31).decompress(os.pread(fd, 1 << 16, 0), FP_LEN)
-    except (zlib.error, OSError):
-        return b""

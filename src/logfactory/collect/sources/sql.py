@@ -1,13 +1,10 @@
 """The SQL source: poll a table with an incrementing tracking column, every row read once.
 
-Where from: ``connection`` is either an ODBC connection string (``DRIVER={SQLite3};Database=...``,
-``DSN=name``), used through pyodbc (imported only here: it needs unixODBC's ``libodbc``), or a
-DB-API URL; ``sqlite:///relative.db`` / ``sqlite:////absolute.db`` is read with the stdlib
-``sqlite3`` (read-only). The query has exactly one placeholder, ``?`` or ``:last``, which receives
-the last tracked value, e.g. ``SELECT id, ts, msg FROM events WHERE id > ? ORDER BY id``. It
-must order by the tracking column: a poll takes at most ``max_rows`` rows, and the position
-after a poll is the largest tracking value it returned (values compared as the driver returns
-them). A full poll is followed at once by the next; otherwise the source waits ``interval``.
+Where from: an ODBC connection string or a ``sqlite:///`` URL, and a query with one placeholder
+for the last tracked value (:mod:`.sql_connection`). The query must order by the tracking
+column: a poll takes at most ``max_rows`` rows, and the position after a poll is the largest
+tracking value it returned (values compared as the driver returns them). A full poll is
+followed at once by the next; otherwise the source waits ``interval``.
 
 Where the first run starts: ``initial_value`` if given; with ``start_at: end`` the current
 maximum (found by running the query once and discarding its rows); otherwise everything: the
@@ -17,11 +14,11 @@ both work without configuration).
 
 Durability (``base.Checkpointed``): the position advances only once every row of a poll has
 been accepted by ``emit``; :meth:`SqlSource.checkpoint` snapshots it and :meth:`SqlSource.commit`
-persists it (``<data_dir>/collect/<name>.sql.json``; temp file, fsync, rename) only after the
-agent flushed the bus. A crash therefore re-reads at most the rows emitted since the last commit,
-a clean stop neither skips nor repeats. Rows that share a tracking value with the last row of a
-full poll are skipped when the query uses ``>``: use a unique column (an id), or a timestamp
-fine enough that rows do not share it.
+persists it (:mod:`.sql_position`) only after the agent flushed the bus. A crash therefore
+re-reads at most the rows emitted since the last commit, a clean stop neither skips nor
+repeats. Rows that share a tracking value with the last row of a full poll are skipped when the
+query uses ``>``: use a unique column (an id), or a timestamp fine enough that rows do not
+share it.
 
 Failures (connection, query, a tracking column the query does not return) are logged,
 counted as ``errors``, shown as a problem on the health page, and retried with a backoff from
@@ -32,23 +29,23 @@ one thread of the source's own, so a driver sees one thread and the event loop n
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime as dt
-import importlib
-import json
 import logging
-import os
-import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from logfactory.collect.sources.base import Emit
+from logfactory.collect.sources.sql_connection import (
+    connect,
+    parse_connection,
+    prepare_query,
+    require_driver,
+)
+from logfactory.collect.sources.sql_position import UNSET, PositionFile, decode_value, encode_value
 from logfactory.config import SourceConfig, parse_duration
 from logfactory.record import Record, make_record
 from logfactory.stats import StatsRegistry
@@ -59,82 +56,6 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 300.0
 _INT_MIN = -(2**63)
-_NAMED = re.compile(r"(?<![:\w]):last\b")
-_LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
-_DB_NAME = re.compile(r"(?i)(?:^|;)\s*(?:database|dbq|dsn)\s*=\s*([^;]*)")
-_EXAMPLE = "SELECT id, msg FROM events WHERE id > ? ORDER BY id"
-_UNSET: Any = object()  # no position yet (distinct from a tracked NULL)
-
-
-def parse_connection(connection: str) -> tuple[str, str, str]:
-    """``(kind, target, db_name)``: kind ``sqlite`` (target = a file path) or ``odbc`` (target =
-    the connection string); raises ValueError naming the supported forms."""
-    text = connection.strip()
-    scheme = re.match(r"^([A-Za-z][\w+.-]*)://", text)
-    if scheme:
-        if scheme.group(1).lower() != "sqlite":
-            raise ValueError(
-                f"unsupported connection URL scheme {scheme.group(1)!r}: use sqlite:///PATH.db "
-                "(stdlib sqlite3) or an ODBC connection string (DRIVER={...};... or DSN=name)"
-            )
-        path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else ""
-        if not path:
-            raise ValueError("write a SQLite URL as sqlite:///relative.db or sqlite:////abs.db")
-        return "sqlite", path, Path(path).stem
-    if "=" not in text:
-        raise ValueError(
-            f"{connection!r} is neither a DB-API URL (sqlite:///PATH.db) nor an ODBC connection "
-            "string (DRIVER={SQLite3};Database=PATH or DSN=name)"
-        )
-    m = _DB_NAME.search(text)
-    name = Path(m.group(1).strip()).stem if m and m.group(1).strip() else ""
-    return "odbc", text, name
-
-
-def prepare_query(query: str) -> str:
-    """The query with its one placeholder as ``?`` (both drivers take qmark); raises ValueError
-    unless there is exactly one ``?`` or ``:last`` outside string literals."""
-    bare = _LITERALS.sub("''", query)
-    named = len(_NAMED.findall(bare))
-    count = bare.count("?") + named
-    if count != 1:
-        raise ValueError(
-            "the query needs exactly one placeholder for the last tracked value (? or :last), "
-            f"found {count}; e.g. " + _EXAMPLE
-        )
-    return _NAMED.sub("?", query) if named else query
-
-
-def encode_value(value: Any) -> dict[str, Any]:
-    """A tracked value as JSON that :func:`decode_value` turns back into the same type."""
-    if isinstance(value, bool | int | float | str) or value is None:
-        return {"t": type(value).__name__, "v": value}
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return {"t": type(value).__name__, "v": value.isoformat()}
-    if isinstance(value, Decimal):
-        return {"t": "decimal", "v": str(value)}
-    if isinstance(value, bytes | bytearray | memoryview):
-        return {"t": "bytes", "v": base64.b64encode(bytes(value)).decode()}
-    return {"t": "str", "v": str(value)}
-
-
-_DECODE: dict[str, Any] = {
-    "datetime": dt.datetime.fromisoformat,
-    "date": dt.date.fromisoformat,
-    "time": dt.time.fromisoformat,
-    "decimal": Decimal,
-    "bytes": base64.b64decode,
-}
-
-
-def decode_value(doc: dict[str, Any]) -> Any:
-    """Inverse of :func:`encode_value`; raises ValueError/KeyError/TypeError if damaged."""
-    kind, value = doc["t"], doc["v"]
-    if kind in _DECODE:
-        return _DECODE[kind](value)
-    if kind not in ("bool", "int", "float", "str", "NoneType"):
-        raise ValueError(f"unknown value type {kind!r}")
-    return value
 
 
 def _safe(value: object) -> object:
@@ -189,11 +110,10 @@ class SqlSource:
         self.initial_value = config.initial_value
         self.default_host = config.host or db_name or hostname
         self.state_path = Path(data_dir) / "collect" / f"{self.name}.sql.json"
-        self._position: Any = _UNSET  # tracking value after the last fully emitted poll
+        self._state = PositionFile(self.state_path, self.tracking_column, self.name)
+        self._position: Any = UNSET  # tracking value after the last fully emitted poll
         self._find_end = config.start_at == "end" and config.initial_value is None
         self._conn: Any = None
-        self._written: bytes | None = None
-        self._write_lock = threading.Lock()
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
 
@@ -229,9 +149,9 @@ class SqlSource:
                         self.registry.problem(self.group, None)
                     for record in records:
                         await emit(record)
-                    if position is not _UNSET:
+                    if position is not UNSET:
                         self._position = position
-                    if not records and position is not _UNSET:
+                    if not records and position is not UNSET:
                         await self.commit(position)  # start_at: end found; nothing in flight
                     delay = 0.0 if full else self.interval
                 if delay:
@@ -252,25 +172,14 @@ class SqlSource:
 
     # -- database work (the source's thread) -----------------------------------------------
     def _prepare(self) -> None:
-        if self.kind == "odbc":
-            try:
-                importlib.import_module("pyodbc")
-            except ImportError as exc:
-                raise RuntimeError(
-                    f"sql source {self.name!r} needs pyodbc and unixODBC (libodbc): {exc}"
-                ) from exc
-        self._load_state()
+        require_driver(self.kind, self.name)
+        position = self._state.load()
+        if position is not UNSET:
+            self._position = position
 
     def _connect(self) -> Any:
         if self._conn is None:
-            if self.kind == "sqlite":
-                import sqlite3
-
-                uri = Path(self.target).absolute().as_uri() + "?mode=ro"  # never creates it
-                self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            else:
-                pyodbc = importlib.import_module("pyodbc")  # untyped: no PEP 561 stubs
-                self._conn = pyodbc.connect(self.target, autocommit=True)
+            self._conn = connect(self.kind, self.target)
         return self._conn
 
     def _disconnect(self) -> None:
@@ -280,9 +189,9 @@ class SqlSource:
                 conn.close()
 
     def _poll(self) -> tuple[list[Record], Any, bool]:
-        """(records, new position or _UNSET, whether the poll was full)."""
+        """(records, new position or UNSET, whether the poll was full)."""
         conn = self._connect()
-        if self._position is not _UNSET:
+        if self._position is not UNSET:
             return self._fetch(conn, self._position)
         if self.initial_value is not None:
             return self._fetch(conn, self.initial_value)
@@ -332,7 +241,7 @@ class SqlSource:
         finally:
             cur.close()
         if not rows:
-            return [], _UNSET, False
+            return [], UNSET, False
         encode = msgspec.json.encode
         to_builtins = msgspec.to_builtins
         out: list[Record] = []
@@ -358,7 +267,7 @@ class SqlSource:
 
     def _current_max(self, conn: Any) -> Any:
         """``start_at: end``: the largest tracking value the query returns now (runs it once,
-        discarding the rows); ``_UNSET`` when it returns none (then the start is the start)."""
+        discarding the rows); ``UNSET`` when it returns none (then the start is the start)."""
         first_error: Exception | None = None
         for value in self._candidates():
             try:
@@ -368,7 +277,7 @@ class SqlSource:
             except Exception as exc:
                 first_error = first_error or exc
                 continue
-            best: Any = _UNSET
+            best: Any = UNSET
             try:
                 while rows := cur.fetchmany(self.max_rows):
                     best = _newest([r[ti] for r in rows], best)
@@ -379,51 +288,11 @@ class SqlSource:
         raise first_error
 
     # -- positions -------------------------------------------------------------------------
-    def _load_state(self) -> None:
-        try:
-            raw = self.state_path.read_bytes()
-        except FileNotFoundError:
-            return
-        try:
-            doc = json.loads(raw)
-            if doc["tracking_column"] != self.tracking_column:
-                log.warning(
-                    "sql source %r: saved position is for column %r, not %r; starting over",
-                    self.name, doc["tracking_column"], self.tracking_column,
-                )  # fmt: skip
-                return
-            self._position = decode_value(doc["last"])
-            self._written = raw
-        except (ValueError, KeyError, TypeError) as exc:
-            # re-reading beats skipping: a damaged file starts from the initial value
-            log.error("sql source %r: ignoring unreadable %s (%s)", self.name, self.state_path,
-                      exc)  # fmt: skip
-
     def checkpoint(self) -> object:
         """The position after the last poll whose rows were all emitted."""
         return self._position
 
     async def commit(self, token: object) -> None:
-        if token is _UNSET:
+        if token is UNSET:
             return
-        await asyncio.get_running_loop().run_in_executor(None, self._write_state, token)
-
-    def _write_state(self, token: object) -> None:
-        doc = {"version": 1, "tracking_column": self.tracking_column, "last": encode_value(token)}
-        data = json.dumps(doc).encode()
-        with self._write_lock:
-            if data == self._written:
-                return
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.state_path)
-            dir_fd = os.open(self.state_path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-            self._written = data
+        await asyncio.get_running_loop().run_in_executor(None, self._state.write, token)

@@ -2,7 +2,7 @@
 
 TCP is served by asyncio protocols, not stream readers: a read of many frames costs one
 ``FrameDecoder.feed`` call and one regex per frame, which is what a 100,000 lines/s target needs.
-UDP is read by a reader callback that drains the socket in batches (see ``_UdpReader``).
+UDP is read by a reader callback that drains the socket in batches (:mod:`.syslog_udp`).
 Protocol callbacks cannot await, so they append Records to one queue per source and a pump task
 awaits ``emit`` for each. When that queue passes ``QUEUE_HIGH`` the sockets that fill it stop
 being read (TCP: the sender is slowed by flow control; UDP: the 8 MiB kernel buffer absorbs the
@@ -15,10 +15,8 @@ otherwise the peer's IP address. Decoding the rest of the header is the factory'
 TLS (``tls_listen``) is a third listener whose connections are decrypted by
 :class:`~logfactory.collect.tls.TlsServerProtocol` in front of the same TCP protocol, so framing
 (octet counting or newline, detected per connection) and backpressure are the same; a failed
-handshake is a counted rejection. UDP loss in the kernel (receive buffer full) is read from the
-socket's ``drops`` column in ``/proc/net/udp`` once per ``DROP_POLL_S`` and counted as
-``dropped``: unlike ``SO_RXQ_OVFL`` ancillary data it costs nothing per datagram (``recvfrom``
-stays the hot path) and it is current even when no datagram follows the loss.
+handshake is a counted rejection. UDP loss in the kernel (receive buffer full) is read once
+per ``DROP_POLL_S`` (:func:`.syslog_udp.udp_drops`) and counted as ``dropped``.
 
 The raw line source (:mod:`.raw`) is this listener with other hooks: ``new_decoder``,
 ``on_datagram`` and ``push`` are what a subclass changes.
@@ -29,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
-import socket
 import ssl
 import time
 from collections import deque
@@ -41,6 +37,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 from logfactory.collect.sources.base import Emit, parse_listen
 from logfactory.collect.sources.framing import FrameDecoder
+from logfactory.collect.sources.syslog_udp import UdpReader, open_udp_socket, udp_drops
 from logfactory.collect.tls import TlsServerProtocol, server_context
 from logfactory.config import SourceConfig
 from logfactory.record import Record, make_record
@@ -53,6 +50,7 @@ log = logging.getLogger(__name__)
 DROP_POLL_S = 1.0
 QUEUE_HIGH = 20_000
 QUEUE_LOW = 5_000
+_UdpReader = UdpReader  # the name this module had for it (tests patch its BATCH here)
 
 _HEADER = re.compile(
     rb"<\d{1,3}>(?:"
@@ -85,27 +83,6 @@ class _Pausable(Protocol):
     def resume_reading(self) -> None: ...
 
     def is_closing(self) -> bool: ...
-
-
-def udp_drops(sock: socket.socket) -> int | None:
-    """Datagrams the kernel dropped for ``sock`` since it was opened (``/proc/net/udp{,6}``),
-    or None where that cannot be read (not Linux)."""
-    try:
-        inode = str(os.fstat(sock.fileno()).st_ino)
-    except OSError:
-        return None
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(table, "rb") as f:
-                lines = f.read().split(b"\n")[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
-            if len(cols) >= 13 and cols[9].decode() == inode:
-                return int(cols[12])
-    return None
 
 
 class _RejectLog:
@@ -215,12 +192,13 @@ class SyslogSource:
     # -- running ---------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        udp: _UdpReader | None = None
+        udp: UdpReader | None = None
         server: asyncio.Server | None = None
         tls_server: asyncio.Server | None = None
         try:
             if "udp" in self.protocols:
-                udp = _UdpReader(self, self._udp_socket(), loop)
+                sock = open_udp_socket(self.host, self.port, self.udp_rcvbuf, self.kind, self.name)
+                udp = UdpReader(self, sock, loop)
                 self.bound["udp"] = udp.sock.getsockname()[:2]
             if "tcp" in self.protocols:
                 server = await loop.create_server(
@@ -275,43 +253,16 @@ class SyslogSource:
             self.tls, _TcpProtocol(self, "tls"), self.reject, live=self._handshaking
         )
 
-    def _udp_socket(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            want = self.udp_rcvbuf
-            # FORCE passes net.core.rmem_max when privileged; the kernel doubles what it is given
-            force = getattr(socket, "SO_RCVBUFFORCE", None)
-            try:
-                if force is None:
-                    raise OSError
-                sock.setsockopt(socket.SOL_SOCKET, force, want)
-            except OSError:
-                with contextlib.suppress(OSError):  # capped is not a reason to refuse to listen
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
-            got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
-            if got < want:
-                log.info(
-                    "%s source %r: UDP receive buffer %d bytes of %d asked (raise "
-                    "net.core.rmem_max for fewer drops)", self.kind, self.name, got, want,
-                )  # fmt: skip
-            sock.bind((self.host, self.port))
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
     async def _watch(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._wake.set()
 
-    async def _watch_drops(self, udp: _UdpReader) -> None:
+    async def _watch_drops(self, udp: UdpReader) -> None:
         while True:
             await asyncio.sleep(DROP_POLL_S)
             self._count_drops(udp)
 
-    def _count_drops(self, udp: _UdpReader) -> None:
+    def _count_drops(self, udp: UdpReader) -> None:
         """Adds the kernel's new drops since the last look to ``dropped``."""
         if udp.is_closing():
             return
@@ -363,66 +314,6 @@ class SyslogSource:
         if self._registry is not None:
             self._registry.add(self._group, "rejected")
         self._reject_log(reason, peer)
-
-
-class _UdpReader:
-    """Reads datagrams straight from a non-blocking socket, up to ``BATCH`` per wake-up, and
-    hands each to the source's ``on_datagram``.
-
-    Not an asyncio DatagramProtocol on purpose: CPython's datagram transport makes one
-    ``recvfrom`` per event-loop iteration, which caps a listener far below 100,000 datagrams/s;
-    draining the socket per readiness callback does not.
-    """
-
-    BATCH = 512
-
-    def __init__(
-        self, source: SyslogSource, sock: socket.socket, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        self.source = source
-        self.sock = sock
-        self.loop = loop
-        self.bufsize = source.udp_bufsize()
-        self._reading = True
-        self._closed = False
-        loop.add_reader(sock.fileno(), self._ready)
-
-    def _ready(self) -> None:
-        src = self.source
-        recv = self.sock.recvfrom
-        handle = src.on_datagram
-        bufsize = self.bufsize
-        for _ in range(self.BATCH):
-            try:
-                data, addr = recv(bufsize)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:  # e.g. ICMP errors surfacing; the socket stays usable
-                log.debug("%s source %r: UDP error %s", src.kind, src.name, exc)
-                break
-            handle(data, addr, len(data) == bufsize)  # a full buffer: the kernel truncated it
-        if src.over_high():
-            src.pause(self)
-
-    def pause_reading(self) -> None:
-        if self._reading and not self._closed:
-            self._reading = False
-            self.loop.remove_reader(self.sock.fileno())
-
-    def resume_reading(self) -> None:
-        if not self._reading and not self._closed:
-            self._reading = True
-            self.loop.add_reader(self.sock.fileno(), self._ready)
-
-    def is_closing(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        if not self._closed:
-            if self._reading:
-                self.loop.remove_reader(self.sock.fileno())
-            self._closed = True
-            self.sock.close()
 
 
 class _TcpProtocol(asyncio.Protocol):
