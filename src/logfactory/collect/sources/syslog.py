@@ -50,15 +50,15 @@ log = logging.getLogger(__name__)
 DROP_POLL_S = 1.0
 QUEUE_HIGH = 20_000
 QUEUE_LOW = 5_000
+PEER_CACHE_MAX = 4096  # UDP senders remembered (address text, meta); cleared when full
 _UdpReader = UdpReader  # the name this module had for it (tests patch its BATCH here)
 
-_HEADER = re.compile(
-    rb"<\d{1,3}>(?:"
-    rb"\d{1,2} \S+ (\S+)"  # RFC 5424: VERSION SP TIMESTAMP SP HOSTNAME
-    rb"|[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)? (\S+)"  # RFC 3164: Mmm dd hh:mm:ss HOST
-    rb"|\d{4}-\d\d-\d\dT\S+ (\S+)"  # RFC 3164 framing with an RFC 3339 time (rsyslog forwarding)
-    rb")"
-)
+# One pattern per header shape, picked by the byte after the PRI: cheaper than one alternation
+_RFC5424 = re.compile(rb"<\d{1,3}>\d{1,2} \S+ (\S+)")  # VERSION SP TIMESTAMP SP HOSTNAME
+_RFC3164 = re.compile(rb"<\d{1,3}>[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)? (\S+)")
+_RFC3339 = re.compile(rb"<\d{1,3}>\d{4}-\d\d-\d\dT\S+ (\S+)")  # 3164 with an RFC 3339 time
+_HOSTS: dict[bytes, str | None] = {}  # header token -> host (or None): a few thousand hosts
+_HOSTS_MAX = 8192
 
 
 def header_host(frame: bytes) -> str | None:
@@ -66,13 +66,30 @@ def header_host(frame: bytes) -> str | None:
 
     A token ending in ``:`` or holding ``[`` is the TAG of a header without a hostname (what
     local programs send), not a host."""
-    m = _HEADER.match(frame)
+    end = frame.find(b">", 1, 5)
+    if end < 0 or len(frame) <= end + 1:
+        return None
+    first = frame[end + 1]
+    if 0x41 <= first <= 0x5A:  # A-Z: a month name
+        m = _RFC3164.match(frame)
+    elif 0x30 <= first <= 0x39:  # a digit: a 5424 version, else a 4-digit year
+        m = _RFC5424.match(frame) or _RFC3339.match(frame)
+    else:
+        return None
     if m is None:
         return None
-    host = m.group(m.lastindex or 1)
-    if host == b"-" or host.endswith(b":") or b"[" in host:
-        return None
-    return host.decode("utf-8", "replace")
+    token = m.group(1)
+    try:
+        return _HOSTS[token]
+    except KeyError:
+        pass
+    host = None
+    if token != b"-" and not token.endswith(b":") and b"[" not in token:
+        host = token.decode("utf-8", "replace")
+    if len(_HOSTS) >= _HOSTS_MAX:
+        _HOSTS.clear()
+    _HOSTS[token] = host
+    return host
 
 
 class _Pausable(Protocol):
@@ -150,6 +167,7 @@ class SyslogSource:
         self._reject_log = _RejectLog(self.name, kind=kind)
         self._handshaking: set[TlsServerProtocol] = set()
         self._queue: deque[Record] = deque()
+        self._peers: dict[Any, tuple[str, dict[str, Any]]] = {}  # UDP sender -> (ip, meta)
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
@@ -181,13 +199,18 @@ class SyslogSource:
         data = data.rstrip(b"\r\n\0")
         if not data:
             return
-        ip = str(addr[0])
-        peer = f"{ip}:{addr[1]}"
+        known = self._peers.get(addr)
+        if known is None:  # a sender's address text and meta are made once, not per datagram
+            ip = str(addr[0])
+            known = (ip, {"peer": f"{ip}:{addr[1]}", "transport": "udp"})
+            if len(self._peers) >= PEER_CACHE_MAX:
+                self._peers.clear()
+            self._peers[addr] = known
         limit = self.max_frame_bytes
         if cut or len(data) > limit:
-            self.reject(f"datagram of {len(data)} bytes or more exceeds {limit}", peer)
+            self.reject(f"datagram of {len(data)} bytes or more exceeds {limit}", known[1]["peer"])
             return
-        self.push(data, ip, {"peer": peer, "transport": "udp"})
+        self.push(data, known[0], known[1])  # records share the meta dict: it is read-only
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
@@ -346,9 +369,10 @@ class _TcpProtocol(asyncio.Protocol):
         if not frames:
             return
         src = self.source
-        ip, peer, kind = self.ip, self.peer, self.kind
+        ip, push = self.ip, src.push
+        meta = {"peer": self.peer, "transport": self.kind}  # shared: a Record's meta is read-only
         for frame in frames:
-            src.push(frame, ip, {"peer": peer, "transport": kind})
+            push(frame, ip, meta)
         if src.over_high() and self.transport is not None:
             src.pause(self.transport)
 
