@@ -22,7 +22,8 @@ from logfactory.record import encode_record, make_record
 from logfactory.subscribe import open_bus
 from logfactory.topics import RAW, ensure_topics
 
-pytestmark = pytest.mark.e2e
+# its own waits add up to 120 + 180 + 60 s in the worst case: let them, not pytest, decide
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
 N = 20_000
 CONFIG = """
@@ -70,10 +71,13 @@ def test_one_broker_of_three_stops_and_returns(tmp_path: Path, make_kafka: Any) 
     assert isinstance(bus, KafkaBus)
     ensure_topics(bus, config)
 
+    last_error: list[str] = []
+
     def committed() -> int:
         try:
             return sum(bus.committed(group, RAW).values())
-        except BusError:  # the coordinator may be moving while a broker is down: ask again
+        except BusError as exc:  # the coordinator may be moving while a broker is down: ask again
+            last_error[:] = [str(exc)]
             return -1
 
     _produce(bus, 0, N // 2)
@@ -95,15 +99,22 @@ def test_one_broker_of_three_stops_and_returns(tmp_path: Path, make_kafka: Any) 
         deadline = time.monotonic() + 180
         while committed() < N and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert committed() == N, (tmp_path / "worker.log").read_text()[-2000:]
+        if committed() != N:
+            worker.send_signal(signal.SIGUSR1)  # its threads' stacks, for the report below
+            time.sleep(1)  # diagnostics only: give faulthandler's output time to land
+            log = (tmp_path / "worker.log").read_text(errors="replace")
+            raise AssertionError(
+                f"committed {committed()} of {N} (last error: {last_error}); worker log:\n"
+                + log[-6000:]
+            )
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()  # never leak a worker into the next test
-            worker.wait()
-            raise
+            worker.wait(timeout=60)  # the worker itself exits within SHUTDOWN_GRACE_S
+        finally:
+            if worker.poll() is None:
+                worker.kill()  # never leak a worker into the next test
+                worker.wait()
 
     topic = "events.USER_OP"
     consumer = bus.consumer(None, [topic], "earliest")

@@ -57,6 +57,7 @@ _EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _VISIBLE_WAIT = 5.0
 _UNSTABLE_WAIT = 0.5
+_GROUP_TIMEOUT = 10.0  # a group's committed offsets: renew the client after this, see _renew_admin
 # errors of a partition whose leader is still being elected or propagated (new topic, failover)
 log = logging.getLogger(__name__)
 
@@ -348,10 +349,11 @@ class KafkaBus:
         ``_UNSTABLE_WAIT`` settle for the last committed ones.
         """
         deadline = time.monotonic() + _UNSTABLE_WAIT
+        renewed = False
         while True:
             stable = time.monotonic() < deadline
             futures = self._admin.list_consumer_group_offsets(
-                [request], require_stable=stable, request_timeout=_TIMEOUT
+                [request], require_stable=stable, request_timeout=_GROUP_TIMEOUT
             )
             try:
                 result = futures[request.group_id].result()
@@ -361,6 +363,10 @@ class KafkaBus:
                     return {}
                 if stable and err.code() == KafkaError.UNSTABLE_OFFSET_COMMIT:
                     time.sleep(0.01)
+                    continue
+                if err.code() == KafkaError._TIMED_OUT and not renewed:
+                    self._renew_admin()
+                    renewed = True
                     continue
                 raise BusError(f"committed offsets of group {request.group_id!r}: {e}") from None
             parts = result.topic_partitions or []
@@ -373,6 +379,17 @@ class KafkaBus:
             return {
                 (x.topic, x.partition): x.offset for x in parts if x.offset >= 0 and x.error is None
             }
+
+    def _renew_admin(self) -> None:
+        """A new admin client, which looks the coordinators up afresh.
+
+        librdkafka can keep a broker that stopped as a group's coordinator and send it every
+        later request until each times out (confluentinc/librdkafka#5511: seen here after one
+        broker of three restarted); a client made now asks the cluster who coordinates.
+        """
+        log.warning("admin requests to %s time out: renewing the admin client",
+                    self.settings.bootstrap)  # fmt: skip
+        self._admin = AdminClient(admin_config(self.settings, self.client_id))
 
     def groups(self) -> list[str]:
         try:

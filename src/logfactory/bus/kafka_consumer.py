@@ -20,6 +20,8 @@ checks (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, ...) map to :class:`FencedError` 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -38,8 +40,13 @@ if TYPE_CHECKING:
 
 __all__ = ["KafkaConsumer"]
 
+log = logging.getLogger(__name__)
+
 _OFFSET_INVALID = -1001
 _SLICE = 0.1  # longest wait inside one librdkafka consume call
+# librdkafka's consumer close can retry its coordinator query forever when the coordinator does
+# not answer (confluentinc/librdkafka#3740); after this long the close is left to finish alone
+CLOSE_WAIT_S = 15.0
 # errors a consumer reports while it recovers on its own (the broker restarts, a leader moves)
 _TRANSIENT = frozenset(
     {
@@ -348,5 +355,16 @@ class KafkaConsumer:
         if self.txn is not None:
             self.txn.close()
             self.txn = None
+        closer = threading.Thread(target=self._leave, name="kafka-consumer-close", daemon=True)
+        closer.start()
+        closer.join(CLOSE_WAIT_S)
+        if closer.is_alive():
+            log.warning(
+                "consumer of group %r did not leave within %g s (its coordinator does not "
+                "answer); left behind, the group drops it after session.timeout.ms",
+                self.group, CLOSE_WAIT_S,
+            )  # fmt: skip
+
+    def _leave(self) -> None:
         with contextlib.suppress(KafkaException, RuntimeError):
             self._c.close()

@@ -11,6 +11,13 @@ Order inside the broker transaction: the input offsets are sent *first*
 checks the member's generation, KIP-447); a fenced member therefore fails before any output
 partition joins the transaction, and the abort touches none of them.
 
+librdkafka's ``send_offsets_to_transaction`` can block for ever, past its own timeout, when the
+group coordinator goes away mid-transaction (confluentinc/librdkafka#5456 and #5511: a stopped
+broker stays cached as coordinator). The call therefore runs on a helper thread with a deadline;
+a call that overstays it leaves the producer ``abandoned`` (never touched again, its thread
+left to finish alone) and raises :class:`BusError`, so the worker is rebuilt and its new
+producer, under the same ``transactional.id``, fences the stuck one's open transaction.
+
 One transactional producer per consumer, created on first use. Its ``transactional.id`` is
 ``<prefix>.<group>.<n>`` when the bus has a stable prefix (a restarted worker then aborts its
 crashed predecessor's open transaction at once, instead of read_committed readers waiting for
@@ -20,7 +27,8 @@ crashed predecessor's open transaction at once, instead of read_committed reader
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +46,10 @@ if TYPE_CHECKING:
 __all__ = ["KafkaTransaction", "TxnProducer"]
 
 _TIMEOUT = 30.0
+# sending offsets takes milliseconds, seconds while a coordinator moves; librdkafka's own
+# timeout comes first, the guard only catches a call that ignores it
+_OFFSETS_TIMEOUT = 10.0
+GUARD_S = _OFFSETS_TIMEOUT + 5.0
 Entry = tuple[str, bytes | None, bytes]
 
 
@@ -51,6 +63,7 @@ class TxnProducer:
         conf["on_delivery"] = self._delivered
         self.transactional_id = transactional_id
         self.broken = False
+        self.abandoned = False
         self._closed = False
         self._high: dict[TopicPartition, int] = {}
         self._error: KafkaError | None = None
@@ -80,11 +93,13 @@ class TxnProducer:
             p.begin_transaction()
 
             if offsets and consumer.group is not None:
-                p.send_offsets_to_transaction(
+                self._guarded(
+                    "send_offsets_to_transaction",
+                    p.send_offsets_to_transaction,
                     [RdTopicPartition(t, n, int(o)) for (t, n), o in offsets.items()],
                     consumer.raw.consumer_group_metadata(),
-                    _TIMEOUT,
-                )
+                    _OFFSETS_TIMEOUT,
+                )  # fmt: skip
             produce = p.produce
             for topic, key, value in batch:
                 while True:
@@ -100,9 +115,32 @@ class TxnProducer:
         except KafkaException as e:
             self._fail(e.args[0])
         except BaseException:
-            self._abort()
+            if not self.abandoned:
+                self._abort()
             raise
         return dict(self._high)
+
+    def _guarded(self, what: str, call: Callable[..., object], *args: object) -> None:
+        """``call(*args)`` on a helper thread; BusError if it has not returned by GUARD_S."""
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                call(*args)
+            except BaseException as exc:  # handed to the caller's thread below
+                failure.append(exc)
+
+        helper = threading.Thread(target=target, name=f"kafka-{what}", daemon=True)
+        helper.start()
+        helper.join(GUARD_S)
+        if helper.is_alive():
+            self.broken = self.abandoned = True
+            raise BusError(
+                f"transaction {self.transactional_id!r}: {what} did not return within "
+                f"{GUARD_S:g} s (its coordinator stopped answering); the producer is replaced"
+            )
+        if failure:
+            raise failure[0]
 
     def _abort(self) -> None:
         try:
@@ -122,6 +160,8 @@ class TxnProducer:
         if self._closed:
             return
         self._closed = True
+        if self.abandoned:
+            return  # a call is still running inside it: flushing or freeing it could hang
         with contextlib.suppress(KafkaException, RuntimeError):
             self._p.flush(5.0)
         del self._p  # release librdkafka's threads and connections now, not at GC

@@ -11,10 +11,17 @@ While the bus is unreachable the runner waits (doubling up to ``MAX_BACKOFF_S``)
 problem to its stats registry, which the node's health endpoint shows; the first successful
 batch clears it. A programming error is not retried here: it ends the process (the node's
 supervisor, or systemd, restarts it) rather than looping on a bug.
+
+Stopping: SIGTERM/SIGINT finish the batch in hand and leave the group. If that has not happened
+within ``SHUTDOWN_GRACE_S`` (a broker that stopped answering can hold librdkafka for minutes),
+or on a second signal, the process exits at once: safe, because work that was not committed in
+a transaction is aborted by the brokers and read again by whoever owns the partition next.
+SIGUSR1 writes every thread's stack to stderr, for "what is it waiting for?".
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -25,11 +32,12 @@ from logfactory.bus.base import BusError
 from logfactory.config import Config
 from logfactory.stats import StatsRegistry, StatsWriter
 
-__all__ = ["MAX_BACKOFF_S", "run_factory", "run_worker_resilient"]
+__all__ = ["MAX_BACKOFF_S", "SHUTDOWN_GRACE_S", "run_factory", "run_worker_resilient"]
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
+SHUTDOWN_GRACE_S = 30.0
 _PROBLEM = "bus"
 
 
@@ -100,10 +108,26 @@ def run_factory(config: Config, worker_id: str = "0") -> int:
     registry = StatsRegistry(f"factory-{os.getpid()}")
     writer = StatsWriter(registry, config.data_dir / "stats").start()
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)  # asked twice: now
+        stop.set()
+        log.warning("stopping: finishing the batch in hand (signal again to exit at once)")
+        threading.Thread(target=_exit_after, args=(SHUTDOWN_GRACE_S,), daemon=True).start()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         run_worker_resilient(config, worker_id, registry, stop)
     finally:
         writer.stop()
     return 0
+
+
+def _exit_after(grace: float) -> None:
+    time.sleep(grace)  # a deadline, not a synchronisation: the clean exit normally wins
+    log.error("factory worker did not stop within %g s of the signal; exiting now (its open "
+              "transaction is aborted by the brokers, nothing is lost)", grace)  # fmt: skip
+    os._exit(1)
