@@ -17,9 +17,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logfactory.bus.base import BusError
+
+if TYPE_CHECKING:
+    from logfactory.bus.local import LocalBus
 
 __all__ = [
     "MAX_OFFSET",
@@ -92,6 +95,31 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES or "locked" in str(exc)
     )
+
+
+BUSY_RETRY_S = 60.0
+
+
+def append_retrying(db: Db, bus: LocalBus, batch: Sequence[Entry]) -> None:
+    """Append ``batch`` in one write transaction, retried while the database is busy.
+
+    Retrying is safe because a transaction that met a busy database was rolled back: nothing of
+    it was written. Another process holding the write lock past SQLite's busy timeout (a long
+    maintenance step, a reader's checkpoint) is waited out for up to ``BUSY_RETRY_S``; any other
+    error is the caller's to report.
+    """
+    deadline = time.monotonic() + BUSY_RETRY_S
+    delay = 0.005
+    while True:
+        try:
+            with db.write() as c:
+                bus._append(c, batch)
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def as_bytes(value: object, key: object) -> tuple[bytes, bytes | None]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import Db, Entry, as_bytes, is_busy
+from logfactory.bus.local_db import Db, Entry, append_retrying, as_bytes
 
 if TYPE_CHECKING:
     from logfactory.bus.local import LocalBus
@@ -24,8 +23,6 @@ class LocalProducer:
     A batch that meets a busy database is retried (it was rolled back, so no duplicates); any
     other failure is kept and raised by every later call.
     """
-
-    BUSY_RETRY_S = 60.0
 
     def __init__(self, bus: LocalBus, *, max_buffered: int = 100_000) -> None:
         self._bus = bus
@@ -102,18 +99,7 @@ class LocalProducer:
                 self._cond.notify_all()
 
     def _write(self, batch: list[Entry]) -> None:
-        deadline = time.monotonic() + self.BUSY_RETRY_S
-        delay = 0.005
-        while True:
-            try:
-                with self._db.write() as c:
-                    self._bus._append(c, batch)
-                return
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or time.monotonic() > deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        append_retrying(self._db, self._bus, batch)
 
     def close(self) -> None:
         """Write everything still queued, then release the connection."""

@@ -35,7 +35,6 @@ import os
 import select
 import signal
 import site
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -49,7 +48,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import Db, Entry, as_bytes, is_busy
+from logfactory.bus.local_db import Db, Entry, append_retrying, as_bytes
 
 if TYPE_CHECKING:
     from logfactory.bus.local import LocalBus
@@ -193,14 +192,7 @@ class OffloadProducer:
         message was not written."""
         if self._closed:
             return
-        with self._cond:
-            self._closing = True
-            self._usable = False
-            self._cond.notify_all()
-        self._sender.join()
-        self._reader.join()
-        self._closed = True
-        self._stderr.close()
+        self._stop_threads()
         with self._cond:
             if self._error is not None:
                 raise self._error
@@ -316,6 +308,11 @@ class OffloadProducer:
         """Constructor failure: stop the child and the threads, release everything."""
         if self._proc.poll() is None:
             self._proc.kill()
+        self._stop_threads()
+
+    def _stop_threads(self) -> None:
+        """The sender sends what is queued and closes the child's input; the reader then sees
+        the child's last ack and its exit."""
         with self._cond:
             self._closing = True
             self._usable = False
@@ -327,7 +324,6 @@ class OffloadProducer:
 
 
 # -- the child ------------------------------------------------------------------------------------
-BUSY_RETRY_S = 60.0
 # One transaction groups the frames already waiting, up to about this many messages: past a few
 # thousand, bigger transactions are no faster, and small ones keep acknowledgements frequent, so
 # a collector throttling on pending() (agent.BACKLOG_HIGH/LOW) resumes long before the child
@@ -395,18 +391,7 @@ class _Writer:
         self.db = Db(self.bus.path, fsync)
 
     def write(self, batch: Sequence[Entry]) -> None:
-        deadline = time.monotonic() + BUSY_RETRY_S
-        delay = 0.005
-        while True:
-            try:
-                with self.db.write() as c:
-                    self.bus._append(c, batch)
-                return
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or time.monotonic() > deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.2)
+        append_retrying(self.db, self.bus, batch)
 
     def close(self) -> None:
         self.db.close()
