@@ -3,7 +3,9 @@
 A worker blocked in a library call that ignores the stop flag (librdkafka waiting for a broker
 that does not answer) must not outlive SIGTERM for minutes: after ``SHUTDOWN_GRACE_S`` it exits
 on its own, and a second signal ends it at once. The blocked worker is simulated in a child
-process by a ``run_worker_resilient`` that never looks at the stop flag.
+process by a ``run_worker_resilient`` that never looks at the stop flag. (Python runs signal
+handlers on the main thread only when it returns to the interpreter; a main thread parked in an
+untimed lock wait would not see SIGTERM at all when the kernel hands it to another thread.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 
 CHILD = """
-import sys, threading
+import sys, time
 from logfactory.config import parse_config
 from logfactory.factory import runner
 
@@ -22,7 +24,8 @@ runner.SHUTDOWN_GRACE_S = float(sys.argv[2])
 
 def blocked(config, worker_id, registry, stop):
     print("blocked", flush=True)
-    threading.Event().wait()  # never returns, never looks at stop
+    while True:  # never returns, never looks at stop; like the real loop, its thread comes
+        time.sleep(0.05)  # back to Python between bounded calls (where signal handlers run)
 
 runner.run_worker_resilient = blocked
 config = parse_config("node: {name: t, data_dir: '%s'}\\n" % sys.argv[1])
