@@ -13,7 +13,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 CHILD = """
 import sys, time
@@ -33,14 +36,30 @@ sys.exit(runner.run_factory(config))
 """
 
 
-def _start(tmp_path: Path, grace: float) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "data"), str(grace)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "blocked"  # handlers are installed by now
-    return proc
+Start = Callable[[float], "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Start]:
+    """``start(grace)``: a held worker with that grace period; killed and reaped at teardown
+    whatever the test did, so no child or pipe outlives it."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def run(grace: float) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(tmp_path / "data"), str(grace)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        procs.append(proc)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "blocked"  # handlers are installed by now
+        return proc
+
+    yield run
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()  # reaps it and closes both pipes
 
 
 def _term(proc: subprocess.Popen[str]) -> str:
@@ -56,24 +75,24 @@ def _term(proc: subprocess.Popen[str]) -> str:
     raise AssertionError(f"the worker never said it was stopping: {seen}")
 
 
-def test_a_held_worker_exits_after_the_grace_period(tmp_path: Path) -> None:
-    proc = _start(tmp_path, 0.2)
+def test_a_held_worker_exits_after_the_grace_period(start: Start) -> None:
+    proc = start(0.2)
     _term(proc)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert "did not stop within 0.2 s" in err
 
 
-def test_a_second_signal_exits_at_once(tmp_path: Path) -> None:
-    proc = _start(tmp_path, 3600)
+def test_a_second_signal_exits_at_once(start: Start) -> None:
+    proc = start(3600)
     _term(proc)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM
 
 
-def test_sigusr1_dumps_every_thread(tmp_path: Path) -> None:
-    proc = _start(tmp_path, 3600)
+def test_sigusr1_dumps_every_thread(start: Start) -> None:
+    proc = start(3600)
     proc.send_signal(signal.SIGUSR1)  # dumped by faulthandler at once; the worker runs on
     err = _term(proc)
     proc.send_signal(signal.SIGTERM)
