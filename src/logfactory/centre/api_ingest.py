@@ -64,8 +64,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
-#: records waiting for the bus (the producer's ``pending()``) above which requests get a 429
-BACKLOG_LIMIT = 50_000
+#: records waiting for the bus (the producer's ``pending()``) above which requests get a 429;
+#: above the agent's BACKLOG_HIGH, so other sources' normal throttling does not refuse HTTP
+BACKLOG_LIMIT = 80_000
 #: requests decompressing/producing/flushing at once; more get a 429
 MAX_IN_FLIGHT = 8
 RETRY_AFTER_S = 1

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.agent import BACKLOG_HIGH, RAW_TOPIC, Agent
 from logfactory.collect.sources.base import Emit, parse_listen
 from logfactory.collect.sources.syslog import SyslogSource, header_host
 from logfactory.config import Config, NodeConfig, SourceConfig
@@ -314,7 +314,7 @@ class SlowProducer:
 
     def __init__(self) -> None:
         self.produced: list[tuple[str, bytes, bytes | None]] = []
-        self.backlog = 50_000
+        self.backlog = BACKLOG_HIGH + 1
         self.flushes = 0
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
