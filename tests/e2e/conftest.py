@@ -48,6 +48,23 @@ def demo_config(tmp_path: Path, *, rate: float | None = None) -> tuple[Path, int
     return path, syslog_port, http_port
 
 
+def stop_process(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 60.0
+) -> None:
+    """Ask ``proc`` to stop with ``sig`` and wait; if it has not exited by ``timeout`` (or the
+    wait is cut short, by pytest's own timeout) it is killed and reaped, so no process outlives
+    its test. A timeout is still raised: a process that ignores its signal is a failure."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class NodeProcess:
     def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
         self.proc = proc

@@ -22,6 +22,8 @@ from logfactory.record import encode_record, make_record
 from logfactory.subscribe import open_bus
 from logfactory.topics import RAW, ensure_topics
 
+from .conftest import stop_process
+
 # its own waits add up to 120 + 180 + 60 s in the worst case: let them, not pytest, decide
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
@@ -55,6 +57,18 @@ def _produce(bus: KafkaBus, start: int, stop: int) -> None:
         producer.produce(RAW, encode_record(make_record("sce", host, line)), host.encode())
     producer.flush()
     producer.close()
+
+
+def _stacks(worker: subprocess.Popen[bytes], log: Path) -> str:
+    """The worker's log once its threads' stacks (SIGUSR1, faulthandler) are in it."""
+    before = log.read_text(errors="replace").count("most recent call first")
+    worker.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    text = log.read_text(errors="replace")
+    while text.count("most recent call first") <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+        text = log.read_text(errors="replace")
+    return text
 
 
 def test_one_broker_of_three_stops_and_returns(tmp_path: Path, make_kafka: Any) -> None:
@@ -100,21 +114,12 @@ def test_one_broker_of_three_stops_and_returns(tmp_path: Path, make_kafka: Any) 
         while committed() < N and time.monotonic() < deadline:
             time.sleep(0.2)
         if committed() != N:
-            worker.send_signal(signal.SIGUSR1)  # its threads' stacks, for the report below
-            time.sleep(1)  # diagnostics only: give faulthandler's output time to land
-            log = (tmp_path / "worker.log").read_text(errors="replace")
             raise AssertionError(
                 f"committed {committed()} of {N} (last error: {last_error}); worker log:\n"
-                + log[-6000:]
+                + _stacks(worker, tmp_path / "worker.log")[-6000:]
             )
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)  # the worker itself exits within SHUTDOWN_GRACE_S
-        finally:
-            if worker.poll() is None:
-                worker.kill()  # never leak a worker into the next test
-                worker.wait()
+        stop_process(worker)  # the worker itself exits within SHUTDOWN_GRACE_S
 
     topic = "events.USER_OP"
     consumer = bus.consumer(None, [topic], "earliest")

@@ -22,6 +22,8 @@ from logfactory.record import encode_record, make_record
 from logfactory.subscribe import open_bus
 from logfactory.topics import RAW, ensure_topics
 
+from .conftest import stop_process
+
 # its own waits add up to 120 + 180 + 60 s in the worst case: let them, not pytest, decide
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
@@ -90,14 +92,7 @@ def test_sigkill_one_of_two_workers_every_event_exactly_once(
         assert committed() == N, (tmp_path / "w2.log").read_text()[-2000:]
     finally:
         for proc in workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=60)  # the worker itself exits within SHUTDOWN_GRACE_S
-                finally:
-                    if proc.poll() is None:
-                        proc.kill()  # never leak a worker into the next test
-                        proc.wait()
+            stop_process(proc)  # the worker itself exits within SHUTDOWN_GRACE_S
 
     consumer = bus.consumer(None, ["events.USER_OP"], "earliest")
     ends = {("events.USER_OP", p): hi for p, (_lo, hi) in bus.watermarks("events.USER_OP").items()}

@@ -23,7 +23,7 @@ from logfactory.record import decode_record
 from logfactory.subscribe import open_bus
 from logfactory.topics import RAW
 
-from .conftest import free_port
+from .conftest import free_port, stop_process
 
 pytestmark = pytest.mark.e2e
 
@@ -124,13 +124,7 @@ def test_lines_accepted_while_every_broker_is_down_arrive_afterwards(
             time.sleep(0.5)
         bus.close()
     finally:
-        collector.terminate()
-        try:
-            collector.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            collector.kill()  # never leak a collector into the next test
-            collector.wait()
-            raise
+        stop_process(collector)
     seqs: dict[str, list[int]] = defaultdict(list)
     for raw in got:
         record = decode_record(raw)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -32,6 +31,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 from logfactory.bus.base import BusError, FencedError, Message, StartFrom, TopicPartition
+from logfactory.bus.bounded_call import bounded_call
 from logfactory.bus.kafka_config import FENCED_CODES, consumer_config
 
 if TYPE_CHECKING:
@@ -355,10 +355,7 @@ class KafkaConsumer:
         if self.txn is not None:
             self.txn.close()
             self.txn = None
-        closer = threading.Thread(target=self._leave, name="kafka-consumer-close", daemon=True)
-        closer.start()
-        closer.join(CLOSE_WAIT_S)
-        if closer.is_alive():
+        if not bounded_call("kafka-consumer-close", CLOSE_WAIT_S, self._leave):
             log.warning(
                 "consumer of group %r did not leave within %g s (its coordinator does not "
                 "answer); left behind, the group drops it after session.timeout.ms",

@@ -27,7 +27,6 @@ crashed predecessor's open transaction at once, instead of read_committed reader
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -37,6 +36,7 @@ from confluent_kafka import Producer as RdProducer
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 from logfactory.bus.base import BusError, TopicPartition
+from logfactory.bus.bounded_call import bounded_call
 from logfactory.bus.kafka_config import txn_producer_config
 from logfactory.bus.kafka_consumer import KafkaConsumer, error_name, raise_mapped
 
@@ -121,26 +121,13 @@ class TxnProducer:
         return dict(self._high)
 
     def _guarded(self, what: str, call: Callable[..., object], *args: object) -> None:
-        """``call(*args)`` on a helper thread; BusError if it has not returned by GUARD_S."""
-        failure: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                call(*args)
-            except BaseException as exc:  # handed to the caller's thread below
-                failure.append(exc)
-
-        helper = threading.Thread(target=target, name=f"kafka-{what}", daemon=True)
-        helper.start()
-        helper.join(GUARD_S)
-        if helper.is_alive():
+        """``call(*args)`` with a deadline; BusError if it has not returned by GUARD_S."""
+        if not bounded_call(f"kafka-{what}", GUARD_S, call, *args):
             self.broken = self.abandoned = True
             raise BusError(
                 f"transaction {self.transactional_id!r}: {what} did not return within "
                 f"{GUARD_S:g} s (its coordinator stopped answering); the producer is replaced"
             )
-        if failure:
-            raise failure[0]
 
     def _abort(self) -> None:
         try:

@@ -45,6 +45,7 @@ from logfactory.centre.ingest_body import (
     encoding_of,
     split_body,
 )
+from logfactory.collect.agent import BACKLOG_HIGH
 from logfactory.config import Config, parse_size
 from logfactory.record import encode_record, make_record
 from logfactory.topics import RAW
@@ -66,7 +67,7 @@ __all__ = [
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 #: records waiting for the bus (the producer's ``pending()``) above which requests get a 429;
 #: above the agent's BACKLOG_HIGH, so other sources' normal throttling does not refuse HTTP
-BACKLOG_LIMIT = 80_000
+BACKLOG_LIMIT = BACKLOG_HIGH + 20_000
 #: requests decompressing/producing/flushing at once; more get a 429
 MAX_IN_FLIGHT = 8
 RETRY_AFTER_S = 1
