@@ -9,11 +9,12 @@ so that the factory can dead-letter them with the original bytes instead of gues
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
 
-__all__ = ["Record", "decode_record", "encode_record", "make_record", "now_ns"]
+__all__ = ["Record", "decode_record", "encode_record", "encode_records", "make_record", "now_ns"]
 
 
 class Record(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -69,6 +70,11 @@ _decoder = msgspec.json.Decoder(Record)
 
 def encode_record(record: Record) -> bytes:
     return _encoder.encode(record)
+
+
+def encode_records(records: Iterable[Record]) -> list[bytes]:
+    """``encode_record`` of each, without a Python call per record (a file chunk's lines)."""
+    return list(map(_encoder.encode, records))
 
 
 def decode_record(data: bytes) -> Record:

@@ -6,6 +6,9 @@ input offsets is exactly-once on one machine.
 
 Layout. One table per topic whose integer primary key packs ``partition << 40 | offset``, so a
 partition is one contiguous, ordered range of the table's b-tree and reading is a range scan.
+A row holds one message or, outside compacted topics, a packed run of consecutive messages
+appended together (keyed by the first one's offset; ``n`` says how many; see
+:mod:`logfactory.bus.local_batch`).
 ``heads`` keeps, per partition, the next offset and the stored value bytes, so offsets never go
 back (even after retention deleted every row) and size retention needs no scan. Writers take
 SQLite's single write lock (``BEGIN IMMEDIATE``); appends are therefore totally ordered and a
@@ -47,10 +50,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from logfactory.bus.base import BusError, StartFrom, TopicSpec
+from logfactory.bus.local_batch import groups, pack
 from logfactory.bus.local_consumer import LocalConsumer, LocalTransaction
 from logfactory.bus.local_db import (
     MAX_OFFSET,
     MAX_PARTITIONS,
+    TOPIC_TABLE,
     Db,
     Entry,
     init_schema,
@@ -78,14 +83,35 @@ def _insert_rows(c: sqlite3.Connection, tid: int, flat: list[object]) -> None:
     full = len(flat) // step * step
     if full:
         c.executemany(
-            f"INSERT INTO t{tid} VALUES {_MULTI}",
+            f"INSERT INTO t{tid} (rid, ts, key, value) VALUES {_MULTI}",
             [flat[i : i + step] for i in range(0, full, step)],
         )
     if full < len(flat):
         c.executemany(
-            f"INSERT INTO t{tid} VALUES (?,?,?,?)",
+            f"INSERT INTO t{tid} (rid, ts, key, value) VALUES (?,?,?,?)",
             [flat[i : i + 4] for i in range(full, len(flat), 4)],
         )
+
+
+def _insert_packed(
+    c: sqlite3.Connection, tid: int, first: int, now: int, entries: Sequence[Entry]
+) -> int:
+    """Insert ``entries`` (consecutive offsets from rid ``first``) as packed rows of several
+    messages each (:mod:`logfactory.bus.local_batch`); their value bytes, for ``heads``."""
+    rows: list[tuple[int, int, bytes | None, bytes, int, int | None]] = []
+    rid, total = first, 0
+    for run in groups(entries):
+        n = len(run)
+        if n == 1:
+            size = len(run[0][2])
+            rows.append((rid, now, run[0][1], run[0][2], 1, None))
+        else:
+            size = sum(len(e[2]) for e in run)
+            rows.append((rid, now, None, pack([(e[1], e[2]) for e in run]), n, size))
+        total += size
+        rid += n
+    c.executemany(f"INSERT INTO t{tid} VALUES (?,?,?,?,?,?)", rows)
+    return total
 
 
 class LocalBus:
@@ -107,6 +133,7 @@ class LocalBus:
         self.session_timeout_ms = session_timeout_ms
         self._db = Db(self.path, fsync)
         self._topic_cache: dict[str, tuple[int, int]] = {}
+        self._compacted: set[str] = set()  # topics whose rows stay one message each
         self._rr = itertools.count(random.randrange(1 << 20))
         try:
             init_schema(self._db, self.path)
@@ -137,10 +164,7 @@ class LocalBus:
                     spec.retention_bytes,
                 ),
             )
-            c.execute(
-                f"CREATE TABLE t{next_id} "
-                "(rid INTEGER PRIMARY KEY, ts INTEGER NOT NULL, key BLOB, value BLOB NOT NULL)"
-            )
+            c.execute(TOPIC_TABLE.format(tid=next_id))
             if spec.compact:
                 c.execute(f"CREATE INDEX t{next_id}_key ON t{next_id}(key, rid)")
             c.executemany(
@@ -154,7 +178,7 @@ class LocalBus:
         cached = self._topic_cache.get(name)
         if cached is not None:
             return cached
-        rows = self._db.query("SELECT id, partitions FROM topics WHERE name=?", (name,))
+        rows = self._db.query("SELECT id, partitions, compact FROM topics WHERE name=?", (name,))
         row = rows[0] if rows else None
         if row is None:
             if not create:
@@ -162,6 +186,8 @@ class LocalBus:
             self.ensure_topic(TopicSpec(name, self.default_partitions))
             return self._topic(name, create=False)
         info = (int(row[0]), int(row[1]))
+        if row[2]:
+            self._compacted.add(name)
         self._topic_cache[name] = info
         return info
 
@@ -238,15 +264,17 @@ class LocalBus:
         lock this transaction holds).
 
         This is the embedded bus's hot path (a collector appends every line here), so the
-        per-message Python work is kept to placing the message in its partition's list: the
-        rows are then built by ``zip`` and inserted ``_ROWS_PER_INSERT`` to a statement,
-        partition by partition (the b-tree only ever appends). That halves the cost of one
-        ``INSERT`` per row, which is mostly the sqlite3 module binding parameters.
+        per-message Python work is kept to placing the message in its partition's list. Then,
+        partition by partition (the b-tree only ever appends), consecutive messages share
+        packed rows (:mod:`logfactory.bus.local_batch`: a row costs the same whatever it
+        holds); compacted topics keep one message a row, inserted ``_ROWS_PER_INSERT`` to a
+        statement, which halves the sqlite3 module's parameter binding.
         """
         now = now_ms()
         cache = self._topic_cache
         rr = self._rr
         crc32 = zlib.crc32
+        compacted = self._compacted
         per_topic: dict[str, tuple[int, list[list[Entry]]]] = {}
         for entry in batch:
             topic, key, _value = entry
@@ -274,13 +302,20 @@ class LocalBus:
                 start, size, count = int(row[0]), int(row[1]), len(entries)
                 if start + count > MAX_OFFSET + 1:
                     raise BusError(f"{topic}[{p}] is full ({MAX_OFFSET} offsets)")
-                values = list(map(_VALUE, entries))
                 first = rid_of(p, start)
-                rows = zip(
-                    range(first, first + count), itertools.repeat(now), map(_KEY, entries), values
-                )
-                _insert_rows(c, tid, list(itertools.chain.from_iterable(rows)))
-                updates.append((start + count, size + sum(map(len, values)), topic, p))
+                if count > 1 and topic not in compacted:
+                    size += _insert_packed(c, tid, first, now, entries)
+                else:
+                    values = list(map(_VALUE, entries))
+                    rows = zip(
+                        range(first, first + count),
+                        itertools.repeat(now),
+                        map(_KEY, entries),
+                        values,
+                    )
+                    _insert_rows(c, tid, list(itertools.chain.from_iterable(rows)))
+                    size += sum(map(len, values))
+                updates.append((start + count, size, topic, p))
         c.executemany("UPDATE heads SET next=?, bytes=? WHERE topic=? AND partition=?", updates)
 
     # -- maintenance ----------------------------------------------------------------------

@@ -12,11 +12,12 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from logfactory.bus.base import BusError, FencedError, Message, StartFrom, TopicPartition
+from logfactory.bus.local_batch import unpack
 from logfactory.bus.local_db import (
     MAX_OFFSET,
     Db,
@@ -39,6 +40,35 @@ def _member_alive(pid: int, started: int, fresh: bool) -> bool:
         return False
     now_started = process_start(pid)
     return now_started is not None and (0 in (started, now_started) or now_started == started)
+
+
+def _expand(
+    rows: Iterable[tuple[int, int, bytes | None, bytes, int]],
+    topic: str,
+    p: int,
+    pos: int,
+    want: int,
+) -> list[Message]:
+    """Up to ``want`` messages from offset ``pos`` on, out of rows in rid order; packed rows
+    (``n > 1``, :mod:`logfactory.bus.local_batch`) are opened, and the part of the first row
+    before ``pos`` is skipped. Rows are pulled one at a time, so a large row left unread costs
+    nothing."""
+    out: list[Message] = []
+    for rid, ts, key, value, n in rows:
+        base = rid & MAX_OFFSET
+        if n == 1:
+            if base >= pos:
+                out.append(Message(topic, p, base, key, value, ts))
+        elif base + n > pos:
+            skip = max(0, pos - base)
+            pairs = unpack(value, n, f"{topic}[{p}] offset {base}")
+            out += [
+                Message(topic, p, base + i, k, v, ts)
+                for i, (k, v) in enumerate(pairs[skip : skip + want - len(out)], skip)
+            ]
+        if len(out) >= want:
+            break
+    return out
 
 
 class LocalConsumer:
@@ -244,19 +274,24 @@ class LocalConsumer:
                 topic, p = tp
                 sql = self._sql.get(topic)
                 if sql is None:
+                    tid = self._bus.topic_info(topic)[0]
+                    # from the row holding the position (a packed row may start before it)
                     sql = self._sql[topic] = (
-                        f"SELECT rid, ts, key, value FROM t{self._bus.topic_info(topic)[0]} "
-                        "WHERE rid >= ? AND rid <= ? ORDER BY rid LIMIT ?"
+                        f"SELECT rid, ts, key, value, n FROM t{tid} WHERE rid >= COALESCE("
+                        f"(SELECT rid FROM t{tid} WHERE rid >= ?1 AND rid <= ?2 "
+                        "ORDER BY rid DESC LIMIT 1), ?2) AND rid <= ?3 ORDER BY rid LIMIT ?4"
                     )
-                rows = execute(
-                    sql, (rid_of(p, positions[tp]), rid_of(p, MAX_OFFSET), want)
-                ).fetchall()
-                if rows:
-                    out += [
-                        Message(topic, p, rid & MAX_OFFSET, key, value, ts)
-                        for rid, ts, key, value in rows
-                    ]
-                    positions[tp] = self._consumed[tp] = (rows[-1][0] & MAX_OFFSET) + 1
+                pos = positions[tp]
+                cursor = execute(
+                    sql, (rid_of(p, 0), rid_of(p, pos), rid_of(p, MAX_OFFSET), want + 1)
+                )
+                try:
+                    got = _expand(cursor, topic, p, pos, want)
+                finally:
+                    cursor.close()
+                if got:
+                    out += got
+                    positions[tp] = self._consumed[tp] = got[-1].offset + 1
         return out
 
     # -- committing -----------------------------------------------------------------------

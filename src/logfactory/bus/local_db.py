@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_OFFSET",
     "MAX_PARTITIONS",
+    "TOPIC_TABLE",
     "Db",
     "Entry",
     "as_bytes",
@@ -45,7 +46,8 @@ MAX_PARTITIONS = 1 << 22
 # One message waiting to be appended: (topic, key, value).
 Entry = tuple[str, bytes | None, bytes]
 
-_SCHEMA_VERSION = 2
+# 3: topic tables gained ``n`` (messages in the row, see logfactory.bus.local_batch)
+_SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE topics (
     name TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE, partitions INTEGER NOT NULL,
@@ -78,6 +80,16 @@ ALTER TABLE leases ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta VALUES ('epoch', 0);
 """
+# Version 2 stored one message a row; every row it wrote is a one-message row in version 3.
+# ``n``: messages in the row; ``size``: their value bytes when packed (NULL: LENGTH(value)).
+_ADD_ROW_COUNT = (
+    "ALTER TABLE t{tid} ADD COLUMN n INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE t{tid} ADD COLUMN size INTEGER",
+)
+TOPIC_TABLE = (
+    "CREATE TABLE t{tid} (rid INTEGER PRIMARY KEY, ts INTEGER NOT NULL, key BLOB, "
+    "value BLOB NOT NULL, n INTEGER NOT NULL DEFAULT 1, size INTEGER)"
+)
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _HAVE_PROC = os.path.isdir("/proc/self")
 
@@ -252,10 +264,14 @@ def init_schema(db: Db, path: Path) -> None:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)
-        elif version == 0 and tables >= _V1_TABLES:
-            for stmt in _MIGRATE_V1.split(";"):
-                if stmt.strip():
-                    c.execute(stmt)
+        elif version in (0, 2) and tables >= _V1_TABLES:
+            if version == 0:
+                for stmt in _MIGRATE_V1.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            for (tid,) in c.execute("SELECT id FROM topics").fetchall():
+                for stmt in _ADD_ROW_COUNT:
+                    c.execute(stmt.format(tid=int(tid)))
         elif version != _SCHEMA_VERSION:
             raise BusError(
                 f"{path} has bus schema {version}, this version needs "

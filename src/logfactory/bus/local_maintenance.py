@@ -3,13 +3,17 @@
 
 Both only ever delete rows: offsets of the remaining messages never change, and age and size
 retention delete only a prefix of a partition, so the low watermark is always the first row
-left. ``heads.bytes`` is kept exact by every deletion so size retention needs no scan.
+left. ``heads.bytes`` is kept exact by every deletion so size retention needs no scan. Both work
+on whole rows, so a packed row of several messages (:mod:`logfactory.bus.local_batch`) goes as
+one, except where size retention's cut falls inside one: that row is rewritten with the
+messages it keeps, so retention stays exact to the message.
 """
 
 from __future__ import annotations
 
 import sqlite3
 
+from logfactory.bus.local_batch import pack, unpack
 from logfactory.bus.local_db import MAX_OFFSET, Db, now_ms, rid_of
 
 __all__ = ["maintain"]
@@ -76,7 +80,8 @@ def _age_cutoff(c: sqlite3.Connection, tid: int, p: int, oldest_ms: int) -> int:
 
 
 def _size_cutoff(c: sqlite3.Connection, topic: str, tid: int, p: int, limit: int) -> int:
-    """First rid of partition ``p`` to keep so the kept values total at most ``limit`` bytes."""
+    """First rid of partition ``p`` to keep so the kept values total at most ``limit`` bytes
+    (inside a packed row when the cut falls there)."""
     (size,) = c.execute(
         "SELECT bytes FROM heads WHERE topic=? AND partition=?", (topic, p)
     ).fetchone()
@@ -84,30 +89,78 @@ def _size_cutoff(c: sqlite3.Connection, topic: str, tid: int, p: int, limit: int
     cut = rid_of(p, 0)
     if excess <= 0:
         return cut
-    for rid, length in c.execute(
-        f"SELECT rid, LENGTH(value) FROM t{tid} WHERE rid >= ? AND rid <= ? ORDER BY rid",
+    rows = c.execute(
+        f"SELECT rid, n, COALESCE(size, LENGTH(value)) FROM t{tid} "
+        "WHERE rid >= ? AND rid <= ? ORDER BY rid",
         (rid_of(p, 0), rid_of(p, MAX_OFFSET)),
-    ):
-        excess -= int(length)
-        cut = int(rid) + 1
-        if excess <= 0:
-            break
+    )
+    try:
+        for rid, n, length in rows:
+            if n > 1 and length > excess:  # the cut falls inside this packed row
+                for i, value_bytes in enumerate(_value_sizes(c, topic, tid, p, rid, n)):
+                    excess -= value_bytes
+                    if excess <= 0:
+                        return int(rid) + i + 1
+            excess -= int(length)
+            cut = int(rid) + int(n)
+            if excess <= 0:
+                break
+    finally:
+        rows.close()
     return cut
 
 
+def _value_sizes(
+    c: sqlite3.Connection, topic: str, tid: int, p: int, rid: int, n: int
+) -> list[int]:
+    (value,) = c.execute(f"SELECT value FROM t{tid} WHERE rid=?", (rid,)).fetchone()
+    return [len(v) for _k, v in unpack(value, n, f"{topic}[{p}] offset {rid & MAX_OFFSET}")]
+
+
 def _delete_prefix(c: sqlite3.Connection, topic: str, tid: int, p: int, cut: int) -> int:
-    """Delete partition ``p``'s rows before ``cut``; keep ``heads.bytes`` exact."""
+    """Delete partition ``p``'s messages before rid ``cut``; keep ``heads.bytes`` exact."""
     lo = rid_of(p, 0)
     if cut <= lo:
         return 0
-    count, size = c.execute(
-        f"SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM t{tid} WHERE rid >= ? AND rid < ?",
+    count, size = _trim_packed_row(c, topic, tid, p, lo, cut)
+    rows, row_size = c.execute(
+        f"SELECT COALESCE(SUM(n), 0), COALESCE(SUM(COALESCE(size, LENGTH(value))), 0) "
+        f"FROM t{tid} WHERE rid >= ? AND rid < ?",
         (lo, cut),
     ).fetchone()
-    if count:
+    if rows:
         c.execute(f"DELETE FROM t{tid} WHERE rid >= ? AND rid < ?", (lo, cut))
+    count, size = count + int(rows), size + int(row_size)
+    if size:
         c.execute(
             "UPDATE heads SET bytes = bytes - ? WHERE topic=? AND partition=?",
-            (int(size), topic, p),
+            (size, topic, p),
         )
-    return int(count)
+    return count
+
+
+def _trim_packed_row(
+    c: sqlite3.Connection, topic: str, tid: int, p: int, lo: int, cut: int
+) -> tuple[int, int]:
+    """A packed row holding messages on both sides of ``cut`` is rewritten at ``cut`` with the
+    messages it keeps, so the caller deletes only whole rows; (messages, bytes) dropped."""
+    row = c.execute(
+        f"SELECT rid, ts, value, n FROM t{tid} WHERE rid >= ? AND rid < ? "
+        "ORDER BY rid DESC LIMIT 1",
+        (lo, cut),
+    ).fetchone()
+    if row is None or int(row[0]) + int(row[3]) <= cut:
+        return 0, 0
+    rid, ts, value, n = int(row[0]), int(row[1]), bytes(row[2]), int(row[3])
+    pairs = unpack(value, n, f"{topic}[{p}] offset {rid & MAX_OFFSET}")
+    dropped, kept = pairs[: cut - rid], pairs[cut - rid :]
+    c.execute(f"DELETE FROM t{tid} WHERE rid=?", (rid,))
+    if len(kept) == 1:
+        c.execute(f"INSERT INTO t{tid} VALUES (?,?,?,?,1,NULL)", (cut, ts, *kept[0]))
+    else:
+        kept_size = sum(len(v) for _k, v in kept)
+        c.execute(
+            f"INSERT INTO t{tid} VALUES (?,?,NULL,?,?,?)",
+            (cut, ts, pack(kept), len(kept), kept_size),
+        )
+    return len(dropped), sum(len(v) for _k, v in dropped)

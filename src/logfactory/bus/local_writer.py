@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import itertools
 import os
 import select
 import signal
@@ -61,6 +62,8 @@ _LEN = struct.Struct("<I")
 _FAILED = -1
 _PIPE_BYTES = 1 << 20  # a bigger pipe: fewer wake-ups on both sides when Linux allows it
 _START_TIMEOUT_S = 60.0
+_BYTES = frozenset({bytes})
+_KEY_TYPES = frozenset({bytes, type(None)})
 
 
 def _grow_pipe(fd: int) -> None:
@@ -163,6 +166,32 @@ class OffloadProducer:
             queue = self._queue
             queue.append((topic, key, value))
             if len(queue) == 1:  # the sender may be asleep on an empty queue
+                self._cond.notify_all()
+
+    def produce_many(
+        self, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None]
+    ) -> None:
+        """``produce(topic, value, key)`` for each value and key in step, taking the lock once:
+        a collector hands a file chunk's lines over in one call. Waits for room once, before
+        the run (so the backlog may pass ``max_buffered`` by one run)."""
+        if len(values) != len(keys):
+            raise ValueError(f"{len(values)} values but {len(keys)} keys")
+        if not set(map(type, values)) <= _BYTES or not set(map(type, keys)) <= _KEY_TYPES:
+            pairs = [as_bytes(v, k) for v, k in zip(values, keys, strict=True)]
+            values, keys = [v for v, _k in pairs], [k for _v, k in pairs]
+        if topic not in self._topics:
+            self._bus.topic_info(topic)
+            self._topics.add(topic)
+        with self._lock:
+            if not self._usable:
+                self._raise_unusable()
+            if self._produced >= self._room:
+                self._wait_for_room()
+            queue = self._queue
+            was_empty = not queue
+            queue += zip(itertools.repeat(topic), keys, values)
+            self._produced += len(values)
+            if was_empty and queue:
                 self._cond.notify_all()
 
     @property

@@ -37,7 +37,7 @@ from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Source
 from logfactory.collect.sources.build import AGENT_TYPES, build_source
 from logfactory.collect.spool import SpoolingProducer
 from logfactory.config import Config, SourceConfig, parse_duration, parse_size
-from logfactory.record import Record, encode_record
+from logfactory.record import Record, encode_record, encode_records
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
 
@@ -53,6 +53,58 @@ YIELD_EVERY = 64
 BACKLOG_HIGH = 60_000
 BACKLOG_LOW = 30_000
 BACKLOG_MAX_WAIT_S = 1.0  # then produce anyway: a broken producer raises there, loudly
+
+
+class _Emitter:
+    """A source's :class:`~logfactory.collect.sources.base.Emit`: encodes records onto the raw
+    topic (keyed by host), counts them, yields to the event loop every ``YIELD_EVERY``
+    records and holds the source back while the producer's backlog is above
+    ``BACKLOG_HIGH``."""
+
+    def __init__(self, producer: Producer, pending: Callable[[], int] | None, counts: list[int]):
+        self._produce = producer.produce
+        self._produce_many: (
+            Callable[[str, Sequence[bytes], Sequence[bytes | None]], None] | None
+        ) = getattr(producer, "produce_many", None)
+        self._pending = pending
+        self.counts = counts  # received, bytes, and both as last published
+
+    async def __call__(self, record: Record) -> None:
+        value = encode_record(record)
+        self._produce(RAW_TOPIC, value, record.host.encode())
+        counts = self.counts
+        counts[0] += 1
+        counts[1] += len(value)
+        if counts[0] % YIELD_EVERY:
+            return
+        await self._pace()
+
+    async def many(self, records: Sequence[Record]) -> None:
+        values = encode_records(records)
+        hosts = {r.host for r in records}
+        if len(hosts) == 1:  # one file, one host: the usual case
+            keys: list[bytes | None] = [hosts.pop().encode()] * len(values)
+        else:
+            keys = [r.host.encode() for r in records]
+        if self._produce_many is not None:
+            self._produce_many(RAW_TOPIC, values, keys)
+        else:
+            produce = self._produce
+            for value, key in zip(values, keys, strict=True):
+                produce(RAW_TOPIC, value, key)
+        counts = self.counts
+        counts[0] += len(values)
+        counts[1] += sum(map(len, values))
+        await self._pace()
+
+    async def _pace(self) -> None:
+        pending = self._pending
+        if pending is not None and pending() > BACKLOG_HIGH:
+            deadline = time.monotonic() + BACKLOG_MAX_WAIT_S
+            while pending() > BACKLOG_LOW and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+        else:
+            await asyncio.sleep(0)
 
 
 class Agent:
@@ -134,27 +186,7 @@ class Agent:
 
     # -- emitting --------------------------------------------------------------------------
     def _emitter(self, name: str) -> Emit:
-        produce = self.producer.produce
-        encode = encode_record
-        pending = self._pending
-        counts = self._counts.setdefault(name, [0, 0, 0, 0])
-        topic = RAW_TOPIC
-
-        async def emit(record: Record) -> None:
-            value = encode(record)
-            produce(topic, value, record.host.encode())
-            counts[0] += 1
-            counts[1] += len(value)
-            if counts[0] % YIELD_EVERY:
-                return
-            if pending is not None and pending() > BACKLOG_HIGH:
-                deadline = time.monotonic() + BACKLOG_MAX_WAIT_S
-                while pending() > BACKLOG_LOW and time.monotonic() < deadline:
-                    await asyncio.sleep(0.005)
-            else:
-                await asyncio.sleep(0)
-
-        return emit
+        return _Emitter(self.producer, self._pending, self._counts.setdefault(name, [0, 0, 0, 0]))
 
     def _flush_stats(self) -> None:
         for name, c in self._counts.items():

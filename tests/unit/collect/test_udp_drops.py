@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -68,9 +69,15 @@ def test_a_source_reports_what_the_kernel_dropped(
     release = asyncio.Event()
     sent = 2000
 
-    async def emit(record: Record) -> None:
-        await release.wait()
-        got.append(record)
+    class Emit:  # the agent's emit, reduced to waiting for ``release`` and keeping records
+        async def __call__(self, record: Record) -> None:
+            await self.many([record])
+
+        async def many(self, records: Sequence[Record]) -> None:
+            await release.wait()
+            got.extend(records)
+
+    emit = Emit()
 
     async def main() -> None:
         stop = asyncio.Event()

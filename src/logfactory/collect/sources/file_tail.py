@@ -7,7 +7,8 @@ unterminated last line is held (``Tail.rest``) until its newline arrives, or unt
 finds it idle and calls :meth:`LineFramer.rest` (then it is delivered as it is, and whatever is
 appended later starts a new line). A line longer than ``max_frame_bytes`` is emitted in pieces
 of that size with ``meta["truncated"]=True`` (each with its own offset), so one runaway line
-cannot take unbounded memory. Every record carries ``meta = {"path", "offset"}``.
+cannot take unbounded memory. Every record carries ``meta = {"path", "offset"}``; the lines of
+one read share its receive time and go to ``emit.many`` in runs of ``RUN_RECORDS``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from logfactory.collect.sources.base import Emit
+from logfactory.collect.sources.base import RUN_RECORDS, Emit
 from logfactory.collect.sources.file_lineage import WINDOW, Mark
-from logfactory.record import make_record
+from logfactory.record import Record, make_record, now_ns
 
 __all__ = ["Key", "LineFramer", "Tail", "slide"]
 
@@ -72,18 +73,40 @@ class LineFramer:
         t.rest = rest = lines.pop()
         t.base = off + len(buf) - len(rest)
         tag, host, path, limit = self.tag, self.host, t.path, self.limit
+        received = now_ns()  # one read, one receive time
+        run: list[Record] = []
         for line in lines:
             nxt = off + len(line) + 1
             if line[-1:] == b"\r":
                 line = line[:-1]
             if len(line) > limit:
+                if run:
+                    t.emitted = off  # many() produces before it first waits
+                    await emit.many(run)
+                    run = []
                 await self.pieces(line, off, path, emit)
+                t.emitted = nxt
             elif line:
-                await emit(make_record(tag, host, line, {"path": path, "offset": off}))
-            t.emitted = off = nxt
-            if stop.is_set():
-                slide(t, buf, off - start)
-                return False
+                try:
+                    text = line.decode()
+                except UnicodeDecodeError:
+                    run.append(make_record(tag, host, line, {"path": path, "offset": off}))
+                else:
+                    run.append(Record(tag, host, received, text, {"path": path, "offset": off}))
+            off = nxt
+            if len(run) >= RUN_RECORDS:
+                t.emitted = off
+                await emit.many(run)
+                run = []
+                if stop.is_set():
+                    slide(t, buf, off - start)
+                    return False
+        t.emitted = off
+        if run:
+            await emit.many(run)
+        if stop.is_set():
+            slide(t, buf, off - start)
+            return False
         slide(t, buf, t.base - start)
         if len(rest) > limit:
             # no newline in sight: hand on what cannot be held, keep the last partial piece

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
-from logfactory.collect.sources.base import Emit, parse_listen
+from logfactory.collect.sources.base import RUN_RECORDS, Emit, parse_listen
 from logfactory.collect.sources.framing import FrameDecoder
 from logfactory.collect.sources.syslog_udp import UdpReader, open_udp_socket, udp_drops
 from logfactory.collect.tls import TlsServerProtocol, server_context
@@ -50,6 +50,18 @@ log = logging.getLogger(__name__)
 DROP_POLL_S = 1.0
 QUEUE_HIGH = 20_000
 QUEUE_LOW = 5_000
+
+
+def _take(queue: deque[Record]) -> list[Record]:
+    """Up to ``RUN_RECORDS`` records from the front of ``queue``."""
+    if len(queue) <= RUN_RECORDS:
+        run = list(queue)
+        queue.clear()
+        return run
+    popleft = queue.popleft
+    return [popleft() for _ in range(RUN_RECORDS)]
+
+
 PEER_CACHE_MAX = 4096  # UDP senders remembered (address text, meta); cleared when full
 _UdpReader = UdpReader  # the name this module had for it (tests patch its BATCH here)
 
@@ -268,7 +280,7 @@ class SyslogSource:
                 await srv.wait_closed()
         # everything accepted before the stop goes out
         while self._queue:
-            await emit(self._queue.popleft())
+            await emit.many(_take(self._queue))
 
     def _tls_protocol(self) -> TlsServerProtocol:
         assert self.tls is not None
@@ -300,7 +312,7 @@ class SyslogSource:
         queue = self._queue
         while not stop.is_set():
             while queue:
-                await emit(queue.popleft())
+                await emit.many(_take(queue))
                 if self._paused and len(queue) <= QUEUE_LOW:
                     self._resume()
                 if stop.is_set():
