@@ -171,7 +171,7 @@ class SourceConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True)
     tls_key: str | None = None
     tls_ca: str | None = None  # PEM of CAs whose client certificates are accepted
     tls_verify_client: bool = False  # mutual TLS: a client certificate signed by tls_ca required
-    udp_rcvbuf: int = 8 * 1024 * 1024  # SO_RCVBUF of UDP sockets (bytes); larger = fewer drops
+    udp_rcvbuf: int = 32 * 1024 * 1024  # SO_RCVBUF of UDP sockets (bytes); larger = fewer drops
     # -- snmp --
     communities: list[str] = []  # v1/v2c communities accepted (empty: v1/v2c refused)
     v3_users: list[SnmpV3User] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -43,6 +44,20 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+GC_FIRST_GENERATION = 20_000  # allocations between young collections (CPython's default: 700)
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper cycle collections for a process that allocates per record.
+
+    Everything alive at start (modules, configuration, compiled patterns) is frozen out of
+    the collector's view, and the young generation is collected every 20,000 allocations
+    instead of 700: at 100,000 datagrams a second CPython's defaults spent a measurable share
+    of the collector's core walking the same long-lived objects again and again."""
+    gc.freeze()
+    gc.set_threshold(GC_FIRST_GENERATION, 10, 10)
+
+
 def run_event_loop(main: Coroutine[Any, Any, _T]) -> _T:
     """Run ``main`` on uvloop (libuv), unless ``LOGFACTORY_EVENT_LOOP=asyncio``.
 
@@ -51,6 +66,7 @@ def run_event_loop(main: Coroutine[Any, Any, _T]) -> _T:
     difference between one core receiving ~50k and ~100k syslog lines a second. The plain
     loop stays one variable away for debugging (asyncio's debug mode, tracebacks).
     """
+    tune_gc()
     if os.environ.get("LOGFACTORY_EVENT_LOOP", "uvloop") != "asyncio":
         import uvloop
 

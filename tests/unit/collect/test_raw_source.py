@@ -238,7 +238,7 @@ def test_stream_framing_matches_the_model_for_any_bytes(chunks: list[bytes], lim
 def test_datagrams_match_the_model_for_any_bytes(data: bytes, limit: int) -> None:
     registry = StatsRegistry("t")
     src = RawSource(raw_config(max_frame_bytes=limit), registry=registry)
-    src.on_datagram(data, ("10.0.0.9", 5000), False)
+    src.on_datagrams([(data, ("10.0.0.9", 5000))], 1 << 17)
     lines, rejected = split_model(data, limit)
     assert [r.raw or r.line.encode() for r in src._queue] == lines
     assert {r.host for r in src._queue} <= {"10.0.0.9"}

@@ -76,6 +76,31 @@ def test_header_host_agrees_with_the_one_pattern_definition(
     assert header_host(frame) == _oracle(frame)
 
 
+@pytest.mark.parametrize(
+    "frames",
+    [
+        # same memo prefix, then different bytes: each answer must still be the oracle's
+        [
+            b"<13>Nov 22 00:15:51 db02 sshd[1]: a",
+            b"<13>Nov 22 00:15:51 db02 x",
+            b"<13>Nov 22 00:15:51 db02 ",
+        ],
+        [b"<13>Nov 22 00:15:51.5 db02 a", b"<13>Nov 22 00:15:51.5 other b"],
+        [b"<13>1 2026-11-22T00:15:51Z web01 app", b"<13>1 2026-11-22T00:15:51Z web02 app"],
+        [b"<13>2026-11-22T00:15:51Z relay1 tag: x", b"<13>2026-11-22T00:15:51Z relay2 tag: x"],
+        [
+            b"<13>Nov 22 00:15:51 cron: local",
+            b"<13>Nov 22 00:15:51 cron: other",
+            b"<13>Nov 22 00:15:51 cron:\tx",
+        ],
+        [b"<13>Nov 22 00:15:51 db02\tx y", b"<13>Nov 22 00:15:51 db02\ty z"],
+    ],
+)
+def test_header_host_memo_never_answers_for_a_different_header(frames: list[bytes]) -> None:
+    for _ in range(2):  # the second round answers from the memo where it may
+        assert [header_host(f) for f in frames] == [_oracle(f) for f in frames]
+
+
 def test_parse_listen() -> None:
     assert parse_listen("127.0.0.1:514") == ("127.0.0.1", 514)
     assert parse_listen("[::1]:6514") == ("::1", 6514)

@@ -36,21 +36,22 @@ class RawSource(SyslogSource):
         # a datagram holds lines, each bounded on its own: read all of it
         return _MAX_DATAGRAM
 
-    def on_datagram(self, data: bytes, addr: Any, cut: bool) -> None:
-        ip = str(addr[0])
-        peer = f"{ip}:{addr[1]}"
+    def on_datagrams(self, grams: list[tuple[bytes, Any]], bufsize: int) -> None:
         limit = self.max_frame_bytes
-        if b"\0" in data:
-            data = data.replace(b"\0", b"\n")
-        for line in data.split(b"\n") if b"\n" in data else (data,):
-            if line[-1:] == b"\r":
-                line = line[:-1]
-            if not line:
-                continue
-            if len(line) > limit:
-                self.reject(f"line of {len(line)} bytes exceeds max_frame_bytes={limit}", peer)
-                continue
-            self.push(line, ip, {"peer": peer, "transport": "udp"})
+        for data, addr in grams:
+            ip = str(addr[0])
+            peer = f"{ip}:{addr[1]}"
+            if b"\0" in data:
+                data = data.replace(b"\0", b"\n")
+            for line in data.split(b"\n") if b"\n" in data else (data,):
+                if line[-1:] == b"\r":
+                    line = line[:-1]
+                if not line:
+                    continue
+                if len(line) > limit:
+                    self.reject(f"line of {len(line)} bytes exceeds max_frame_bytes={limit}", peer)
+                    continue
+                self.push(line, ip, {"peer": peer, "transport": "udp"})
 
     def push(self, frame: bytes, peer_ip: str, meta: dict[str, Any]) -> None:
         self._queue.append(make_record(self.tag, peer_ip, frame, meta))

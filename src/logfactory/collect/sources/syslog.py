@@ -4,9 +4,10 @@ TCP is served by asyncio protocols, not stream readers: a read of many frames co
 ``FrameDecoder.feed`` call and one regex per frame, which is what a 100,000 lines/s target needs.
 UDP is read by a reader callback that drains the socket in batches (:mod:`.syslog_udp`).
 Protocol callbacks cannot await, so they append Records to one queue per source and a pump task
-awaits ``emit`` for each. When that queue passes ``QUEUE_HIGH`` the sockets that fill it stop
-being read (TCP: the sender is slowed by flow control; UDP: the 8 MiB kernel buffer absorbs the
-burst) until the pump has brought it under ``QUEUE_LOW`` again; memory stays bounded either way.
+hands them to ``emit.many`` in runs. When that queue passes ``QUEUE_HIGH`` the sockets that fill
+it stop being read (TCP: the sender is slowed by flow control; UDP: the 32 MiB kernel buffer
+absorbs the burst) until the pump has brought it under ``QUEUE_LOW`` again; memory stays
+bounded either way.
 
 ``Record.host`` is the HOSTNAME of the syslog header when it can be had with one anchored regex
 (RFC 5424's third token; RFC 3164's token after ``Mmm dd hh:mm:ss`` or after an RFC 3339 time),
@@ -40,7 +41,7 @@ from logfactory.collect.sources.framing import FrameDecoder
 from logfactory.collect.sources.syslog_udp import UdpReader, open_udp_socket, udp_drops
 from logfactory.collect.tls import TlsServerProtocol, server_context
 from logfactory.config import SourceConfig
-from logfactory.record import Record, make_record
+from logfactory.record import Record, make_record, now_ns
 from logfactory.stats import StatsRegistry
 
 __all__ = ["SyslogSource", "header_host", "udp_drops"]
@@ -70,6 +71,7 @@ _RFC5424 = re.compile(rb"<\d{1,3}>\d{1,2} \S+ (\S+)")  # VERSION SP TIMESTAMP SP
 _RFC3164 = re.compile(rb"<\d{1,3}>[A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d(?:\.\d+)? (\S+)")
 _RFC3339 = re.compile(rb"<\d{1,3}>\d{4}-\d\d-\d\dT\S+ (\S+)")  # 3164 with an RFC 3339 time
 _HOSTS: dict[bytes, str | None] = {}  # header token -> host (or None): a few thousand hosts
+_HEADERS: dict[bytes, str] = {}  # header prefix -> host, "" for none (see header_host)
 _HOSTS_MAX = 8192
 
 
@@ -77,30 +79,47 @@ def header_host(frame: bytes) -> str | None:
     """The HOSTNAME of a syslog header, or None when there is none to be had cheaply.
 
     A token ending in ``:`` or holding ``[`` is the TAG of a header without a hostname (what
-    local programs send), not a host."""
+    local programs send), not a host.
+
+    Memoised on the frame's first bytes up to the first space at least 16 bytes past the PRI
+    (for RFC 3164, ``<PRI>Mmm dd hh:mm:ss HOST`` and its space): a pattern's match depends only on
+    the bytes it read, so a match whose token and the byte ending it lie inside that prefix is
+    the answer for every frame starting with the same prefix. One host sends many lines a
+    second, so a regular expression runs about once per host and second instead of per line."""
     end = frame.find(b">", 1, 5)
     if end < 0 or len(frame) <= end + 1:
         return None
+    cut = frame.find(b" ", end + 17)
+    if cut > 0:
+        known = _HEADERS.get(frame[: cut + 1])
+        if known is not None:
+            return known or None  # "": a header without a host
     first = frame[end + 1]
     if 0x41 <= first <= 0x5A:  # A-Z: a month name
         m = _RFC3164.match(frame)
+        alone = True
     elif 0x30 <= first <= 0x39:  # a digit: a 5424 version, else a 4-digit year
-        m = _RFC5424.match(frame) or _RFC3339.match(frame)
+        m = _RFC5424.match(frame)
+        alone = m is not None  # a 5424 miss may have read past the prefix: not memoised
+        m = m or _RFC3339.match(frame)
     else:
         return None
     if m is None:
         return None
     token = m.group(1)
-    try:
-        return _HOSTS[token]
-    except KeyError:
-        pass
-    host = None
-    if token != b"-" and not token.endswith(b":") and b"[" not in token:
-        host = token.decode("utf-8", "replace")
-    if len(_HOSTS) >= _HOSTS_MAX:
-        _HOSTS.clear()
-    _HOSTS[token] = host
+    if token in _HOSTS:
+        host = _HOSTS[token]
+    else:
+        host = None
+        if token != b"-" and not token.endswith(b":") and b"[" not in token:
+            host = token.decode("utf-8", "replace")
+        if len(_HOSTS) >= _HOSTS_MAX:
+            _HOSTS.clear()
+        _HOSTS[token] = host
+    if alone and cut > 0 and m.end(1) <= cut:
+        if len(_HEADERS) >= _HOSTS_MAX:
+            _HEADERS.clear()
+        _HEADERS[frame[: cut + 1]] = host or ""
     return host
 
 
@@ -205,24 +224,36 @@ class SyslogSource:
         # one byte more than a datagram may have (with LF/CR/NUL): a full buffer means too big
         return min(65536, self.max_frame_bytes + 4)
 
-    def on_datagram(self, data: bytes, addr: Any, cut: bool) -> None:
-        """One datagram is one record; a trailing LF/CR/NUL is not part of the message.
-        ``cut``: the kernel truncated it to :meth:`udp_bufsize`."""
-        data = data.rstrip(b"\r\n\0")
-        if not data:
-            return
-        known = self._peers.get(addr)
-        if known is None:  # a sender's address text and meta are made once, not per datagram
-            ip = str(addr[0])
-            known = (ip, {"peer": f"{ip}:{addr[1]}", "transport": "udp"})
-            if len(self._peers) >= PEER_CACHE_MAX:
-                self._peers.clear()
-            self._peers[addr] = known
-        limit = self.max_frame_bytes
-        if cut or len(data) > limit:
-            self.reject(f"datagram of {len(data)} bytes or more exceeds {limit}", known[1]["peer"])
-            return
-        self.push(data, known[0], known[1])  # records share the meta dict: it is read-only
+    def on_datagrams(self, grams: list[tuple[bytes, Any]], bufsize: int) -> None:
+        """One datagram is one record; a trailing LF/CR/NUL is not part of the message. The
+        datagrams of one wake-up share a receive time; a datagram of ``bufsize`` bytes was
+        truncated by the kernel and is rejected like an oversized one."""
+        peers, limit, tag = self._peers, self.max_frame_bytes, self.tag
+        received = now_ns()
+        append = self._queue.append
+        for data, addr in grams:
+            cut = len(data) == bufsize
+            data = data.rstrip(b"\r\n\0")
+            if not data:
+                continue
+            known = peers.get(addr)
+            if known is None:  # a sender's address text and meta are made once, not per datagram
+                ip = str(addr[0])
+                known = (ip, {"peer": f"{ip}:{addr[1]}", "transport": "udp"})
+                if len(peers) >= PEER_CACHE_MAX:
+                    peers.clear()
+                peers[addr] = known
+            if cut or len(data) > limit:
+                self.reject(
+                    f"datagram of {len(data)} bytes or more exceeds {limit}", known[1]["peer"]
+                )
+                continue
+            host = header_host(data) or known[0]
+            try:  # records share the meta dict: it is read-only
+                append(Record(tag, host, received, data.decode(), known[1]))
+            except UnicodeDecodeError:
+                append(make_record(tag, host, data, known[1], received))
+        self._wake.set()
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:

@@ -3,7 +3,8 @@
 The socket asks for ``udp_rcvbuf`` bytes of receive buffer (``SO_RCVBUFFORCE`` when privileged,
 else ``SO_RCVBUF`` capped by ``net.core.rmem_max``; a smaller buffer is logged, not refused).
 :class:`UdpReader` reads it straight from a readiness callback, up to ``BATCH`` datagrams per
-wake-up, and hands each to the listener's ``on_datagram``; when the listener's queue is over
+wake-up, and hands them to the listener's ``on_datagrams`` together (one call, one receive
+time per wake-up rather than per datagram); when the listener's queue is over
 its high mark it pauses the reader, and the kernel buffer absorbs the burst.
 
 UDP loss in the kernel (receive buffer full) is read from the socket's ``drops`` column in
@@ -38,7 +39,7 @@ class DatagramSink(Protocol):
 
     def udp_bufsize(self) -> int: ...
 
-    def on_datagram(self, data: bytes, addr: Any, cut: bool) -> None: ...
+    def on_datagrams(self, grams: list[tuple[bytes, Any]], bufsize: int) -> None: ...
 
     def over_high(self) -> bool: ...
 
@@ -98,7 +99,8 @@ def udp_drops(sock: socket.socket) -> int | None:
 
 class UdpReader:
     """Reads datagrams straight from a non-blocking socket, up to ``BATCH`` per wake-up, and
-    hands each to the source's ``on_datagram``.
+    hands them to the source's ``on_datagrams`` (a datagram as long as the buffer, ``bufsize``,
+    was truncated by the kernel).
 
     Not an asyncio DatagramProtocol on purpose: CPython's datagram transport makes one
     ``recvfrom`` per event-loop iteration, which caps a listener far below 100,000 datagrams/s;
@@ -121,17 +123,19 @@ class UdpReader:
     def _ready(self) -> None:
         src = self.source
         recv = self.sock.recvfrom
-        handle = src.on_datagram
         bufsize = self.bufsize
+        grams: list[tuple[bytes, Any]] = []
+        append = grams.append
         for _ in range(self.BATCH):
             try:
-                data, addr = recv(bufsize)
+                append(recv(bufsize))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # e.g. ICMP errors surfacing; the socket stays usable
                 log.debug("%s source %r: UDP error %s", src.kind, src.name, exc)
                 break
-            handle(data, addr, len(data) == bufsize)  # a full buffer: the kernel truncated it
+        if grams:
+            src.on_datagrams(grams, bufsize)
         if src.over_high():
             src.pause(self)
 
