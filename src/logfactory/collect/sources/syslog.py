@@ -73,6 +73,7 @@ _RFC3339 = re.compile(rb"<\d{1,3}>\d{4}-\d\d-\d\dT\S+ (\S+)")  # 3164 with an RF
 _HOSTS: dict[bytes, str | None] = {}  # header token -> host (or None): a few thousand hosts
 _HEADERS: dict[bytes, str] = {}  # header prefix -> host, "" for none (see header_host)
 _HOSTS_MAX = 8192
+_MEMO_FROM = 21  # where a 3164 HOSTNAME starts after a three-digit PRI; never past its end
 
 
 def header_host(frame: bytes) -> str | None:
@@ -81,19 +82,20 @@ def header_host(frame: bytes) -> str | None:
     A token ending in ``:`` or holding ``[`` is the TAG of a header without a hostname (what
     local programs send), not a host.
 
-    Memoised on the frame's first bytes up to the first space at least 16 bytes past the PRI
-    (for RFC 3164, ``<PRI>Mmm dd hh:mm:ss HOST`` and its space): a pattern's match depends only on
-    the bytes it read, so a match whose token and the byte ending it lie inside that prefix is
-    the answer for every frame starting with the same prefix. One host sends many lines a
-    second, so a regular expression runs about once per host and second instead of per line."""
-    end = frame.find(b">", 1, 5)
-    if end < 0 or len(frame) <= end + 1:
-        return None
-    cut = frame.find(b" ", end + 17)
+    Memoised on the frame's first bytes up to the first space from byte ``_MEMO_FROM`` on (for
+    RFC 3164 with any PRI, ``<PRI>Mmm dd hh:mm:ss HOST`` and the space after it): a pattern's
+    match depends only on the bytes it read, so a match whose token and the byte ending it lie
+    inside that prefix is the answer for every frame starting with the same prefix. One host
+    sends many lines a second, so a regular expression runs about once per host and second
+    instead of once per line."""
+    cut = frame.find(b" ", _MEMO_FROM)
     if cut > 0:
         known = _HEADERS.get(frame[: cut + 1])
         if known is not None:
             return known or None  # "": a header without a host
+    end = frame.find(b">", 1, 5)
+    if end < 0 or len(frame) <= end + 1:
+        return None
     first = frame[end + 1]
     if 0x41 <= first <= 0x5A:  # A-Z: a month name
         m = _RFC3164.match(frame)
