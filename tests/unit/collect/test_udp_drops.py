@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 import logfactory.collect.sources.syslog as syslog_module
 from logfactory.collect.sources.raw import RawSource
 from logfactory.collect.sources.syslog import SyslogSource, udp_drops
+from logfactory.collect.sources.syslog_udp import open_udp_socket
 from logfactory.config import SourceConfig
 from logfactory.record import Record
 from logfactory.stats import StatsRegistry
@@ -104,3 +107,30 @@ def test_a_source_reports_what_the_kernel_dropped(
     assert src.dropped > 0
     assert len(got) + src.dropped == sent
     assert registry.snapshot()["counters"]["source:u"] == {"dropped": src.dropped}
+
+
+def _may_force_buffers() -> bool:
+    """CAP_NET_ADMIN (bit 12 of the effective set) lets a process pass net.core.rmem_max."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 12 & 1)
+    return False
+
+
+def test_the_receive_buffer_passes_rmem_max_when_privileged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    want = 2 * rmem_max
+    with caplog.at_level(logging.INFO, logger="logfactory.collect.sources.syslog"):
+        sock = open_udp_socket("127.0.0.1", 0, want, "syslog", "big")
+    try:
+        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports 2x
+    finally:
+        sock.close()
+    if _may_force_buffers():
+        assert got == want
+        assert "receive buffer" not in caplog.text
+    else:  # capped, and the log says how to lift the cap
+        assert got == rmem_max
+        assert "raise net.core.rmem_max" in caplog.text
