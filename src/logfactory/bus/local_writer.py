@@ -42,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,19 +154,7 @@ class OffloadProducer:
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         if type(value) is not bytes or (key is not None and type(key) is not bytes):
             value, key = as_bytes(value, key)
-        if topic not in self._topics:
-            self._bus.topic_info(topic)  # creates a missing topic here: the child never does
-            self._topics.add(topic)
-        with self._lock:
-            if not self._usable:
-                self._raise_unusable()
-            if self._produced >= self._room:
-                self._wait_for_room()
-            self._produced += 1
-            queue = self._queue
-            queue.append((topic, key, value))
-            if len(queue) == 1:  # the sender may be asleep on an empty queue
-                self._cond.notify_all()
+        self._enqueue(topic, ((topic, key, value),), 1)
 
     def produce_many(
         self, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None]
@@ -179,8 +167,12 @@ class OffloadProducer:
         if not set(map(type, values)) <= _BYTES or not set(map(type, keys)) <= _KEY_TYPES:
             pairs = [as_bytes(v, k) for v, k in zip(values, keys, strict=True)]
             values, keys = [v for v, _k in pairs], [k for _v, k in pairs]
+        self._enqueue(topic, zip(itertools.repeat(topic), keys, values), len(values))
+
+    def _enqueue(self, topic: str, entries: Iterable[Entry], count: int) -> None:
+        """Queue ``count`` entries for the sender under one lock, waiting for room first."""
         if topic not in self._topics:
-            self._bus.topic_info(topic)
+            self._bus.topic_info(topic)  # creates a missing topic here: the child never does
             self._topics.add(topic)
         with self._lock:
             if not self._usable:
@@ -189,9 +181,9 @@ class OffloadProducer:
                 self._wait_for_room()
             queue = self._queue
             was_empty = not queue
-            queue += zip(itertools.repeat(topic), keys, values)
-            self._produced += len(values)
-            if was_empty and queue:
+            queue += entries
+            self._produced += count
+            if was_empty and queue:  # the sender may be asleep on an empty queue
                 self._cond.notify_all()
 
     @property
