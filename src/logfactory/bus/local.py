@@ -239,7 +239,7 @@ class LocalBus:
     ) -> LocalProducer | OffloadProducer:
         """``patient`` is accepted for the bus contract and ignored: local writes never time
         out (a failed write is an error, not a wait). ``offload``: the SQLite appends run in a
-        child process (:mod:`logfactory.bus.local_writer`), so a busy producing process (a
+        child process (:mod:`logfactory.bus.local_writer_process`), so a busy producing process (a
         collector) keeps its own core for itself."""
         if offload:
             return OffloadProducer(self, max_buffered=max_buffered)

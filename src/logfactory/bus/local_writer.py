@@ -4,10 +4,11 @@ Why: a collector is one Python process, and with :class:`~logfactory.bus.local.L
 its source, its emit loop and the SQLite appends share one GIL, so it can never use more than
 one core. :class:`OffloadProducer` keeps only the cheap part in the caller's process - resolving
 the topic (topics are created here, never in the child) and queueing the message - and ships
-batches to ``python -m logfactory.bus.local_writer``, which appends them with the same code
+batches to ``python -m logfactory.bus.local_writer_process``, which appends them with the same code
 path (``LocalBus._append``) as the in-process producer.
 
-Protocol (private to this module; parent and child always come from the same installation):
+Protocol (private to this module and :mod:`~logfactory.bus.local_writer_process`, the child; parent
+and child always come from the same installation):
 
 * parent -> child, on the child's stdin: frames of ``<u32 payload length><u32 count>`` then a
   msgpack array of ``[topic, key, value]``, in produce order;
@@ -28,15 +29,12 @@ Do not ``fork`` a process that holds an open producer: the copy keeps the child'
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import itertools
 import os
-import select
 import signal
 import site
-import struct
 import subprocess
 import sys
 import tempfile
@@ -49,17 +47,14 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import Db, Entry, append_retrying, as_bytes
+from logfactory.bus.local_db import Entry, as_bytes
+from logfactory.bus.local_writer_process import ACK, FAILED, HEADER, LEN, write_all
 
 if TYPE_CHECKING:
     from logfactory.bus.local import LocalBus
 
 __all__ = ["OffloadProducer"]
 
-_HEADER = struct.Struct("<II")
-_ACK = struct.Struct("<q")
-_LEN = struct.Struct("<I")
-_FAILED = -1
 _PIPE_BYTES = 1 << 20  # a bigger pipe: fewer wake-ups on both sides when Linux allows it
 _START_TIMEOUT_S = 60.0
 _BYTES = frozenset({bytes})
@@ -81,13 +76,6 @@ def _child_env() -> dict[str, str]:
     if root not in sites:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
-
-
-def _write_all(fd: int, data: bytes | bytearray) -> None:
-    with memoryview(data) as view:
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done:])
 
 
 class OffloadProducer:
@@ -116,7 +104,7 @@ class OffloadProducer:
         # the child's own diagnostics, for errors; closed by close()/_abort()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         env = _child_env()
-        args = [sys.executable, "-m", "logfactory.bus.local_writer", str(bus.directory)]
+        args = [sys.executable, "-m", "logfactory.bus.local_writer_process", str(bus.directory)]
         if bus.fsync:
             args.append("--fsync")
         try:
@@ -246,7 +234,7 @@ class OffloadProducer:
 
     def _send(self) -> None:
         encoder = msgspec.msgpack.Encoder()
-        frame = bytearray(_HEADER.size)
+        frame = bytearray(HEADER.size)
         fd = self._in.fileno()
         size = self.FRAME_MESSAGES
         try:
@@ -261,9 +249,9 @@ class OffloadProducer:
                     return  # closing, and everything was sent
                 for start in range(0, len(batch), size):
                     chunk = batch[start : start + size] if len(batch) > size else batch
-                    encoder.encode_into(chunk, frame, _HEADER.size)
-                    _HEADER.pack_into(frame, 0, len(frame) - _HEADER.size, len(chunk))
-                    _write_all(fd, frame)
+                    encoder.encode_into(chunk, frame, HEADER.size)
+                    HEADER.pack_into(frame, 0, len(frame) - HEADER.size, len(chunk))
+                    write_all(fd, frame)
         except OSError:
             return  # the child is gone: the ack reader reports how it ended
         finally:
@@ -281,14 +269,14 @@ class OffloadProducer:
                     break
                 buf += data
                 acked = None
-                while len(buf) >= _ACK.size:
-                    (n,) = _ACK.unpack_from(buf)
-                    if n != _FAILED:
-                        acked, buf = n, buf[_ACK.size :]
+                while len(buf) >= ACK.size:
+                    (n,) = ACK.unpack_from(buf)
+                    if n != FAILED:
+                        acked, buf = n, buf[ACK.size :]
                         continue
-                    start = _ACK.size + _LEN.size
+                    start = ACK.size + LEN.size
                     if len(buf) >= start:
-                        end = start + _LEN.unpack_from(buf, _ACK.size)[0]
+                        end = start + LEN.unpack_from(buf, ACK.size)[0]
                         if len(buf) >= end:
                             child_error = buf[start:end].decode("utf-8", "replace")
                     break
@@ -342,134 +330,3 @@ class OffloadProducer:
         self._reader.join()
         self._closed = True
         self._stderr.close()
-
-
-# -- the child ------------------------------------------------------------------------------------
-# One transaction groups the frames already waiting, up to about this many messages: past a few
-# thousand, bigger transactions are no faster, and small ones keep acknowledgements frequent, so
-# a collector throttling on pending() (agent.BACKLOG_HIGH/LOW) resumes long before the child
-# runs dry.
-_TXN_MESSAGES = 8192
-_READ_BYTES = 1 << 20
-
-
-class _Frames:
-    """Frames from the parent: everything complete and already waiting, without blocking on
-    more once there is something to write."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.buf = bytearray()
-        self.eof = False
-        self._decode = msgspec.msgpack.Decoder(list[tuple[str, bytes | None, bytes]]).decode
-
-    def batch(self) -> list[Entry] | None:
-        """The next messages to write; ``None`` at end of input (a torn last frame is dropped:
-        the parent died while sending it, so none of it was promised durable)."""
-        out: list[Entry] = []
-        while True:
-            self._parse(out)
-            if out and (self.eof or len(out) >= _TXN_MESSAGES or not self._readable()):
-                return out
-            if self.eof:
-                if self.buf:
-                    dropped = len(self.buf)
-                    print(f"local bus writer: input ended in a frame, {dropped} bytes dropped")
-                return None
-            data = os.read(self.fd, _READ_BYTES)
-            if data:
-                self.buf += data
-            else:
-                self.eof = True
-
-    def _readable(self) -> bool:
-        return bool(select.select([self.fd], [], [], 0)[0])
-
-    def _parse(self, out: list[Entry]) -> None:
-        pos, buf = 0, self.buf
-        while len(buf) - pos >= _HEADER.size and len(out) < _TXN_MESSAGES:
-            size, count = _HEADER.unpack_from(buf, pos)
-            end = pos + _HEADER.size + size
-            if end > len(buf):
-                break
-            with memoryview(buf) as view:
-                entries = self._decode(view[pos + _HEADER.size : end])
-            if len(entries) != count:
-                raise BusError(f"corrupt frame: {len(entries)} message(s), header says {count}")
-            out += entries
-            pos = end
-        if pos:
-            del buf[:pos]
-
-
-class _Writer:
-    """Appends batches in write transactions, retrying a busy database like LocalProducer."""
-
-    def __init__(self, directory: str, fsync: bool) -> None:
-        from logfactory.bus.local import LocalBus  # the child only: local imports this module
-
-        self.bus = LocalBus(directory, fsync=fsync)
-        self.db = Db(self.bus.path, fsync)
-
-    def write(self, batch: Sequence[Entry]) -> None:
-        append_retrying(self.db, self.bus, batch)
-
-    def close(self) -> None:
-        self.db.close()
-        self.bus.close()
-
-
-class _Acks:
-    """The channel back to the parent. Once the parent is gone, acks are dropped: the child
-    still writes what it received."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd: int | None = fd
-
-    def send(self, data: bytes) -> None:
-        if self.fd is None:
-            return
-        try:
-            _write_all(self.fd, data)
-        except OSError:
-            self.fd = None
-
-    def fail(self, text: str) -> None:
-        raw = text.encode("utf-8", "replace")[:8000]
-        self.send(_ACK.pack(_FAILED) + _LEN.pack(len(raw)) + raw)
-
-
-def _serve(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m logfactory.bus.local_writer")
-    parser.add_argument("directory", help="the local bus directory (bus.sqlite3 inside)")
-    parser.add_argument("--fsync", action="store_true", help="the bus's fsync setting")
-    opts = parser.parse_args(argv)
-    for sig in (signal.SIGINT, signal.SIGTERM):  # we stop when our input ends, not before
-        signal.signal(sig, signal.SIG_IGN)
-    acks = _Acks(os.dup(1))
-    os.dup2(2, 1)  # a stray print must never corrupt the protocol
-    writer: _Writer | None = None
-    try:
-        writer = _Writer(opts.directory, opts.fsync)
-        acks.send(_ACK.pack(0))
-        frames = _Frames(0)
-        written = 0
-        while (batch := frames.batch()) is not None:
-            writer.write(batch)
-            written += len(batch)
-            acks.send(_ACK.pack(written))
-    except BaseException as exc:
-        acks.fail(f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return _serve(sys.argv[1:] if argv is None else argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
