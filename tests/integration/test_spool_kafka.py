@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 from tests.conftest import wait_for
-from tests.kafka_broker import KafkaCluster
+from tests.kafka_broker import KafkaCluster, quiet
 
 from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.kafka import KafkaBus, KafkaConsumer
@@ -28,14 +29,14 @@ def _produce(spool: SpoolingProducer, start: int, stop: int) -> None:
         spool.produce(TOPIC, b"%s:%d" % (key, n), key)
 
 
-def _read_all(bootstrap: str, want: int) -> list[tuple[bytes, bytes]]:
+def _read_all(bootstrap: str, want: int, topic: str = TOPIC) -> list[tuple[bytes, bytes]]:
     # a fresh client: right after the restart the partition leaders may not be known yet
     bus = KafkaBus(bootstrap, config={"log_level": 0})
     consumers: list[KafkaConsumer] = []
 
     def opened() -> bool:
         try:
-            consumers.append(bus.consumer(None, [TOPIC], "earliest"))
+            consumers.append(bus.consumer(None, [topic], "earliest"))
         except BusError:
             return False
         return True
@@ -49,7 +50,7 @@ def _read_all(bootstrap: str, want: int) -> list[tuple[bytes, bytes]]:
             got.extend((m.key or b"", m.value) for m in consumer.poll(2000, timeout=0.2))
             return len(got) >= want
 
-        wait_for(more, timeout=30, what=f"{want} records on {TOPIC}")
+        wait_for(more, timeout=30, what=f"{want} records on {topic}")
         got.extend((m.key or b"", m.value) for m in consumer.poll(2000, timeout=0.5))
     finally:
         consumer.close()
@@ -75,7 +76,8 @@ def test_a_broker_outage_loses_duplicates_and_reorders_nothing(
         _produce(spool, 5000, 7500)
         spool.flush()  # the brokers are gone: spools instead of raising
         state = spool.state()
-        assert state["mode"] == "spooling" and state["error"], state
+        assert state["mode"] == "spooling", state
+        assert "check that the brokers are reachable" in state["error"], state
         _produce(spool, 7500, 10_000)
         spool.flush()
         db = sqlite3.connect(path)
@@ -99,3 +101,47 @@ def test_a_broker_outage_loses_duplicates_and_reorders_nothing(
     for key in KEYS:
         seq = [int(v.split(b":")[1]) for k, v in got if k == key]
         assert seq == sorted(seq) and len(seq) == 10_000 // len(KEYS), key
+
+
+def _isr(admin: AdminClient, topic: str) -> list[int]:
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    return sorted(partitions[0].isrs) if 0 in partitions else []  # [] until metadata has it
+
+
+def test_a_bus_that_answers_but_does_not_acknowledge_is_reported_as_such(
+    tmp_path: Path, kafka_cluster: KafkaCluster, kafka_topic: str
+) -> None:
+    """Spooling is right for a bus that only does not acknowledge too, but the operator must not
+    be sent to look for a dead broker: here two of three brokers answer, and the partition
+    demands three in-sync replicas, so nothing is acknowledged until the third returns."""
+    boot = kafka_cluster.bootstrap
+    admin = AdminClient(quiet({"bootstrap.servers": boot}))
+    spec = NewTopic(kafka_topic, 1, 3, config={"min.insync.replicas": "3"})
+    admin.create_topics([spec])[kafka_topic].result(30)
+    wait_for(lambda: _isr(admin, kafka_topic) == [1, 2, 3], timeout=30, what="the new topic")
+    leader = admin.list_topics(kafka_topic, timeout=10).topics[kafka_topic].partitions[0].leader
+    down = next(i for i in range(3) if i + 1 != leader)  # a follower: the leader stays put
+    bus = KafkaBus(boot, config={"log_level": 0})
+    registry = StatsRegistry("collector")
+    spool = SpoolingProducer(
+        bus.producer(patient=True), tmp_path / "collector.db", registry=registry,
+        flush_timeout=1.0,
+    )  # fmt: skip
+    kafka_cluster.stop(down)
+    try:
+        wait_for(lambda: len(_isr(admin, kafka_topic)) == 2, timeout=30, what="ISR shrinks to 2")
+        spool.produce(kafka_topic, b"held back", b"k")
+        spool.flush()
+        state = spool.state()
+        assert state["mode"] == "spooling", state
+        assert "although the brokers answer" in state["error"], state
+        assert "min.insync.replicas" in state["error"], state
+        assert "bus not taking records since" in registry.problems()["spool"]
+    finally:
+        kafka_cluster.start(down)
+    try:
+        wait_for(lambda: spool.state()["mode"] == "direct", timeout=90, what="the spool to drain")
+    finally:
+        spool.close()
+        bus.close()
+    assert [v for _k, v in _read_all(boot, 1, kafka_topic)] == [b"held back"]

@@ -57,6 +57,7 @@ _EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _VISIBLE_WAIT = 5.0
 _UNSTABLE_WAIT = 0.5
+_PROBE_TIMEOUT = 0.5  # a metadata round trip, after a flush that timed out
 _GROUP_TIMEOUT = 10.0  # a group's committed offsets: renew the client after this, see _renew_admin
 # errors of a partition whose leader is still being elected or propagated (new topic, failover)
 log = logging.getLogger(__name__)
@@ -125,15 +126,27 @@ class KafkaProducer:
     def flush(self, timeout: float | None = None) -> None:
         if self._closed:
             self._raise()
-        left = self._p.flush(_TIMEOUT * 2 if timeout is None else timeout)
+        wait = _TIMEOUT * 2 if timeout is None else timeout
+        left = self._p.flush(wait)
         if self._error is not None:
             self._raise()
         if left:
-            raise BusError(
-                f"{left} messages not yet delivered to {self._bus.settings.bootstrap} "
-                f"after {timeout if timeout is not None else _TIMEOUT * 2:g} s: check that "
-                "the brokers are reachable"
-            )
+            where = f"{left} messages not yet delivered to {self._bus.settings.bootstrap} after"
+            if self._brokers_answer():
+                raise BusError(
+                    f"{where} {wait:g} s although the brokers answer: the cluster is slow, "
+                    "or a partition has fewer in-sync replicas than min.insync.replicas"
+                )
+            raise BusError(f"{where} {wait:g} s: check that the brokers are reachable")
+
+    def _brokers_answer(self) -> bool:
+        """Whether a broker answers a metadata request now: an operator fixing a collector
+        that spools needs to know if the brokers are down or only not acknowledging."""
+        try:
+            self._p.list_topics(timeout=_PROBE_TIMEOUT)
+        except KafkaException:
+            return False
+        return True
 
     def _raise(self) -> None:
         if self._closed:

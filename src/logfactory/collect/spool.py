@@ -251,7 +251,7 @@ class SpoolingProducer:
             self._unconfirmed = []
         self._room = 0
         self._health.outage(reason)
-        log.warning("bus unreachable (%s): spooling to %s", reason, self.path)
+        log.warning("bus not taking records (%s): spooling to %s", reason, self.path)
         self._wake_drain.notify()
 
     def _to_direct(self) -> None:

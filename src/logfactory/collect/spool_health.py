@@ -1,7 +1,8 @@
 """What the collector's spool tells people about a bus outage.
 
 :class:`~logfactory.collect.spool.SpoolingProducer` switches modes; this says so, in the places
-an operator looks: while the bus is unreachable one open problem on the health page (``spool``:
+an operator looks: while the bus does not take records (down, or too slow to confirm them
+within ``collector.spool_flush_timeout``) one open problem on the health page (``spool``:
 since when, where to, the last bus error), cleared when the spool has drained; the spool's
 ``spooled``/``resent`` counters and ``spool.records``/``spool.bytes`` gauges in the stats
 registry; and a failing spool disk in the log once per distinct error, although it is retried
@@ -37,14 +38,14 @@ class SpoolHealth:
         self._disk_error: str | None = None
 
     def outage(self, reason: str) -> None:
-        """The bus is (still) unreachable: ``reason`` is the latest word on why."""
+        """The bus (still) does not take records: ``reason`` is the latest word on why."""
         self.error = reason
         if self.since is None:
             self.since = time.time()
         if self.registry is not None:
             since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
             self.registry.problem(
-                "spool", f"bus unreachable since {since}, spooling to {self.path}: {reason}"
+                "spool", f"bus not taking records since {since}, spooling to {self.path}: {reason}"
             )
 
     def recovered(self) -> None:
