@@ -3,7 +3,8 @@
 The collector is a real ``logfactory collect`` subprocess on a fresh local bus; what counts is
 what reached ``logs.raw`` (the topic's watermarks), never what was sent.
 
-* **syslog UDP / TCP**: rates are stepped up (25k, 50k, 100k, 150k lines/s by default); each
+* **syslog UDP / TCP**: rates are stepped up (25k to 150k lines/s by 25k, then 200k, 250k,
+  300k; up to the first step with a loss); each
   step sends for ``--seconds`` (30) and counts what arrived once the bus stops growing. The
   result is the highest rate with zero loss. Senders are separate processes cycling pre-built
   payloads (TCP: one ``sendall`` of a slice of a pre-built buffer every 10 ms per connection;
@@ -44,7 +45,9 @@ from logfactory.bus.local import LocalBus
 from logfactory.topics import RAW
 
 TICK = os.sysconf("SC_CLK_TCK")
-RATES = [25_000, 50_000, 75_000, 100_000, 125_000, 150_000]
+# past 150k in bigger steps: a fast host should show its ceiling, and the ladder stops at the
+# first step with a loss, so a slow one pays nothing for them
+RATES = [25_000, 50_000, 75_000, 100_000, 125_000, 150_000, 200_000, 250_000, 300_000]
 TARGETS = {"syslog_tcp_lines_per_s": 100_000, "syslog_udp_lines_per_s": 100_000,
            "file_lines_per_s": 200_000}  # fmt: skip
 SENDERS = 2
