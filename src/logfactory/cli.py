@@ -29,6 +29,17 @@ def _config(path: str | None) -> Config:
         raise click.ClickException(str(exc)) from exc
 
 
+def _needs_own_bus(config: Config, role: str) -> Config:
+    """An edge that ships over HTTP has no bus to run a factory or serve subscribers from."""
+    if config.bus.type == "http":
+        raise click.ClickException(
+            f"{config.path}: bus type http only ships collected records to "
+            f"{config.bus.http.url or 'a central node'}; `logfactory {role}` needs a bus of its "
+            "own (type local or kafka): run `logfactory collect` with this configuration"
+        )
+    return config
+
+
 @click.group()
 @click.version_option(package_name="logfactory")
 def cli() -> None:
@@ -43,7 +54,8 @@ def run(config_path: str | None, no_factory: bool, quiet: bool) -> None:
     """Run the all-in-one node: collectors, HTTP API and the event factory."""
     from logfactory.node import Node
 
-    sys.exit(Node(_config(config_path), with_factory=not no_factory, quiet=quiet).run())
+    config = _needs_own_bus(_config(config_path), "run")
+    sys.exit(Node(config, with_factory=not no_factory, quiet=quiet).run())
 
 
 @cli.command()
@@ -65,9 +77,8 @@ def serve(config_path: str | None, quiet: bool) -> None:
     """Run only the HTTP API: status, metrics, ingest and subscriptions."""
     from logfactory.node import Node
 
-    sys.exit(
-        Node(_config(config_path), with_factory=False, with_collectors=False, quiet=quiet).run()
-    )
+    config = _needs_own_bus(_config(config_path), "serve")
+    sys.exit(Node(config, with_factory=False, with_collectors=False, quiet=quiet).run())
 
 
 @cli.command()
@@ -82,7 +93,7 @@ def factory(config_path: str | None, worker_id: str) -> None:
     """Run one event-factory worker (a member of the consumer group) until stopped."""
     from logfactory.node import run_factory
 
-    sys.exit(run_factory(_config(config_path), worker_id))
+    sys.exit(run_factory(_needs_own_bus(_config(config_path), "factory"), worker_id))
 
 
 @cli.command()

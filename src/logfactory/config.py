@@ -57,12 +57,22 @@ class RetentionConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     max_bytes_per_partition: str | int | None = None
 
 
+class ShipConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """``bus.http``: where an edge collector (``bus.type: http``) posts its records."""
+
+    url: str = ""  # the central node's ingest endpoint, e.g. https://central:8080/api/v1/ingest
+    token: str | None = None  # the bearer token of an http source of the central node
+    ca_file: str | None = None  # CA bundle for a central node with its own certificate
+    verify: bool = True
+
+
 class BusConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
-    type: Literal["local", "kafka"] = "local"
+    type: Literal["local", "kafka", "http"] = "local"
     partitions: int = 4
     fsync: bool = False
     retention: RetentionConfig = RetentionConfig()
     kafka: dict[str, str | int | bool] = {}
+    http: ShipConfig = ShipConfig()
 
 
 class HttpConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -151,6 +151,14 @@ def check_config(config: Config) -> list[Problem]:
         out.append(
             (("bus", "type"), "a kafka bus needs 'kafka: {bootstrap.servers: HOST:PORT,...}'")
         )
+    if config.bus.type == "http" and not config.bus.http.url.startswith(("http://", "https://")):
+        out.append(
+            (
+                ("bus", "type"),
+                "an http bus ships to a central node: give 'http: {url: "
+                "https://CENTRAL:8080/api/v1/ingest, token: ...}'",
+            )
+        )
     if config.bus.partitions < 1:
         out.append((("bus", "partitions"), "partitions must be at least 1"))
     workshops = set(config.workshops)

@@ -86,6 +86,11 @@ def open_bus(config: Config, *, worker: str | None = None) -> Bus:
             fsync=config.bus.fsync,
             default_partitions=config.bus.partitions,
         )
+    if config.bus.type == "http":
+        from logfactory.bus.http_ship import HttpShipBus, ShipTarget
+
+        ship = config.bus.http
+        return HttpShipBus(ShipTarget(ship.url, ship.token, ship.ca_file, ship.verify))
     from logfactory.bus.kafka import KafkaBus
 
     keys = dict(config.bus.kafka)

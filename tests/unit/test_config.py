@@ -36,3 +36,11 @@ def test_durations_and_sizes() -> None:
     assert parse_size("2KiB") == 2048
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration("soon")
+
+
+def test_an_http_bus_needs_the_central_nodes_url() -> None:
+    text = "node: {name: edge}\nbus:\n  type: http\n  http: {token: abcdefgh}\n"
+    with pytest.raises(ConfigError, match=r"^c.yaml:3: .*ships to a central node.*url"):
+        parse_config(text, "c.yaml")
+    ok = parse_config("bus: {type: http, http: {url: 'https://central:8080/api/v1/ingest'}}\n")
+    assert ok.bus.http.url == "https://central:8080/api/v1/ingest"

@@ -45,6 +45,7 @@ from logfactory.centre.ingest_body import (
     encoding_of,
     split_body,
 )
+from logfactory.centre.ingest_shipped import ingest_shipped, is_shipped
 from logfactory.collect.agent import BACKLOG_HIGH
 from logfactory.config import Config, parse_size
 from logfactory.record import encode_record, make_record
@@ -343,17 +344,21 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
 
         def work() -> tuple[IngestResult, int]:
             body = decompress(raw, encoding, src.max_body)
-            kind, payload = split_body(body, content_type)
-            common: dict[str, Any] = {
-                "source": source or src.tag,
-                "host": host or peer or "-",
-                "peer": peer,
-                "produce": producer.produce,
-            }
-            if kind == "items":
-                result = ingest_items(payload, **common)
+            if is_shipped(content_type):  # an edge collector's own records
+                result = IngestResult()
+                ingest_shipped(body, producer.produce, result)
             else:
-                result = ingest_lines(payload, ndjson=kind == "ndjson", **common)
+                kind, payload = split_body(body, content_type)
+                common: dict[str, Any] = {
+                    "source": source or src.tag,
+                    "host": host or peer or "-",
+                    "peer": peer,
+                    "produce": producer.produce,
+                }
+                if kind == "items":
+                    result = ingest_items(payload, **common)
+                else:
+                    result = ingest_lines(payload, ndjson=kind == "ndjson", **common)
             if result.accepted:
                 producer.flush(FLUSH_TIMEOUT_S)  # the 200 below promises durability
             return result, len(body)

@@ -1,0 +1,267 @@
+"""The bus of an edge collector that ships its records to a central node over HTTP.
+
+Why: an edge host often may reach the central node's API (one HTTPS port through the
+firewall) but not a Kafka cluster. ``bus: {type: http, http: {url: ..., token: ...}}`` makes
+``logfactory collect`` post what it would have written to ``logs.raw`` to the central node's
+``POST /api/v1/ingest``, as the encoded records themselves (media type :data:`RECORDS_MEDIA`:
+a zstd'd msgpack array of ``[key, value]``), so source tag, host, receive time and metadata
+arrive exactly as the edge made them and the central node writes them to its bus unchanged.
+
+Delivery: one sender thread posts batches in produce order and takes a batch off its queue
+only when the central node answered 200, which it does once the records are durable there.
+Until then the batch is retried - after ``Retry-After`` on 429/503, with a growing pause on
+network errors and other answers - and never dropped: the collector's spool
+(:mod:`logfactory.collect.spool`) writes to disk whatever :meth:`HttpShipProducer.flush` could
+not confirm in time and sends it once the central node answers again. A batch whose answer was
+lost is sent again (at least once, like any HTTP client that retries).
+
+Only producing exists here: consumers, transactions and offsets live on the central node's bus,
+so those calls raise :class:`~logfactory.bus.base.BusError` naming the fix.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import threading
+import time
+import urllib.parse
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+import zstandard
+
+from logfactory.bus.base import BusError, Consumer, Producer, StartFrom, TopicSpec, Transaction
+
+__all__ = ["RECORDS_MEDIA", "HttpShipBus", "HttpShipProducer", "ShipTarget"]
+
+#: the body of a shipped batch: zstd'd msgpack ``[[key, value], ...]``, values encoded Records
+RECORDS_MEDIA = "application/vnd.logfactory.records+msgpack"
+RAW_TOPIC = "logs.raw"
+BATCH_RECORDS = 5000
+BATCH_BYTES = 4 << 20  # raw; the central node's default max_body_bytes is larger than this zstd'd
+_MAX_PAUSE_S = 5.0
+_FLUSH_DEFAULT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ShipTarget:
+    """Where and how to post: ``url`` of the central node's ingest endpoint."""
+
+    url: str
+    token: str | None = None
+    ca_file: str | None = None
+    verify: bool = True
+    timeout: float = 30.0
+
+
+def _connection(target: ShipTarget) -> tuple[http.client.HTTPConnection, str]:
+    parts = urllib.parse.urlsplit(target.url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BusError(f"bus.http.url {target.url!r}: use http(s)://HOST:PORT/api/v1/ingest")
+    path = parts.path or "/api/v1/ingest"
+    if parts.query:
+        path += "?" + parts.query
+    if parts.scheme == "http":
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=target.timeout), path
+    context = ssl.create_default_context(cafile=target.ca_file)
+    if not target.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(
+        parts.hostname, parts.port, timeout=target.timeout, context=context
+    )
+    return conn, path
+
+
+class HttpShipProducer:
+    """A :class:`~logfactory.bus.base.Producer` for ``logs.raw`` that posts to a central node.
+
+    ``pending()`` counts records produced and not yet answered with 200.
+    """
+
+    def __init__(self, target: ShipTarget) -> None:
+        self.target = target
+        _connection(target)  # a bad URL is an error now, not in the sender thread
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[bytes | None, bytes]] = deque()
+        self._produced = 0
+        self._acked = 0
+        self._error: str | None = None  # the latest reason a batch was not accepted
+        self._closing = False
+        self._closed = False
+        self._compress = zstandard.ZstdCompressor(level=3).compress
+        self._sender = threading.Thread(target=self._send_loop, name="http-ship", daemon=True)
+        self._sender.start()
+
+    # -- the Producer contract ------------------------------------------------------------------
+    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        if topic != RAW_TOPIC:
+            raise BusError(f"an edge shipping over HTTP carries {RAW_TOPIC} only, not {topic!r}")
+        with self._cond:
+            if self._closed:
+                raise BusError("producer is closed")
+            self._queue.append((key, value))
+            self._produced += 1
+            if len(self._queue) == 1:
+                self._cond.notify_all()
+
+    def produce_many(
+        self, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None]
+    ) -> None:
+        if topic != RAW_TOPIC:
+            raise BusError(f"an edge shipping over HTTP carries {RAW_TOPIC} only, not {topic!r}")
+        with self._cond:
+            if self._closed:
+                raise BusError("producer is closed")
+            was_empty = not self._queue
+            self._queue.extend(zip(keys, values, strict=True))
+            self._produced += len(values)
+            if was_empty:
+                self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return self._produced - self._acked
+
+    def flush(self, timeout: float | None = None) -> None:
+        wait = _FLUSH_DEFAULT_S if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        with self._cond:
+            target = self._produced
+            while self._acked < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    why = self._error or "no answer yet"
+                    raise BusError(
+                        f"{target - self._acked} records not yet accepted by "
+                        f"{self.target.url} after {wait:g} s: {why}"
+                    )
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        """Stop sending; what was not accepted by then stays unsent (the spool holds it)."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = self._closing = True
+            self._cond.notify_all()
+        self._sender.join(self.target.timeout + 5)
+
+    # -- the sender -----------------------------------------------------------------------------
+    def _next_batch(self) -> list[tuple[bytes | None, bytes]] | None:
+        """The records at the head of the queue (left there until accepted), or None to stop."""
+        with self._cond:
+            while not self._queue and not self._closing:
+                self._cond.wait()
+            if self._closing:
+                return None
+            batch: list[tuple[bytes | None, bytes]] = []
+            size = 0
+            for item in self._queue:
+                batch.append(item)
+                size += len(item[1])
+                if len(batch) >= BATCH_RECORDS or size >= BATCH_BYTES:
+                    break
+            return batch
+
+    def _send_loop(self) -> None:
+        conn: http.client.HTTPConnection | None = None
+        _, path = _connection(self.target)
+        pause = 0.1
+        headers = {
+            "Content-Type": RECORDS_MEDIA,
+            "Content-Encoding": "zstd",
+            "User-Agent": "logfactory-edge",
+        }
+        if self.target.token:
+            headers["Authorization"] = f"Bearer {self.target.token}"
+        while (batch := self._next_batch()) is not None:
+            body = self._compress(msgspec.msgpack.encode(batch))
+            try:
+                if conn is None:
+                    conn, path = _connection(self.target)
+                conn.request("POST", path, body=body, headers=headers)
+                response = conn.getresponse()
+                text = response.read()[:2000].decode("utf-8", "replace")
+                status, retry_after = response.status, response.getheader("Retry-After")
+            except (OSError, http.client.HTTPException) as exc:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._failed(f"{type(exc).__name__}: {exc}")
+                self._sleep(pause)
+                pause = min(pause * 2, _MAX_PAUSE_S)
+                continue
+            if status == 200:
+                with self._cond:
+                    for _ in batch:
+                        self._queue.popleft()
+                    self._acked += len(batch)
+                    self._error = None
+                    self._cond.notify_all()
+                pause = 0.1
+                continue
+            self._failed(f"the central node answered {status}: {text.strip()}")
+            if status in (429, 503) and retry_after and retry_after.isdigit():
+                self._sleep(min(float(retry_after), _MAX_PAUSE_S))
+            else:
+                self._sleep(pause)
+                pause = min(pause * 2, _MAX_PAUSE_S)
+        if conn is not None:
+            conn.close()
+
+    def _failed(self, reason: str) -> None:
+        with self._cond:
+            self._error = reason
+
+    def _sleep(self, seconds: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._closing, seconds)
+
+
+class HttpShipBus:
+    """The :class:`~logfactory.bus.base.Bus` of ``bus.type: http``: producing only."""
+
+    def __init__(self, target: ShipTarget) -> None:
+        self.target = target
+
+    def _central(self, what: str) -> BusError:
+        return BusError(
+            f"{what} needs the bus itself; with bus type http this node only ships records to "
+            f"{self.target.url}: run it where the central node's bus is"
+        )
+
+    def ensure_topic(self, spec: TopicSpec) -> int:
+        return spec.partitions  # the central node creates its topics
+
+    def topics(self) -> dict[str, int]:
+        return {}
+
+    def producer(self, *, patient: bool = False) -> Producer:
+        return HttpShipProducer(self.target)
+
+    def consumer(
+        self, group: str | None, topics: Sequence[str], start: StartFrom = "earliest"
+    ) -> Consumer:
+        raise self._central("a consumer")
+
+    def transaction(self, consumer: Consumer) -> Transaction:
+        raise self._central("a transaction")
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        return {}
+
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        return {}
+
+    def groups(self) -> list[str]:
+        return []
+
+    def maintain(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,180 @@
+"""An edge collector shipping to a central node over HTTP (``bus.type: http``), both real
+``logfactory collect`` processes, fed by util-linux ``logger``: records arrive as the edge made
+them, and a central node that goes away and returns loses and duplicates nothing (issue 5)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import wait_for
+from tests.e2e.conftest import NodeProcess, free_port, free_port_both
+
+from logfactory.bus.base import BusError
+from logfactory.bus.http_ship import HttpShipProducer, ShipTarget
+from logfactory.bus.local import LocalBus
+from logfactory.record import Record, decode_record, encode_record, make_record
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "edge-token-0123"
+Start = Callable[[Path], NodeProcess]
+
+
+@pytest.fixture
+def start_collect(tmp_path: Path) -> Iterator[Start]:
+    procs: list[NodeProcess] = []
+
+    def start(config: Path) -> NodeProcess:
+        log = tmp_path / f"{config.stem}-{len(procs)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "logfactory", "collect", "-c", str(config), "--quiet"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
+            )  # fmt: skip
+        node = NodeProcess(proc, log)
+        procs.append(node)
+        return node
+
+    yield start
+    for node in procs:
+        node.stop()
+
+
+def _central(tmp_path: Path) -> tuple[Path, int]:
+    port = free_port()
+    cfg = tmp_path / "central.yaml"
+    cfg.write_text(
+        f"node: {{name: central, data_dir: {tmp_path / 'central'}}}\n"
+        f"http: {{listen: '127.0.0.1:{port}'}}\n"
+        f"sources:\n  - {{type: http, name: edges, tag: http, token: {TOKEN}}}\n"
+    )
+    return cfg, port
+
+
+def _edge(tmp_path: Path, central_port: int) -> tuple[Path, int]:
+    port = free_port_both()
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text(
+        f"node: {{name: edge1, data_dir: {tmp_path / 'edge'}}}\n"
+        f"bus: {{type: http, http: {{url: 'http://127.0.0.1:{central_port}/api/v1/ingest', "
+        f"token: {TOKEN}}}}}\n"
+        "collector: {spool_flush_timeout: 1s}\n"
+        f"sources:\n  - {{type: syslog, name: syslog, tag: syslog, "
+        f"listen: '127.0.0.1:{port}', protocols: [tcp]}}\n"
+    )
+    return cfg, port
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def _logger(port: int, first: int, last: int) -> None:
+    for n in range(first, last):
+        subprocess.run(
+            ["logger", "-n", "127.0.0.1", "-P", str(port), "-T", "--rfc5424",
+             "-t", "shipper", f"shipped line {n}"],
+            check=True,
+        )  # fmt: skip
+
+
+def _on_central(tmp_path: Path) -> list[tuple[bytes | None, Record]]:
+    bus = LocalBus(tmp_path / "central" / "bus")
+    try:
+        consumer = bus.consumer(None, ["logs.raw"], "earliest")
+        out: list[tuple[bytes | None, Record]] = []
+        while batch := consumer.poll(1000, 0.2):
+            out += [(m.key, decode_record(m.value)) for m in batch]
+        consumer.close()
+        return out
+    finally:
+        bus.close()
+
+
+def _numbers(records: list[tuple[bytes | None, Record]]) -> list[int]:
+    texts = [r.line.decode() if isinstance(r.line, bytes) else r.line for _k, r in records]
+    return [int(t.rsplit(" ", 1)[1]) for t in texts if "shipped line" in t]
+
+
+def test_an_edge_ships_its_records_through_a_central_outage(
+    tmp_path: Path, start_collect: Start
+) -> None:
+    central_cfg, central_port = _central(tmp_path)
+    edge_cfg, edge_port = _edge(tmp_path, central_port)
+    central = start_collect(central_cfg)
+    wait_for(lambda: _healthy(central_port), timeout=30, what="the central node")
+    edge = start_collect(edge_cfg)
+    wait_for(lambda: _port_open(edge_port), timeout=30, what="the edge's syslog port")
+
+    _logger(edge_port, 0, 20)
+    wait_for(lambda: len(_numbers(_on_central(tmp_path))) >= 20, timeout=30, what="20 lines")
+    first = _on_central(tmp_path)
+    key, record = first[0]
+    assert record.source == "syslog"  # the edge's tag, not the central http source's
+    assert record.meta.get("transport") == "tcp"
+    assert key == record.host.encode()
+
+    assert central.stop() == 0
+    _logger(edge_port, 20, 50)  # accepted by the edge while the central node is away
+    wait_for(lambda: "spooling to" in edge.output(), timeout=30, what="the edge to spool")
+    assert len(_numbers(_on_central(tmp_path))) == 20
+
+    start_collect(central_cfg)
+    wait_for(lambda: _healthy(central_port), timeout=30, what="the central node again")
+    wait_for(lambda: len(_numbers(_on_central(tmp_path))) >= 50, timeout=60, what="50 lines")
+    assert _numbers(_on_central(tmp_path)) == list(range(50))  # no loss, no duplicate, in order
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_a_wrong_token_is_named_and_nothing_is_dropped(
+    tmp_path: Path, start_collect: Start
+) -> None:
+    central_cfg, central_port = _central(tmp_path)
+    start_collect(central_cfg)
+    wait_for(lambda: _healthy(central_port), timeout=30, what="the central node")
+    url = f"http://127.0.0.1:{central_port}/api/v1/ingest"
+    wrong = HttpShipProducer(ShipTarget(url, token="not-the-token"))
+    record = make_record("syslog", "h1", "kept for later", {})
+    try:
+        wrong.produce("logs.raw", encode_record(record), b"h1")
+        with pytest.raises(BusError, match="answered 401"):
+            wrong.flush(2.0)
+        assert wrong.pending() == 1  # still held, to be sent when the token is fixed
+    finally:
+        wrong.close()
+    right = HttpShipProducer(ShipTarget(url, token=TOKEN))
+    try:
+        right.produce("logs.raw", encode_record(record), b"h1")
+        right.flush(10.0)
+        assert right.pending() == 0
+        with pytest.raises(BusError, match=r"carries logs\.raw only"):
+            right.produce("events.ALERT", b"x")
+    finally:
+        right.close()
+    assert [r.line for _k, r in _on_central(tmp_path)] == ["kept for later"]
+
+
+def test_roles_that_need_a_bus_refuse_an_http_bus(tmp_path: Path) -> None:
+    edge_cfg, _port = _edge(tmp_path, 9)
+    for role in ("run", "factory", "serve"):
+        done = subprocess.run(
+            [sys.executable, "-m", "logfactory", role, "-c", str(edge_cfg)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert "bus type http only ships collected records" in done.stderr, done.stderr
+        assert f"`logfactory {role}` needs a bus of its own" in done.stderr
