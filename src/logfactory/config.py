@@ -78,6 +78,8 @@ class BusConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class HttpConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     listen: str = "127.0.0.1:8080"
     enabled: bool = True
+    tls_cert: str | None = None  # PEM, with tls_key: the API serves HTTPS (e.g. for edges)
+    tls_key: str | None = None
 
 
 # -- snmp -- (the v3 user of an snmp source; SourceConfig.v3_users)

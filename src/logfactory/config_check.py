@@ -159,6 +159,9 @@ def check_config(config: Config) -> list[Problem]:
                 "https://CENTRAL:8080/api/v1/ingest, token: ...}'",
             )
         )
+    if (config.http.tls_cert is None) != (config.http.tls_key is None):
+        key = "tls_key" if config.http.tls_key is None else "tls_cert"
+        out.append((("http", key), "tls_cert and tls_key must be given together"))
     if config.bus.partitions < 1:
         out.append((("bus", "partitions"), "partitions must be at least 1"))
     workshops = set(config.workshops)

@@ -194,7 +194,8 @@ class Node:
             server = _QuietServer(
                 uvicorn.Config(
                     create_app(ctx), host=host.strip("[]"), port=int(port), log_level="warning",
-                    access_log=False, lifespan="off",
+                    access_log=False, lifespan="off", ssl_certfile=self.config.http.tls_cert,
+                    ssl_keyfile=self.config.http.tls_key,
                 )
             )  # fmt: skip
             tasks.append(asyncio.create_task(server.serve()))
@@ -204,7 +205,8 @@ class Node:
             for where in agent.listen_addresses:
                 self._say(f"listening   {where}")
         if server is not None:
-            self._say(f"http        http://{self.config.http.listen}/api/v1/health")
+            scheme = "https" if self.config.http.tls_cert else "http"
+            self._say(f"http        {scheme}://{self.config.http.listen}/api/v1/health")
         if self.with_factory:
             self._start_factory()
         try:

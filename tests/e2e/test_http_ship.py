@@ -18,6 +18,7 @@ from tests.e2e.conftest import NodeProcess, free_port, free_port_both
 from logfactory.bus.base import BusError
 from logfactory.bus.http_ship import HttpShipProducer, ShipTarget
 from logfactory.bus.local import LocalBus
+from logfactory.collect.tls import ensure_self_signed
 from logfactory.record import Record, decode_record, encode_record, make_record
 
 pytestmark = pytest.mark.e2e
@@ -178,3 +179,36 @@ def test_roles_that_need_a_bus_refuse_an_http_bus(tmp_path: Path) -> None:
         assert done.returncode != 0
         assert "bus type http only ships collected records" in done.stderr, done.stderr
         assert f"`logfactory {role}` needs a bus of its own" in done.stderr
+
+
+def test_an_edge_ships_over_https_trusting_the_central_nodes_certificate(
+    tmp_path: Path, start_collect: Start
+) -> None:
+    cert, key = ensure_self_signed(tmp_path / "tls", "central")  # SANs: localhost, 127.0.0.1
+    cfg, port = _central(tmp_path)
+    cfg.write_text(
+        cfg.read_text().replace(
+            f"http: {{listen: '127.0.0.1:{port}'}}",
+            f"http: {{listen: '127.0.0.1:{port}', tls_cert: '{cert}', tls_key: '{key}'}}",
+        )
+    )
+    node = start_collect(cfg)
+    url = f"https://127.0.0.1:{port}/api/v1/ingest"
+    record = make_record("syslog", "h1", "over tls", {})
+
+    untrusting = HttpShipProducer(ShipTarget(url, token=TOKEN))  # the system CAs only
+    try:
+        wait_for(lambda: "https://" in node.output() or _port_open(port), timeout=30,
+                 what="the central node's https port")  # fmt: skip
+        untrusting.produce("logs.raw", encode_record(record), b"h1")
+        with pytest.raises(BusError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.flush(3.0)
+    finally:
+        untrusting.close()
+    trusting = HttpShipProducer(ShipTarget(url, token=TOKEN, ca_file=str(cert)))
+    try:
+        trusting.produce("logs.raw", encode_record(record), b"h1")
+        trusting.flush(15.0)
+    finally:
+        trusting.close()
+    assert [r.line for _k, r in _on_central(tmp_path)] == ["over tls"]

@@ -44,3 +44,8 @@ def test_an_http_bus_needs_the_central_nodes_url() -> None:
         parse_config(text, "c.yaml")
     ok = parse_config("bus: {type: http, http: {url: 'https://central:8080/api/v1/ingest'}}\n")
     assert ok.bus.http.url == "https://central:8080/api/v1/ingest"
+
+
+def test_the_api_certificate_needs_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"^c.yaml:2: .*tls_cert and tls_key must be given"):
+        parse_config("http:\n  tls_cert: /etc/c.pem\n", "c.yaml")
