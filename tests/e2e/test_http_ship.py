@@ -4,6 +4,7 @@ them, and a central node that goes away and returns loses and duplicates nothing
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -212,3 +213,26 @@ def test_an_edge_ships_over_https_trusting_the_central_nodes_certificate(
     finally:
         trusting.close()
     assert [r.line for _k, r in _on_central(tmp_path)] == ["over tls"]
+
+
+def test_batches_shrink_to_what_the_central_node_takes(
+    tmp_path: Path, start_collect: Start
+) -> None:
+    cfg, port = _central(tmp_path)
+    cfg.write_text(
+        cfg.read_text().replace(f"token: {TOKEN}}}", f"token: {TOKEN}, max_body_bytes: 64KiB}}")
+    )
+    start_collect(cfg)
+    wait_for(lambda: _healthy(port), timeout=30, what="the central node")
+    producer = HttpShipProducer(ShipTarget(f"http://127.0.0.1:{port}/api/v1/ingest", TOKEN))
+    lines = [f"line {n:05d} " + "x" * 80 for n in range(3000)]  # ~300 KB in one batch: 413
+    try:
+        for line in lines:
+            producer.produce("logs.raw", encode_record(make_record("app", "h1", line)), b"h1")
+        producer.flush(30.0)
+    finally:
+        producer.close()
+    assert [r.line for _k, r in _on_central(tmp_path)] == lines  # all, once, in order
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/stats", timeout=5) as r:
+        stats = json.load(r)
+    assert stats["sources"]["edges"]["refused"] >= 1  # the first, too large, batch: a 413

@@ -9,8 +9,9 @@ arrive exactly as the edge made them and the central node writes them to its bus
 
 Delivery: one sender thread posts batches in produce order and takes a batch off its queue
 only when the central node answered 200, which it does once the records are durable there.
-Until then the batch is retried - after ``Retry-After`` on 429/503, with a growing pause on
-network errors and other answers - and never dropped: the collector's spool
+Until then the batch is retried - after ``Retry-After`` on 429/503, in halves on 413 (the
+central node takes smaller bodies), with a growing pause on network errors and other answers -
+and never dropped: the collector's spool
 (:mod:`logfactory.collect.spool`) writes to disk whatever :meth:`HttpShipProducer.flush` could
 not confirm in time and sends it once the central node answers again. A batch whose answer was
 lost is sent again (at least once, like any HTTP client that retries).
@@ -93,6 +94,8 @@ class HttpShipProducer:
         self._closing = False
         self._closed = False
         self._compress = zstandard.ZstdCompressor(level=3).compress
+        # halved on 413: the central node's max_body_bytes may be smaller than our batches
+        self._batch_records, self._batch_bytes = BATCH_RECORDS, BATCH_BYTES
         self._sender = threading.Thread(target=self._send_loop, name="http-ship", daemon=True)
         self._sender.start()
 
@@ -163,7 +166,7 @@ class HttpShipProducer:
             for item in self._queue:
                 batch.append(item)
                 size += len(item[1])
-                if len(batch) >= BATCH_RECORDS or size >= BATCH_BYTES:
+                if len(batch) >= self._batch_records or size >= self._batch_bytes:
                     break
             return batch
 
@@ -205,6 +208,10 @@ class HttpShipProducer:
                 pause = 0.1
                 continue
             self._failed(f"the central node answered {status}: {text.strip()}")
+            if status == 413 and len(batch) > 1:
+                self._batch_records = max(1, len(batch) // 2)
+                self._batch_bytes = max(1, self._batch_bytes // 2)
+                continue
             if status in (429, 503) and retry_after and retry_after.isdigit():
                 self._sleep(min(float(retry_after), _MAX_PAUSE_S))
             else:
