@@ -30,6 +30,7 @@ from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.agent import Agent
 from logfactory.collect.sources.base import Source
 from logfactory.collect.sources.demo import DemoSource
+from logfactory.collect.sources.file_reconcile import BusRawLog
 from logfactory.config import Config
 from logfactory.factory.runner import run_factory
 from logfactory.stats import StatsRegistry, StatsWriter, read_all_stats
@@ -175,7 +176,10 @@ class Node:
                 for src in self.config.sources
                 if src.type == "demo"
             ]
-            agent = Agent(self.config, producer, self.registry, extra_sources=extra)
+            raw_log = BusRawLog(bus) if self.config.bus.type != "http" else None
+            agent = Agent(
+                self.config, producer, self.registry, extra_sources=extra, raw_log=raw_log
+            )
             tasks.append(asyncio.create_task(agent.run(stop)))
         server: _QuietServer | None = None
         if self.with_api:

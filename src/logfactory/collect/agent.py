@@ -32,9 +32,10 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
-from logfactory.bus.base import Producer
-from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Source
+from logfactory.bus.base import BusError, Producer
+from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Reconciling, Source
 from logfactory.collect.sources.build import AGENT_TYPES, build_source
+from logfactory.collect.sources.file_reconcile import RawLog
 from logfactory.collect.spool import SpoolingProducer
 from logfactory.config import Config, SourceConfig, parse_duration, parse_size
 from logfactory.record import Record, encode_record, encode_records
@@ -117,6 +118,7 @@ class Agent:
         registry: StatsRegistry,
         *,
         extra_sources: Sequence[Source] = (),
+        raw_log: RawLog | None = None,
         hostname: str | None = None,
         checkpoint_interval: float = 1.0,
         spool_name: str = "collector",
@@ -144,6 +146,10 @@ class Agent:
         self._failure: BaseException | None = None
         self.sources: list[Source] = self._build(config.sources)
         self.sources.extend(extra_sources)
+        self.raw_log = raw_log  # lets file sources skip, after a crash, what is on the bus
+        for src in self.sources:
+            if isinstance(src, Reconciling):
+                src.raw_log = raw_log
 
     def _build(self, configs: Sequence[SourceConfig]) -> list[Source]:
         out: list[Source] = []
@@ -209,10 +215,29 @@ class Agent:
         await asyncio.get_running_loop().run_in_executor(None, self.producer.flush)
 
     async def _checkpoint(self) -> None:
-        tokens = [(s, s.checkpoint()) for s in self.sources if isinstance(s, Checkpointed)]
+        marks = await self._bus_marks()
+        tokens = [
+            (s, s.checkpoint(marks) if isinstance(s, Reconciling) else s.checkpoint())
+            for s in self.sources
+            if isinstance(s, Checkpointed)
+        ]
         await self.flush()
         for src, token in tokens:
             await src.commit(token)
+
+    async def _bus_marks(self) -> dict[int, int] | None:
+        """Where ``logs.raw`` ends now, for sources that reconcile after a crash; None when
+        nobody needs it or the bus cannot say (then a crash may re-send, as before)."""
+        raw_log = self.raw_log
+        if raw_log is None or not any(isinstance(s, Reconciling) for s in self.sources):
+            return None
+        if self.spool is not None and self.spool.state()["mode"] != "direct":
+            return None  # records wait in the spool, where reading logs.raw cannot see them
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, raw_log.marks)
+        except BusError as exc:
+            log.debug("logs.raw watermarks unavailable at this checkpoint: %s", exc)
+            return None
 
     async def _checkpoint_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from logfactory.record import Record
+
+if TYPE_CHECKING:
+    from logfactory.collect.sources.file_reconcile import RawLog
 
 __all__ = ["RUN_RECORDS", "Checkpointed", "Emit", "Lagging", "Source", "parse_listen"]
 
@@ -57,6 +60,17 @@ class Checkpointed(Protocol):
 
     async def commit(self, token: object) -> None:
         """Persist ``token`` from :meth:`checkpoint`; called only after the bus flushed it."""
+
+
+@runtime_checkable
+class Reconciling(Protocol):
+    """A checkpointed source that, after a crash, moves its positions past the lines it finds on
+    the bus already (the file source: see :mod:`.file_reconcile`). The agent hands it
+    ``raw_log`` and, at each checkpoint, where ``logs.raw`` ended just before it."""
+
+    raw_log: RawLog | None
+
+    def checkpoint(self, bus_marks: dict[int, int] | None = None) -> object: ...
 
 
 @runtime_checkable

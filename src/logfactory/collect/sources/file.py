@@ -25,9 +25,10 @@ once, whole, by :mod:`.file_gzip`.
 Positions (``<data_dir>/collect/<name>.positions.json``) are written atomically, and only for what
 the bus holds durably: the agent calls :meth:`FileSource.checkpoint`, flushes the producer, then
 awaits :meth:`FileSource.commit` with that snapshot (see ``base.Checkpointed``). A clean stop
-therefore resumes exactly after the last line sent; a crash (SIGKILL) re-sends what was emitted
-after the last commit - the lines whose records may or may not have reached the bus - and never
-skips. On the local bus this window is at most one checkpoint interval of lines.
+therefore resumes exactly after the last line sent. A crash (SIGKILL) leaves lines emitted after
+the last commit that may or may not have reached the bus: at start they are looked up on
+``logs.raw`` (:mod:`.file_reconcile`) and skipped when there, so nothing is sent twice where the
+bus can be read back; elsewhere they are sent again. Nothing is ever skipped.
 
 Where to start a file not in the positions file: ``start_at: end`` applies only on the very first
 run (no positions file yet) to files present at the first scan; any file that shows up later, or
@@ -47,10 +48,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from logfactory.bus.base import BusError
 from logfactory.collect.sources import file_positions as positions
 from logfactory.collect.sources.base import Emit
 from logfactory.collect.sources.file_gzip import decompressor, gunzip_head, read_gz
 from logfactory.collect.sources.file_lineage import FP_LEN, WINDOW, Lineage, fingerprint, make_mark
+from logfactory.collect.sources.file_reconcile import RawLog, furthest
 from logfactory.collect.sources.file_tail import Key, LineFramer, Tail
 from logfactory.config import SourceConfig, parse_duration
 
@@ -107,6 +110,8 @@ class FileSource:
         self._write_lock = threading.Lock()
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
+        self.raw_log: RawLog | None = None  # set by the agent when it can read the bus back
+        self._saved_marks: dict[int, int] | None = None
 
     async def started(self) -> None:
         await self._ready.wait()
@@ -118,6 +123,7 @@ class FileSource:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._load_positions)
+            await loop.run_in_executor(None, self._reconcile)
             await loop.run_in_executor(None, self._rescan)
         except BaseException as exc:
             self._error = exc
@@ -351,7 +357,7 @@ class FileSource:
             if loaded is None:
                 return
             self._had_positions = True
-            self._known, marks = loaded
+            self._known, marks, self._saved_marks = loaded
             self.lineage.load(marks)
         except (ValueError, KeyError, TypeError) as exc:
             # a damaged file must not stop collection; re-reading beats skipping
@@ -375,14 +381,47 @@ class FileSource:
             behind += max(0, size - (t.zpos if t.gz is not None else t.emitted))
         return behind, "bytes"
 
-    def checkpoint(self) -> object:
-        """Positions of all lines emitted so far; durable only after the agent's flush."""
+    def checkpoint(self, bus_marks: dict[int, int] | None = None) -> object:
+        """Positions of all lines emitted so far; durable only after the agent's flush.
+        ``bus_marks``: where ``logs.raw`` ended just before this call (see :meth:`_reconcile`)."""
         known = self._known  # read before _tails: see _rescan
         tails = [
             (t.path, t.dev, t.ino, t.head, t.emitted, t.window, t.gz is not None, t.done)
             for t in self._tails.values()
         ]
-        return tails, known, self.lineage.marks()
+        return tails, known, self.lineage.marks(), bus_marks
+
+    def _reconcile(self) -> None:
+        """Move saved positions past the lines a crash left on the bus uncommitted
+        (:mod:`.file_reconcile`); a bus that cannot be read back costs duplicates, not a stop."""
+        if self.raw_log is None or not self._saved_marks:
+            return
+        try:
+            ends = furthest(self.raw_log.since(self._saved_marks), self.tag, self.hostname)
+        except BusError as exc:
+            log.warning("file source %r: cannot read logs.raw back (%s); lines sent after the "
+                        "last saved position may arrive twice", self.name, exc)  # fmt: skip
+            return
+        moved = 0
+        for key, entry in self._known.items():
+            end = ends.get(entry.get("path", ""))
+            if end is None or entry.get("gz") or end <= int(entry.get("offset", 0)):
+                continue
+            entry["offset"] = end
+            entry.pop("win", None)
+            entry.pop("win_len", None)
+            with contextlib.suppress(OSError):
+                st = os.stat(entry["path"])
+                if (st.st_dev, st.st_ino) == key:  # the window before the new position
+                    with open(entry["path"], "rb") as f:
+                        n = min(WINDOW, end)
+                        f.seek(end - n)
+                        window = f.read(n)
+                    entry.update(win_len=len(window), win=fingerprint(window))
+            moved += 1
+        if moved:
+            log.info("file source %r: %d file(s) had lines on the bus past their saved position "
+                     "(a crash); resuming after them", self.name, moved)  # fmt: skip
 
     async def commit(self, token: object) -> None:
         loop = asyncio.get_running_loop()
@@ -390,9 +429,9 @@ class FileSource:
 
     def _write_positions(self, token: object) -> None:
         assert isinstance(token, tuple)
-        tails, known, marks = token
+        tails, known, marks, bus_marks = token
         with self._write_lock:  # one writer of the tmp file at a time
-            data = positions.encode(tails, known, marks, _today())
+            data = positions.encode(tails, known, marks, _today(), bus_marks)
             if data != self._last_written:
                 positions.write_atomic(self.positions_path, data)
                 self._last_written = data

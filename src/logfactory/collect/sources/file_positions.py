@@ -3,7 +3,8 @@
 ``{"version": 1, "files": [...], "lineage": [...]}``: one entry per followed file (``path``,
 ``dev``/``ino``, the fingerprint ``fp`` of its first ``fp_len`` bytes, the emitted ``offset``,
 the day it was last ``seen``; ``win_len``/``win`` for the bytes before the offset; ``gz`` and
-``done`` for compressed files) and the :mod:`.file_lineage` marks. Written to a temp file,
+``done`` for compressed files), the :mod:`.file_lineage` marks and ``bus_marks``, where
+``logs.raw`` ended just before the checkpoint (see :mod:`.file_reconcile`). Written to a temp file,
 fsynced, renamed over the old one and the directory fsynced: a crash leaves the old or the new
 file, never a mix.
 """
@@ -26,7 +27,11 @@ TailState = tuple[str, int, int, bytes, int, bytes, bool, bool]
 
 
 def encode(
-    tails: list[TailState], known: dict[Key, dict[str, Any]], marks: list[Mark], day: int
+    tails: list[TailState],
+    known: dict[Key, dict[str, Any]],
+    marks: list[Mark],
+    day: int,
+    bus_marks: dict[int, int] | None = None,
 ) -> bytes:
     files: list[dict[str, Any]] = []
     for path, dev, ino, head, offset, window, gz, done in tails:
@@ -43,19 +48,26 @@ def encode(
         if key not in live and day - int(e.get("seen", day)) < FORGET_AFTER_S:
             files.append(e)
     lineage = [m.to_json() for m in marks if day - (m.seen or day) < FORGET_AFTER_S]
-    return json.dumps({"version": 1, "files": files, "lineage": lineage}, indent=1).encode()
+    doc: dict[str, Any] = {"version": 1, "files": files, "lineage": lineage}
+    if bus_marks is not None:
+        doc["bus_marks"] = {str(p): o for p, o in sorted(bus_marks.items())}
+    return json.dumps(doc, indent=1).encode()
 
 
-def read(path: Path) -> tuple[dict[Key, dict[str, Any]], list[dict[str, Any]]] | None:
-    """(entries by identity, lineage marks); None without a file; ValueError, KeyError or
-    TypeError when it is damaged."""
+def read(
+    path: Path,
+) -> tuple[dict[Key, dict[str, Any]], list[dict[str, Any]], dict[int, int] | None] | None:
+    """(entries by identity, lineage marks, where ``logs.raw`` ended before that checkpoint);
+    None without a file; ValueError, KeyError or TypeError when it is damaged."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
     doc = json.loads(raw)
     known = {(int(e["dev"]), int(e["ino"])): dict(e) for e in doc["files"]}
-    return known, list(doc.get("lineage", []))
+    bus_marks = doc.get("bus_marks")
+    marks = {int(p): int(o) for p, o in bus_marks.items()} if bus_marks is not None else None
+    return known, list(doc.get("lineage", [])), marks
 
 
 def write_atomic(path: Path, data: bytes) -> None:
