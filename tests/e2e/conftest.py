@@ -88,11 +88,11 @@ class NodeProcess:
 def start_node(tmp_path: Path) -> Iterator[object]:
     nodes: list[NodeProcess] = []
 
-    def start(config: Path, *args: str) -> NodeProcess:
+    def start(config: Path, *args: str, role: str = "run") -> NodeProcess:
         log = tmp_path / f"node-{len(nodes)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "logfactory", "run", "-c", str(config), *args],
+                [sys.executable, "-m", "logfactory", role, "-c", str(config), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

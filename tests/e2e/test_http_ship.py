@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,23 +29,8 @@ Start = Callable[[Path], NodeProcess]
 
 
 @pytest.fixture
-def start_collect(tmp_path: Path) -> Iterator[Start]:
-    procs: list[NodeProcess] = []
-
-    def start(config: Path) -> NodeProcess:
-        log = tmp_path / f"{config.stem}-{len(procs)}.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "logfactory", "collect", "-c", str(config), "--quiet"],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
-            )  # fmt: skip
-        node = NodeProcess(proc, log)
-        procs.append(node)
-        return node
-
-    yield start
-    for node in procs:
-        node.stop()
+def start_collect(start_node: Callable[..., NodeProcess]) -> Start:
+    return lambda config: start_node(config, "--quiet", role="collect")
 
 
 def _central(tmp_path: Path) -> tuple[Path, int]:

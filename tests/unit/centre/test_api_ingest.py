@@ -6,7 +6,6 @@ import gzip
 import json
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,14 +34,6 @@ def make_client(tmp_path: Path, bus: LocalBus, config: Config) -> tuple[TestClie
         started=time.time(),
     )
     return TestClient(create_app(ctx), client=("192.0.2.9", 40000)), ctx
-
-
-@pytest.fixture
-def client(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[TestClient, NodeContext]]:
-    c, ctx = make_client(tmp_path, local_bus, Config())
-    with c:
-        yield c, ctx
-    ctx.producer.close()
 
 
 def raw_records(bus: LocalBus) -> list[tuple[bytes | None, Record]]:

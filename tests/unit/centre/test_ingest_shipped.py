@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
-import pytest
 import zstandard
-from tests.unit.centre.test_api_ingest import TestClient, make_client, raw_records
+from tests.unit.centre.test_api_ingest import TestClient, raw_records
 
 from logfactory.bus.http_ship import RECORDS_MEDIA
 from logfactory.bus.local import LocalBus
 from logfactory.centre.api import NodeContext
-from logfactory.config import Config
 from logfactory.record import encode_record, make_record
 
 HEADERS = {"Content-Type": RECORDS_MEDIA, "Content-Encoding": "zstd"}
-
-
-@pytest.fixture
-def client(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[TestClient, NodeContext]]:
-    c, ctx = make_client(tmp_path, local_bus, Config())
-    with c:
-        yield c, ctx
-    ctx.producer.close()
 
 
 def _body(pairs: list[tuple[bytes | None, bytes]]) -> bytes:

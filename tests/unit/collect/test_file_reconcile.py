@@ -10,25 +10,10 @@ import pytest
 from tests.conftest import wait_for
 from tests.unit.collect.test_file_source import AgentThread, Reader, config_for, numbered, write
 
-from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.collect.agent import RAW_TOPIC
 from logfactory.collect.sources.file import FileSource
 from logfactory.collect.sources.file_reconcile import BusRawLog, furthest
 from logfactory.record import make_record
-
-
-@pytest.fixture
-def bus(local_bus: LocalBus) -> LocalBus:
-    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    return local_bus
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    d = tmp_path / "logs"
-    d.mkdir()
-    return d
 
 
 def _agent(tmp_path: Path, logs: Path, bus: LocalBus, *, reconcile: bool) -> AgentThread:

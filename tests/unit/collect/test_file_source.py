@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tests.conftest import wait_for
 
-from logfactory.bus.base import BusError, TopicSpec
+from logfactory.bus.base import BusError
 from logfactory.bus.local import LocalBus, LocalConsumer
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.file import FileSource
@@ -89,19 +89,6 @@ class Reader:
 
     def lines(self, path: Path | None = None) -> list[str]:
         return [r.line for r in self.poll() if path is None or r.meta["path"] == str(path)]
-
-
-@pytest.fixture
-def bus(local_bus: LocalBus) -> LocalBus:
-    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    return local_bus
-
-
-@pytest.fixture
-def logs(tmp_path: Path) -> Path:
-    d = tmp_path / "logs"
-    d.mkdir()
-    return d
 
 
 def config_for(tmp_path: Path, logs: Path, **kw: Any) -> Config:

@@ -19,7 +19,7 @@ from logfactory.collect.sources.file import FileSource
 from logfactory.config import Config, NodeConfig, SourceConfig
 
 # the fixtures of the file source's basic tests, shared
-bus, logs, run = base.bus, base.logs, base.run
+run = base.run
 
 
 def config(tmp_path: Path, pattern: str, **kw: Any) -> Config:

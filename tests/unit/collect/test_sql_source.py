@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from tests.conftest import wait_for
 
-from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus, LocalConsumer
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.sql import (
@@ -143,12 +142,6 @@ def ids(records: list[Record]) -> list[int]:
 
 
 # -- fixtures ------------------------------------------------------------------------------
-@pytest.fixture
-def bus(local_bus: LocalBus) -> LocalBus:
-    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    return local_bus
-
-
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "site.db"
