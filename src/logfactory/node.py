@@ -176,9 +176,8 @@ class Node:
                 for src in self.config.sources
                 if src.type == "demo"
             ]
-            raw_log = BusRawLog(bus) if self.config.bus.type != "http" else None
             agent = Agent(
-                self.config, producer, self.registry, extra_sources=extra, raw_log=raw_log
+                self.config, producer, self.registry, extra_sources=extra, raw_log=BusRawLog(bus)
             )
             tasks.append(asyncio.create_task(agent.run(stop)))
         server: _QuietServer | None = None

@@ -7,8 +7,9 @@ import pytest
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.kafka import KafkaBus
-from logfactory.collect.sources.file_reconcile import RAW_TOPIC, BusRawLog, furthest
+from logfactory.collect.sources.file_reconcile import BusRawLog, furthest
 from logfactory.record import encode_record, make_record
+from logfactory.topics import RAW
 
 pytestmark = pytest.mark.integration
 
@@ -16,14 +17,14 @@ pytestmark = pytest.mark.integration
 def test_reading_logs_raw_back_from_marks_on_kafka(kafka_topic: str, kafka_bootstrap: str) -> None:
     bus = KafkaBus(kafka_bootstrap, config={"log_level": 0}, partitions=4)
     try:
-        bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
+        bus.ensure_topic(TopicSpec(RAW, 4))
         raw_log = BusRawLog(bus)
         producer = bus.producer()
 
         def send(host: str, offset: int) -> None:
             meta = {"path": f"/l/{kafka_topic}.log", "offset": offset}
             rec = make_record("app", host, f"line at {offset}", meta)
-            producer.produce(RAW_TOPIC, encode_record(rec), host.encode())
+            producer.produce(RAW, encode_record(rec), host.encode())
 
         for n in range(5):
             send(f"before{n}", n * 100)  # before the marks: must not be read back

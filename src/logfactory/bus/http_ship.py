@@ -35,12 +35,12 @@ import msgspec
 import zstandard
 
 from logfactory.bus.base import BusError, Consumer, Producer, StartFrom, TopicSpec, Transaction
+from logfactory.topics import RAW
 
 __all__ = ["RECORDS_MEDIA", "HttpShipBus", "HttpShipProducer", "ShipTarget"]
 
 #: the body of a shipped batch: zstd'd msgpack ``[[key, value], ...]``, values encoded Records
 RECORDS_MEDIA = "application/vnd.logfactory.records+msgpack"
-RAW_TOPIC = "logs.raw"
 BATCH_RECORDS = 5000
 BATCH_BYTES = 4 << 20  # raw; the central node's default max_body_bytes is larger than this zstd'd
 _MAX_PAUSE_S = 5.0
@@ -58,23 +58,28 @@ class ShipTarget:
     timeout: float = 30.0
 
 
-def _connection(target: ShipTarget) -> tuple[http.client.HTTPConnection, str]:
-    parts = urllib.parse.urlsplit(target.url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BusError(f"bus.http.url {target.url!r}: use http(s)://HOST:PORT/api/v1/ingest")
-    path = parts.path or "/api/v1/ingest"
-    if parts.query:
-        path += "?" + parts.query
-    if parts.scheme == "http":
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=target.timeout), path
-    context = ssl.create_default_context(cafile=target.ca_file)
-    if not target.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(
-        parts.hostname, parts.port, timeout=target.timeout, context=context
-    )
-    return conn, path
+class _Endpoint:
+    """The parsed ``url`` of a target: a bad one is an error when the producer is made."""
+
+    def __init__(self, target: ShipTarget) -> None:
+        parts = urllib.parse.urlsplit(target.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BusError(f"bus.http.url {target.url!r}: use http(s)://HOST:PORT/api/v1/ingest")
+        self.host, self.port, self.timeout = parts.hostname, parts.port, target.timeout
+        self.path = (parts.path or "/api/v1/ingest") + (f"?{parts.query}" if parts.query else "")
+        self.context: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self.context = ssl.create_default_context(cafile=target.ca_file)
+            if not target.verify:
+                self.context.check_hostname = False
+                self.context.verify_mode = ssl.CERT_NONE
+
+    def connect(self) -> http.client.HTTPConnection:
+        if self.context is None:
+            return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        return http.client.HTTPSConnection(
+            self.host, self.port, timeout=self.timeout, context=self.context
+        )
 
 
 class HttpShipProducer:
@@ -85,7 +90,7 @@ class HttpShipProducer:
 
     def __init__(self, target: ShipTarget) -> None:
         self.target = target
-        _connection(target)  # a bad URL is an error now, not in the sender thread
+        self._endpoint = _Endpoint(target)
         self._cond = threading.Condition()
         self._queue: deque[tuple[bytes | None, bytes]] = deque()
         self._produced = 0
@@ -101,21 +106,13 @@ class HttpShipProducer:
 
     # -- the Producer contract ------------------------------------------------------------------
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        if topic != RAW_TOPIC:
-            raise BusError(f"an edge shipping over HTTP carries {RAW_TOPIC} only, not {topic!r}")
-        with self._cond:
-            if self._closed:
-                raise BusError("producer is closed")
-            self._queue.append((key, value))
-            self._produced += 1
-            if len(self._queue) == 1:
-                self._cond.notify_all()
+        self.produce_many(topic, (value,), (key,))
 
     def produce_many(
         self, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None]
     ) -> None:
-        if topic != RAW_TOPIC:
-            raise BusError(f"an edge shipping over HTTP carries {RAW_TOPIC} only, not {topic!r}")
+        if topic != RAW:
+            raise BusError(f"an edge shipping over HTTP carries {RAW} only, not {topic!r}")
         with self._cond:
             if self._closed:
                 raise BusError("producer is closed")
@@ -172,7 +169,7 @@ class HttpShipProducer:
 
     def _send_loop(self) -> None:
         conn: http.client.HTTPConnection | None = None
-        _, path = _connection(self.target)
+        endpoint = self._endpoint
         pause = 0.1
         headers = {
             "Content-Type": RECORDS_MEDIA,
@@ -185,8 +182,8 @@ class HttpShipProducer:
             body = self._compress(msgspec.msgpack.encode(batch))
             try:
                 if conn is None:
-                    conn, path = _connection(self.target)
-                conn.request("POST", path, body=body, headers=headers)
+                    conn = endpoint.connect()
+                conn.request("POST", endpoint.path, body=body, headers=headers)
                 response = conn.getresponse()
                 text = response.read()[:2000].decode("utf-8", "replace")
                 status, retry_after = response.status, response.getheader("Retry-After")
@@ -230,7 +227,9 @@ class HttpShipProducer:
 
 
 class HttpShipBus:
-    """The :class:`~logfactory.bus.base.Bus` of ``bus.type: http``: producing only."""
+    """The :class:`~logfactory.bus.base.Bus` of ``bus.type: http``: producing only. Its
+    watermarks are empty, so a file source finds nothing to read back after a crash (at least
+    once, see :mod:`logfactory.collect.sources.file_reconcile`)."""
 
     def __init__(self, target: ShipTarget) -> None:
         self.target = target

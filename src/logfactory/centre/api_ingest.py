@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -40,12 +40,14 @@ from logfactory.centre.api import NodeContext
 from logfactory.centre.ingest_body import (
     BadBody,
     BodyTooLarge,
+    IngestResult,
     UnsupportedEncoding,
     decompress,
     encoding_of,
+    media_type,
     split_body,
 )
-from logfactory.centre.ingest_shipped import ingest_shipped, is_shipped
+from logfactory.centre.ingest_shipped import ingest_shipped
 from logfactory.collect.agent import BACKLOG_HIGH
 from logfactory.config import Config, parse_size
 from logfactory.record import encode_record, make_record
@@ -73,7 +75,6 @@ BACKLOG_LIMIT = BACKLOG_HIGH + 20_000
 MAX_IN_FLIGHT = 8
 RETRY_AFTER_S = 1
 RETRY_AFTER_SPOOL_FULL_S = 10
-MAX_REPORTED_ERRORS = 10
 FLUSH_TIMEOUT_S = 30.0
 _JSON_TYPES = frozenset(
     {
@@ -87,18 +88,6 @@ _JSON_TYPES = frozenset(
 )
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
 Produce = Callable[[str, bytes, bytes | None], None]
-
-
-@dataclass(slots=True)
-class IngestResult:
-    accepted: int = 0
-    rejected: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-
-    def reject(self, number: int, reason: str, what: str = "line") -> None:
-        self.rejected += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append({what: number, "error": reason})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +117,7 @@ def ingest_sources(config: Config) -> list[IngestSource]:
 
 def is_ndjson(content_type: str | None) -> bool:
     """True for the JSON media types (and ``+json`` suffixes)."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     return media in _JSON_TYPES or media.endswith("+json")
 
 
@@ -344,21 +333,19 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
 
         def work() -> tuple[IngestResult, int]:
             body = decompress(raw, encoding, src.max_body)
-            if is_shipped(content_type):  # an edge collector's own records
-                result = IngestResult()
-                ingest_shipped(body, producer.produce, result)
+            kind, payload = split_body(body, content_type)
+            common: dict[str, Any] = {
+                "source": source or src.tag,
+                "host": host or peer or "-",
+                "peer": peer,
+                "produce": producer.produce,
+            }
+            if kind == "records":  # an edge collector's own records
+                result = ingest_shipped(payload, producer.produce)
+            elif kind == "items":
+                result = ingest_items(payload, **common)
             else:
-                kind, payload = split_body(body, content_type)
-                common: dict[str, Any] = {
-                    "source": source or src.tag,
-                    "host": host or peer or "-",
-                    "peer": peer,
-                    "produce": producer.produce,
-                }
-                if kind == "items":
-                    result = ingest_items(payload, **common)
-                else:
-                    result = ingest_lines(payload, ndjson=kind == "ndjson", **common)
+                result = ingest_lines(payload, ndjson=kind == "ndjson", **common)
             if result.accepted:
                 producer.flush(FLUSH_TIMEOUT_S)  # the 200 below promises durability
             return result, len(body)

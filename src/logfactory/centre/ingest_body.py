@@ -20,20 +20,25 @@ from __future__ import annotations
 
 import io
 import zlib
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import lz4.frame  # type: ignore[import-untyped]
 import msgspec
 import zstandard
 
+from logfactory.bus.http_ship import RECORDS_MEDIA
+
 __all__ = [
     "ENCODINGS",
     "BadBody",
     "BodyTooLarge",
     "Encoding",
+    "IngestResult",
     "UnsupportedEncoding",
     "decompress",
     "encoding_of",
+    "media_type",
     "split_body",
 ]
 
@@ -159,13 +164,37 @@ def _unzstd(data: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
-BodyKind = Literal["text", "ndjson", "items"]
+#: per-line errors a response lists at most (all are counted)
+MAX_REPORTED_ERRORS = 10
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, number: int, reason: str, what: str = "line") -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append({what: number, "error": reason})
+
+
+BodyKind = Literal["text", "ndjson", "items", "records"]
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/x-ndjson; charset=utf-8`` -> ``application/x-ndjson``."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def split_body(body: bytes, content_type: str | None) -> tuple[BodyKind, Any]:
     """How to read ``body``: ("text" | "ndjson", body) for line formats, ("items", list) for a
-    JSON array or a single object. BadBody when the type promises an array that is not one."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    JSON array or a single object, ("records", body) for an edge collector's own records
+    (:mod:`.ingest_shipped`). BadBody when the type promises an array that is not one."""
+    media = media_type(content_type)
+    if media == RECORDS_MEDIA:
+        return "records", body
     if media.startswith("text/"):
         return "text", body
     if media in _NDJSON_TYPES:

@@ -9,31 +9,24 @@ damaged one is rejected by its 1-based number, the others are kept (like NDJSON 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import msgspec
 
 from logfactory.bus.http_ship import RECORDS_MEDIA
-from logfactory.centre.ingest_body import BadBody
+from logfactory.centre.ingest_body import BadBody, IngestResult
 from logfactory.record import decode_record
 from logfactory.topics import RAW
 
-if TYPE_CHECKING:
-    from logfactory.centre.api_ingest import IngestResult
-
-__all__ = ["ingest_shipped", "is_shipped"]
+__all__ = ["ingest_shipped"]
 
 _decode_batch = msgspec.msgpack.Decoder(list[tuple[bytes | None, bytes]]).decode
 
 
-def is_shipped(content_type: str | None) -> bool:
-    return (content_type or "").split(";", 1)[0].strip().lower() == RECORDS_MEDIA
-
-
 def ingest_shipped(
-    body: bytes, produce: Callable[[str, bytes, bytes | None], None], result: IngestResult
-) -> None:
+    body: bytes, produce: Callable[[str, bytes, bytes | None], None]
+) -> IngestResult:
     """Produce every valid record of ``body`` (msgpack ``[[key, value], ...]``) to ``logs.raw``."""
+    result = IngestResult()
     try:
         batch = _decode_batch(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -46,3 +39,4 @@ def ingest_shipped(
             continue
         produce(RAW, value, key)
         result.accepted += 1
+    return result

@@ -146,10 +146,11 @@ class Agent:
         self._failure: BaseException | None = None
         self.sources: list[Source] = self._build(config.sources)
         self.sources.extend(extra_sources)
-        self.raw_log = raw_log  # lets file sources skip, after a crash, what is on the bus
-        for src in self.sources:
-            if isinstance(src, Reconciling):
-                src.raw_log = raw_log
+        reconciling = [s for s in self.sources if isinstance(s, Reconciling)]
+        # lets file sources skip, after a crash, what is on the bus; read only if one needs it
+        self.raw_log = raw_log if reconciling else None
+        for src in reconciling:
+            src.raw_log = raw_log
 
     def _build(self, configs: Sequence[SourceConfig]) -> list[Source]:
         out: list[Source] = []
@@ -229,7 +230,7 @@ class Agent:
         """Where ``logs.raw`` ends now, for sources that reconcile after a crash; None when
         nobody needs it or the bus cannot say (then a crash may re-send, as before)."""
         raw_log = self.raw_log
-        if raw_log is None or not any(isinstance(s, Reconciling) for s in self.sources):
+        if raw_log is None:
             return None
         if self.spool is not None and self.spool.state()["mode"] != "direct":
             return None  # records wait in the spool, where reading logs.raw cannot see them

@@ -16,7 +16,6 @@ lines: at least once, never lost.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterable, Iterator
 from typing import Protocol
@@ -25,12 +24,10 @@ import msgspec
 
 from logfactory.bus.base import Bus, BusError
 from logfactory.record import Record, decode_record
+from logfactory.topics import RAW
 
 __all__ = ["BusRawLog", "RawLog", "furthest"]
 
-log = logging.getLogger(__name__)
-
-RAW_TOPIC = "logs.raw"
 _SCAN_TIMEOUT_S = 60.0
 
 
@@ -51,23 +48,23 @@ class BusRawLog:
         self.bus = bus
 
     def marks(self) -> dict[int, int]:
-        return {p: high for p, (_low, high) in self.bus.watermarks(RAW_TOPIC).items()}
+        return {p: high for p, (_low, high) in self.bus.watermarks(RAW).items()}
 
     def since(self, marks: dict[int, int]) -> Iterator[Record]:
-        ends = self.bus.watermarks(RAW_TOPIC)
+        ends = self.bus.watermarks(RAW)
         todo = {p: max(marks.get(p, high), low) for p, (low, high) in ends.items()}
         todo = {p: start for p, start in todo.items() if start < ends[p][1]}
         if not todo:
             return
-        consumer = self.bus.consumer(None, [RAW_TOPIC], "earliest")
+        consumer = self.bus.consumer(None, [RAW], "earliest")
         try:
             for p, (_low, high) in ends.items():
-                consumer.seek((RAW_TOPIC, p), todo.get(p, high))
+                consumer.seek((RAW, p), todo.get(p, high))
             deadline = time.monotonic() + _SCAN_TIMEOUT_S
             left = dict(todo)
             while left:
                 if time.monotonic() > deadline:
-                    raise BusError(f"reading {RAW_TOPIC} back took over {_SCAN_TIMEOUT_S:g} s")
+                    raise BusError(f"reading {RAW} back took over {_SCAN_TIMEOUT_S:g} s")
                 for msg in consumer.poll(5000, timeout=0.5):
                     if msg.partition not in left or msg.offset >= ends[msg.partition][1]:
                         continue
