@@ -32,8 +32,15 @@ peers:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# pytest itself dying of a signal (not a failing test) prints the test that was running and,
+# for a crash in a Python thread, every thread's stack (kept by tests/crash_report.py in var/).
 test: venv peers kafka-jars
-	LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q
+	@echo "LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q"
+	@LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q; rc=$$?; \
+	if [ $$rc -gt 128 ]; then \
+	  echo; echo "pytest died of signal $$((rc - 128)) during $$(cat var/pytest-running 2>/dev/null)"; \
+	  cat var/pytest-crash.log 2>/dev/null; \
+	fi; exit $$rc
 
 check: venv
 	$(BIN)/ruff check src tests bench kafka

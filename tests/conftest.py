@@ -11,7 +11,7 @@ import pytest
 from logfactory.bus.local import LocalBus
 
 # real Apache Kafka brokers (KRaft) for the Kafka bus tests, started on free ports
-pytest_plugins = ["tests.kafka_fixtures"]
+pytest_plugins = ["tests.kafka_fixtures", "tests.crash_report"]
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, IsolationLevel, KafkaError, KafkaException
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException
 from confluent_kafka import Producer as RdProducer
 from confluent_kafka import TopicPartition as RdTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
@@ -44,6 +44,7 @@ from logfactory.bus.kafka_config import (
     topic_config,
 )
 from logfactory.bus.kafka_consumer import KafkaConsumer
+from logfactory.bus.kafka_group_offsets import GroupOffsets
 from logfactory.bus.kafka_maintenance import close_maintenance, maintain
 from logfactory.bus.kafka_txn import KafkaTransaction, TxnProducer
 
@@ -56,9 +57,7 @@ _TIMEOUT = 30.0
 _EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _VISIBLE_WAIT = 5.0
-_UNSTABLE_WAIT = 0.5
 _PROBE_TIMEOUT = 0.5  # a metadata round trip, after a flush that timed out
-_GROUP_TIMEOUT = 10.0  # a group's committed offsets: renew the client after this, see _renew_admin
 # errors of a partition whose leader is still being elected or propagated (new topic, failover)
 log = logging.getLogger(__name__)
 
@@ -188,6 +187,7 @@ class KafkaBus:
         self.client_id = client_id
         self.default_partitions = partitions
         self._admin = AdminClient(admin_config(self.settings, client_id))
+        self._group_offsets = GroupOffsets(self.settings, client_id)
         self._parts: dict[str, int] = {}
         self._txn_seq: dict[str, itertools.count[int]] = {}
         self._maint_state: dict[TopicPartition, Any] = {}
@@ -345,64 +345,13 @@ class KafkaBus:
 
     # -- groups ---------------------------------------------------------------------------
     def committed(self, group: str, topic: str) -> dict[int, int]:
+        """Through :class:`~logfactory.bus.kafka_group_offsets.GroupOffsets`, never the admin
+        API, which crashes the process on a NOT_COORDINATOR answer (librdkafka#5040)."""
         partitions = self._parts.get(topic) or self._describe(topic)
         if partitions is None:
             return {}
-        request = ConsumerGroupTopicPartitions(
-            group, [RdTopicPartition(topic, p) for p in range(partitions)]
-        )
-        return {p: o for (_t, p), o in self._group_offsets(request).items()}
-
-    def _group_offsets(self, request: ConsumerGroupTopicPartitions) -> dict[TopicPartition, int]:
-        """Committed offsets; waits (bounded) for pending transactional commits to settle.
-
-        An offset commit inside a transaction is pending until the commit marker is written,
-        a moment after ``commit_transaction`` returned; a crashed producer's open transaction
-        stays pending until it is aborted. Ask for stable offsets first, and after
-        ``_UNSTABLE_WAIT`` settle for the last committed ones.
-        """
-        deadline = time.monotonic() + _UNSTABLE_WAIT
-        renewed = False
-        while True:
-            stable = time.monotonic() < deadline
-            futures = self._admin.list_consumer_group_offsets(
-                [request], require_stable=stable, request_timeout=_GROUP_TIMEOUT
-            )
-            try:
-                result = futures[request.group_id].result()
-            except KafkaException as e:
-                err = e.args[0]
-                if err.code() == KafkaError.GROUP_ID_NOT_FOUND:
-                    return {}
-                if stable and err.code() == KafkaError.UNSTABLE_OFFSET_COMMIT:
-                    time.sleep(0.01)
-                    continue
-                if err.code() == KafkaError._TIMED_OUT and not renewed:
-                    self._renew_admin()
-                    renewed = True
-                    continue
-                raise BusError(f"committed offsets of group {request.group_id!r}: {e}") from None
-            parts = result.topic_partitions or []
-            if stable and any(
-                x.error is not None and x.error.code() == KafkaError.UNSTABLE_OFFSET_COMMIT
-                for x in parts
-            ):
-                time.sleep(0.01)
-                continue
-            return {
-                (x.topic, x.partition): x.offset for x in parts if x.offset >= 0 and x.error is None
-            }
-
-    def _renew_admin(self) -> None:
-        """A new admin client, which looks the coordinators up afresh.
-
-        librdkafka can keep a broker that stopped as a group's coordinator and send it every
-        later request until each times out (confluentinc/librdkafka#5511: seen here after one
-        broker of three restarted); a client made now asks the cluster who coordinates.
-        """
-        log.warning("admin requests to %s time out: renewing the admin client",
-                    self.settings.bootstrap)  # fmt: skip
-        self._admin = AdminClient(admin_config(self.settings, self.client_id))
+        done = self._group_offsets.read(group, [(topic, p) for p in range(partitions)])
+        return {p: o for (_t, p), o in done.items()}
 
     def groups(self) -> list[str]:
         try:
@@ -410,18 +359,6 @@ class KafkaBus:
         except KafkaException as e:
             raise BusError(f"cannot list consumer groups: {e}") from None
         return sorted(g.group_id for g in result.valid)
-
-    def lag(self, group: str) -> dict[str, int]:
-        """Messages not yet committed by ``group``, per topic it has committed on."""
-        done = self._group_offsets(ConsumerGroupTopicPartitions(group))
-        topics = sorted({t for t, _p in done})
-        out: dict[str, int] = {}
-        for topic in topics:
-            marks = self.watermarks(topic)
-            out[topic] = sum(
-                max(0, hi - max(done.get((topic, p), lo), lo)) for p, (lo, hi) in marks.items()
-            )
-        return out
 
     # -- clients --------------------------------------------------------------------------
     def producer(self, *, patient: bool = False) -> KafkaProducer:
@@ -460,4 +397,5 @@ class KafkaBus:
 
     def close(self) -> None:
         self._parts.clear()
+        self._group_offsets.close()
         close_maintenance(self._maint_state)
