@@ -305,11 +305,20 @@ class KafkaCluster:
             cmd = self._java("kafka.tools.StorageTool", *args, heap=_TOOL_OPTS)
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             procs.append((node, proc))
-        for node, proc in procs:
-            out, _ = proc.communicate(timeout=READY_TIMEOUT)
-            if proc.returncode != 0:
-                tail = out.decode(errors="replace")[-2000:]
-                raise KafkaStartError(f"format of node {node.node_id} failed:\n{tail}")
+        failed: list[str] = []
+        try:
+            for node, proc in procs:  # every one is reaped, whichever failed
+                out, _ = proc.communicate(timeout=READY_TIMEOUT)
+                if proc.returncode != 0:
+                    tail = out.decode(errors="replace")[-2000:]
+                    failed.append(f"format of node {node.node_id} failed:\n{tail}")
+        finally:
+            for _node, proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        if failed:
+            raise KafkaStartError("\n".join(failed))
 
     def start(self, i: int, wait: bool = True, timeout: float = READY_TIMEOUT) -> None:
         """Start node ``i`` on its existing storage; with ``wait``, return once it serves again."""
@@ -476,10 +485,11 @@ def launch(
         try:
             cluster.format()
             cluster.start_all(wait=True, timeout=timeout)
-        except KafkaStartError:
+        except KafkaStartError as exc:
             cluster.stop_all(timeout=5.0)
             if attempt + 1 == attempts:
                 raise
+            print(f"Kafka start on {cluster.bootstrap} failed, again on new ports: {exc}")
             continue
         return cluster
     raise AssertionError("unreachable")
