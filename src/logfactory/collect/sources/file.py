@@ -52,7 +52,13 @@ from logfactory.bus.base import BusError
 from logfactory.collect.sources import file_positions as positions
 from logfactory.collect.sources.base import Emit
 from logfactory.collect.sources.file_gzip import decompressor, gunzip_head, read_gz
-from logfactory.collect.sources.file_lineage import FP_LEN, WINDOW, Lineage, fingerprint, make_mark
+from logfactory.collect.sources.file_lineage import (
+    FP_LEN,
+    Lineage,
+    fingerprint,
+    make_mark,
+    window_before,
+)
 from logfactory.collect.sources.file_reconcile import RawLog, furthest
 from logfactory.collect.sources.file_tail import Key, LineFramer, Tail
 from logfactory.config import SourceConfig, parse_duration
@@ -346,8 +352,7 @@ class FileSource:
         else:
             t.pos = offset
             if offset:
-                n = min(WINDOW, offset)
-                t.window = os.pread(t.fd, n, offset - n)
+                t.window = window_before(t.fd, offset)
         return t
 
     # -- positions -------------------------------------------------------------------------
@@ -407,18 +412,8 @@ class FileSource:
             end = ends.get(entry.get("path", ""))
             if end is None or entry.get("gz") or end <= int(entry.get("offset", 0)):
                 continue
-            entry["offset"] = end
-            entry.pop("win", None)
-            entry.pop("win_len", None)
             with contextlib.suppress(OSError):
-                st = os.stat(entry["path"])
-                if (st.st_dev, st.st_ino) == key:  # the window before the new position
-                    with open(entry["path"], "rb") as f:
-                        n = min(WINDOW, end)
-                        f.seek(end - n)
-                        window = f.read(n)
-                    entry.update(win_len=len(window), win=fingerprint(window))
-            moved += 1
+                moved += _move_if_same(entry, key, end)
         if moved:
             log.info("file source %r: %d file(s) had lines on the bus past their saved position "
                      "(a crash); resuming after them", self.name, moved)  # fmt: skip
@@ -435,3 +430,21 @@ class FileSource:
             if data != self._last_written:
                 positions.write_atomic(self.positions_path, data)
                 self._last_written = data
+
+
+def _move_if_same(entry: dict[str, Any], key: Key, end: int) -> bool:
+    """Move ``entry`` to ``end`` if its path still names that file. Records carry the path a
+    line was read under, so after a rotation inside the crash window the same path may have
+    meant another file: then the lines are sent again rather than risk skipping any."""
+    fd = os.open(entry["path"], os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != key:
+            return False
+        entry["offset"] = end
+        entry.pop("win", None)
+        entry.pop("win_len", None)
+        positions.set_window(entry, window_before(fd, end))
+        return True
+    finally:
+        os.close(fd)

@@ -16,11 +16,21 @@ forgotten after a week.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FP_LEN", "MAX_MARKS", "WINDOW", "Lineage", "Mark", "fingerprint", "make_mark"]
+__all__ = [
+    "FP_LEN",
+    "MAX_MARKS",
+    "WINDOW",
+    "Lineage",
+    "Mark",
+    "fingerprint",
+    "make_mark",
+    "window_before",
+]
 
 FP_LEN = 256
 WINDOW = 256
@@ -29,6 +39,12 @@ MAX_MARKS = 1000
 
 def fingerprint(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def window_before(fd: int, offset: int) -> bytes:
+    """The (up to) ``WINDOW`` bytes of a file just before ``offset``."""
+    n = min(WINDOW, offset)
+    return os.pread(fd, n, offset - n)
 
 
 @dataclass(frozen=True, slots=True)

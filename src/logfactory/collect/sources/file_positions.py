@@ -41,7 +41,7 @@ def encode(
         if gz:
             entry.update(gz=True, done=done)
         elif window:
-            entry.update(win_len=len(window), win=fingerprint(window))
+            set_window(entry, window)
         files.append(entry)
     live = {(f["dev"], f["ino"]) for f in files}
     for key, e in known.items():
@@ -52,6 +52,11 @@ def encode(
     if bus_marks is not None:
         doc["bus_marks"] = {str(p): o for p, o in sorted(bus_marks.items())}
     return json.dumps(doc, indent=1).encode()
+
+
+def set_window(entry: dict[str, Any], window: bytes) -> None:
+    """Record in ``entry`` the bytes before its offset, which a restart checks before resuming."""
+    entry.update(win_len=len(window), win=fingerprint(window))
 
 
 def read(

@@ -9,6 +9,10 @@ saved marks to its end, takes its own records (its tag, its host, ``meta.path``/
 moves each file's position past the last such line (:func:`furthest`). A line's end is its
 offset plus its bytes; the newline after it then reads as an empty line, which yields nothing.
 
+A record names its file by the path it was read under, so a position moves only while its
+saved path still names the same file: when a rotation happened between the last checkpoint and
+the crash, that file's lines of the window are sent again (never skipped).
+
 Where the bus cannot be read from here (an edge shipping over HTTP) or records wait in the
 collector's spool rather than on the bus, a crash can still re-send up to one checkpoint of
 lines: at least once, never lost.
@@ -61,7 +65,7 @@ class BusRawLog:
             for p, (_low, high) in ends.items():
                 consumer.seek((RAW, p), todo.get(p, high))
             deadline = time.monotonic() + _SCAN_TIMEOUT_S
-            left = dict(todo)
+            left = todo  # partitions not yet read to their end
             while left:
                 if time.monotonic() > deadline:
                     raise BusError(f"reading {RAW} back took over {_SCAN_TIMEOUT_S:g} s")
