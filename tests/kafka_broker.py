@@ -386,7 +386,7 @@ class KafkaCluster:
                 raise KafkaStartError(
                     f"node {node.node_id} exited with {proc.returncode}:\n{node.log_tail()}"
                 )
-            if _port_open(node.port) and _serves(f"127.0.0.1:{node.port}", node.node_id):
+            if port_open(node.port) and _serves(f"127.0.0.1:{node.port}", node.node_id):
                 return
             if time.monotonic() > deadline:
                 raise KafkaStartError(f"node {node.node_id} not ready in time:\n{node.log_tail()}")
@@ -400,7 +400,8 @@ class KafkaCluster:
         round_trip(self.bootstrap, min(self.size, 3), deadline)
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port`` now."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
     except OSError:

@@ -5,7 +5,6 @@ them, and a central node that goes away and returns loses and duplicates nothing
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import wait_for
 from tests.e2e.conftest import NodeProcess, free_port, free_port_both
+from tests.kafka_broker import port_open
 
 from logfactory.bus.base import BusError
 from logfactory.bus.http_ship import HttpShipProducer, ShipTarget
@@ -101,7 +101,7 @@ def test_an_edge_ships_its_records_through_a_central_outage(
     central = start_collect(central_cfg)
     wait_for(lambda: _healthy(central_port), timeout=30, what="the central node")
     edge = start_collect(edge_cfg)
-    wait_for(lambda: _port_open(edge_port), timeout=30, what="the edge's syslog port")
+    wait_for(lambda: port_open(edge_port), timeout=30, what="the edge's syslog port")
 
     _logger(edge_port, 0, 20)
     wait_for(lambda: len(_numbers(_on_central(tmp_path))) >= 20, timeout=30, what="20 lines")
@@ -122,11 +122,6 @@ def test_an_edge_ships_its_records_through_a_central_outage(
     assert _numbers(_on_central(tmp_path)) == list(range(50))  # no loss, no duplicate, in order
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def test_a_wrong_token_is_named_and_nothing_is_dropped(
     tmp_path: Path, start_collect: Start
 ) -> None:
@@ -138,8 +133,10 @@ def test_a_wrong_token_is_named_and_nothing_is_dropped(
     record = make_record("syslog", "h1", "kept for later", {})
     try:
         wrong.produce("logs.raw", encode_record(record), b"h1")
+        # nothing is ever accepted, so a flush waits its whole timeout: first the answer
+        wait_for(lambda: "401" in (wrong._error or ""), timeout=30, what="the central's answer")
         with pytest.raises(BusError, match="answered 401"):
-            wrong.flush(2.0)
+            wrong.flush(0.1)
         assert wrong.pending() == 1  # still held, to be sent when the token is fixed
     finally:
         wrong.close()
@@ -184,10 +181,15 @@ def test_an_edge_ships_over_https_trusting_the_central_nodes_certificate(
 
     untrusting = HttpShipProducer(ShipTarget(url, token=TOKEN))  # the system CAs only
     try:
-        wait_for(lambda: _port_open(port), timeout=30, what="the central node's https port")
+        wait_for(lambda: port_open(port), timeout=30, what="the central node's https port")
         untrusting.produce("logs.raw", encode_record(record), b"h1")
+        wait_for(
+            lambda: "CERTIFICATE_VERIFY_FAILED" in (untrusting._error or ""),
+            timeout=30,
+            what="the TLS handshake to fail",
+        )
         with pytest.raises(BusError, match="CERTIFICATE_VERIFY_FAILED"):
-            untrusting.flush(3.0)
+            untrusting.flush(0.1)
     finally:
         untrusting.close()
     trusting = HttpShipProducer(ShipTarget(url, token=TOKEN, ca_file=str(cert)))
@@ -211,8 +213,10 @@ def test_batches_shrink_to_what_the_central_node_takes(
     producer = HttpShipProducer(ShipTarget(f"http://127.0.0.1:{port}/api/v1/ingest", TOKEN))
     lines = [f"line {n:05d} " + "x" * 80 for n in range(3000)]  # ~300 KB in one batch: 413
     try:
-        for line in lines:
-            producer.produce("logs.raw", encode_record(make_record("app", "h1", line)), b"h1")
+        # in one call, so the first batch is all of them: one at a time, a quick sender could
+        # post small batches that never reach the limit
+        values = [encode_record(make_record("app", "h1", line)) for line in lines]
+        producer.produce_many("logs.raw", values, [b"h1"] * len(values))
         producer.flush(30.0)
     finally:
         producer.close()

@@ -23,7 +23,8 @@ from tests.kafka_broker import KafkaCluster, quiet
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.kafka import KafkaBus
 
-pytestmark = pytest.mark.integration
+# three broker restarts, each allowed its full start-up wait
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
 GROUPS = [f"g{n}" for n in range(4)]
 PARTITIONS = 3
@@ -50,7 +51,7 @@ READER = textwrap.dedent(
             if got != {int(p): o for p, o in offsets.items()}:
                 wrong += 1
                 print("wrong:", group, got, file=sys.stderr)
-        print(json.dumps({"answers": answers}), flush=True)
+            print(json.dumps({"answers": answers}), flush=True)
     bus.close()
     print(json.dumps({"answers": answers, "wrong": wrong, "errors": errors}), flush=True)
     """
@@ -81,20 +82,23 @@ def test_offsets_read_through_every_broker_restart_without_a_crash(
         bus.close()
 
     stop = tmp_path / "stop"
-    progress = tmp_path / "progress"
-    with progress.open("w") as out:
+    progress, errors = tmp_path / "progress", tmp_path / "reader.err"
+    with progress.open("w") as out, errors.open("w") as err:
         reader = subprocess.Popen(
             [sys.executable, "-c", READER, kafka_cluster.bootstrap, kafka_topic, str(stop),
              json.dumps(expected)],
-            stdout=out, stderr=subprocess.PIPE, text=True,
+            stdout=out, stderr=err,
         )  # fmt: skip
+
+    def last() -> dict[str, int]:
+        """The reader's latest complete line (it may be writing the next one)."""
+        lines = progress.read_text().split("\n")[:-1]
+        return json.loads(lines[-1]) if lines else {"answers": 0}
 
     def answered() -> int:
         if reader.poll() is not None and not stop.exists():
-            assert reader.stderr is not None
-            raise AssertionError(f"the reader died ({reader.returncode}):\n{reader.stderr.read()}")
-        lines = progress.read_text().splitlines()
-        return json.loads(lines[-1])["answers"] if lines else 0
+            raise AssertionError(f"the reader died ({reader.returncode}):\n{errors.read_text()}")
+        return last()["answers"]
 
     def more_answers(what: str) -> None:
         before = answered()
@@ -112,12 +116,13 @@ def test_offsets_read_through_every_broker_restart_without_a_crash(
     finally:
         stop.touch()
         try:
-            _out, err = reader.communicate(timeout=60)
+            reader.wait(timeout=60)
         except subprocess.TimeoutExpired:
             reader.kill()
-            _out, err = reader.communicate()
+            reader.wait()
+    err = errors.read_text()
     assert reader.returncode == 0, f"the reader died ({reader.returncode}):\n{err[-3000:]}"
-    final = json.loads(progress.read_text().splitlines()[-1])
+    final = last()
     assert final["wrong"] == 0, err[-3000:]
     assert final["answers"] > 0
 

@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tests.conftest import wait_for
 from tests.kafka_broker import KafkaCluster, quiet
 
+from logfactory.bus import kafka as kafka_module
 from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.kafka import KafkaBus, KafkaConsumer
 from logfactory.collect.spool import SpoolingProducer
@@ -109,11 +110,13 @@ def _isr(admin: AdminClient, topic: str) -> list[int]:
 
 
 def test_a_bus_that_answers_but_does_not_acknowledge_is_reported_as_such(
-    tmp_path: Path, kafka_cluster: KafkaCluster, kafka_topic: str
+    tmp_path: Path, kafka_cluster: KafkaCluster, kafka_topic: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Spooling is right for a bus that only does not acknowledge too, but the operator must not
     be sent to look for a dead broker: here two of three brokers answer, and the partition
     demands three in-sync replicas, so nothing is acknowledged until the third returns."""
+    # the probe asks two busy brokers for metadata: give it time on a loaded machine
+    monkeypatch.setattr(kafka_module, "_PROBE_TIMEOUT", 5.0)
     boot = kafka_cluster.bootstrap
     admin = AdminClient(quiet({"bootstrap.servers": boot}))
     spec = NewTopic(kafka_topic, 1, 3, config={"min.insync.replicas": "3"})
