@@ -10,10 +10,17 @@ CONFIG ?= examples/demo.yaml
 venv: $(VENV)/.installed
 
 # Pinned, reproducible install: constraints.txt holds the exact versions of every dependency.
+# The main install is not -q: on a first run it downloads for a minute or more, and pip's lines
+# (one per package, a bar for the big ones on a terminal) show that it is moving.
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "logfactory needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) -V 2>&1)." \
+	       "Install one, or name it: make PYTHON=python3.12 ..." >&2; exit 1; }
+	@echo "Installing logfactory and its pinned dependencies (constraints.txt) into $(VENV):" \
+	      "about 60 MB to download on a first run, 250 MB on disk"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --upgrade pip==26.3
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
 run: venv

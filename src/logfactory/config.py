@@ -7,7 +7,10 @@ because a config mistake found at 3 a.m. must be fixable from the message alone.
 
 from __future__ import annotations
 
+import json
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +35,8 @@ __all__ = [
     "SourceConfig",
     "ThresholdRule",
     "WorkshopConfig",
+    "bare_port",
+    "key_path",
     "load_config",
     "parse_duration",
     "parse_size",
@@ -225,7 +230,14 @@ class MultilineConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=Tr
 
 
 class WorkshopConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One log format. ``mine``: whether the pattern library mines this workshop's messages
+    into templates (and announces new ones). Unset: free text (``syslog``) is mined, structured
+    formats (``kv``, ``slurm``, ``json``) are not: their messages vary by field values, so
+    every user or job id would become a template nobody wants to review; mappings classify
+    them. A workshop listed in ``factory.pattern_workshops`` is mined unless it says false."""
+
     format: Literal["syslog", "kv", "slurm", "json"]
+    mine: bool | None = None
     multiline: MultilineConfig | None = None
     # syslog: hand the message of some programs to another workshop's decoder
     delegate: dict[str, str] = {}
@@ -352,6 +364,9 @@ class Config(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     alerts: list[AlertRule] = []
     rules: list[ThresholdRule] = []
     path: str = ""
+    # set by the loader, never from the file: "FILE:LINE: key.path: ..." of what looks wrong
+    # but does not stop a node (config_fields.py), for `check` and the node's start to print
+    warnings: tuple[str, ...] = ()
 
     @property
     def data_dir(self) -> Path:
@@ -418,19 +433,133 @@ def _construct_with_lines(
     return loader.construct_object(node, deep=True)
 
 
-_PATH_PART = re.compile(r"\.([A-Za-z_][\w\-]*)|\[(\d+)\]|\[\"?([^\]\"]*)\"?\]")
+# msgspec's error paths: `.name`, `[3]`, and `[...]` for a dict key that it does not name
+_PATH_PART = re.compile(r"\.([A-Za-z_]\w*)|\[(\d+)\]|\[(\.\.\.)\]")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][\w\-]*")
+_RESERVED = ("path", "warnings")  # Config fields the loader sets; a file must not
 
 
-def _parse_msgspec_path(text: str) -> PathKey:
-    parts: list[str | int] = []
-    for name, index, key in _PATH_PART.findall(text):
-        if name:
-            parts.append(name)
-        elif index:
-            parts.append(int(index))
+def key_path(path: PathKey) -> str:
+    """``("sources", 1, "listen")`` -> ``sources[1].listen``: names joined by dots, list items
+    by index, dict keys that are not plain names quoted (``bus.kafka["bootstrap.servers"]``),
+    so that every error names its key the way the file spells it."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.fullmatch(part):
+            out += f".{part}" if out else part
         else:
-            parts.append(key)
-    return tuple(parts)
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return out or "top level"
+
+
+def bare_port(port: object) -> str:
+    """The error for ``listen: 5514``: a port alone does not say which interface to take."""
+    return (
+        f"{port} is a port without a host; write it as HOST:PORT, e.g. 127.0.0.1:{port} "
+        f"(this machine only) or 0.0.0.0:{port} (every interface)"
+    )
+
+
+def _parse_msgspec_path(text: str) -> list[str | int | None]:
+    """``$.workshops[...].format`` -> ``["workshops", None, "format"]`` (None: unnamed key)."""
+    return [
+        name if name else int(index) if index else None
+        for name, index, _ in _PATH_PART.findall(text)
+    ]
+
+
+def _member(tp: Any, value: Any) -> Any:
+    """The member of a union type that ``value`` was checked against (struct or dict for a
+    mapping, list for a sequence); ``tp`` itself when it is no union."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return tp
+    for member in typing.get_args(tp):
+        origin = typing.get_origin(member) or member
+        if isinstance(value, list) and origin is list:
+            return member
+        if isinstance(value, dict) and (
+            origin is dict or (isinstance(origin, type) and issubclass(origin, msgspec.Struct))
+        ):
+            return member
+    return tp
+
+
+def _converts(value: Any, tp: Any) -> bool:
+    try:
+        msgspec.convert(value, tp)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+def _resolve(parts: list[str | int | None], data: Any) -> tuple[PathKey, Any, Any]:
+    """Walk msgspec's error path through the data and the types: the path with every unnamed
+    dict key found (the first entry whose value does not convert: msgspec stops at the first
+    error), the type expected at its end and the value given there."""
+    tp: Any = Config
+    value: Any = data
+    path: list[str | int] = []
+    for part in parts:
+        tp = _member(tp, value)
+        args = typing.get_args(tp)
+        if part is None:
+            item = args[1] if typing.get_origin(tp) is dict and len(args) == 2 else Any
+            items = value.items() if isinstance(value, dict) else ()
+            key = next((k for k, v in items if not _converts(v, item)), None)
+            if key is None:
+                break
+            path.append(key)
+            value, tp = value[key], item
+        elif isinstance(part, int):
+            path.append(part)
+            value = value[part] if isinstance(value, list) and part < len(value) else None
+            tp = args[0] if typing.get_origin(tp) is list and args else Any
+        else:
+            path.append(part)
+            value = value.get(part) if isinstance(value, dict) else None
+            fields = (
+                msgspec.structs.fields(tp)
+                if isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+                else ()
+            )
+            tp = next((f.type for f in fields if f.name == part), Any)
+    return tuple(path), _member(tp, value), value
+
+
+def _schema_error(message: str, data: Any, lines: dict[PathKey, int], name: str) -> str:
+    """msgspec's message, rephrased: the real key path (dict keys named), the valid values of
+    an enum, HOST:PORT for a bare port."""
+    what, sep, at = message.rpartition(" - at `")
+    if not sep:
+        return f"{name}:1: top level: {message}"
+    if at.startswith("key` in `"):  # a dict key of the wrong type, e.g. a workshop named 1
+        path, _, value = _resolve(_parse_msgspec_path(at.split("`")[2]), data)
+        keys = value if isinstance(value, dict) else {}
+        key = next((k for k in keys if not isinstance(k, str)), None)
+        line = _line_for((*path, key) if isinstance(key, int) else path, lines)
+        what = (
+            f"the name {key!r} is not text (YAML reads unquoted numbers and yes/no/on/off as "
+            "values): write it in quotes"
+        )
+        return f"{name}:{line}: {key_path(path)}: {what}"
+    path, tp, value = _resolve(_parse_msgspec_path(at.rstrip("`")), data)
+    if what.startswith("Object contains unknown field"):
+        field = what.split("`")[1] if "`" in what else "?"
+        path = (*path, field)
+        what = f"unknown key {field!r}; check its spelling against the README's reference"
+    elif what.startswith("Invalid enum value") and typing.get_origin(tp) is Literal:
+        choices = ", ".join(str(v) for v in typing.get_args(tp))
+        what = f"{value!r} is not valid; expected one of {choices}"
+    elif path and path[-1] in ("listen", "tls_listen") and type(value) is int:
+        what = bare_port(value)
+    return _where(name, path, what, lines)
+
+
+def _where(name: str, path: PathKey, what: str, lines: dict[PathKey, int]) -> str:
+    """``FILE:LINE: key.path: what`` - the one shape of every config error and warning."""
+    return f"{name}:{_line_for(path, lines)}: {key_path(path)}: {what}"
 
 
 def _line_for(path: PathKey, lines: dict[PathKey, int]) -> int:
@@ -440,7 +569,10 @@ def _line_for(path: PathKey, lines: dict[PathKey, int]) -> int:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read, validate and cross-check a configuration file, or raise :class:`ConfigError`."""
+    """Read, validate and cross-check a configuration file, or raise :class:`ConfigError`.
+
+    What looks wrong without stopping a node (a template field no record carries) is in the
+    returned config's ``warnings``, each phrased like an error."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -466,24 +598,21 @@ def parse_config(text: str, name: str = "<config>") -> Config:
         raise ConfigError(f"{name}:{line}: not valid YAML: {exc.problem}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{name}:1: expected a mapping of sections (node:, bus:, sources:, ...)")
+    for reserved in _RESERVED:
+        if reserved in data:
+            what = f"unknown key {reserved!r}; check its spelling against the README's reference"
+            raise ConfigError(_where(name, (reserved,), what, lines))
     data["path"] = name
     try:
         config = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        where = message.rsplit(" - at `", 1)
-        key_path = _parse_msgspec_path(where[1].rstrip("`")) if len(where) == 2 else ()
-        what = where[0]
-        if what.startswith("Object contains unknown field"):
-            field = what.split("`")[1] if "`" in what else "?"
-            key_path = (*key_path, field)
-            what = f"unknown key {field!r}; check its spelling against the README's reference"
-        dotted = ".".join(str(k) for k in key_path) or "top level"
-        raise ConfigError(f"{name}:{_line_for(key_path, lines)}: {dotted}: {what}") from exc
-    from logfactory.config_check import check_config  # cross-field checks live apart
+        raise ConfigError(_schema_error(str(exc), data, lines, name)) from exc
+    # cross-field checks and warnings live apart
+    from logfactory.config_check import check_config
+    from logfactory.config_fields import field_warnings
 
     problems = check_config(config)
     if problems:
-        key_path, what = problems[0]
-        raise ConfigError(f"{name}:{_line_for(key_path, lines)}: {what}")
-    return config
+        raise ConfigError(_where(name, *problems[0], lines))
+    warnings = tuple(_where(name, path, what, lines) for path, what in field_warnings(config))
+    return msgspec.structs.replace(config, warnings=warnings) if warnings else config

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from logfactory.config import (
     Config,
     Match,
     SourceConfig,
+    bare_port,
+    key_path,
     parse_duration,
     parse_size,
     snmp_engine_id,
@@ -18,6 +22,7 @@ from logfactory.event import BUILTIN_TYPES
 __all__ = ["check_config"]
 
 Problem = tuple[tuple[str | int, ...], str]
+_HOST_PORT = re.compile(r"(\[?[\w.:\-]*\]?):([0-9]+)")
 
 
 def _regex(path: tuple[str | int, ...], pattern: str | None, out: list[Problem]) -> None:
@@ -53,8 +58,6 @@ def _socket_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
                 f"a {src.type} source needs 'listen: HOST:PORT' (or tls_listen)",
             )
         )
-    if src.tls_listen and not re.fullmatch(r"\[?[\w.:\-]*\]?:\d{1,5}", src.tls_listen):
-        out.append((("sources", i, "tls_listen"), f"{src.tls_listen!r} is not HOST:PORT"))
     if (src.tls_cert is None) != (src.tls_key is None):
         key = "tls_key" if src.tls_key is None else "tls_cert"
         out.append((("sources", i, key), "tls_cert and tls_key must be given together"))
@@ -64,6 +67,119 @@ def _socket_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
         out.append((("sources", i, "max_frame_bytes"), "must be at least 1"))
     if src.udp_rcvbuf < 1024:
         out.append((("sources", i, "udp_rcvbuf"), "must be at least 1024 bytes"))
+
+
+def _names(config: Config, out: list[Problem]) -> None:
+    """A source's name keys its counters, saved positions and SNMP engine: one name, one source."""
+    first: dict[str, int] = {}
+    for i, src in enumerate(config.sources):
+        if src.name is None:
+            continue
+        if src.name in first:
+            out.append(
+                (
+                    ("sources", i, "name"),
+                    f"{src.name!r} is already the name of sources[{first[src.name]}]; "
+                    "give each source a name of its own",
+                )
+            )
+        first.setdefault(src.name, i)
+
+
+def _address(path: tuple[str | int, ...], text: str, out: list[Problem]) -> tuple[str, int] | None:
+    """``HOST:PORT`` -> (host, port) as the listeners bind it (an empty host is every
+    interface), or None with the problem in ``out``."""
+    if text.isdigit() and text.isascii():
+        out.append((path, bare_port(text)))
+        return None
+    m = _HOST_PORT.fullmatch(text)
+    if m is None:
+        out.append((path, f"{text!r} is not HOST:PORT, e.g. 127.0.0.1:5514"))
+        return None
+    port = int(m.group(2))
+    if not 1 <= port <= 65535:
+        out.append((path, f"port {port} of {text!r} is outside 1-65535"))
+        return None
+    return m.group(1).strip("[]") or "0.0.0.0", port
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address("127.0.0.1" if host.lower() == "localhost" else host)
+    except ValueError:
+        return None  # a host name: compared by its spelling only (no DNS in a config check)
+
+
+def _overlap(a: str, b: str, protocol: str) -> bool:
+    """Whether binding ``a`` and ``b`` on one port and protocol fails (Linux, as measured):
+    the same address, or the wildcard of a family and any address of it; a UDP socket on
+    ``::`` is dual-stack and takes IPv4 too (TCP listeners are IPv6-only there)."""
+    x, y = _ip(a), _ip(b)
+    if x is None or y is None:
+        return a.lower() == b.lower()
+    if x == y:
+        return True
+    if x.version == y.version:
+        return x.is_unspecified or y.is_unspecified
+    six = x if x.version == 6 else y
+    return protocol == "udp" and six.is_unspecified
+
+
+class _Bound(NamedTuple):
+    path: tuple[str | int, ...]
+    protocol: str
+    host: str
+    port: int
+    text: str  # as written in the file
+
+
+def _listeners(config: Config, out: list[Problem]) -> None:
+    """Every address is valid, and no two listeners of this node (sources, the API) need the
+    same address and protocol: the second bind would fail when the node starts."""
+    wanted: list[tuple[tuple[str | int, ...], str, tuple[str, ...]]] = []
+    api = config.http.enabled and (
+        config.bus.type != "http" or any(src.type == "http" for src in config.sources)
+    )
+    wanted.append((("http", "listen"), config.http.listen, ("tcp",) if api else ()))
+    for i, src in enumerate(config.sources):
+        lines = src.type in ("syslog", "raw")  # snmp is UDP; other types ignore these keys
+        if src.listen is not None:
+            protocols: tuple[str, ...] = tuple(dict.fromkeys(src.protocols)) if lines else ()
+            if src.type == "snmp":
+                protocols = ("udp",)
+            wanted.append((("sources", i, "listen"), src.listen, protocols))
+        if src.tls_listen is not None:
+            wanted.append((("sources", i, "tls_listen"), src.tls_listen, ("tcp",) * lines))
+    bound: list[_Bound] = []
+    for path, text, protocols in wanted:
+        address = _address(path, text, out)
+        if address is None:
+            continue
+        host, port = address
+        for protocol in protocols:
+            clash = next(
+                (b for b in bound if (b.protocol, b.port) == (protocol, port)
+                 and _overlap(b.host, host, protocol)),
+                None,
+            )  # fmt: skip
+            if clash is None:
+                bound.append(_Bound(path, protocol, host, port, text))
+                continue
+            same = "is" if clash.text == text else f"overlaps {protocol} {clash.text}, which is"
+            out.append(
+                (
+                    path,
+                    f"{protocol} {text} {same} already taken by {_owner(config, clash.path)}; "
+                    "give each listener a port of its own",
+                )
+            )
+
+
+def _owner(config: Config, path: tuple[str | int, ...]) -> str:
+    if path[0] == "http":
+        return "the HTTP API (http.listen)"
+    name = config.sources[int(path[1])].name
+    return key_path(path) + (f" of source {name!r}" if name else "")
 
 
 def _sql_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
@@ -187,6 +303,8 @@ def check_config(config: Config) -> list[Problem]:
     for tag, target in config.factory.routes.items():
         if target not in workshops:
             out.append((("factory", "routes", tag), f"routes to unknown workshop {target!r}"))
+    _names(config, out)
+    _listeners(config, out)
     for i, src in enumerate(config.sources):
         if src.type == "file" and not src.paths:
             out.append((("sources", i, "paths"), "a file source needs 'paths': a list of globs"))
@@ -209,8 +327,6 @@ def check_config(config: Config) -> list[Problem]:
             _kafka_source(i, src, out)
         if src.type == "snmp":
             _snmp_source(i, src, out)
-        if src.listen and not re.fullmatch(r"\[?[\w.:\-]*\]?:\d{1,5}", src.listen):
-            out.append((("sources", i, "listen"), f"{src.listen!r} is not HOST:PORT"))
     types = set(BUILTIN_TYPES) | {t.name for t in config.event_types}
     for i, m in enumerate(config.mappings):
         _match(("mappings", i, "when"), m.when, workshops, out)

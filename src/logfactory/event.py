@@ -39,17 +39,29 @@ SCHEMA_VERSION = 1
 
 
 class Header(msgspec.Struct, omit_defaults=True):
+    """Absent optional fields are left out, but ``severity`` and ``schema`` are always written:
+    a subscriber filters on the one and checks the layout by the other, so neither may depend
+    on whether it has its usual value. Their defaults ("" and 0) are placeholders that
+    ``__post_init__`` replaces (by ``info`` and :data:`SCHEMA_VERSION`) when an event is made
+    or read, so an envelope written without them still reads as it was meant."""
+
     id: str
     time: str
     type: str
     subtype: str | None = None
-    severity: str = "info"
+    severity: str = ""
     source: str | None = None
     host: str | None = None
     received: str | None = None
     pattern: str | None = None
     reason: str | None = None
-    schema: int = SCHEMA_VERSION
+    schema: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.severity:
+            self.severity = "info"
+        if not self.schema:
+            self.schema = SCHEMA_VERSION
 
 
 class Event(msgspec.Struct, omit_defaults=True):

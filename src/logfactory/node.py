@@ -15,11 +15,11 @@ import gc
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Coroutine, Generator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
@@ -31,13 +31,23 @@ from logfactory.collect.agent import Agent
 from logfactory.collect.sources.base import Source
 from logfactory.collect.sources.demo import DemoSource
 from logfactory.collect.sources.file_reconcile import BusRawLog
+from logfactory.collect.tls import TlsConfigError
 from logfactory.config import Config
 from logfactory.factory.runner import run_factory
-from logfactory.stats import StatsRegistry, StatsWriter, read_all_stats
+from logfactory.node_banner import banner_lines
+from logfactory.node_start import (
+    DataDirLock,
+    NodeError,
+    bind_api_socket,
+    source_error,
+    where,
+)
+from logfactory.node_summary import LiveSummary, SummaryLogHandler, SummaryScreen, read_totals
+from logfactory.stats import StatsRegistry, StatsWriter
 from logfactory.subscribe import open_bus
 from logfactory.topics import ensure_topics, event_types
 
-__all__ = ["Node", "run_factory", "summary_line"]
+__all__ = ["Node", "NodeError", "run_factory"]
 
 log = logging.getLogger(__name__)
 
@@ -83,26 +93,12 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def summary_line(stats_dir: Path, types: list[str]) -> str:
-    """One line: records in, events out by type, dead letters — summed over live processes."""
-    records_in = 0
-    events: dict[str, int] = {}
-    dead = 0
-    for snap in read_all_stats(stats_dir):
-        for group, counters in snap.get("counters", {}).items():
-            if group.startswith("source:"):
-                records_in += int(counters.get("received", 0))
-            elif group.startswith("events:"):
-                name = group.split(":", 1)[1]
-                events[name] = events.get(name, 0) + int(counters.get("sent", 0))
-            elif group == "deadletter":
-                dead += int(counters.get("sent", 0))
-    parts = " ".join(f"{t}={events.get(t, 0)}" for t in types)
-    return f"in={records_in} | events {parts} | deadletter={dead}"
-
-
 class Node:
-    """Runs one node from a configuration; ``with_factory`` also supervises a factory child."""
+    """Runs one node from a configuration; ``with_factory`` also supervises a factory child.
+
+    ``command`` (run, collect, serve) names the process in the data directory's lock, which a
+    node with collectors holds (see :mod:`logfactory.node_start`). Conditions a user causes
+    raise :class:`NodeError` from :meth:`run`, phrased for them."""
 
     def __init__(
         self,
@@ -112,21 +108,27 @@ class Node:
         with_collectors: bool = True,
         with_api: bool = True,
         quiet: bool = False,
+        command: str = "run",
     ) -> None:
         self.config = config
         self.with_factory = with_factory
         self.with_collectors = with_collectors
         self.with_api = with_api and config.http.enabled
         self.quiet = quiet
+        self.command = command
         self.data_dir = config.data_dir
         self.stats_dir = self.data_dir / "stats"
         role = "node" if with_collectors and with_api else "collector" if with_collectors else "api"
         self.registry = StatsRegistry(role)
         self._factory: subprocess.Popen[bytes] | None = None
+        self.screen = SummaryScreen(sys.stdout)
+        # an edge shipping over HTTP decodes nothing: events there mean nothing (in= only)
+        self.summary = LiveSummary(event_types(config), events=config.bus.type != "http")
+        self._summary_started = False
 
     def _say(self, text: str) -> None:
         if not self.quiet:
-            print(text, flush=True)
+            self.screen.say(text)
 
     # -- the factory child ----------------------------------------------------------------
     def _start_factory(self) -> None:
@@ -149,9 +151,65 @@ class Node:
 
     # -- main -----------------------------------------------------------------------------
     def run(self) -> int:
-        return run_event_loop(self._main())
+        """Run until SIGINT/SIGTERM; 0 after a clean stop. Raises :class:`NodeError`."""
+        lock = DataDirLock(self.config, self.command).acquire() if self.with_collectors else None
+        try:
+            sock = bind_api_socket(self.config) if self.with_api else None
+            try:
+                return run_event_loop(self._main(sock))
+            except BusError as exc:  # e.g. no broker answers: the configuration says where
+                raise NodeError(f"{self.config.path}: bus ({self.config.bus.type}): {exc}") from exc
+            finally:
+                if sock is not None:
+                    sock.close()
+        finally:
+            if lock is not None:
+                lock.release()
 
-    async def _main(self) -> int:
+    def _server(self, ctx: NodeContext) -> _QuietServer:
+        http = self.config.http
+        config = uvicorn.Config(
+            create_app(ctx), log_level="warning", access_log=False, lifespan="off",
+            ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key,
+        )  # fmt: skip
+        try:
+            config.load()  # the certificate now, not in the server's task
+        except OSError as exc:  # ssl.SSLError is one too
+            raise NodeError(
+                f"{where(self.config, ('http', 'tls_cert'), '')}: cannot load the certificate "
+                f"{http.tls_cert} with the key {http.tls_key}: {exc.strerror or exc}"
+            ) from exc
+        return _QuietServer(config)
+
+    def _agent(self, producer: Producer, bus: Bus) -> tuple[Agent, dict[int, Source]]:
+        demos: dict[int, Source] = {
+            i: DemoSource(sc, self.config.node)
+            for i, sc in enumerate(self.config.sources)
+            if sc.type == "demo"
+        }
+        try:
+            agent = Agent(
+                self.config, producer, self.registry, extra_sources=list(demos.values()),
+                raw_log=BusRawLog(bus),
+            )  # fmt: skip
+        except TlsConfigError as exc:
+            raise NodeError(f"{self.config.path}: {exc}") from exc
+        return agent, {**agent.by_index, **demos}
+
+    def _banner(self, sources: dict[int, Source], agent: Agent | None) -> None:
+        scheme = "https" if self.config.http.tls_cert else "http"
+        base = f"{scheme}://{self.config.http.listen}"
+        idle = agent.idle_reasons() if agent is not None else {}
+        idle_at = {i: idle[s.name] for i, s in sources.items() if s.name in idle}
+        for row in banner_lines(
+            self.config, sources, ingest_url=f"{base}/api/v1/ingest" if self.with_api else None,
+            collectors=self.with_collectors, idle=idle_at,
+        ):  # fmt: skip
+            self._say(row)
+        if self.with_api:
+            self._say(f"http        {base}/api/v1/health, API docs at /docs")
+
+    async def _main(self, sock: socket.socket | None) -> int:
         bus: Bus = open_bus(self.config)
         self.stats_dir.mkdir(parents=True, exist_ok=True)
         if self.with_collectors and self.with_api:  # the all-in-one node owns the counters
@@ -170,52 +228,44 @@ class Node:
             loop.add_signal_handler(sig, stop.set)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._maintain(bus, stop))]
         agent: Agent | None = None
-        if self.with_collectors:
-            extra: list[Source] = [
-                DemoSource(src, self.config.node)
-                for src in self.config.sources
-                if src.type == "demo"
-            ]
-            agent = Agent(
-                self.config, producer, self.registry, extra_sources=extra, raw_log=BusRawLog(bus)
-            )
-            tasks.append(asyncio.create_task(agent.run(stop)))
         server: _QuietServer | None = None
-        if self.with_api:
-            host, _, port = self.config.http.listen.rpartition(":")
-            ctx = NodeContext(
-                config=self.config,
-                bus=bus,
-                # HTTP ingest goes through the collectors' spool too: a 200 means on disk or on
-                # the bus, even while the brokers are away
-                producer=agent.spool if agent is not None and agent.spool is not None else producer,
-                registry=self.registry,
-                stats_dir=self.stats_dir,
-                started=time.time(),
-                expected_processes=("factory",) if self.with_factory else (),
-            )
-            server = _QuietServer(
-                uvicorn.Config(
-                    create_app(ctx), host=host.strip("[]"), port=int(port), log_level="warning",
-                    access_log=False, lifespan="off", ssl_certfile=self.config.http.tls_cert,
-                    ssl_keyfile=self.config.http.tls_key,
-                )
-            )  # fmt: skip
-            tasks.append(asyncio.create_task(server.serve()))
-        self._say(f"logfactory node {self.config.node.name!r}, data in {self.data_dir}")
-        if agent is not None:
-            await agent.wait_ready()
-            for where in agent.listen_addresses:
-                self._say(f"listening   {where}")
-        if server is not None:
-            scheme = "https" if self.config.http.tls_cert else "http"
-            self._say(f"http        {scheme}://{self.config.http.listen}/api/v1/health")
-        if self.with_factory:
-            self._start_factory()
         try:
+            sources: dict[int, Source] = {}
+            if self.with_collectors:
+                agent, sources = self._agent(producer, bus)
+                tasks.append(asyncio.create_task(agent.run(stop)))
+            if sock is not None:
+                ctx = NodeContext(
+                    config=self.config,
+                    bus=bus,
+                    # HTTP ingest goes through the collectors' spool too: a 200 means on disk or
+                    # on the bus, even while the brokers are away
+                    producer=agent.spool if agent is not None and agent.spool is not None
+                    else producer,
+                    registry=self.registry,
+                    stats_dir=self.stats_dir,
+                    started=time.time(),
+                    expected_processes=("factory",) if self.with_factory else (),
+                )  # fmt: skip
+                server = self._server(ctx)
+                tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+            self._say(f"logfactory node {self.config.node.name!r}, data in {self.data_dir}")
+            for warning in self.config.warnings:
+                self._say(f"warning     {warning}")
+            if agent is not None:
+                try:
+                    await agent.wait_ready()
+                except OSError as exc:  # a listener: named with its configuration line
+                    raise source_error(
+                        self.config, agent.by_index, agent.failed_source, exc
+                    ) from exc
+            self._banner(sources, agent)
+            if self.with_factory:
+                self._start_factory()
             await self._supervise(stop, tasks)
         finally:
             stop.set()
+            self._end_summary()
             if server is not None:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -225,15 +275,13 @@ class Node:
                 producer.close()
             writer.stop()
             bus.close()
-            if not self.quiet:
-                sys.stdout.write("\n")
-            if delivered:
-                self._say("stopped cleanly; everything accepted is on the bus")
-            elif agent is not None and agent.spool is not None:
-                self._say("stopped; the bus is unreachable, what it did not confirm is in the "
-                          "spool and is sent at the next start")  # fmt: skip
-            else:
-                self._say("stopped; the bus did not confirm everything in time (see the log)")
+        if delivered:
+            self._say("stopped cleanly; everything accepted is on the bus")
+        elif agent is not None and agent.spool is not None:
+            self._say("stopped; the bus is unreachable, what it did not confirm is in the "
+                      "spool and is sent at the next start")  # fmt: skip
+        else:
+            self._say("stopped; the bus did not confirm everything in time (see the log)")
         return 0
 
     STOP_FLUSH_TIMEOUT_S = 10.0
@@ -266,26 +314,47 @@ class Node:
                 if n:
                     self.registry.add("bus:retention", topic, n)
 
+    # -- the live summary (node_summary.py) -----------------------------------------------
+    def _draw_summary(self, now: float, *, rates: bool = True) -> str:
+        self.summary.update(read_totals(self.stats_dir), now)
+        return self.summary.line(self.screen.width(), rates=rates)
+
+    def _end_summary(self) -> None:
+        """At stop, before anything else is printed: the last counters, and a new line (which
+        also wipes the ``^C`` the terminal echoed onto the summary's row)."""
+        if self._summary_started:
+            self._summary_started = False
+            self.screen.finish(self._draw_summary(time.monotonic(), rates=False))
+
     async def _supervise(self, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-        types = event_types(self.config)
-        tty = sys.stdout.isatty()
+        handler: logging.Handler | None = None
+        if not self.quiet and self.screen.tty:
+            handler = SummaryLogHandler(self.screen)
+            logging.getLogger().addHandler(handler)
+        self._summary_started = not self.quiet
         last_print = 0.0
         restarts = 0
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-            for task in tasks:
-                if task.done() and task.exception() is not None:
-                    raise RuntimeError("a node component failed") from task.exception()
-            proc = self._factory
-            if proc is not None and proc.poll() is not None and not stop.is_set():
-                restarts += 1
-                self._say(f"\nfactory exited with {proc.returncode}; restarting (#{restarts})")
-                await asyncio.sleep(min(5.0, 0.5 * restarts))
-                self._start_factory()
-            now = time.monotonic()
-            if not self.quiet and (tty or now - last_print >= 10):
-                line = summary_line(self.stats_dir, types)
-                sys.stdout.write(f"\r\x1b[2K{line}" if tty else f"{line}\n")
-                sys.stdout.flush()
-                last_print = now
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+                for task in tasks:
+                    if task.done() and (exc := task.exception()) is not None:
+                        if isinstance(exc, OSError):  # the disk, the network: not a bug
+                            raise NodeError(f"the node stopped: {exc}") from exc
+                        raise RuntimeError("a node component failed") from exc
+                proc = self._factory
+                if proc is not None and proc.poll() is not None and not stop.is_set():
+                    restarts += 1
+                    self._say(f"factory exited with {proc.returncode}; restarting (#{restarts})")
+                    await asyncio.sleep(min(5.0, 0.5 * restarts))
+                    self._start_factory()
+                now = time.monotonic()
+                if stop.is_set():
+                    return  # the last line is _end_summary's
+                if not self.quiet and (self.screen.tty or now - last_print >= 10):
+                    self.screen.draw(self._draw_summary(now))
+                    last_print = now
+        finally:
+            if handler is not None:
+                logging.getLogger().removeHandler(handler)

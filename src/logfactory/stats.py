@@ -16,9 +16,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COUNTER_NAMES", "StatsRegistry", "StatsWriter", "read_all_stats"]
+__all__ = ["COUNTER_NAMES", "WARNING_PREFIX", "StatsRegistry", "StatsWriter", "read_all_stats"]
 
 COUNTER_NAMES = ("received", "sent", "dropped", "errors")
+WARNING_PREFIX = "warning:"  # a problem name that does not make the node unhealthy (warning())
 
 
 class StatsRegistry:
@@ -56,6 +57,12 @@ class StatsRegistry:
             else:
                 self._problems[name] = text
 
+    def warning(self, name: str, text: str | None) -> None:
+        """Like :meth:`problem`, for a condition worth showing that does not make the node
+        unhealthy (a file source whose globs match nothing yet while others collect): kept
+        among the problems as ``warning:<name>``, which the health endpoint lists apart."""
+        self.problem(WARNING_PREFIX + name, text)
+
     def problems(self) -> dict[str, str]:
         with self._lock:
             return dict(self._problems)
@@ -84,7 +91,10 @@ class StatsWriter:
         self._thread = threading.Thread(target=self._run, name="stats-writer", daemon=True)
 
     def start(self) -> StatsWriter:
+        """Write the first snapshot now: readers take a fresh snapshot of a live pid as the
+        sign that a node runs (``readers.node_running``), from the moment it starts."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.write_now()
         self._thread.start()
         return self
 

@@ -11,6 +11,11 @@ event (or the next :meth:`Subscriber.poll` batch) is requested, i.e. after the c
 with it (commits are batched: written before the next read from the bus, and on close); after
 a crash the unfinished events come again with the same ``header.id``, so de-duplicate on it.
 Without a group nothing is committed and each run starts from ``start``.
+
+Readers never create a bus and never wait silently: a local bus that no node has made is an
+error (:class:`NoNodeError`, naming the directory and the config), and a reader that has read
+everything stored and would wait while no node runs on the bus stops with that error too,
+unless it was asked to wait (``wait=True``; ``--wait`` in the CLI).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,9 +44,18 @@ from logfactory.bus.base import (
 )
 from logfactory.config import BusConfig, Config, ConfigError, load_config
 from logfactory.event import BUILTIN_TYPES, topic_for_type
+from logfactory.readers import NoNodeError, open_reader, require_node
 from logfactory.topics import event_types
 
-__all__ = ["DEMO_CONFIG", "Subscriber", "find_config", "known_types", "open_bus", "tail"]
+__all__ = [
+    "DEMO_CONFIG",
+    "NoNodeError",
+    "Subscriber",
+    "find_config",
+    "known_types",
+    "open_bus",
+    "tail",
+]
 
 log = logging.getLogger(__name__)
 
@@ -113,17 +128,19 @@ def tail(
     start: StartFrom = "earliest",
     count: int | None = None,
     follow: bool = True,
+    on_idle: Callable[[], None] | None = None,
 ) -> Iterator[Message]:
-    """Messages of one topic, like ``tail``.
+    """Messages of one topic, like ``tail``; ``count`` always ends it after that many.
 
-    * ``start="earliest"``: from the oldest stored message; ``count`` caps how many are yielded.
+    * ``start="earliest"``: from the oldest stored message.
     * ``start="latest"``: the last ``count`` stored messages (none when ``count`` is None),
-      oldest first, then new ones as they arrive.
+      oldest first, then (following) new ones until ``count`` in all.
 
     Without ``follow`` the iterator ends at the end of the topic as it was when called;
-    with it, it waits for new messages until the caller stops iterating. Partitions are read
-    in parallel, so order is guaranteed within a partition only; the backlog of ``latest``
-    is merged by append time.
+    with it, it waits for new messages until ``count`` or until the caller stops iterating.
+    ``on_idle`` is called whenever following finds nothing new; it may raise to end the
+    iteration (readers pass :func:`require_node`). Partitions are read in parallel, so order
+    is guaranteed within a partition only; the backlog of ``latest`` is merged by append time.
     """
     if count is not None and count <= 0:
         return
@@ -131,10 +148,15 @@ def tail(
     try:
         marks = bus.watermarks(topic)
         if start == "latest":
-            yield from _last_stored(consumer, topic, marks, count or 0)
-            if follow:
-                while True:
-                    yield from consumer.poll(500, 0.5)
+            backlog = _last_stored(consumer, topic, marks, count or 0)
+            yield from backlog
+            left = None if count is None else count - len(backlog)
+            while follow and (left is None or left > 0):
+                batch = consumer.poll(500 if left is None else min(500, left), 0.5)
+                if not batch and on_idle is not None:
+                    on_idle()
+                yield from batch
+                left = None if left is None else left - len(batch)
             return
         ends = {(topic, p): high for p, (_low, high) in marks.items()}
         yielded = 0
@@ -142,6 +164,8 @@ def tail(
             batch = consumer.poll(500, 0.5 if follow else _DRAIN_TIMEOUT)
             if not batch and not follow:
                 return
+            if not batch and on_idle is not None:
+                on_idle()
             for message in batch:
                 if not follow and message.offset >= ends.get((topic, message.partition), 0):
                     continue
@@ -196,6 +220,11 @@ class Subscriber:
     and left open on close. ``start`` applies where a group has no committed offset yet (or
     always, without a group). :meth:`close` may be called from another thread to end an
     iteration; it is also what ends ``for envelope in subscriber``.
+
+    Opened from a config, the bus is never created (:func:`open_reader`), and once everything
+    stored has been read, :meth:`poll` and iteration raise :class:`NoNodeError` while no node
+    runs on the bus (:func:`require_node`), since nothing new can come. ``wait=True`` waits
+    instead: for the bus to exist, and then for events, as long as it takes.
     """
 
     def __init__(
@@ -207,6 +236,7 @@ class Subscriber:
         group: str | None = None,
         start: StartFrom = "latest",
         poll_timeout: float = 0.5,
+        wait: bool = False,
     ) -> None:
         names = list(dict.fromkeys(t.strip() for t in types if t.strip()))
         if not names:
@@ -228,9 +258,12 @@ class Subscriber:
         self.group = group
         self.poll_timeout = poll_timeout
         self._owns_bus = bus is None
+        self._needs_node: Config | None = None  # whose node must run when nothing is left
+        self._node_seen_until = 0.0  # monotonic time until which a running node is assumed
         if bus is None:
             assert cfg is not None  # found above whenever no bus was given
-            bus = open_bus(cfg)
+            bus = open_reader(cfg, wait=wait)
+            self._needs_node = None if wait else cfg
         self._bus: Bus = bus
         partitions = cfg.bus.partitions if cfg is not None else BusConfig().partitions
         topics = [topic_for_type(name) for name in names]
@@ -263,6 +296,8 @@ class Subscriber:
         self._finish_handed()
         self._commit_done()
         messages = self._poll_messages(self.poll_timeout if timeout is None else timeout)
+        if not messages:
+            self._idle()
         out: list[dict[str, Any]] = []
         for message in messages:
             envelope = self._envelope(message)
@@ -276,7 +311,10 @@ class Subscriber:
         while not self._closed:
             self._finish_handed()
             self._commit_done()
-            for message in self._poll_messages(self.poll_timeout):
+            messages = self._poll_messages(self.poll_timeout)
+            if not messages:
+                self._idle()
+            for message in messages:
                 envelope = self._envelope(message)
                 if envelope is not None:
                     self._handed[(message.topic, message.partition)] = message.offset + 1
@@ -286,6 +324,17 @@ class Subscriber:
                     self._done[(message.topic, message.partition)] = message.offset + 1
                 if self._closed:
                     return
+
+    def _idle(self) -> None:
+        """Nothing is left to read: fine while a node runs (checked at most once a second),
+        else :class:`NoNodeError`, unless this subscriber waits or was handed its bus."""
+        if self._needs_node is None or self._closed:
+            return
+        now = time.monotonic()
+        if now < self._node_seen_until:
+            return
+        require_node(self._needs_node)
+        self._node_seen_until = now + 1.0
 
     def _envelope(self, message: Message) -> dict[str, Any] | None:
         try:

@@ -96,7 +96,7 @@ def test_ingest_over_a_socket_uses_the_peer_address(
 ) -> None:
     base, _ = server
     r = httpx.post(f"{base}/api/v1/ingest?source=t", content=b"hello\nworld\n", timeout=10)
-    assert r.json() == {"accepted": 2, "rejected": 0, "errors": []}
+    assert r.json()["accepted"] == 2 and r.json()["errors"] == []
     consumer = local_bus.consumer(None, ["logs.raw"], "earliest")
     records = [decode_record(m.value) for m in consumer.poll(10, 1.0)]
     consumer.close()

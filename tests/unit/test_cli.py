@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from logfactory.bus.local import LocalBus
@@ -25,7 +26,7 @@ def test_check_names_file_line_and_fix(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("node:\n  name: x\nbus:\n  partitons: 3\n")
     result = CliRunner().invoke(cli, ["check", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a configuration that cannot work, as for run
     assert f"{bad}:4:" in result.output
     assert "partitons" in result.output
 
@@ -87,3 +88,51 @@ def test_tail_prints_json_lines(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["tail", "nosuch.topic", "--no-follow", "-c", config])
     assert result.exit_code == 1
     assert "no topic" in result.output
+
+
+# -- readers never create a bus nor wait silently for a node that is not running -------------
+@pytest.mark.timeout(60)  # the old readers created the bus and waited on it forever
+def test_readers_of_a_missing_bus_say_so_and_create_nothing(tmp_path: Path) -> None:
+    text = (ROOT / "examples" / "demo.yaml").read_text()
+    config = tmp_path / "c.yaml"
+    config.write_text(text.replace("var/demo", str(tmp_path / "nowhere")))
+    for args in (
+        ["subscribe", "--types", "ALERT"],
+        ["tail", "logs.raw"],
+        ["tail", "logs.raw", "--no-follow"],
+    ):
+        result = CliRunner().invoke(cli, [*args, "-c", str(config)])
+        assert result.exit_code == 1, result.output
+        where = f"no bus in {tmp_path / 'nowhere' / 'bus'} (node.data_dir of {config})"
+        assert where in result.stderr
+        assert f"`logfactory run -c {config}`, or pass --wait" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.timeout(60)  # the old readers waited on a stopped node's bus forever
+def test_readers_of_a_stopped_node_read_what_is_stored_then_say_so(tmp_path: Path) -> None:
+    config = str(_config_with_events(tmp_path, 3))  # no node process left any stats
+    runner = CliRunner()
+    result = runner.invoke(cli, ["subscribe", "--types", "ALERT", "-c", config])
+    assert result.exit_code == 1 and result.stdout == ""  # from the latest: nothing can come
+    assert f"no node is running on {tmp_path / 'd' / 'bus'}" in result.stderr
+    assert "or pass --wait to wait for one" in result.stderr
+    result = runner.invoke(cli, ["tail", "events.ALERT", "-c", config])
+    assert result.exit_code == 1 and "no node is running" in result.stderr
+    ids = sorted(json.loads(x)["header"]["id"] for x in result.stdout.splitlines())
+    assert ids == ["e-0", "e-1", "e-2"]  # all that is stored, then the error
+    # what can be answered from what is stored is answered, with exit 0
+    args = ["subscribe", "--types", "ALERT", "--from", "earliest", "--count", "3", "-c", config]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 3
+
+
+@pytest.mark.timeout(60)  # the old tail --from latest followed on after its count
+def test_tail_from_latest_with_a_count_exits_after_that_many(tmp_path: Path) -> None:
+    config = str(_config_with_events(tmp_path, 3))
+    args = ["tail", "events.ALERT", "--from", "latest", "--count", "2", "-c", config]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    ids = {json.loads(x)["header"]["id"] for x in result.stdout.splitlines()}
+    assert len(ids) == 2 and ids <= {"e-0", "e-1", "e-2"}

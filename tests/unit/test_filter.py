@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from logfactory.config import Config, parse_config
-from logfactory.event import composite_event_id
-from logfactory.factory.filter import FilterStage, FilterStats
+from logfactory.event import BUILTIN_TYPES, composite_event_id
+from logfactory.factory.filter import FilterStage, FilterStats, mined_workshops
 from logfactory.factory.model import Decoded, Position
+from logfactory.factory.package import Outputs, Packager
 from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.record import make_record
+from logfactory.schemas import validate
 
 T0 = 1_700_000_000_000_000_000
 
@@ -212,3 +215,79 @@ def test_odd_records_do_not_crash() -> None:
     drafts = f.apply(record("job", workshop="slurm", event="job_end"))  # fields missing
     assert drafts[0].subtype is None
     assert drafts[0].body == {"job_id": None, "user": None, "exit_code": None}
+
+
+# -- which workshops are mined (WorkshopConfig.mine) ------------------------------------------
+MINING = """
+workshops:
+  syslog: {format: syslog}
+  sce: {format: kv, fields: [time, host, user, op]}
+  apps: {format: json}
+  slurm: {format: slurm}
+"""
+
+
+def test_structured_workshops_are_not_mined_by_default() -> None:
+    """One template per user (``...|usr14|<*>|QUERY_JOB``) is nothing a person wants to review:
+    kv, json and slurm records stay out of the library and carry no pattern id."""
+    cfg = parse_config(MINING)
+    assert mined_workshops(cfg) == {"syslog"}
+    lib = PatternLibrary()
+    f = FilterStage(cfg, lib)
+    for workshop in ("sce", "apps", "slurm"):
+        for user in ("usr1", "usr2", "usr3", "usr4"):
+            d = record(f"2026-11-22 00:10:42|login01|{user}|QUERY_JOB", workshop=workshop)
+            assert f.apply(d) == []
+            assert (d.pattern, d.template, d.pattern_status) == (None, None, None)
+    assert len(lib) == 0
+    assert f.stats.new == 0 and f.stats.normal == 12
+    # free text still is
+    d = record("session opened for user root")
+    assert [x.type for x in f.apply(d)] == ["NEW_PATTERN"]
+    assert [e.workshop for e in lib.entries()] == ["syslog"]
+
+
+def test_mine_option_overrides_the_format_default() -> None:
+    cfg = parse_config(
+        MINING.replace("{format: json}", "{format: json, mine: true}").replace(
+            "syslog: {format: syslog}", "syslog: {format: syslog, mine: false}"
+        )
+    )
+    assert mined_workshops(cfg) == {"apps"}
+    f = FilterStage(cfg, PatternLibrary())
+    assert f.apply(record("session opened for user root")) == []
+    d = record("installed gromacs 2024.3", workshop="apps")
+    assert [x.type for x in f.apply(d)] == ["NEW_PATTERN"]
+    assert d.pattern is not None
+
+
+def test_pattern_workshops_of_old_configs_keep_working() -> None:
+    """Before ``mine`` existed, a config listed the workshops to announce; a structured one
+    listed there stays mined and announced, the unlisted free text is mined, not announced."""
+    cfg = parse_config(MINING + "factory: {pattern_workshops: [sce]}\n")
+    assert mined_workshops(cfg) == {"syslog", "sce"}
+    lib = PatternLibrary()
+    f = FilterStage(cfg, lib)
+    assert [x.type for x in f.apply(record("a|b|c|QUERY_JOB", workshop="sce"))] == ["NEW_PATTERN"]
+    assert f.apply(record("session opened for user root")) == []
+    assert sorted(e.workshop for e in lib.entries()) == ["sce", "syslog"]
+    explicit = parse_config(
+        MINING.replace("fields: [time, host, user, op]}", "fields: [time, host, user, op], "
+                       "mine: false}") + "factory: {pattern_workshops: [sce]}\n"
+    )  # fmt: skip
+    assert mined_workshops(explicit) == {"syslog"}
+
+
+def test_events_of_unmined_workshops_are_valid_envelopes_without_a_pattern() -> None:
+    f = stage()  # CONFIG: slurm is not mined
+    d = record("job 42 ended", workshop="slurm", event="job_end", job_id="42", state="COMPLETED")
+    drafts = f.apply(d)
+    assert [x.type for x in drafts] == ["JOB_STATUS", "USER_OP"]
+    out = Outputs()
+    Packager({t: f"events.{t}" for t in BUILTIN_TYPES}).add_record(out, d, drafts)
+    parsed, *events = [json.loads(value) for _, _, value in out.messages]
+    assert "pattern" not in parsed and "status" not in parsed
+    for envelope in events:
+        assert "pattern" not in envelope["header"]
+        # (the bodies are this test config's, not the types' contract: the header's is checked)
+        assert [p for p in validate(envelope) if p.startswith("header")] == []

@@ -7,12 +7,18 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from logfactory.config import parse_config
 from logfactory.factory.model import DecodeError, Position
-from logfactory.factory.sort import _FAST_CONTINUATION, DEFAULT_CONTINUATION, Ready, Sorter
+from logfactory.factory.sort import (
+    _FAST_CONTINUATION,
+    DEFAULT_CONTINUATION,
+    Ready,
+    Sorter,
+    _header,
+)
 from logfactory.factory.workshops.base import build_workshops
 from logfactory.record import Record, make_record
 
@@ -205,7 +211,12 @@ def test_ordinary_lines_are_not_merged() -> None:
         "Nov 21 22:38:29 login01 kernel: [ 8812.1] usb 1-1: new high-speed USB device",
     ]
     out = feed_lines(sorter, "messages", lines)
+    # a single line is handed on when the next line of its stream does not continue it,
+    # whatever that line's program (the kernel line hands on the sshd line at once)
     assert [r.line for r, _, _ in out] == lines[:3]
+    assert sorter.pending() == 1
+    out += sorter.flush_all()
+    assert [r.line for r, _, _ in out] == lines
     assert all("lines" not in r.meta for r, _, _ in out)
 
 
@@ -327,6 +338,7 @@ PIECES = [
     "Code: ", "Call Trace:", "Modules linked in: ", "Hardware name: ", "Workqueue: ", "#PF: ",
     "PGD 0 ", "P4D ff ", "Oops: ", "CPU: 3 PID: ", "---[ end ", "Kernel panic - not syncing",
     "<TASK>", "</IRQ>", "<EOI>", ":", "]", "[", "x", "New session", "\u0663", "\u2003", ".", "$",
+    "   alice : ", "alice : ", " : ", "sudo: ", "a: ", "login01 ",
 ]  # fmt: skip
 REFERENCE = re.compile(DEFAULT_CONTINUATION)
 
@@ -348,33 +360,102 @@ def test_fast_default_continuation_on_the_sample_traces() -> None:
     ]  # fmt: skip
 
 
-LINES = [*JAVA[:3], *OOPS[:3], "Nov 21 22:38:28 h sshd[1]: hello", "plain", " indented", ""]
+# The header's host and program, written plainly (the header of DEFAULT_CONTINUATION, with
+# groups): what a line's program is for the merging rules.
+PLAIN_HEADER = re.compile(
+    r"(?:<\d{1,3}>)?(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?|\d{4}-\d\d-\d\dT\S+) +"
+    r"(?:(\S+) +)?([^\s\[\]:]+)(?:\[\d*\])?: "
+)
+PROGRAM_LINES = st.lists(st.sampled_from(PIECES) | st.text(max_size=4), max_size=8).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(PROGRAM_LINES)
+@example("Nov 21 22:38:28 a: b[12]: x")
+def test_a_lines_program_is_read_from_the_default_patterns_header(line: str) -> None:
+    plain, fast = PLAIN_HEADER.match(line), _header(line)
+    assert (fast is None) == (plain is None)
+    if plain is not None and fast is not None:
+        assert fast.group(0, 1, 2) == plain.group(0, 1, 2)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(PROGRAM_LINES)
+@example("Nov 21 22:38:28 a: RIP: x")  # host "a:" and program "RIP", or program "a" and a register
+@example("Dec  6 01:40:20 login01 sudo:    alice : TTY=pts/0 ; COMMAND=/bin/ls")
+@example("Dec  6 01:40:20 login01 python3[7]:     total : int = sum(cpus)")
+def test_a_line_continues_its_programs_record_exactly_when_the_default_pattern_matches(
+    line: str,
+) -> None:
+    """The sorter reads the header once for the program and the continuation; its answer is
+    DEFAULT_CONTINUATION's, for a record of the line's own program."""
+    header = PLAIN_HEADER.match(line)
+    opener = (header.group(0) if header else "") + "opener"
+    sorter = make()
+    meta = {"path": "/var/log/messages"}
+    assert sorter.feed(make_record("messages", "h", opener, meta), Position("t", 0, 0), T0) == []
+    out = sorter.feed(make_record("messages", "h", line, meta), Position("t", 0, 1), T0)
+    merged = REFERENCE.search(line) is not None
+    assert [r.line for r, _, _ in out] == ([] if merged else [opener])
+    assert sorter.pending() == (2 if merged else 1)
+
+
+LINES = [
+    *JAVA[:3],  # no header: they continue the stream's latest record, whatever its program
+    *OOPS[:3],
+    "Nov 21 22:38:28 h sshd[1]: hello",
+    "Nov 21 22:38:29 h sshd[2]:   indented",
+    "Dec  6 01:40:20 h sudo:    alice : TTY=pts/0 ; PWD=/root ; USER=root ; COMMAND=/bin/ls",
+    "Nov 21 22:38:28 h2 sshd[1]: hello",
+    JAVA_VIA_RSYSLOG[0],
+    JAVA_VIA_RSYSLOG[3],
+    "plain",
+    " indented",
+    "",
+]
 
 
 def reference_merge(
     events: list[tuple[str, int]], continuation: re.Pattern[str], max_lines: int
 ) -> list[tuple[str, str | None, int | None]]:
     """The documented continuation-only rules, written plainly: (line, path, lines) per output
-    (a path "" is no path: the stream of the host)."""
-    opened: dict[str, list[str]] = {}
+    (a path "" is no path: the stream of the host). Per path, the open records as
+    (program, first event, lines) in the order they were last extended; the records one line
+    ends come out in the order of their first lines, and so do those flushed at the end."""
+    opened: dict[str, list[tuple[Any, int, list[str]]]] = {}
     out: list[tuple[str, str | None, int | None]] = []
 
-    def close(path: str) -> None:
-        lines = opened.pop(path)
-        out.append(("\n".join(lines), path or None, len(lines) if len(lines) > 1 else None))
+    def close(path: str, ended: list[tuple[Any, int, list[str]]]) -> None:
+        for _, _, lines in sorted(ended, key=lambda record: record[1]):
+            out.append(("\n".join(lines), path or None, len(lines) if len(lines) > 1 else None))
 
-    for path, index in events:
+    for i, (path, index) in enumerate(events):
         line = LINES[index]
-        if path in opened and continuation.search(line) is not None:
-            opened[path].append(line)
+        header = PLAIN_HEADER.match(line)
+        program = header.group(1, 2) if header else None
+        records = opened.setdefault(path, [])
+        programs = [p for p, _, _ in records]
+        # the record the line would continue: its program's; without a header, the latest
+        target = records[-1][0] if program is None and records else program
+        ended = []
+        if target in programs and continuation.search(line) is not None:
+            joined = records.pop(programs.index(target))
+            joined[2].append(line)
         else:
-            if path in opened:
-                close(path)
-            opened[path] = [line]
-        if len(opened[path]) >= max_lines:
-            close(path)
-    for path in list(opened):
-        close(path)
+            if program in programs:
+                ended.append(records.pop(programs.index(program)))
+            joined = (program, i, [line])
+        # every other single-line record: the line after it did not continue it
+        ended += [r for r in records if len(r[2]) == 1]
+        records[:] = [r for r in records if len(r[2]) > 1]
+        if len(joined[2]) >= max_lines:
+            ended.append(joined)
+        else:
+            records.append(joined)  # the latest last
+        close(path, ended)
+    close_all = [(path, r) for path, records in opened.items() for r in records]
+    for path, record in sorted(close_all, key=lambda pr: pr[1][1]):
+        close(path, [record])
     return out
 
 

@@ -1,17 +1,30 @@
-"""The subscriber SDK against a real local bus: groups, start positions, types, tail."""
+"""The subscriber SDK against a real local bus: groups, start positions, types, tail, and
+readers that never create a bus nor wait for a node that is not running."""
 
 from __future__ import annotations
 
+import json
+import os
+import queue
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from logfactory.bus.base import TopicSpec
-from logfactory.bus.local import LocalBus
-from logfactory.config import ConfigError, parse_config
+from logfactory import readers
+from logfactory.bus import local
+from logfactory.bus.base import BusError, TopicSpec
+from logfactory.bus.local import LocalBus, MissingBusError
+from logfactory.config import Config, ConfigError, parse_config
 from logfactory.event import Event, Header, encode_event, topic_for_type
-from logfactory.subscribe import Subscriber, find_config, open_bus, tail
+from logfactory.readers import LIVE_SNAPSHOT_S, bus_directory, node_running, open_reader
+from logfactory.stats import StatsRegistry, StatsWriter
+from logfactory.subscribe import NoNodeError, Subscriber, find_config, open_bus, tail
 
 
 def put(bus: LocalBus, event_type: str, ids: range, partitions: int = 1) -> list[str]:
@@ -95,9 +108,14 @@ def test_types_are_checked_against_the_config(tmp_path: Path) -> None:
         Subscriber(["NOPE"], config=config)
     with pytest.raises(ValueError, match="at least one"):
         Subscriber([" "], config=config)
-    with Subscriber(["BACKUP"], config=config, start="earliest") as sub:
+    LocalBus(tmp_path / "bus").close()  # a node's bus, in node.data_dir
+    with Subscriber(["BACKUP"], config=config, start="earliest", wait=True) as sub:
         assert sub.poll(0.0) == []
-    assert (tmp_path / "bus" / "bus.sqlite3").is_file()  # opened from node.data_dir
+    with (
+        pytest.raises(NoNodeError, match=f"no node is running on {tmp_path / 'bus'}"),
+        Subscriber(["BACKUP"], config=config, start="earliest") as sub,
+    ):
+        sub.poll(0.0)  # read from node.data_dir, where no node runs
 
 
 def test_non_envelopes_are_skipped_not_fatal(local_bus: LocalBus) -> None:
@@ -137,12 +155,32 @@ def test_tail_earliest_latest_and_follow(local_bus: LocalBus) -> None:
     stamps = [m.timestamp_ms for m in last]
     assert stamps == sorted(stamps)
     assert list(tail(local_bus, "events.ALERT", start="latest", follow=False)) == []
-    follow = tail(local_bus, "events.ALERT", start="latest", count=1)
-    backlog = next(follow)
-    put(local_bus, "ALERT", range(6, 7))
-    new = next(follow)
-    follow.close()
-    assert b"ALERT-6" in new.value and b"ALERT-6" not in backlog.value
+
+
+@pytest.mark.timeout(60)  # the old tail followed on after its count: it never ended
+def test_tail_latest_with_a_count_ends_after_that_many(local_bus: LocalBus) -> None:
+    put(local_bus, "ALERT", range(3))
+    stored = [m.value for m in tail(local_bus, "events.ALERT", follow=False)]
+    assert [m.value for m in tail(local_bus, "events.ALERT", start="latest", count=2)] == stored[1:]
+    follow = tail(local_bus, "events.ALERT", start="latest", count=5)
+    backlog = [next(follow) for _ in range(3)]
+    put(local_bus, "ALERT", range(3, 5))
+    new = list(follow)  # the last 3 stored, then 2 new ones: 5 in all, and it ends
+    assert [m.value for m in backlog] == stored and len(new) == 2
+    assert [b"ALERT-3" in new[0].value, b"ALERT-4" in new[1].value] == [True, True]
+
+
+def test_tail_asks_on_idle_when_following_finds_nothing(local_bus: LocalBus) -> None:
+    put(local_bus, "ALERT", range(2))
+
+    def gone() -> None:
+        raise NoNodeError("no node")
+
+    seen = []
+    with pytest.raises(NoNodeError):
+        for message in tail(local_bus, "events.ALERT", on_idle=gone):
+            seen.append(message)
+    assert len(seen) == 2  # everything stored first, then the question
 
 
 def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,3 +229,116 @@ def test_a_template_announced_twice_is_delivered_once(local_bus: LocalBus) -> No
         assert sub.poll(0.1) == [] and sub.repeated == len(again)
     with Subscriber(["ALERT"], bus=local_bus, start="earliest") as sub:
         assert take(sub, 3) == alerts
+
+
+# -- readers: never create a bus, never wait silently for a node that is not running ---------
+def _site(tmp_path: Path) -> Config:
+    return parse_config(f"node: {{data_dir: '{tmp_path / 'data'}'}}\n", str(tmp_path / "site.yaml"))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: the pid no longer runs
+    return child.pid
+
+
+def _node_left(config: Config, pid: int, age: float = 0.0) -> None:
+    """A snapshot as a node process leaves it in <data_dir>/stats (see stats.StatsWriter)."""
+    stats = config.data_dir / "stats"
+    stats.mkdir(parents=True, exist_ok=True)
+    snap = {"process": "node", "pid": pid, "started": 0.0, "written": time.time() - age}
+    (stats / "node.json").write_text(json.dumps(snap))
+
+
+def test_a_reader_never_creates_a_bus(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    with pytest.raises(NoNodeError) as caught:
+        Subscriber(["ALERT"], config=config)
+    text, site = str(caught.value), tmp_path / "site.yaml"
+    assert f"no bus in {tmp_path / 'data' / 'bus'} (node.data_dir of {site})" in text
+    assert f"`logfactory run -c {site}`" in text and "wait=True" in text
+    assert not (tmp_path / "data").exists()
+    # an empty database (a node creating it this instant) is no bus either, and stays empty
+    (tmp_path / "data" / "bus").mkdir(parents=True)
+    sqlite3.connect(tmp_path / "data" / "bus" / "bus.sqlite3").close()
+    with pytest.raises(NoNodeError, match="no bus in"):
+        open_reader(config)
+    with sqlite3.connect(tmp_path / "data" / "bus" / "bus.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone() == (0,)
+
+
+@pytest.mark.parametrize("left", ["nothing", "a dead pid", "a stale snapshot"])
+def test_a_running_node_is_a_live_pid_with_a_fresh_snapshot(tmp_path: Path, left: str) -> None:
+    config = _site(tmp_path)
+    if left == "a dead pid":
+        _node_left(config, _dead_pid())
+    elif left == "a stale snapshot":  # a live pid, but not the process that wrote it
+        _node_left(config, os.getpid(), age=LIVE_SNAPSHOT_S + 1)
+    assert not node_running(config)
+    (config.data_dir / "stats").mkdir(parents=True, exist_ok=True)
+    StatsWriter(StatsRegistry("node"), config.data_dir / "stats").write_now()
+    assert node_running(config)
+
+
+def test_a_stopped_nodes_bus_is_read_to_its_end_then_the_reader_says_so(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    bus = LocalBus(bus_directory(config))
+    ids = put(bus, "ALERT", range(3))
+    bus.close()
+    _node_left(config, _dead_pid())  # the node that wrote them has exited
+    with Subscriber(["ALERT"], config=config, start="earliest") as sub:
+        assert take(sub, 3) == ids  # what is stored can be read
+        with pytest.raises(NoNodeError, match=r"no node is running on .*so no new messages can"):
+            sub.poll(0.0)  # ... but nothing more can come
+    with (
+        pytest.raises(NoNodeError, match="or pass wait=True"),
+        Subscriber(["ALERT"], config=config, poll_timeout=0.05) as latest,
+    ):
+        next(iter(latest))  # from the latest: nothing to read at all
+
+
+def test_a_reader_told_to_wait_waits_for_a_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = _site(tmp_path)
+    looked = threading.Event()
+
+    class Watched(LocalBus):  # tells the test when the reader found no bus and waits
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(*args, **kwargs)
+            except MissingBusError:
+                looked.set()
+                raise
+
+    monkeypatch.setattr(local, "LocalBus", Watched)
+    got: queue.Queue[object] = queue.Queue()
+
+    def read() -> None:
+        try:
+            with Subscriber(
+                ["ALERT"], config=config, start="earliest", wait=True, poll_timeout=0.05
+            ) as sub:
+                got.put(next(iter(sub))["header"]["id"])
+        except Exception as exc:  # handed to the test thread, which fails on it
+            got.put(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert looked.wait(30)
+    assert not (tmp_path / "data").exists()
+    bus = LocalBus(bus_directory(config))  # a node starts and writes an event
+    try:
+        ids = put(bus, "ALERT", range(1))
+        assert got.get(timeout=30) == ids[0]
+    finally:
+        bus.close()
+    reader.join(timeout=30)
+
+
+def test_a_kafka_reader_says_when_no_broker_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(readers, "KAFKA_PROBE_S", 0.5)
+    text = "bus: {type: kafka, kafka: {bootstrap.servers: '127.0.0.1:1'}}\n"
+    config = parse_config(text, "k.yaml")
+    with pytest.raises(BusError, match=r"no Kafka broker at 127\.0\.0\.1:1 answered .*k\.yaml"):
+        open_reader(config)

@@ -58,6 +58,7 @@ from logfactory.bus.local_db import (
     TOPIC_TABLE,
     Db,
     Entry,
+    MissingBusError,
     init_schema,
     marks,
     now_ms,
@@ -67,7 +68,7 @@ from logfactory.bus.local_maintenance import maintain
 from logfactory.bus.local_producer import LocalProducer
 from logfactory.bus.local_writer import OffloadProducer
 
-__all__ = ["LocalBus", "LocalConsumer", "LocalProducer", "LocalTransaction"]
+__all__ = ["LocalBus", "LocalConsumer", "LocalProducer", "LocalTransaction", "MissingBusError"]
 
 
 _KEY = operator.itemgetter(1)
@@ -115,7 +116,11 @@ def _insert_packed(
 
 
 class LocalBus:
-    """The embedded bus under ``directory`` (created if missing)."""
+    """The embedded bus under ``directory``: created if missing, unless ``create=False``.
+
+    Readers (``subscribe``, ``tail``, the SDK) pass ``create=False``: a bus that no node made
+    raises :class:`MissingBusError` rather than being made empty and then waited on.
+    """
 
     def __init__(
         self,
@@ -124,19 +129,21 @@ class LocalBus:
         fsync: bool = False,
         default_partitions: int = 4,
         session_timeout_ms: int = 10_000,
+        create: bool = True,
     ) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "bus.sqlite3"
         self.fsync = fsync
         self.default_partitions = default_partitions
         self.session_timeout_ms = session_timeout_ms
-        self._db = Db(self.path, fsync)
+        self._db = Db(self.path, fsync, create=create)
         self._topic_cache: dict[str, tuple[int, int]] = {}
         self._compacted: set[str] = set()  # topics whose rows stay one message each
         self._rr = itertools.count(random.randrange(1 << 20))
         try:
-            init_schema(self._db, self.path)
+            init_schema(self._db, self.path, create=create)
         except BaseException:
             self._db.close()
             raise

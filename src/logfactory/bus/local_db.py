@@ -30,6 +30,7 @@ __all__ = [
     "TOPIC_TABLE",
     "Db",
     "Entry",
+    "MissingBusError",
     "as_bytes",
     "init_schema",
     "is_busy",
@@ -90,6 +91,16 @@ TOPIC_TABLE = (
     "CREATE TABLE t{tid} (rid INTEGER PRIMARY KEY, ts INTEGER NOT NULL, key BLOB, "
     "value BLOB NOT NULL, n INTEGER NOT NULL DEFAULT 1, size INTEGER)"
 )
+
+
+class MissingBusError(BusError):
+    """A reader opened a bus that no node has created (no directory, database or schema).
+
+    Readers open with ``create=False`` so that a wrong ``data_dir`` is reported instead of
+    becoming an empty bus that is then waited on forever.
+    """
+
+
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 _HAVE_PROC = os.path.isdir("/proc/self")
 
@@ -174,10 +185,21 @@ def process_start(pid: int) -> int | None:
 class Db:
     """One SQLite connection guarded by a lock, with the pragmas every user needs."""
 
-    def __init__(self, path: Path, fsync: bool) -> None:
-        self.conn = sqlite3.connect(
-            str(path), timeout=30.0, isolation_level=None, check_same_thread=False
-        )
+    def __init__(self, path: Path, fsync: bool, *, create: bool = True) -> None:
+        """``create=False`` opens an existing database only (SQLite's ``mode=rw``): a missing
+        file raises :class:`MissingBusError` instead of being created."""
+        try:
+            self.conn = sqlite3.connect(
+                str(path) if create else f"{path.absolute().as_uri()}?mode=rw",
+                timeout=30.0,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=not create,
+            )
+        except sqlite3.OperationalError as exc:
+            if create:
+                raise
+            raise MissingBusError(f"{path}: no bus database here ({exc})") from None
         self.lock = threading.RLock()
         self.closed = False
         self.conn.execute("PRAGMA busy_timeout=30000")
@@ -248,11 +270,13 @@ class Db:
                 self.conn.close()
 
 
-def init_schema(db: Db, path: Path) -> None:
+def init_schema(db: Db, path: Path, *, create: bool = True) -> None:
     """Create the tables in a new database or migrate an older layout in place.
 
     Checked inside the write transaction, so processes opening a new directory at once create
     the schema exactly once; a layout this version does not know is refused, not guessed at.
+    Without ``create`` an empty database (a node that is creating it right now) raises
+    :class:`MissingBusError`.
     """
     [(version,)] = db.query("PRAGMA user_version")
     if version == _SCHEMA_VERSION:
@@ -261,6 +285,8 @@ def init_schema(db: Db, path: Path) -> None:
         (version,) = c.execute("PRAGMA user_version").fetchone()
         tables = {str(r[0]) for r in c.execute("SELECT name FROM sqlite_master")}
         if version == 0 and not tables:
+            if not create:
+                raise MissingBusError(f"{path}: the bus has no tables yet")
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     c.execute(stmt)

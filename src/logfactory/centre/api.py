@@ -2,7 +2,8 @@
 
 It runs inside the node process's asyncio loop (under uvicorn), next to the collectors, so it
 must never block that loop: every bus or file access runs in a worker thread. Ingest lives in
-:mod:`.api_ingest`, subscriptions and topic tails in :mod:`.api_sse`.
+:mod:`.api_ingest`, subscriptions and topic tails in :mod:`.api_sse`, the API's own documentation
+pages (``/``, ``/docs``, ``/redoc``, served without a CDN) in :mod:`.api_docs`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from logfactory.centre.metrics import (
     read_snapshots,
 )
 from logfactory.config import Config
-from logfactory.stats import StatsRegistry
+from logfactory.stats import WARNING_PREFIX, StatsRegistry
 
 __all__ = ["ApiState", "NodeContext", "create_app", "process_problems"]
 
@@ -117,7 +118,11 @@ def process_problems(
             )
     for proc in processes:
         if proc.name in ok_names:  # a dead process's last words are stale; see above
-            problems.extend(f"{proc.name}: {text}" for _name, text in sorted(proc.problems.items()))
+            problems.extend(
+                f"{proc.name}: {text}"
+                for name, text in sorted(proc.problems.items())
+                if not name.startswith(WARNING_PREFIX)
+            )
     for role in expected:
         if not any(_role(p.name) == role for p in processes):
             problems.append(f"no {role} process has reported stats; is it started?")
@@ -126,6 +131,7 @@ def process_problems(
 
 def create_app(ctx: NodeContext) -> FastAPI:
     """The API for one node; routes are listed in the README's HTTP API section."""
+    from logfactory.centre.api_docs import add_docs_routes
     from logfactory.centre.api_ingest import add_ingest_routes
     from logfactory.centre.api_patterns import add_pattern_routes
     from logfactory.centre.api_sse import add_sse_routes
@@ -133,6 +139,8 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app = FastAPI(
         title="logfactory",
         summary="Raw logs in, typed events out: ingest, stats, metrics and event subscriptions.",
+        docs_url=None,  # /docs and /redoc come from api_docs, served without a CDN
+        redoc_url=None,
     )
     state = ApiState(ctx.registry)
     app.state.api = state
@@ -152,7 +160,8 @@ def create_app(ctx: NodeContext) -> FastAPI:
 
     @app.get("/api/v1/health")
     async def health() -> JSONResponse:
-        """200 when the bus answers and every process reports; 503 with the problems if not."""
+        """200 when the bus answers and every process reports; 503 with the problems if not.
+        ``warnings`` (either way) lists what is worth knowing but leaves the node healthy."""
         problems: list[str] = []
         loop = asyncio.get_running_loop()
         try:
@@ -179,6 +188,15 @@ def create_app(ctx: NodeContext) -> FastAPI:
         }
         if problems:
             body["problems"] = problems
+        warnings = [
+            f"{p.name}: {text}"
+            for p in view.processes
+            if p.alive
+            for name, text in sorted(p.problems.items())
+            if name.startswith(WARNING_PREFIX)
+        ]
+        if warnings:
+            body["warnings"] = warnings
         return JSONResponse(body, status_code=503 if problems else 200)
 
     @app.get("/api/v1/stats")
@@ -209,6 +227,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
     add_ingest_routes(app, ctx)
     add_sse_routes(app, ctx, state)
     add_pattern_routes(app, ctx)
+    add_docs_routes(app, node_name=ctx.config.node.name)
     return app
 
 

@@ -26,6 +26,7 @@ first source that has none (when every source has a token, it is a 401).
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ from logfactory.config import Config, parse_size
 from logfactory.record import encode_record, make_record
 from logfactory.topics import RAW
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "BACKLOG_LIMIT",
     "DEFAULT_MAX_BODY_BYTES",
@@ -65,6 +68,8 @@ __all__ = [
     "ingest_sources",
     "is_ndjson",
     "overload",
+    "unrouted_tags",
+    "unrouted_warning",
 ]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -149,9 +154,15 @@ def _json_record_fields(
 
 
 def _produce_object(
-    obj: dict[str, Any], source: str, host: str, peer: str | None, produce: Produce
+    obj: dict[str, Any],
+    source: str,
+    host: str,
+    peer: str | None,
+    produce: Produce,
+    tags: set[str],
 ) -> str | None:
-    """Produce one JSON object as a record; the reason it was rejected, or None."""
+    """Produce one JSON object as a record (its tag added to ``tags``); the reason it was
+    rejected, or None."""
     fields = _json_record_fields(obj, source, host)
     if isinstance(fields, str):
         return fields
@@ -160,6 +171,7 @@ def _produce_object(
         meta.setdefault("peer", peer)
     record = make_record(rec_source, rec_host, text, meta)
     produce(RAW, encode_record(record), record.host.encode("utf-8", "surrogatepass"))
+    tags.add(rec_source)
     return None
 
 
@@ -181,13 +193,14 @@ def ingest_lines(
         if not ndjson:
             record = make_record(source, host, line, base_meta)
             produce(RAW, encode_record(record), host_key)
+            result.tags.add(source)
         else:
             try:
                 obj = _decode_object(line)
             except msgspec.DecodeError as exc:
                 result.reject(index, f"not a JSON object: {exc}")
                 continue
-            reason = _produce_object(obj, source, host, peer, produce)
+            reason = _produce_object(obj, source, host, peer, produce, result.tags)
             if reason is not None:
                 result.reject(index, reason)
                 continue
@@ -209,8 +222,9 @@ def ingest_items(
                 continue
             record = make_record(source, host, item, base_meta)
             produce(RAW, encode_record(record), host_key)
+            result.tags.add(source)
         elif isinstance(item, dict):
-            reason = _produce_object(item, source, host, peer, produce)
+            reason = _produce_object(item, source, host, peer, produce, result.tags)
             if reason is not None:
                 result.reject(index, reason, "item")
                 continue
@@ -219,6 +233,20 @@ def ingest_items(
             continue
         result.accepted += 1
     return result
+
+
+def unrouted_tags(config: Config, tags: set[str]) -> list[str]:
+    """The tags among ``tags`` that the factory of this configuration cannot decode: no
+    ``factory.routes`` entry and no workshop of that name (their records are dead-lettered)."""
+    routes, workshops = config.factory.routes, config.workshops
+    return sorted(t for t in tags if t not in routes and t not in workshops)
+
+
+def unrouted_warning(tag: str) -> str:
+    return (
+        f"source tag {tag!r} has no route: the factory sends its records to logs.deadletter; "
+        f"use ?source= with a tag it knows, or add `{tag}: WORKSHOP` under factory.routes"
+    )
 
 
 def _authorized(header: str | None, tokens: list[str]) -> bool:
@@ -287,6 +315,7 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
     producer: Producer = ctx.producer
     registry = ctx.registry
     in_flight = 0  # only touched on the event loop
+    logged_unrouted: set[str] = set()  # each unrouted tag is logged once, not per request
 
     @app.post("/api/v1/ingest")
     async def ingest(
@@ -365,6 +394,16 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
                 {"Retry-After": str(RETRY_AFTER_S)},
             )
         registry.add_many(group, received=result.accepted, rejected=result.rejected, bytes=size)
-        return JSONResponse(
-            {"accepted": result.accepted, "rejected": result.rejected, "errors": result.errors}
-        )
+        answer: dict[str, Any] = {
+            "accepted": result.accepted,
+            "rejected": result.rejected,
+            "errors": result.errors,
+        }
+        unrouted = unrouted_tags(ctx.config, result.tags)
+        if unrouted:
+            answer["warnings"] = [unrouted_warning(tag) for tag in unrouted]
+            for tag in unrouted:
+                if tag not in logged_unrouted and len(logged_unrouted) < 1000:
+                    logged_unrouted.add(tag)
+                    log.warning("HTTP ingest (%s): %s", src.name, unrouted_warning(tag))
+        return JSONResponse(answer)

@@ -173,6 +173,7 @@ class IngestResult:
     accepted: int = 0
     rejected: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    tags: set[str] = field(default_factory=set)  # the source tags of the accepted records
 
     def reject(self, number: int, reason: str, what: str = "line") -> None:
         self.rejected += 1

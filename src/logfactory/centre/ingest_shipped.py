@@ -33,10 +33,11 @@ def ingest_shipped(
         raise BadBody(f"not a batch of shipped records ({RECORDS_MEDIA}): {exc}") from None
     for index, (key, value) in enumerate(batch, start=1):
         try:
-            decode_record(value)
+            record = decode_record(value)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             result.reject(index, f"not a logfactory record: {exc}", "record")
             continue
         produce(RAW, value, key)
         result.accepted += 1
+        result.tags.add(record.source)
     return result

@@ -20,7 +20,13 @@ committed, and the sources keep going; the spool is resent in order when the bus
 
 A source that fails (a port already in use, a bug) stops the whole agent cleanly and the error
 is re-raised from :meth:`Agent.run`: a collector that silently lost an input is worse than one
-that refuses to run.
+that refuses to run. :attr:`Agent.failed_source` says which one, so the node can name its
+configuration line.
+
+A source that runs but reads nothing (a file source whose globs match no file yet: its
+``idle_reason``) is reported once a second on the health page, until it reads something: as a
+warning (``StatsRegistry.warning``, the node stays healthy) while another source can bring
+records in, as a problem (503) when none can, since the node then collects nothing at all.
 """
 
 from __future__ import annotations
@@ -144,6 +150,8 @@ class Agent:
         self._counts: dict[str, list[int]] = {}  # name -> [received, bytes, flushed r, flushed b]
         self._ready = asyncio.Event()
         self._failure: BaseException | None = None
+        self.failed_source: Source | None = None  # the first source that failed, if any
+        self.by_index: dict[int, Source] = {}  # index in config.sources -> its source
         self.sources: list[Source] = self._build(config.sources)
         self.sources.extend(extra_sources)
         reconciling = [s for s in self.sources if isinstance(s, Reconciling)]
@@ -155,7 +163,7 @@ class Agent:
     def _build(self, configs: Sequence[SourceConfig]) -> list[Source]:
         out: list[Source] = []
         names: set[str] = set()
-        for sc in configs:
+        for index, sc in enumerate(configs):
             if sc.type not in AGENT_TYPES:
                 continue  # http is served by the API; demo sources come in as extra_sources
             base = sc.name or sc.tag or sc.type
@@ -169,6 +177,7 @@ class Agent:
                     hostname=self.hostname,
                 )
             )  # fmt: skip
+            self.by_index[index] = out[-1]
         return out
 
     # -- readiness -------------------------------------------------------------------------
@@ -180,6 +189,31 @@ class Agent:
         await self._ready.wait()
         if self._failure is not None:
             raise self._failure
+
+    def idle_reasons(self) -> dict[str, str]:
+        """Sources that run but read nothing, by name, with why (``"no file matches ..."``)."""
+        out: dict[str, str] = {}
+        for src in self.sources:
+            reason = getattr(src, "idle_reason", None)
+            if isinstance(reason, str):
+                out[src.name] = reason
+        return out
+
+    def _report_idle(self) -> None:
+        """Put idle sources on the health page (see the module docstring for which list),
+        under names of their own: a source may report other problems as ``source:<name>``."""
+        idle = self.idle_reasons()
+        served = sum(1 for sc in self.config.sources if sc.type == "http")
+        working = len(self.sources) - len(idle) + (served if self.config.http.enabled else 0)
+        for src in self.sources:
+            if not hasattr(src, "idle_reason"):
+                continue
+            reason = idle.get(src.name)
+            group = f"source:{src.name}:idle"
+            if reason is not None and not working:
+                reason = f"{reason}; no source of this node has anything to read"
+            self.registry.problem(group, reason if not working else None)
+            self.registry.warning(group, reason if working else None)
 
     @property
     def listen_addresses(self) -> list[str]:
@@ -246,6 +280,7 @@ class Agent:
                 await asyncio.wait_for(stop.wait(), self.checkpoint_interval)
             if stop.is_set():
                 return
+            self._report_idle()
             try:
                 await self._checkpoint()
             except Exception:
@@ -253,12 +288,22 @@ class Agent:
                 log.exception("collector checkpoint failed")
                 self.registry.add("agent", "errors")
 
+    def _failed(self, src: Source, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure, self.failed_source = exc, src
+
     async def _await_ready(self) -> None:
-        waits = [s.started() for s in self.sources if callable(getattr(s, "started", None))]
-        try:
-            await asyncio.gather(*waits)
-        except Exception as exc:
-            self._failure = exc
+        async def started(src: Source) -> None:
+            try:
+                await src.started()
+            except Exception as exc:
+                self._failed(src, exc)
+
+        await asyncio.gather(
+            *(started(s) for s in self.sources if callable(getattr(s, "started", None)))
+        )
+        if self._failure is None:
+            self._report_idle()
         self._ready.set()
 
     def _close_spool(self) -> None:
@@ -276,10 +321,11 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         """Collect until ``stop``; then drain, flush and persist (see the module docstring)."""
         inner = asyncio.Event()  # set on stop, or when a source failed
-        tasks = {
-            asyncio.create_task(src.run(self._emitter(src.name), inner), name=f"source:{src.name}")
-            for src in self.sources
-        }
+        task_source: dict[asyncio.Task[None] | asyncio.Task[bool], Source] = {}
+        for src in self.sources:
+            run = src.run(self._emitter(src.name), inner)
+            task_source[asyncio.create_task(run, name=f"source:{src.name}")] = src
+        tasks = set(task_source)
         ready = asyncio.create_task(self._await_ready())
         checkpoints = asyncio.create_task(self._checkpoint_loop(inner))
         stopping = asyncio.create_task(stop.wait())
@@ -288,14 +334,16 @@ class Agent:
             while not stop.is_set() and self._failure is None:
                 done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    if task is not stopping and task.exception() is not None:
-                        self._failure = task.exception()
-                        log.error("collector source %s failed: %r", task.get_name(),
-                                  self._failure)  # fmt: skip
+                    if task is not stopping and (exc := task.exception()) is not None:
+                        self._failed(task_source[task], exc)
+                        # at start it is raised to wait_ready()'s caller, who explains it
+                        say = log.error if self._ready.is_set() else log.debug
+                        say("collector source %s failed: %r", task.get_name(), exc)
             inner.set()
-            for result in await asyncio.gather(*tasks, return_exceptions=True):
-                if isinstance(result, BaseException) and self._failure is None:
-                    self._failure = result
+            results = await asyncio.gather(*task_source, return_exceptions=True)
+            for src, result in zip(task_source.values(), results, strict=True):
+                if isinstance(result, BaseException):
+                    self._failed(src, result)
             await checkpoints  # ends at ``inner``; never cut off in the middle of a commit
             await self._checkpoint()
             if self.spool is not None:

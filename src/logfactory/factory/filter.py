@@ -2,7 +2,9 @@
 
 Order (DESIGN.md §2), for every record:
 
-1. observe the message in the pattern library (sets ``decoded.pattern/template/pattern_status``);
+1. observe the message in the pattern library (sets ``decoded.pattern/template/pattern_status``),
+   for mined workshops only (:func:`mined_workshops`): the records of the others carry no
+   pattern id, and their events none either;
 2. the configured alert templates (Pa, ``config.alerts``): the first that matches makes an ALERT;
 3. otherwise a template people marked ``alert`` in the library makes a ``PATTERN_ALERT`` ALERT;
 4. every mapping (``config.mappings``) that matches makes an event of its type;
@@ -22,9 +24,25 @@ from logfactory.config import AlertRule, Config, Mapping
 from logfactory.event import composite_event_id, format_time
 from logfactory.factory.matching import Matcher, Template, record_values
 from logfactory.factory.model import Decoded, Draft
-from logfactory.factory.patterns.library import PatternLibrary
+from logfactory.factory.patterns.library import Observation, PatternLibrary
 
-__all__ = ["FilterStage", "FilterStats"]
+__all__ = ["FilterStage", "FilterStats", "mined_workshops"]
+
+
+def mined_workshops(config: Config) -> frozenset[str]:
+    """The workshops whose messages the pattern library mines (``WorkshopConfig.mine``).
+
+    Unset ``mine``: free-text formats are mined, structured ones are not, except a workshop
+    named in ``factory.pattern_workshops`` (configs written before ``mine`` existed listed
+    the workshops they wanted announced there, and keep getting those announcements).
+    ``patterns learn`` uses this too, so history is mined exactly as live records are.
+    """
+    listed = frozenset(config.factory.pattern_workshops or ())
+    return frozenset(
+        name
+        for name, ws in config.workshops.items()
+        if (ws.mine if ws.mine is not None else ws.format == "syslog" or name in listed)
+    )
 
 
 @dataclass
@@ -81,6 +99,7 @@ class FilterStage:
         self._alerts = tuple(_Alert(a) for a in config.alerts)
         self._mappings = tuple(_Mapping(m) for m in config.mappings)
         self._new_patterns = config.factory.new_patterns
+        self._mined = mined_workshops(config)
         workshops = config.factory.pattern_workshops
         self._new_workshops = frozenset(workshops) if workshops is not None else None
         self._candidates: dict[
@@ -101,13 +120,20 @@ class FilterStage:
                 self._candidates[key] = found
         return found
 
-    def apply(self, decoded: Decoded) -> list[Draft]:
-        stats = self.stats
-        stats.records += 1
+    def observe(self, decoded: Decoded) -> Observation | None:
+        """Step 1: the record's template, learned into the library (None: not mined)."""
+        if decoded.workshop not in self._mined:
+            return None
         obs = self.library.observe(decoded.workshop, decoded.message, decoded.time_ns)
         decoded.pattern = obs.pattern_id
         decoded.template = obs.template
         decoded.pattern_status = obs.status
+        return obs
+
+    def apply(self, decoded: Decoded) -> list[Draft]:
+        stats = self.stats
+        stats.records += 1
+        obs = self.observe(decoded)
         drafts: list[Draft] = []
         alerts, mappings = self._candidates_for(decoded)
         for alert in alerts:
@@ -117,7 +143,7 @@ class FilterStage:
                 stats.alerts += 1
                 break
         else:
-            if obs.status == "alert":
+            if obs is not None and obs.status == "alert":
                 drafts.append(self._pattern_alert(decoded, obs.reason, obs.severity))
                 stats.pattern_alerts += 1
         mapped = False
@@ -130,7 +156,7 @@ class FilterStage:
             stats.mapped += 1
         if drafts:
             return drafts
-        if obs.is_new and self._announces(decoded.workshop):
+        if obs is not None and obs.is_new and self._announces(decoded.workshop):
             stats.new += 1
             return [self._new_pattern(decoded)]
         stats.normal += 1

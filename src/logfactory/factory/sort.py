@@ -3,18 +3,42 @@
 Routing: ``factory.routes[tag]``, else the workshop named like the tag, else a
 :class:`DecodeError` (the record is dead-lettered with the reason).
 
-Merging, per workshop with ``multiline:``, per stream ``(source tag, host, meta path or peer)``:
+Merging, per workshop with ``multiline:``, per stream ``(source tag, host, meta path or peer)``
+and, within a stream, per *program*: a line with a syslog header (``Dec  6 01:40:20 login01
+sudo: ...``) belongs to its header's ``(host, program)``, a line without one to no program.
+Why: a file or a relay interleaves many programs, and a line of one (a sudo command, indented
+by sudo's own format) must never become part of another's record (the sshd line before it),
+while a trace sent line by line (a kernel oops, a Java trace via rsyslog) keeps merging even
+with other programs' lines between its own, once it has begun.
 
-* a line matching ``start`` opens a record (emitting the open one);
-* with ``continuation``, a line matching it joins the open record; any other line emits the
-  open record and then either opens a new one (no ``start``: every line may be followed by
+* a line matching ``start`` opens a record (emitting the open one of its program);
+* with ``continuation``, a line matching it joins the open record of its program (a line
+  without a header: the stream's most recently extended record, whatever its program, as a
+  trace written with raw newlines into a syslog file); any other line emits its program's open
+  record and then either opens a new one (no ``start``: every line may be followed by
   continuations) or passes alone (``start`` given: only ``start`` lines open records);
-* with ``start`` only, every other line joins the open record (or passes alone if none is open);
+* with ``start`` only, every other line joins the open record as above (or passes alone if
+  none is open);
+* a record of one line is emitted as soon as the next line of its stream arrives and does not
+  join it, whatever that line's program: only a trace in progress (two lines or more) waits for
+  its program's next line. Why: a busy file or relay changes program on nearly every line, and
+  holding each line until its own program's next one would delay nearly every event by the
+  timeout, while the first two lines of a trace are written together. So a trace whose second
+  line comes after another program's line is cut there: its first line is a record alone;
 * ``max_lines`` caps a record; an open record idle for ``timeout`` is emitted by
-  :meth:`Sorter.flush_due`, which the worker calls on every poll.
+  :meth:`Sorter.flush_due`, which the worker calls on every poll. A stream holds at most one
+  single-line record and :data:`MAX_OPEN_PER_STREAM` traces in progress (one per program): past
+  that the least recently extended trace is emitted, so a relay of thousands of hosts cannot
+  grow the state unboundedly.
+
+Records emitted together (for one line, or by ``flush_due`` or ``flush_all``) come in the order
+of their first lines, and a program's records always come in order (one is open at a time).
 
 ``multiline: {}`` (neither ``start`` nor ``continuation``) uses :data:`DEFAULT_CONTINUATION`, which
 recognises Java stack traces, Python tracebacks and kernel oopses, raw or inside syslog framing.
+Behind a syslog header, an indented ``name : ...`` is no continuation: it is sudo's log format
+(``sudo:    alice : TTY=pts/0 ; ...``, the user name right-aligned in eight columns), and two
+sudo commands in a row are two records.
 
 A merged record keeps the first line's record (host, received, meta) with ``line`` = the lines
 joined by ``\\n`` and ``meta["lines"]`` = their count; its position is the first line's, so the
@@ -36,7 +60,7 @@ from logfactory.factory.model import DecodeError, Position
 from logfactory.factory.workshops.base import Workshop
 from logfactory.record import Record
 
-__all__ = ["DEFAULT_CONTINUATION", "Ready", "Sorter"]
+__all__ = ["DEFAULT_CONTINUATION", "MAX_OPEN_PER_STREAM", "Ready", "Sorter"]
 
 Ready = tuple[Record, Position, str]
 """A record ready for decoding, the position of its first line, and its workshop's name."""
@@ -47,6 +71,9 @@ _SYSLOG_HEADER = (
     r"(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d(?:\.\d+)?|\d{4}-\d\d-\d\dT\S+) +"
     r"(?:\S+ +)?[^\s\[\]:]+(?:\[\d*\])?: "
 )
+# sudo's message after its header: the user name right-aligned in eight columns, then " : ".
+# Its padding would make every sudo command an indented (continuation) line.
+_NOT_SUDO = r"(?! +[^\s:]+ : )"
 _KERNEL_UPTIME = r"\[ *\d+\.\d+\] "
 _EXCEPTION_NAME = (
     r"[A-Za-z_$][\w$]*(?:\.[\w$]+)*(?:Error|Exception|Exit|Interrupt|Throwable)(?::|$)"
@@ -72,7 +99,7 @@ def _trace_body(exception_name: str) -> str:
 
 
 _TRACE_BODY = _trace_body(_EXCEPTION_NAME)
-DEFAULT_CONTINUATION = rf"^(?:{_SYSLOG_HEADER})?(?:{_KERNEL_UPTIME})?{_TRACE_BODY}"
+DEFAULT_CONTINUATION = rf"^(?:{_SYSLOG_HEADER}{_NOT_SUDO})?(?:{_KERNEL_UPTIME})?{_TRACE_BODY}"
 """Continuation lines of Java stack traces, Python tracebacks and kernel oopses."""
 
 # The same language as DEFAULT_CONTINUATION, matched in about half the time: nearly every line
@@ -98,8 +125,28 @@ _FAST_EXCEPTION_NAME = (
     rf"(?::|$)){_EXCEPTION_NAME}"
 )
 _FAST_CONTINUATION = re.compile(
-    rf"^(?:{_FAST_HEADER})?(?:{_FAST_UPTIME})?+{_trace_body(_FAST_EXCEPTION_NAME)}"
+    rf"^(?:{_FAST_HEADER}{_NOT_SUDO})?(?:{_FAST_UPTIME})?+{_trace_body(_FAST_EXCEPTION_NAME)}"
 )
+# A line's program: the host (None when absent, as in lines sent to /dev/log) and program of
+# its syslog header, i.e. _FAST_HEADER with two groups (same language; the property test says
+# so), matched from the start of every line of a multi-line workshop.
+_header = re.compile(
+    r"(?:<\d{1,3}>)?"
+    r"(?:[A-Z][a-z]{2} ++\d{1,2}+ \d\d:\d\d:\d\d(?:\.\d++)?+|\d{4}-\d\d-\d\dT\S++) ++"
+    r"(?:(\S++) ++)?([^\s\[\]:]++)(?:\[\d*+\])?+: "
+).match
+# The rest of _FAST_CONTINUATION, from where the header ends (or from the start of a line
+# without one): with _header, the header of a line is read once for both questions.
+_FAST_TAIL = rf"(?:{_FAST_UPTIME})?+{_trace_body(_FAST_EXCEPTION_NAME)}"
+_after_header = re.compile(rf"{_NOT_SUDO}{_FAST_TAIL}").match
+_without_header = re.compile(_FAST_TAIL).match
+_search_continuation = _FAST_CONTINUATION.search
+
+MAX_OPEN_PER_STREAM = 256
+"""Traces in progress (records of two lines or more) one stream may hold, one per program. Past
+it, the least recently extended one is emitted: the lines of one trace arrive within
+milliseconds, so only a relay with this many traces in progress at once could cut one, and the
+state (stored with every commit) stays bounded however many hosts a relay forwards."""
 
 
 class _Rules(NamedTuple):
@@ -107,21 +154,34 @@ class _Rules(NamedTuple):
     continuation: re.Pattern[str] | None
     timeout_ns: int
     max_lines: int
+    default: bool  # continuation is DEFAULT_CONTINUATION: Sorter.feed reads it with _header
+
+
+_StreamKey = tuple[str, str, str | None]
+_Program = tuple[str | None, ...] | None
+"""(header host, program) of a record's first line; None: the line has no syslog header."""
 
 
 class _Open:
-    """An open multi-line record: its first record and position, and all its lines."""
+    """An open multi-line record: its first record and position, its program, all its lines."""
 
-    __slots__ = ("deadline", "first", "lines", "position", "workshop")
+    __slots__ = ("deadline", "first", "lines", "position", "program", "workshop")
 
     def __init__(
-        self, first: Record, position: Position, workshop: str, deadline: int, lines: list[str]
+        self,
+        first: Record,
+        position: Position,
+        workshop: str,
+        deadline: int,
+        lines: list[str],
+        program: _Program,
     ) -> None:
         self.first = first
         self.position = position
         self.workshop = workshop
         self.deadline = deadline
         self.lines = lines
+        self.program = program
 
 
 class _PendingRecord(msgspec.Struct, frozen=True):
@@ -140,9 +200,18 @@ class _Snapshot(msgspec.Struct, frozen=True):
     pending: list[_PendingRecord]
 
 
-_StreamKey = tuple[str, str, str | None]
+_SNAPSHOT_VERSION = 2  # 2: several records per stream (1: one); both restore alike
 _encode = msgspec.json.Encoder().encode
 _decode_snapshot = msgspec.json.Decoder(_Snapshot).decode
+
+
+def _program(line: str) -> _Program:
+    header = _header(line)
+    return header.groups() if header is not None else None
+
+
+def _first_line_order(ready: Ready) -> tuple[int, int]:
+    return ready[1].partition, ready[1].offset
 
 
 def _rules(ml: MultilineConfig) -> _Rules:
@@ -157,6 +226,7 @@ def _rules(ml: MultilineConfig) -> _Rules:
         compiled,
         int(parse_duration(ml.timeout) * 1e9),
         max(1, ml.max_lines),
+        compiled is _FAST_CONTINUATION,
     )
 
 
@@ -172,7 +242,12 @@ class Sorter:
             if ws.multiline is not None
         }
         self._by_tag: dict[str, tuple[str, _Rules | None]] = {}
-        self._open: dict[_StreamKey, _Open] = {}
+        # stream -> the record its latest line opened, while it is a single line: the next line
+        # of the stream either continues it or emits it (at most one per stream)
+        self._single: dict[_StreamKey, _Open] = {}
+        # stream -> program -> its trace in progress (two lines or more); no empty entries, and
+        # each stream's traces in the order they were last extended (the latest last)
+        self._traces: dict[_StreamKey, dict[_Program, _Open]] = {}
 
     # -- routing -----------------------------------------------------------------------------
     def _resolve(self, tag: str) -> tuple[str, _Rules | None]:
@@ -192,95 +267,136 @@ class Sorter:
 
     # -- merging -----------------------------------------------------------------------------
     def feed(self, record: Record, position: Position, now_ns: int) -> list[Ready]:
-        """Records ready for decoding after ``record`` arrived (none, it, or merged ones).
-        Raises :class:`DecodeError` when the record's source tag has no workshop."""
+        """Records ready for decoding after ``record`` arrived (none, it, or merged ones), in
+        the order of their first lines. Raises :class:`DecodeError` when the record's source
+        tag has no workshop."""
         workshop, rules = self._by_tag.get(record.source) or self._resolve(record.source)
         if rules is None:
             return [(record, position, workshop)]
+        line = record.line
         continuation = rules.continuation
-        if (
-            rules.start is not None
-            or continuation is None
-            or record.raw is not None
-            or continuation.search(record.line) is not None
-        ):
-            return self._merge(record, position, now_ns, workshop, rules)
-        # The hot path (continuation rules, and this line is none): the stream's open record
-        # is complete and this line opens the next one, reusing the open record's holder.
+        if rules.default:  # DEFAULT_CONTINUATION, the header read once for both questions
+            header = _header(line)
+            if header is None:
+                program: _Program = None
+                continues = _without_header(line) is not None
+            else:
+                program = header.group(1, 2)
+                continues = _after_header(line, header.end()) is not None
+                if not continues and (host := program[0]) is not None and host[-1] == ":":
+                    # "Nov 21 10:00:00 a: b: ..." reads as host "a:" or as program "a"
+                    continues = _search_continuation(line) is not None
+        else:
+            header = _header(line)
+            program = header.groups() if header is not None else None
+            continues = continuation is not None and continuation.search(line) is not None
         meta = record.meta
         stream = (meta.get("path") or meta.get("peer")) if meta else None
         if stream is not None and not isinstance(stream, str):
             stream = str(stream)
         key: _StreamKey = (record.source, record.host, stream)
-        opened = self._open
-        current = opened.pop(key, None)
-        if current is None:
-            current = _Open(record, position, workshop, now_ns + rules.timeout_ns, [record.line])
-            out: list[Ready] = []
-        else:
-            lines = current.lines
-            if len(lines) == 1:  # the usual: the open record was a single line
-                out = [(current.first, current.position, current.workshop)]
-                lines[0] = record.line
-            else:
-                out = [self._ready(current)]
-                current.lines = [record.line]
-            current.first = record
-            current.position = position
-            current.workshop = workshop
-            current.deadline = now_ns + rules.timeout_ns
+        if rules.start is not None or continuation is None or record.raw is not None or continues:
+            return self._merge(record, position, now_ns, workshop, rules, key, program, continues)
+        # The hot path (continuation rules, and this line is none): its program's trace in
+        # progress is complete, the stream's single-line record too (whatever its program),
+        # and this line opens the next record, reusing the single-line record's holder.
+        out: list[Ready] = []
+        traces = self._traces.get(key) if self._traces else None
+        if traces is not None and program in traces:
+            out.append(self._end_trace(key, program))  # its first line came before the single
+        singles = self._single
+        single = singles.get(key)
         if rules.max_lines == 1:
+            if single is not None:
+                del singles[key]
+                out.append(self._ready(single))
             out.append((record, position, workshop))
+        elif single is None:
+            singles[key] = _Open(
+                record, position, workshop, now_ns + rules.timeout_ns, [line], program
+            )
         else:
-            opened[key] = current
+            out.append((single.first, single.position, single.workshop))
+            single.first = record
+            single.position = position
+            single.workshop = workshop
+            single.deadline = now_ns + rules.timeout_ns
+            single.lines[0] = line
+            single.program = program
         return out
 
     def _merge(
-        self, record: Record, position: Position, now_ns: int, workshop: str, rules: _Rules
+        self,
+        record: Record,
+        position: Position,
+        now_ns: int,
+        workshop: str,
+        rules: _Rules,
+        key: _StreamKey,
+        program: _Program,
+        continues: bool,
     ) -> list[Ready]:
-        meta = record.meta
-        stream = (meta.get("path") or meta.get("peer")) if meta else None
-        if stream is not None and not isinstance(stream, str):
-            stream = str(stream)
-        key: _StreamKey = (record.source, record.host, stream)
         out: list[Ready] = []
-        current = self._open.get(key)
-        if record.raw is not None:  # undecodable bytes: never merged, dead-lettered alone
-            if current is not None:
-                out.append(self._close(key))
-            out.append((record, position, workshop))
-            return out
+        single = self._single.get(key)
+        traces = self._traces.get(key)
+        # its program's record; the one this line would continue: its program's, or for a line
+        # without a header the stream's latest (a trace written with raw newlines after a header)
+        own = single if single is not None and single.program == program else None
+        if own is None and traces is not None:
+            own = traces.get(program)
+        target = own
+        if program is None:
+            if single is not None:
+                target = single
+            elif traces is not None:
+                target = traces[next(reversed(traces))]
         line = record.line
-        if rules.start is not None and rules.start.search(line) is not None:
-            if current is not None:
-                out.append(self._close(key))
-            current = None
-            opens = True
-        elif rules.continuation is None or rules.continuation.search(line) is not None:
-            opens = current is None and rules.start is None
-            if current is None and not opens:
-                out.append((record, position, workshop))
-                return out
+        joined: _Open | None = None
+        ends: _Open | None = None  # its program's record, ended by this line
+        alone = rules.start is not None  # whether a line opening no record passes alone
+        if record.raw is not None:  # undecodable bytes: never merged, dead-lettered alone
+            ends, alone = target, True
+        elif rules.start is not None and rules.start.search(line) is not None:
+            ends, alone = own, False
+        elif rules.continuation is None or continues:
+            joined = target
         else:  # continuation given, not matched
-            if current is not None:
-                out.append(self._close(key))
-            current = None
-            opens = rules.start is None
-            if not opens:
+            ends = own
+        if ends is not None and ends is not single:
+            out.append(self._end_trace(key, ends.program))
+        if joined is not None:
+            joined.lines.append(line)
+            joined.deadline = now_ns + rules.timeout_ns
+            if joined is single:  # a trace begins
+                del self._single[key]
+                single = None
+                traces = self._traces.setdefault(key, {})
+            else:
+                traces = self._traces[key]
+                del traces[joined.program]
+            traces[joined.program] = joined  # the latest last
+            if len(joined.lines) >= rules.max_lines:
+                out.append(self._end_trace(key, joined.program))
+            elif len(traces) > MAX_OPEN_PER_STREAM:
+                out.append(self._end_trace(key, next(iter(traces))))
+        if single is not None:  # the line after it does not continue it
+            del self._single[key]
+            out.append(self._ready(single))
+        if joined is None:
+            if alone or rules.max_lines == 1:
                 out.append((record, position, workshop))
-                return out
-        if current is None:
-            current = _Open(record, position, workshop, 0, [line])
-            self._open[key] = current
-        else:
-            current.lines.append(line)
-        current.deadline = now_ns + rules.timeout_ns
-        if len(current.lines) >= rules.max_lines:
-            out.append(self._close(key))
+            else:
+                self._single[key] = _Open(
+                    record, position, workshop, now_ns + rules.timeout_ns, [line], program
+                )
         return out
 
-    def _close(self, key: _StreamKey) -> Ready:
-        return self._ready(self._open.pop(key))
+    def _end_trace(self, key: _StreamKey, program: _Program) -> Ready:
+        traces = self._traces[key]
+        current = traces.pop(program)
+        if not traces:
+            del self._traces[key]
+        return self._ready(current)
 
     @staticmethod
     def _ready(current: _Open) -> Ready:
@@ -298,30 +414,54 @@ class Sorter:
         )
         return merged, current.position, current.workshop
 
+    def _take(self, due: int | None) -> list[Ready]:
+        """The open records with a deadline up to ``due`` (None: all), removed, in the order
+        of their first lines."""
+        out: list[Ready] = []
+        for key, current in list(self._single.items()):
+            if due is None or current.deadline <= due:
+                del self._single[key]
+                out.append(self._ready(current))
+        for key, traces in list(self._traces.items()):
+            for program, current in list(traces.items()):
+                if due is None or current.deadline <= due:
+                    out.append(self._end_trace(key, program))
+        out.sort(key=_first_line_order)
+        return out
+
     def flush_due(self, now_ns: int) -> list[Ready]:
         """Open records idle past their timeout (cheap when nothing is open)."""
-        if not self._open:
+        if not self._single and not self._traces:
             return []
-        due = [key for key, current in self._open.items() if current.deadline <= now_ns]
-        return [self._close(key) for key in due]
+        return self._take(now_ns)
 
     def next_deadline(self) -> int | None:
         """When the earliest open record times out (ns), so the worker wakes just then."""
-        if not self._open:
-            return None
-        return min(current.deadline for current in self._open.values())
+        deadlines = [c.deadline for c in self._single.values()]
+        deadlines += [c.deadline for traces in self._traces.values() for c in traces.values()]
+        return min(deadlines) if deadlines else None
 
     def flush_all(self) -> list[Ready]:
         """Every open record, e.g. at shutdown or at the end of a replay."""
-        return [self._close(key) for key in list(self._open)]
+        return self._take(None)
 
     def pending(self) -> int:
         """Input records (lines) held in open records, not yet handed to decoding."""
-        return sum(len(current.lines) for current in self._open.values())
+        return len(self._single) + sum(
+            len(c.lines) for traces in self._traces.values() for c in traces.values()
+        )
 
     # -- durability --------------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        """The open records as JSON, to store with the committed input offsets."""
+        """The open records as JSON, to store with the committed input offsets.
+
+        Each stream's records are stored in the order they were last extended (the latest
+        last: its single-line record, if any). A record's program is not stored: it is its
+        first line's, which :meth:`restore` finds again. So a version 1 snapshot (one record
+        per stream, written before records were kept per program) restores as it was.
+        """
+        held = [(key, c) for key, traces in self._traces.items() for c in traces.values()]
+        held += self._single.items()
         pending = [
             _PendingRecord(
                 source=key[0],
@@ -333,23 +473,38 @@ class Sorter:
                 first=current.first,
                 lines=current.lines,
             )
-            for key, current in self._open.items()
+            for key, current in held
         ]
-        return _encode(_Snapshot(version=1, pending=pending))
+        return _encode(_Snapshot(version=_SNAPSHOT_VERSION, pending=pending))
 
     def restore(self, data: bytes) -> None:
         """Replace the open records by those of a :meth:`snapshot` (``b""``: none). Raises
-        ``ValueError`` for data that is not a snapshot."""
+        ``ValueError`` for data that is not a snapshot, or one of a newer version."""
+        self._single, self._traces = {}, {}
         if not data:
-            self._open = {}
             return
         try:
             snap = _decode_snapshot(data)
         except msgspec.DecodeError as exc:
             raise ValueError(f"not a sort-stage snapshot: {exc}") from None
-        self._open = {
-            (p.source, p.host, p.stream): _Open(
-                p.first, p.position, p.workshop, p.deadline, list(p.lines)
+        if not 1 <= snap.version <= _SNAPSHOT_VERSION:
+            raise ValueError(
+                f"sort-stage snapshot version {snap.version} is not one this version of "
+                f"logfactory reads (1 to {_SNAPSHOT_VERSION})"
             )
-            for p in snap.pending
-        }
+        opened: dict[_StreamKey, dict[_Program, _Open]] = {}
+        for p in snap.pending:
+            program = _program(p.first.line)
+            records = opened.setdefault((p.source, p.host, p.stream), {})
+            records.pop(program, None)  # one per program: the later
+            records[program] = _Open(
+                p.first, p.position, p.workshop, p.deadline, list(p.lines), program
+            )
+        for key, records in opened.items():
+            # the latest, if a single line, is the stream's single-line record; any other
+            # (from a snapshot of a version that held several) waits like a trace in progress
+            latest = records[next(reversed(records))]
+            if len(latest.lines) == 1:
+                self._single[key] = records.pop(latest.program)
+            if records:
+                self._traces[key] = records

@@ -13,7 +13,7 @@ import pytest
 from logfactory.bus.base import BusError
 from logfactory.bus.local import LocalBus
 from logfactory.centre.api import NodeContext, create_app
-from logfactory.centre.api_ingest import ingest_lines, is_ndjson
+from logfactory.centre.api_ingest import ingest_lines, is_ndjson, unrouted_warning
 from logfactory.config import Config, parse_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
@@ -90,7 +90,13 @@ def test_plain_text_lines_with_defaults_from_query_and_client(
     c, _ = client
     body = b"one\r\n\r\n  \ntwo \xff bytes\nthree"
     r = c.post("/api/v1/ingest", content=body, headers={"Content-Type": "text/plain"})
-    assert r.json() == {"accepted": 3, "rejected": 0, "errors": []}
+    # an empty configuration has no workshop for the default tag: said, and still accepted
+    assert r.json() == {
+        "accepted": 3,
+        "rejected": 0,
+        "errors": [],
+        "warnings": [unrouted_warning("http")],
+    }
     records = [rec for _, rec in raw_records(local_bus)]
     assert [rec.line for rec in records] == ["one", "two \ufffd bytes", "three"]
     assert {(rec.source, rec.host) for rec in records} == {("http", "192.0.2.9")}
@@ -183,3 +189,27 @@ def test_ingest_lines_never_raises_on_arbitrary_bytes() -> None:
         )
         assert result.accepted + result.rejected >= 1
     assert all(decode_record(v).source == "s" for v in produced)
+
+
+def test_records_whose_tag_has_no_route_are_accepted_with_a_warning(
+    tmp_path: Path, local_bus: LocalBus
+) -> None:
+    """The demo routes `http` and has workshops syslog, sce, ...: `?source=app` would only feed
+    the dead-letter topic, and the answer says so (the README's example once did just that)."""
+    demo = Path(__file__).parents[3] / "examples" / "demo.yaml"
+    c, ctx = make_client(tmp_path, local_bus, parse_config(demo.read_text(), str(demo)))
+    with c:
+        body = b'{"line":"hello","host":"web01"}\n{"line":"x","source":"sce"}\n'
+        headers = {"Content-Type": "application/x-ndjson"}
+        r = c.post("/api/v1/ingest?source=app", content=body, headers=headers)
+        assert r.status_code == 200
+        assert r.json()["accepted"] == 2
+        assert r.json()["warnings"] == [unrouted_warning("app")]
+        assert "factory.routes" in r.json()["warnings"][0]
+        for ok in ("/api/v1/ingest?source=syslog", "/api/v1/ingest?source=http"):  # both known
+            r = c.post(ok, content=b"plain line\n", headers={"Content-Type": "text/plain"})
+            assert r.status_code == 200 and "warnings" not in r.json(), r.json()
+    ctx.producer.close()
+    assert sorted(rec.source for _, rec in raw_records(local_bus)) == [
+        "app", "http", "sce", "syslog",
+    ]  # fmt: skip

@@ -129,7 +129,7 @@ def test_bad_v3_users_are_clear_errors_at_their_line(user: str, message: str) ->
         parse_config(snmp_yaml(user), "traps.yaml")
     assert message in str(err.value)
     # at the user's line, with its path
-    assert str(err.value).startswith("traps.yaml:6: sources.0.v3_users.0"), str(err.value)
+    assert str(err.value).startswith("traps.yaml:6: sources[0].v3_users[0]"), str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ benchmarks use; :class:`DemoSource` paces it against the wall clock as a collect
 
 The generator runs on *simulated* time: line ``i`` happens at ``start_ns + i / rate``. Periodic
 scenarios (cluster heartbeats, password-guessing bursts, alerts, admin operations, application
-changes, never-seen messages) and the later steps of multi-line stories (a job's allocation and
-end, an ssh session's close) wait in a heap keyed by due time; every slot with nothing due is
-filled with weighted background traffic. This keeps the promise the demo makes to a subscriber
-joining late: every kind appears in the first ~20 s and each event type recurs at least every
-~30 s, whatever the seed. Emitted tags: ``syslog`` (sshd, kernel, slurmctld and other daemons as
-RFC 3164 lines with PRI), ``sce`` (``|``-delimited grid middleware operations), ``apps`` and
-``cluster`` (JSON lines).
+changes, never-seen messages, a torn heartbeat for the dead-letter topic) and the later steps of
+multi-line stories (a job's allocation and end, an ssh session's close) wait in a heap keyed by
+due time; every slot with nothing due is filled with weighted background traffic. This keeps
+the promise the demo makes to a subscriber joining late: every kind appears in the first ~20 s
+and each event type recurs at least every ~30 s, whatever the seed. Emitted tags: ``syslog``
+(sshd, kernel, slurmctld and other daemons as RFC 3164 lines with PRI), ``sce``
+(``|``-delimited grid middleware operations), ``apps`` and ``cluster`` (JSON lines).
 
 The stories themselves live in :mod:`.demo_stories` and the vocabulary and wire formats in
 :mod:`.demo_catalogue`; this module owns the clock, the mix and the public API.
@@ -79,7 +79,7 @@ class DemoGenerator(Stories):
             (4.5, self._ssh_typo, None), (5.0, self._oom, None), (6.0, self._segfault, None),
             (7.0, self._overheat, None), (8.0, self._attack_burst, None),
             (9.0, self._disk_full, None), (9.5, self._novel, False), (13.0, self._novel, False),
-            (16.0, self._novel, False),
+            (16.0, self._novel, False), (18.0, self._torn_heartbeat, None),
         )  # fmt: skip
         for at, step, arg in first:
             self._at(s + int(at * SEC), step, arg)

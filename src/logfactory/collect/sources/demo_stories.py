@@ -160,7 +160,7 @@ class Stories:
         host, addrs = r.choice(LOGINS), [self._attacker_addr() for _ in range(self._n(2, 4))]
         for i in range(1, self._n(6, 10)):
             due = t + int(i * r.uniform(0.3, 0.6) * SEC)
-            self._at(due, self._burst_line, (host, account, r.choice(addrs)))
+            self._at(due, self._burst_line, (host, account, addrs[i % len(addrs)]))
         self._later(t, 36, 44, self._attack_burst)
         return self._failed(t, host, account, addrs[0])
 
@@ -340,6 +340,18 @@ class Stories:
                   "version": old if action == "remove" else new, "action": action,
                   "user": r.choice(ADMINS), "message": message}  # fmt: skip
         return self._json_record(t, "apps", CONTROLLER, record)
+
+    def _torn_heartbeat(self, t: int, _: Any) -> Line:
+        """A heartbeat its agent only half wrote (killed mid-write, a full disk): not JSON, so
+        the factory dead-letters it with the reason, which is what ``logfactory tail
+        logs.deadletter`` shows on the demo. Planned rarely: a site sees few of these."""
+        self._later(t, 45, 75, self._torn_heartbeat)
+        name, total = CLUSTERS[self._n(0, len(CLUSTERS))]
+        tag, host, line = self._json_record(
+            t, "cluster", f"{name}-{CONTROLLER}", {"cluster": name, "state": "up",
+                                                    "nodes_total": total}
+        )  # fmt: skip
+        return tag, host, line[: self._n(len(line) // 3, len(line) - 2)]
 
     def _heartbeat(self, t: int, index: int) -> Line:
         name, total = CLUSTERS[index]

@@ -30,6 +30,11 @@ the last commit that may or may not have reached the bus: at start they are look
 ``logs.raw`` (:mod:`.file_reconcile`) and skipped when there, so nothing is sent twice where the
 bus can be read back; elsewhere they are sent again. Nothing is ever skipped.
 
+Nothing to read: while the globs match no file (or only files it cannot open, or only ``.gz``
+files without ``read_gzip``), :attr:`FileSource.idle_reason` says so, e.g. ``file source
+'secure': no file matches /var/log/secure``; the agent shows it on the health page and the node
+at its start. It clears at the first scan that finds a file to follow.
+
 Where to start a file not in the positions file: ``start_at: end`` applies only on the very first
 run (no positions file yet) to files present at the first scan; any file that shows up later, or
 while the agent was down, is read from its beginning.
@@ -111,7 +116,8 @@ class FileSource:
         self._deferred: dict[Key, float] = {}
         self._had_positions = False
         self._first_scan = True
-        self._unreadable: set[str] = set()
+        self._unreadable: dict[str, str] = {}  # path -> why it cannot be opened
+        self.idle_reason: str | None = None  # see the module docstring; set by each scan
         self._last_written: bytes | None = None
         self._write_lock = threading.Lock()
         self._ready = asyncio.Event()
@@ -249,9 +255,11 @@ class FileSource:
 
     def _rescan(self) -> None:
         found: dict[Key, str] = {}
+        skipped_gz = False
         for pattern in self.patterns:
             for path in sorted(glob.glob(pattern)):
                 if path.endswith(".gz") and not self.read_gzip:
+                    skipped_gz = True
                     continue
                 try:
                     st = os.stat(path)
@@ -279,13 +287,29 @@ class FileSource:
             self._tails = {**self._tails, **new}
             self._known = {k: e for k, e in self._known.items() if k not in new}
         self._first_scan = False
+        self.idle_reason = self._why_idle(found, skipped_gz)
+
+    def _why_idle(self, found: dict[Key, str], skipped_gz: bool) -> str | None:
+        """Why this scan found nothing to read, or None when a glob matched a file to follow."""
+        globs = ", ".join(self.patterns)
+        head = f"file source {self.name!r}"
+        if not found:
+            if skipped_gz:
+                return f"{head}: only .gz files match {globs} (set read_gzip: true to read them)"
+            return f"{head}: no file matches {globs}"
+        unreadable = [(p, self._unreadable[p]) for p in found.values() if p in self._unreadable]
+        if unreadable and len(unreadable) == len(found):
+            path, why = unreadable[0]
+            more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+            return f"{head}: cannot open {path}{more}: {why}"
+        return None
 
     def _open(self, key: Key, path: str) -> Tail | None:
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             if path not in self._unreadable:
-                self._unreadable.add(path)
+                self._unreadable[path] = exc.strerror or str(exc)
                 log.warning("file source %r: cannot open %s: %s", self.name, path, exc)
             return None
         try:
@@ -303,7 +327,7 @@ class FileSource:
         if (st.st_dev, st.st_ino) != key:  # replaced between stat and open: next scan
             os.close(fd)
             return None
-        self._unreadable.discard(path)
+        self._unreadable.pop(path, None)
         gz = path.endswith(".gz")
         head = os.pread(fd, FP_LEN, 0)
         t = Tail(path, fd, key[0], key[1], head, 0, 0, 0, grew_at=time.monotonic())

@@ -273,6 +273,17 @@ class PatternLibrary:
         slot = self._find(pattern_id)
         return msgspec.structs.replace(slot.entry) if slot is not None else None
 
+    def ids_with_prefix(self, prefix: str) -> list[str]:
+        """The active ids that ``prefix`` may name: those starting with it, and the successors
+        of superseded ids starting with it (an old id keeps working, shortened too); sorted."""
+        found = {pid for pid in self._slots if pid.startswith(prefix)}
+        for old in self._alias:
+            if old.startswith(prefix):
+                slot = self._find(old)
+                if slot is not None:
+                    found.add(slot.entry.id)
+        return sorted(found)
+
     def entries(self, workshop: str | None = None) -> list[PatternEntry]:
         """Copies of the active entries, by workshop then id."""
         out = [

@@ -1,0 +1,109 @@
+"""The API's own documentation, served by the node itself: ``/docs``, ``/redoc`` and ``/``.
+
+FastAPI's default pages load Swagger UI, ReDoc, a favicon and Google Fonts from CDNs, so on a
+site without internet access (most log collection networks) they stay blank. Here the same pages
+(FastAPI's own HTML builders) point at files the node serves from ``/docs/static/``: Swagger UI's
+and ReDoc's release bundles as shipped by the ``fastapi-offline`` wheel, so a ``pip install`` is
+all the node needs. Only the static files come from that package; the routes are ours, so
+``/openapi.json`` stays where FastAPI puts it and is guarded however the rest of the API is.
+
+The static files hold no data of the node (they are the same for every installation), which is
+why they may stay public whatever access control the data routes get.
+"""
+
+from __future__ import annotations
+
+import html
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+__all__ = ["CONTENT_SECURITY_POLICY", "STATIC_PREFIX", "add_docs_routes", "static_dir"]
+
+STATIC_PREFIX = "/docs/static"
+# Swagger UI asks validator.swagger.io to grade the spec unless told not to: a request to the
+# internet from every page view, and a broken badge without it.
+_SWAGGER_PARAMETERS = {"validatorUrl": None}
+# The browser enforces what the HTML alone cannot: ReDoc's bundle fetches its maker's logo from
+# cdn.redoc.ly for the menu's footer (hidden when it fails to load). Every load stays on this
+# node; inline scripts and styles are how FastAPI starts Swagger UI and how ReDoc styles itself,
+# and ReDoc's search runs in a blob: worker.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def static_dir() -> Path:
+    """The directory of the installed ``fastapi_offline`` package's Swagger UI and ReDoc files."""
+    return Path(str(files("fastapi_offline") / "static"))
+
+
+def add_docs_routes(app: FastAPI, *, node_name: str) -> None:
+    """Add ``/``, ``/docs``, ``/redoc`` and their static files to an app built with
+    ``docs_url=None, redoc_url=None`` (FastAPI's CDN-backed pages would otherwise win)."""
+    app.mount(STATIC_PREFIX, StaticFiles(directory=static_dir()), name="docs-static")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    def prefix(request: Request) -> str:
+        # behind a proxy that mounts the node under a path, links must keep that path
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    @app.get("/", include_in_schema=False)
+    def index(request: Request) -> HTMLResponse:
+        """Where a person who types the node's address lands (until the console exists)."""
+        return confined(HTMLResponse(index_html(node_name, prefix(request))))
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = prefix(request)
+        page = get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{STATIC_PREFIX}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{STATIC_PREFIX}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{STATIC_PREFIX}/favicon.png",
+            swagger_ui_parameters=_SWAGGER_PARAMETERS,
+        )
+        return confined(page)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = prefix(request)
+        page = get_redoc_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{STATIC_PREFIX}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{STATIC_PREFIX}/favicon.png",
+            with_google_fonts=False,
+        )
+        return confined(page)
+
+
+def confined(page: HTMLResponse) -> HTMLResponse:
+    """``page`` with the policy that keeps every load it makes on this node."""
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return page
+
+
+def index_html(node_name: str, root: str = "") -> str:
+    """A plain page with links to the API's documentation and health (no script, no styles)."""
+    links = [
+        ("/docs", "API reference (Swagger UI): try the routes from the browser"),
+        ("/redoc", "API reference (ReDoc): the same, for reading"),
+        ("/api/v1/health", "health: 200 when every process of the node reports"),
+    ]
+    items = "\n".join(
+        f'<li><a href="{html.escape(root + path)}">{path}</a> — {html.escape(text)}</li>'
+        for path, text in links
+    )
+    name = html.escape(node_name)
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{name} - logfactory</title></head>\n'
+        f"<body><h1>logfactory node {name}</h1>\n<ul>\n{items}\n</ul></body></html>\n"
+    )
