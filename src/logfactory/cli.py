@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 import msgspec
@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from logfactory.node import Node
 
 __all__ = ["main"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _CONFIG_HELP = "configuration file (default: $LOGFACTORY_CONFIG or ./examples/demo.yaml)"
 
@@ -221,6 +223,18 @@ def _emit(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def _from_option(default: str, what: str) -> Callable[[_F], _F]:
+    """``--from earliest|latest`` of a bus reader."""
+    return click.option(
+        "--from",
+        "start",
+        type=click.Choice(["earliest", "latest"]),
+        default=default,
+        show_default=True,
+        help=what,
+    )
+
+
 @contextlib.contextmanager
 def _reading(config: Config, wait: bool) -> Iterator[None]:
     """How a bus reader (subscribe, tail) talks: it says that it waits when told to wait for a
@@ -246,14 +260,7 @@ def _reading(config: Config, wait: bool) -> Iterator[None]:
 @cli.command(short_help="Print events of some types as they happen.")
 @click.option("--types", "types_", required=True, help="comma-separated event types, e.g. ALERT")
 @click.option("--count", type=int, default=None, help="stop after N events")
-@click.option(
-    "--from",
-    "start",
-    type=click.Choice(["earliest", "latest"]),
-    default="latest",
-    show_default=True,
-    help="where a group with nothing committed starts",
-)
+@_from_option("latest", "where a group with nothing committed starts")
 @click.option("--group", default=None, help="consumer group: resume where it left off")
 @click.option(
     "--wait", is_flag=True, help="wait for a node to start (default: exit 1 when none runs)"
@@ -303,14 +310,7 @@ def subscribe(
 @click.option(
     "--count", type=int, default=None, help="print N messages (with --from latest: the last N)"
 )
-@click.option(
-    "--from",
-    "start",
-    type=click.Choice(["earliest", "latest"]),
-    default="earliest",
-    show_default=True,
-    help="the topic's start, or only what comes next (and the last --count)",
-)
+@_from_option("earliest", "the topic's start, or only what comes next (and the last --count)")
 @click.option("--no-follow", is_flag=True, help="stop at the end of the topic")
 @click.option(
     "--wait", is_flag=True, help="wait for a node to start (default: exit 1 when none runs)"

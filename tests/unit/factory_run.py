@@ -16,6 +16,17 @@ from logfactory.record import Record, encode_record
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def demo_config_file(tmp_path: Path) -> str:
+    """examples/demo.yaml (delegation, multi-line merging) with its data under ``tmp_path``."""
+    text = (ROOT / "examples" / "demo.yaml").read_text().replace("var/demo", str(tmp_path / "d"))
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
 
 def bus_of(config: Config) -> LocalBus:
     return LocalBus(Path(config.node.data_dir) / "bus", default_partitions=config.bus.partitions)

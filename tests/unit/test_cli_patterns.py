@@ -8,10 +8,9 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
+from tests.unit.factory_run import demo_config_file
 
 from logfactory.cli import cli
-
-ROOT = Path(__file__).resolve().parents[2]
 
 LINES = [
     "Accepted publickey for alice from 10.0.0.1 port 22 ssh2",
@@ -35,16 +34,8 @@ def test_parse_writes_one_object_per_line_with_final_templates(tmp_path: Path) -
     assert rows[0]["pattern"] != rows[4]["pattern"]
 
 
-def _config(tmp_path: Path) -> str:
-    text = (ROOT / "examples" / "demo.yaml").read_text().replace("var/demo", str(tmp_path / "d"))
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "c.yaml"
-    path.write_text(text)
-    return str(path)
-
-
 def test_learn_list_mark_export_import_round_trip(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = demo_config_file(tmp_path)
     history = tmp_path / "history.log"
     history.write_text("\n".join(LINES * 3) + "\n")
     runner = CliRunner()
@@ -66,7 +57,7 @@ def test_learn_list_mark_export_import_round_trip(tmp_path: Path) -> None:
 
     exported = tmp_path / "lib.jsonl"
     assert runner.invoke(cli, ["patterns", "export", str(exported), "-c", config]).exit_code == 0
-    other = _config(tmp_path / "other")
+    other = demo_config_file(tmp_path / "other")
     imported = runner.invoke(cli, ["patterns", "import", str(exported), "-c", other])
     assert imported.exit_code == 0, imported.output
     shown2 = json.loads(runner.invoke(cli, ["patterns", "show", ids[0], "-c", other]).output)
@@ -74,7 +65,7 @@ def test_learn_list_mark_export_import_round_trip(tmp_path: Path) -> None:
 
 
 def test_mark_needs_exactly_one_review_and_a_known_id(tmp_path: Path) -> None:
-    config = _config(tmp_path)
+    config = demo_config_file(tmp_path)
     runner = CliRunner()
     assert runner.invoke(cli, ["patterns", "mark", "p-x", "-c", config]).exit_code == 2
     unknown = runner.invoke(cli, ["patterns", "mark", "p-x", "--normal", "-c", config])
@@ -84,7 +75,7 @@ def test_mark_needs_exactly_one_review_and_a_known_id(tmp_path: Path) -> None:
 
 def _many_templates(tmp_path: Path) -> tuple[str, list[str]]:
     """A library of 40 templates (distinct first words never share one) and their ids."""
-    config = _config(tmp_path)
+    config = demo_config_file(tmp_path)
     history = tmp_path / "history.log"
     history.write_text("".join(f"daemon{chr(97 + i % 26)}{i} started ok\n" for i in range(40)))
     runner = CliRunner()

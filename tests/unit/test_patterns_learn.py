@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from click.testing import CliRunner
-from tests.unit.factory_run import bus_of, read_topic, run_worker
+from tests.unit.factory_run import bus_of, demo_config_file, read_topic, run_worker
 
 from logfactory.cli import cli
 from logfactory.config import load_config
@@ -19,8 +19,6 @@ from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.factory.patterns.topic import load_library
 from logfactory.record import make_record
 from logfactory.topics import PARSED
-
-ROOT = Path(__file__).resolve().parents[2]
 
 HISTORY = [
     b"Dec  6 01:40:20 web01 sshd[1201]: Failed password for root from 10.0.0.1 port 40022 ssh2",
@@ -52,16 +50,8 @@ LIVE = [
 ]
 
 
-def _config(tmp_path: Path) -> str:
-    """examples/demo.yaml (delegation, multi-line merging) with its data under ``tmp_path``."""
-    text = (ROOT / "examples" / "demo.yaml").read_text().replace("var/demo", str(tmp_path / "d"))
-    path = tmp_path / "c.yaml"
-    path.write_text(text)
-    return str(path)
-
-
 def test_a_learned_template_is_matched_live(tmp_path: Path) -> None:
-    config_file = _config(tmp_path)
+    config_file = demo_config_file(tmp_path)
     history = tmp_path / "messages"
     history.write_bytes(b"\n".join(HISTORY) + b"\n")
     learned = CliRunner().invoke(cli, ["patterns", "learn", str(history), "-c", config_file])
@@ -90,7 +80,7 @@ def test_a_learned_template_is_matched_live(tmp_path: Path) -> None:
 
 def _learner(tmp_path: Path, workshop: str = "syslog") -> tuple[Learner, PatternLibrary]:
     library = PatternLibrary()
-    return Learner(load_config(_config(tmp_path)), workshop, library), library
+    return Learner(load_config(demo_config_file(tmp_path)), workshop, library), library
 
 
 def test_learning_decodes_merges_delegates_and_counts_what_does_not_decode(
@@ -135,7 +125,7 @@ def test_gzip_history_is_read_like_plain(tmp_path: Path) -> None:
 
 
 def test_unknown_or_unmined_workshop_is_a_clear_error(tmp_path: Path) -> None:
-    config = load_config(_config(tmp_path))
+    config = load_config(demo_config_file(tmp_path))
     with pytest.raises(LearnError, match=r"no workshop 'nope' .*\(its workshops: syslog, slurm"):
         Learner(config, "nope", PatternLibrary())
     with pytest.raises(LearnError, match=r"'sce' is not mined \(format kv.*mine: true"):
