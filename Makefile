@@ -27,9 +27,9 @@ run: venv
 	$(BIN)/logfactory run -c $(CONFIG)
 
 # Real protocol peers for the integration tests, installed when missing (Debian packages):
-# logger (bsdutils), rsyslog with its TLS driver, net-snmp's snmptrap/snmpinform, unixODBC with
-# the SQLite ODBC driver (pyodbc needs libodbc at import time).
-PEER_PACKAGES = bsdutils rsyslog rsyslog-gnutls snmp unixodbc libsqliteodbc
+# logger (bsdutils), rsyslog with its TLS driver and its RELP output (omrelp), net-snmp's
+# snmptrap/snmpinform, unixODBC with the SQLite ODBC driver (pyodbc needs libodbc at import time).
+PEER_PACKAGES = bsdutils rsyslog rsyslog-gnutls rsyslog-relp snmp unixodbc libsqliteodbc
 peers:
 	@missing=$$(for p in $(PEER_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || printf "%s " $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collectors, kafka, patterns, pipeline
+from bench import collectors, kafka, patterns, pipeline, resilience
 
 
 def main() -> None:
@@ -13,6 +13,7 @@ def main() -> None:
     pipeline.main()
     patterns.main([])
     collectors.main([])
+    resilience.main([])
     kafka.main([])  # last: it starts Kafka brokers, which need the CPU for themselves
 
 

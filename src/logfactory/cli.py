@@ -249,8 +249,8 @@ def _reading(config: Config, wait: bool) -> Iterator[None]:
         yield
     except NoNodeError as exc:
         raise click.ClickException(f"{exc.text}, or pass --wait to wait for one") from None
-    except (BusError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (BusError, ValueError) as exc:  # a damaged bus's message says -c CONFIG
+        raise click.ClickException(str(exc).replace("-c CONFIG", f"-c {config.path}")) from None
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:
@@ -363,9 +363,11 @@ def tail(
 
 
 def _register_groups() -> None:
+    from logfactory.cli_bus import bus
     from logfactory.cli_patterns import patterns
 
     cli.add_command(patterns)
+    cli.add_command(bus)
 
 
 _register_groups()

@@ -85,6 +85,13 @@ class HttpConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     enabled: bool = True
     tls_cert: str | None = None  # PEM, with tls_key: the API serves HTTPS (e.g. for edges)
     tls_key: str | None = None
+    # connections held at once (None: 1024, fewer when the descriptor limit asks for it) and
+    # how long one may stay silent (no request in progress, no byte received) before it is closed
+    max_connections: int | None = None
+    connection_idle_timeout: str | float = "60s"
+    # SSE streams (GET /api/v1/subscribe) at once, in all and from one client address
+    max_subscribers: int = 64
+    max_subscribers_per_client: int = 8
 
 
 # -- snmp -- (the v3 user of an snmp source; SourceConfig.v3_users)
@@ -170,7 +177,7 @@ class SnmpV3User(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
 class SourceConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """One input. ``type`` decides which of the other keys apply (checked at start)."""
 
-    type: Literal["file", "syslog", "raw", "http", "snmp", "sql", "kafka", "demo"]
+    type: Literal["file", "syslog", "raw", "relp", "http", "snmp", "sql", "kafka", "demo"]
     name: str | None = None
     tag: str | None = None
     # file
@@ -178,10 +185,14 @@ class SourceConfig(_Base, frozen=True, forbid_unknown_fields=True, kw_only=True)
     start_at: Literal["beginning", "end"] = "beginning"
     idle_timeout: str | float = "5s"  # then an unterminated last line is delivered
     read_gzip: bool = False  # *.gz matches are read once, whole (rotated files)
-    # syslog (and raw: lines over TCP/UDP)
+    # syslog (and raw: lines over TCP/UDP; relp: TCP only, listen and max_frame_bytes)
     listen: str | None = None
     protocols: list[Literal["udp", "tcp"]] = msgspec.field(default_factory=lambda: ["udp", "tcp"])
-    max_frame_bytes: int = 1_048_576
+    max_frame_bytes: int = 1_048_576  # the longest line, for file and http sources too
+    # TCP/TLS connections held at once per listener (None: 1024, or fewer to fit the descriptor
+    # limit) and how long one may send nothing before it is closed ("0": never)
+    max_connections: int | None = None
+    connection_idle_timeout: str | float = "5m"
     # -- tls (syslog, raw) --
     tls_listen: str | None = None  # HOST:PORT of a TLS listener (RFC 5425) besides the plain ones
     tls_cert: str | None = None  # PEM; with tls_key. Neither: self-signed under <data_dir>/tls/

@@ -49,6 +49,19 @@ def _match(
             _regex((*path, "fields", key, "regex"), cond.regex, out)
 
 
+def _connections(
+    path: tuple[str | int, ...], cap: int | None, idle: str | float, out: list[Problem]
+) -> None:
+    """``max_connections`` and ``connection_idle_timeout`` of a TCP listener."""
+    if cap is not None and cap < 1:
+        out.append(((*path, "max_connections"), "must be at least 1"))
+    try:
+        if parse_duration(idle) < 0:
+            out.append(((*path, "connection_idle_timeout"), "must be 0 (never) or more"))
+    except ValueError as exc:
+        out.append(((*path, "connection_idle_timeout"), str(exc)))
+
+
 def _socket_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
     """syslog and raw: something to listen on, TLS keys that go together, sane sizes."""
     if not src.listen and not src.tls_listen:
@@ -67,6 +80,18 @@ def _socket_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
         out.append((("sources", i, "max_frame_bytes"), "must be at least 1"))
     if src.udp_rcvbuf < 1024:
         out.append((("sources", i, "udp_rcvbuf"), "must be at least 1024 bytes"))
+    _connections(("sources", i), src.max_connections, src.connection_idle_timeout, out)
+
+
+def _relp_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
+    """relp: one TCP listener (no UDP, no TLS yet), sane sizes, the connection bounds."""
+    if not src.listen:
+        out.append((("sources", i, "listen"), "a relp source needs 'listen: HOST:PORT' (TCP)"))
+    if src.tls_listen is not None:
+        out.append((("sources", i, "tls_listen"), "a relp source has no TLS listener yet"))
+    if src.max_frame_bytes < 1:
+        out.append((("sources", i, "max_frame_bytes"), "must be at least 1"))
+    _connections(("sources", i), src.max_connections, src.connection_idle_timeout, out)
 
 
 def _names(config: Config, out: list[Problem]) -> None:
@@ -147,6 +172,8 @@ def _listeners(config: Config, out: list[Problem]) -> None:
             protocols: tuple[str, ...] = tuple(dict.fromkeys(src.protocols)) if lines else ()
             if src.type == "snmp":
                 protocols = ("udp",)
+            if src.type == "relp":
+                protocols = ("tcp",)
             wanted.append((("sources", i, "listen"), src.listen, protocols))
         if src.tls_listen is not None:
             wanted.append((("sources", i, "tls_listen"), src.tls_listen, ("tcp",) * lines))
@@ -228,6 +255,8 @@ def _snmp_source(i: int, src: SourceConfig, out: list[Problem]) -> None:
             snmp_engine_id(src.engine_id)
         except ValueError as exc:
             out.append((("sources", i, "engine_id"), str(exc)))
+    if src.udp_rcvbuf < 1024:
+        out.append((("sources", i, "udp_rcvbuf"), "must be at least 1024 bytes"))
     seen: set[tuple[str, str | None]] = set()
     for j, user in enumerate(src.v3_users):
         key = (user.user, user.engine_id and snmp_engine_id(user.engine_id).hex())
@@ -278,6 +307,10 @@ def check_config(config: Config) -> list[Problem]:
     if (config.http.tls_cert is None) != (config.http.tls_key is None):
         key = "tls_key" if config.http.tls_key is None else "tls_cert"
         out.append((("http", key), "tls_cert and tls_key must be given together"))
+    _connections(("http",), config.http.max_connections, config.http.connection_idle_timeout, out)
+    for key in ("max_subscribers", "max_subscribers_per_client"):
+        if getattr(config.http, key) < 1:
+            out.append((("http", key), "must be at least 1"))
     if config.bus.partitions < 1:
         out.append((("bus", "partitions"), "partitions must be at least 1"))
     workshops = set(config.workshops)
@@ -321,6 +354,8 @@ def check_config(config: Config) -> list[Problem]:
                 out.append((("sources", i, "max_body_bytes"), str(exc)))
         if src.type in ("syslog", "raw"):
             _socket_source(i, src, out)
+        if src.type == "relp":
+            _relp_source(i, src, out)
         if src.type == "sql":
             _sql_source(i, src, out)
         if src.type == "kafka":

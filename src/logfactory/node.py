@@ -28,13 +28,23 @@ from logfactory.bus.base import Bus, BusError, Producer
 from logfactory.bus.local import LocalBus
 from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.agent import Agent
+from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
 from logfactory.collect.sources.base import Source
 from logfactory.collect.sources.demo import DemoSource
 from logfactory.collect.sources.file_reconcile import BusRawLog
 from logfactory.collect.tls import TlsConfigError
-from logfactory.config import Config
+from logfactory.config import Config, parse_duration
+from logfactory.factory.lifeline import NODE_WORKER_ID, child_env, end_stale_factory
 from logfactory.factory.runner import run_factory
 from logfactory.node_banner import banner_lines
+from logfactory.node_limits import (
+    ConnectionPlan,
+    FdLimit,
+    api_protocol,
+    open_fds,
+    plan_connections,
+    raise_fd_limit,
+)
 from logfactory.node_start import (
     DataDirLock,
     NodeError,
@@ -121,10 +131,13 @@ class Node:
         role = "node" if with_collectors and with_api else "collector" if with_collectors else "api"
         self.registry = StatsRegistry(role)
         self._factory: subprocess.Popen[bytes] | None = None
+        self._factory_pipe: int | None = None  # its lifeline's write end (factory/lifeline.py)
         self.screen = SummaryScreen(sys.stdout)
         # an edge shipping over HTTP decodes nothing: events there mean nothing (in= only)
         self.summary = LiveSummary(event_types(config), events=config.bus.type != "http")
         self._summary_started = False
+        self.fd_limit: FdLimit | None = None  # set by run()
+        self.connections: ConnectionPlan | None = None  # set by _main()
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -132,15 +145,40 @@ class Node:
 
     # -- the factory child ----------------------------------------------------------------
     def _start_factory(self) -> None:
-        cmd = [sys.executable, "-m", "logfactory", "factory", "-c", self.config.path]
-        self._factory = subprocess.Popen(cmd, start_new_session=True)
+        """Start the factory child, tied to this process (it stops when the node is gone, even
+        killed) after ending a factory of this data directory's worker id that is not ours.
+        Called from the main thread: the kernel's parent-death signal follows the thread."""
+        stale = end_stale_factory(self.data_dir, NODE_WORKER_ID)
+        if stale is not None:
+            self._say(f"factory     ended pid {stale}, a factory of this data directory that "
+                      "an earlier node left running")  # fmt: skip
+        self._close_factory_pipe()
+        cmd = [sys.executable, "-m", "logfactory", "factory", "-c", self.config.path,
+               "--worker-id", NODE_WORKER_ID]  # fmt: skip
+        read_end, self._factory_pipe = os.pipe()  # both close-on-exec; read_end is passed
+        try:
+            self._factory = subprocess.Popen(
+                cmd, start_new_session=True, pass_fds=(read_end,), env=child_env(read_end)
+            )
+        except OSError:
+            self._close_factory_pipe()
+            raise
+        finally:
+            os.close(read_end)
         self._say(
             f"factory     pid {self._factory.pid} (consumer group {self.config.factory.group})"
         )
 
+    def _close_factory_pipe(self) -> None:
+        """Closing it tells the factory the node is gone: only once it has exited, or failed."""
+        if self._factory_pipe is not None:
+            os.close(self._factory_pipe)
+            self._factory_pipe = None
+
     def _stop_factory(self) -> None:
         proc = self._factory
         if proc is None or proc.poll() is not None:
+            self._close_factory_pipe()
             return
         proc.send_signal(signal.SIGTERM)
         try:
@@ -148,17 +186,22 @@ class Node:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        self._close_factory_pipe()
 
     # -- main -----------------------------------------------------------------------------
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; 0 after a clean stop. Raises :class:`NodeError`."""
+        self.fd_limit = raise_fd_limit()  # before anything opens: the children inherit it too
         lock = DataDirLock(self.config, self.command).acquire() if self.with_collectors else None
         try:
             sock = bind_api_socket(self.config) if self.with_api else None
             try:
                 return run_event_loop(self._main(sock))
             except BusError as exc:  # e.g. no broker answers: the configuration says where
-                raise NodeError(f"{self.config.path}: bus ({self.config.bus.type}): {exc}") from exc
+                text = str(exc).replace("-c CONFIG", f"-c {self.config.path}")  # bus repair
+                raise NodeError(
+                    f"{self.config.path}: bus ({self.config.bus.type}): {text}"
+                ) from exc
             finally:
                 if sock is not None:
                     sock.close()
@@ -168,9 +211,18 @@ class Node:
 
     def _server(self, ctx: NodeContext) -> _QuietServer:
         http = self.config.http
+        registry = self.registry
+
+        def count(counter: str) -> None:
+            registry.add("api", counter)
+
+        limit = ConnectionLimit(
+            "the HTTP API", http.max_connections or DEFAULT_MAX_CONNECTIONS,
+            parse_duration(http.connection_idle_timeout), count=count,
+        )  # fmt: skip
         config = uvicorn.Config(
             create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-            ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key,
+            ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key, http=api_protocol(limit),
         )  # fmt: skip
         try:
             config.load()  # the certificate now, not in the server's task
@@ -208,9 +260,18 @@ class Node:
             self._say(row)
         if self.with_api:
             self._say(f"http        {base}/api/v1/health, API docs at /docs")
+        plan, fds = self.connections, self.fd_limit
+        if plan is not None and fds is not None and plan.caps:
+            text = f"{fds.describe()}; {plan.describe()}"
+            log.info("limits: %s", text)
+            self._say(f"limits      {text}")
+            for warning in plan.warnings:
+                self._say(f"warning     {warning}")
 
     async def _main(self, sock: socket.socket | None) -> int:
         bus: Bus = open_bus(self.config)
+        if isinstance(bus, LocalBus):  # a damaged bus refuses the start (bus/local_repair.py)
+            bus.verify()
         self.stats_dir.mkdir(parents=True, exist_ok=True)
         if self.with_collectors and self.with_api:  # the all-in-one node owns the counters
             for old in self.stats_dir.glob("*.json"):  # a previous run's are not ours
@@ -227,6 +288,12 @@ class Node:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._maintain(bus, stop))]
+        if self.fd_limit is not None:  # the listeners' caps, from what is left of the limit
+            self.connections = plan_connections(
+                self.config, collectors=self.with_collectors, api=sock is not None,
+                limit=self.fd_limit.soft, in_use=open_fds(),
+            )  # fmt: skip
+            self.config = self.connections.config
         agent: Agent | None = None
         server: _QuietServer | None = None
         try:
@@ -316,7 +383,12 @@ class Node:
 
     # -- the live summary (node_summary.py) -----------------------------------------------
     def _draw_summary(self, now: float, *, rates: bool = True) -> str:
-        self.summary.update(read_totals(self.stats_dir), now)
+        try:
+            totals = read_totals(self.stats_dir)
+        except OSError as exc:  # e.g. no descriptor free for a moment: the last totals stand
+            log.debug("summary: cannot read %s: %s", self.stats_dir, exc)
+        else:
+            self.summary.update(totals, now)
         return self.summary.line(self.screen.width(), rates=rates)
 
     def _end_summary(self) -> None:
@@ -348,7 +420,10 @@ class Node:
                     restarts += 1
                     self._say(f"factory exited with {proc.returncode}; restarting (#{restarts})")
                     await asyncio.sleep(min(5.0, 0.5 * restarts))
-                    self._start_factory()
+                    try:
+                        self._start_factory()
+                    except OSError as exc:  # no descriptor or process free: the next round
+                        self._say(f"factory could not be started: {exc}; trying again")
                 now = time.monotonic()
                 if stop.is_set():
                     return  # the last line is _end_summary's

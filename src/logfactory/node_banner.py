@@ -50,7 +50,7 @@ def describe_source(sc: SourceConfig, src: Source | None, ingest_url: str | None
     """What one source follows, e.g. ``udp 127.0.0.1:5514, tcp 127.0.0.1:5514``."""
     if sc.type == "file":
         return ", ".join(sc.paths) + (" (and their .gz)" if sc.read_gzip else "")
-    if sc.type in ("syslog", "raw", "snmp"):
+    if sc.type in ("syslog", "raw", "relp", "snmp"):
         bound = _addresses(src)
         return ", ".join(bound) if bound else f"{sc.listen or sc.tls_listen}"
     if sc.type == "http":

@@ -117,6 +117,8 @@ def failed_listener(sc: SourceConfig, bound: object) -> tuple[str, str, str]:
     """
     if sc.type == "snmp":
         return "listen", "udp", sc.listen or "?"
+    if sc.type == "relp":
+        return "listen", "tcp", sc.listen or "?"
     opened = bound if isinstance(bound, dict) else {}
     order: list[tuple[str, str, str | None]] = [
         (p, "listen", sc.listen) for p in ("udp", "tcp") if sc.listen and p in sc.protocols

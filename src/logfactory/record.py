@@ -2,8 +2,10 @@
 
 A Record is the only thing collectors put on ``logs.raw``. It carries the source tag that picks the
 decoding workshop, the host it came from (the partition key, so that one host's lines stay in
-order), the receive time, and the text. Bytes that are not valid UTF-8 are kept verbatim in ``raw``
-so that the factory can dead-letter them with the original bytes instead of guessing an encoding.
+order), the receive time, and the text. Bytes that are not valid UTF-8 are decoded with
+replacement characters (U+FFFD) and also kept verbatim in ``raw``: the factory decodes the text like
+any other (one invalid byte in a logged field must not hide the line from the rules), flags what it
+produces from it (``invalid_utf8``) and keeps the original bytes, never guessing an encoding.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -88,8 +89,16 @@ class NodeProcess:
 def start_node(tmp_path: Path) -> Iterator[object]:
     nodes: list[NodeProcess] = []
 
-    def start(config: Path, *args: str, role: str = "run") -> NodeProcess:
+    def start(
+        config: Path, *args: str, role: str = "run", max_open_files: int | None = None
+    ) -> NodeProcess:
+        """``max_open_files``: the node's RLIMIT_NOFILE, soft and hard (it cannot raise it)."""
         log = tmp_path / f"node-{len(nodes)}.log"
+
+        def limit_files() -> None:
+            if max_open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "logfactory", role, "-c", str(config), *args],
@@ -97,6 +106,7 @@ def start_node(tmp_path: Path) -> Iterator[object]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=tmp_path,
+                preexec_fn=limit_files if max_open_files is not None else None,
             )
         node = NodeProcess(proc, log)
         nodes.append(node)

@@ -6,7 +6,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from tests.conftest import wait_for
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.centre.api import NodeContext, create_app
-from logfactory.config import Config
+from logfactory.config import Config, parse_config
 from logfactory.event import Event, Header, encode_event
 from logfactory.record import decode_record
 from logfactory.stats import StatsRegistry
@@ -25,12 +26,13 @@ from logfactory.stats import StatsRegistry
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def server(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[str, NodeContext]]:
-    producer = local_bus.producer()
+@contextmanager
+def serve(tmp_path: Path, bus: LocalBus, config: Config) -> Iterator[tuple[str, NodeContext]]:
+    """The API of ``config`` under uvicorn on a free 127.0.0.1 port, in a thread."""
+    producer = bus.producer()
     ctx = NodeContext(
-        config=Config(),
-        bus=local_bus,
+        config=config,
+        bus=bus,
         producer=producer,
         registry=StatsRegistry("node"),
         stats_dir=tmp_path / "stats",
@@ -40,8 +42,10 @@ def server(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[str, NodeConte
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(ctx), log_level="warning", access_log=False, lifespan="off")
-    srv = uvicorn.Server(config)
+    uv_config = uvicorn.Config(
+        create_app(ctx), log_level="warning", access_log=False, lifespan="off"
+    )
+    srv = uvicorn.Server(uv_config)
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_for(lambda: srv.started, what="uvicorn to start")
@@ -50,6 +54,12 @@ def server(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[str, NodeConte
     thread.join(timeout=10)
     sock.close()
     producer.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[str, NodeContext]]:
+    with serve(tmp_path, local_bus, Config()) as out:
+        yield out
 
 
 def test_sse_over_a_socket_and_disconnect_releases_the_stream(
@@ -104,3 +114,133 @@ def test_ingest_over_a_socket_uses_the_peer_address(
     assert {rec.host for rec in records} == {"127.0.0.1"}
     health = httpx.get(f"{base}/api/v1/health", timeout=10)
     assert health.status_code == 200, health.text
+
+
+# -- SSE admission and cost (issue 13) ----------------------------------------------------------
+SUBSCRIBE = b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[[str, str], socket.socket]]:
+    """Connections to the API from a given source address (any of 127.0.0.0/8 is this
+    machine), all closed at the end of the test."""
+    opened: list[socket.socket] = []
+
+    def open_one(base: str, source: str) -> socket.socket:
+        s = socket.socket()
+        opened.append(s)
+        s.settimeout(10)
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+        return s
+
+    yield open_one
+    for s in opened:
+        s.close()
+
+
+def read_head(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and whatever body came with them."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        assert chunk, f"connection closed before the response head: {buf!r}"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
+    return int(status_line.split()[1]), headers, rest
+
+
+def subscribers(base: str) -> int:
+    return int(httpx.get(f"{base}/api/v1/stats", timeout=10).json()["api"]["subscribers"])
+
+
+def capped(tmp_path: Path, bus: LocalBus, total: int, per_client: int) -> Config:
+    bus.ensure_topic(TopicSpec("events.ALERT", 2))
+    text = f"http: {{max_subscribers: {total}, max_subscribers_per_client: {per_client}}}\n"
+    return parse_config(text, str(tmp_path / "node.yaml"))
+
+
+def test_a_burst_of_subscribers_admits_exactly_the_cap(
+    tmp_path: Path, local_bus: LocalBus, connect: Callable[[str, str], socket.socket]
+) -> None:
+    # the cap was checked before a stream was counted: a burst got 111 of 200 past a cap of 64
+    with serve(tmp_path, local_bus, capped(tmp_path, local_bus, 4, 2)) as (base, _):
+        socks = [connect(base, f"127.0.0.{2 + i}") for i in range(24)]  # one per client
+        for s in socks:  # every request out before any answer is read
+            s.sendall(SUBSCRIBE)
+        heads = [read_head(s) for s in socks]
+        statuses = [status for status, _, _ in heads]
+        assert statuses.count(200) == 4, statuses
+        assert statuses.count(503) == 20, statuses
+        assert all(h["retry-after"].isdigit() for st, h, _ in heads if st == 503)
+        assert subscribers(base) == 4
+        for s in socks:
+            s.close()
+        wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")
+
+
+def test_one_client_gets_its_share_and_no_more(
+    tmp_path: Path, local_bus: LocalBus, connect: Callable[[str, str], socket.socket]
+) -> None:
+    with serve(tmp_path, local_bus, capped(tmp_path, local_bus, 4, 2)) as (base, _):
+        mine = [connect(base, "127.0.0.1") for _ in range(3)]
+        for s in mine:
+            s.sendall(SUBSCRIBE)
+        statuses = [read_head(s)[0] for s in mine[:2]]
+        status, headers, body = read_head(mine[2])
+        assert statuses == [200, 200]
+        assert status == 429 and headers["retry-after"].isdigit()
+        assert b"per client" in body
+        other = connect(base, "127.0.0.2")  # another client still gets in
+        other.sendall(SUBSCRIBE)
+        assert read_head(other)[0] == 200
+        mine[0].close()  # a stream that ends gives its place back to its client
+        wait_for(lambda: subscribers(base) == 2, what="the closed stream's slot")
+        again = connect(base, "127.0.0.1")
+        again.sendall(SUBSCRIBE)
+        assert read_head(again)[0] == 200
+        for s in [*mine, other, again]:
+            s.close()
+        wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")
+
+
+def _sse_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("sse-")}
+
+
+def test_idle_streams_hold_no_thread_and_wake_on_their_events(
+    server: tuple[str, NodeContext],
+    local_bus: LocalBus,
+    connect: Callable[[str, str], socket.socket],
+) -> None:
+    base, _ = server
+    local_bus.ensure_topic(TopicSpec("events.ALERT", 2))
+    local_bus.ensure_topic(TopicSpec("events.USER_OP", 2))
+    before = _sse_threads()  # other tests' servers may have left theirs
+    socks = [connect(base, "127.0.0.1") for _ in range(8)]
+    got = {}
+    for s in socks:
+        s.sendall(SUBSCRIBE)
+        status, _, got[s] = read_head(s)
+        assert status == 200
+    for s in socks:
+        while b"retry: " not in got[s]:  # subscribed: positioned at the end of the topic
+            got[s] += s.recv(65536)
+    # each stream used to poll in a thread of its own, even with nothing to read
+    new_threads = sorted(t.name for t in _sse_threads() - before)
+    assert len(new_threads) <= 2, new_threads
+    producer = local_bus.producer()
+    producer.produce("events.USER_OP", b"{}", b"h")  # another topic: wakes nobody, sent nowhere
+    for i in range(3):
+        event = Event(header=Header(id=f"w{i}", time="t", type="ALERT"))
+        producer.produce("events.ALERT", encode_event(event), b"h")
+    producer.flush()
+    producer.close()
+    for s in socks:
+        while got[s].count(b"data: ") < 3:
+            got[s] += s.recv(65536)
+        assert b"w2" in got[s] and b"event: USER_OP" not in got[s]
+        s.close()
+    wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")

@@ -272,14 +272,14 @@ def test_start_and_continuation_mode() -> None:
     assert sorter.pending() == 1  # only "BEGIN x" on the first stream
 
 
-def test_invalid_utf8_is_never_merged() -> None:
+def test_invalid_utf8_merges_like_any_line_and_keeps_its_bytes() -> None:
     sorter = make()
     feed_lines(sorter, "app", JAVA[:2])
     bad = make_record("app", "app01", b"\tat \xff", {"path": "/var/log/app.log"}, T0)
-    out = sorter.feed(bad, Position("logs.raw", 2, 200), T0)
-    assert [r.meta.get("lines") for r, _, _ in out] == [2, None]
-    assert out[1][0] is bad
-    assert sorter.pending() == 0
+    assert sorter.feed(bad, Position("logs.raw", 2, 200), T0) == []
+    [(merged, _, _)] = sorter.flush_all()
+    assert merged.line == "\n".join([*JAVA[:2], "\tat \ufffd"])
+    assert merged.raw == "\n".join(JAVA[:2]).encode() + b"\n\tat \xff"
 
 
 def test_snapshot_restore_round_trip_gives_the_same_records() -> None:

@@ -257,17 +257,18 @@ def test_raw_newlines_after_a_header_line_join_the_latest_record() -> None:
     assert sorted(r.line for r, _, _ in out) == sorted([AUTH_LOG[0], "\n".join(lines[1:])])
 
 
-def test_undecodable_bytes_end_only_their_programs_record() -> None:
-    """...and the stream's single-line record, as any line does that does not continue it."""
+def test_a_line_that_is_not_utf8_is_one_of_its_program_like_any_other() -> None:
+    """It ends the stream's single-line record, as any line does that does not continue it,
+    and leaves the other programs' traces alone."""
     sorter = make()
     meta = {"path": "/var/log/messages"}
     assert feed(sorter, "messages", [OOPS[0], OOPS[1], AUTH_LOG[0]], meta) == []
     bad = make_record("messages", "relay01", AUTH_LOG[1].encode() + b" \xff", meta, T0)
     out = sorter.feed(bad, Position("logs.raw", 0, 9), T0)
-    assert [r.line for r, _, _ in out] == [AUTH_LOG[0], bad.line]
-    assert out[1][0] is bad
+    assert [r.line for r, _, _ in out] == [AUTH_LOG[0]]
     out = feed(sorter, "messages", OOPS[2:], meta, start=10) + sorter.flush_all()
-    assert [r.line for r, _, _ in out] == ["\n".join(OOPS)]
+    assert [r for r, _, _ in out if r.raw is not None] == [bad]
+    assert [r.line for r, _, _ in out if r is not bad] == ["\n".join(OOPS)]
 
 
 def test_a_stream_holds_a_bounded_number_of_programs(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -122,6 +122,12 @@ class LocalConsumer:
     def group(self) -> str | None:
         return self._group
 
+    def lean(self) -> None:
+        """Read through a small cache and no memory map (see :meth:`Db.lean`): for one of many
+        readers that each pass over the data once, like SSE streams. The factory does not
+        call it: its consumers are few and read the most."""
+        self._db.lean()
+
     @property
     def member_id(self) -> str:
         return self._member
@@ -257,11 +263,18 @@ class LocalConsumer:
             delay = min(delay * 2, 0.004)
 
     def _read(self, assigned: list[TopicPartition], max_records: int) -> list[Message]:
+        if not assigned:
+            return []
+        self._rr = (self._rr + 1) % len(assigned)
+        try:
+            return self._read_rows(assigned, max_records)
+        except sqlite3.DatabaseError as exc:
+            self._db.translate(exc)  # a damaged page: the file and the repair, not SQLite's
+            raise
+
+    def _read_rows(self, assigned: list[TopicPartition], max_records: int) -> list[Message]:
         out: list[Message] = []
         n = len(assigned)
-        if not n:
-            return out
-        self._rr = (self._rr + 1) % n
         positions = self._positions
         with self._db.lock:
             self._db.check()

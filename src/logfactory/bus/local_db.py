@@ -11,6 +11,7 @@ offset and stored value bytes. The design and guarantees are described in
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -25,22 +26,35 @@ if TYPE_CHECKING:
     from logfactory.bus.local import LocalBus
 
 __all__ = [
+    "BUS_ID",
+    "CREATED_MS",
+    "DB_NAME",
     "MAX_OFFSET",
     "MAX_PARTITIONS",
+    "SCHEMA_VERSION",
     "TOPIC_TABLE",
+    "DamagedBusError",
     "Db",
     "Entry",
     "MissingBusError",
     "as_bytes",
+    "create_schema",
+    "damage_error",
+    "damaged_text",
     "init_schema",
+    "integrity_problems",
     "is_busy",
+    "is_damage",
     "marks",
+    "new_bus_id",
     "now_ms",
     "process_start",
     "rid_of",
+    "topic_heads",
 ]
 
 _SHIFT = 40
+LEAN_CACHE_KIB = 256  # page cache of a lean (reader) connection, see Db.lean
 MAX_OFFSET = (1 << _SHIFT) - 1
 MAX_PARTITIONS = 1 << 22
 
@@ -48,7 +62,7 @@ MAX_PARTITIONS = 1 << 22
 Entry = tuple[str, bytes | None, bytes]
 
 # 3: topic tables gained ``n`` (messages in the row, see logfactory.bus.local_batch)
-_SCHEMA_VERSION = 3
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE topics (
     name TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE, partitions INTEGER NOT NULL,
@@ -69,6 +83,10 @@ CREATE TABLE leases (
 CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO meta VALUES ('epoch', 0);
 """
+DB_NAME = "bus.sqlite3"  # the database's file name in the bus directory
+# ``meta`` names of the bus's identity, written when its tables are created (create_schema)
+BUS_ID = "bus_id"
+CREATED_MS = "created_ms"
 # The first layout (unversioned): same tables minus epochs, start times and compaction marks.
 # Members and leases are session state, so they are dropped rather than converted.
 _V1_TABLES = frozenset({"topics", "heads", "offsets", "members", "leases"})
@@ -101,7 +119,17 @@ class MissingBusError(BusError):
     """
 
 
+class DamagedBusError(BusError):
+    """The bus database cannot be used as it is: SQLite finds it damaged (not a database, or
+    a page that does not hold what it should), or it is not the database this directory had
+    (see :mod:`logfactory.bus.local_marker`). The message names the file and the way out
+    (``logfactory bus check`` / ``repair``); the node prints it as one line and refuses to
+    start, rather than running on, or creating anew, a bus whose history is gone."""
+
+
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+# Primary result codes that say the file itself is wrong, never a passing condition.
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 _HAVE_PROC = os.path.isdir("/proc/self")
 
 
@@ -112,6 +140,33 @@ def now_ms() -> int:
 def rid_of(partition: int, offset: int) -> int:
     """The row id of ``offset`` in ``partition``: a partition is one contiguous rid range."""
     return (partition << _SHIFT) | offset
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether SQLite says the file is damaged (corrupt, or not a database); busy, disk full or
+    permissions are not damage."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return (
+        isinstance(exc, sqlite3.DatabaseError)
+        and code is not None
+        and (code & 0xFF in _DAMAGE_CODES)
+    )
+
+
+def damage_error(path: Path, exc: BaseException) -> DamagedBusError | None:
+    """The :class:`DamagedBusError` that ``exc`` means (see :func:`is_damage`), else None."""
+    if not is_damage(exc):
+        return None
+    return DamagedBusError(damaged_text(path, f"SQLite: {exc}"))
+
+
+def damaged_text(path: Path, detail: str) -> str:
+    """The refusal of a damaged database: which file, what SQLite found, the way out."""
+    return (
+        f"{path} is damaged ({detail}): stop every node on this bus, then `logfactory bus "
+        "check -c CONFIG` shows what is readable and `logfactory bus repair -c CONFIG` copies "
+        "it into a new database (the damaged file is kept beside it)"
+    )
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -183,11 +238,15 @@ def process_start(pid: int) -> int | None:
 
 
 class Db:
-    """One SQLite connection guarded by a lock, with the pragmas every user needs."""
+    """One SQLite connection guarded by a lock, with the pragmas every user needs.
+
+    SQLite's "corrupt" and "not a database" errors leave it as :class:`DamagedBusError`
+    (naming the file and the repair), never as a bare ``sqlite3.DatabaseError``."""
 
     def __init__(self, path: Path, fsync: bool, *, create: bool = True) -> None:
         """``create=False`` opens an existing database only (SQLite's ``mode=rw``): a missing
         file raises :class:`MissingBusError` instead of being created."""
+        self.path = path
         try:
             self.conn = sqlite3.connect(
                 str(path) if create else f"{path.absolute().as_uri()}?mode=rw",
@@ -202,6 +261,14 @@ class Db:
             raise MissingBusError(f"{path}: no bus database here ({exc})") from None
         self.lock = threading.RLock()
         self.closed = False
+        try:
+            self._setup(fsync)
+        except BaseException as exc:
+            self.conn.close()
+            self.translate(exc)
+            raise
+
+    def _setup(self, fsync: bool) -> None:
         self.conn.execute("PRAGMA busy_timeout=30000")
         deadline = time.monotonic() + 30.0
         while True:  # switching to WAL needs a moment alone with a brand-new file
@@ -210,29 +277,40 @@ class Db:
                 break
             except sqlite3.OperationalError as exc:
                 if not is_busy(exc) or time.monotonic() > deadline:
-                    self.conn.close()
                     raise
                 time.sleep(0.01)
         if mode.lower() != "wal":
-            self.conn.close()
-            raise BusError(f"{path}: SQLite cannot use WAL here (got {mode!r}); use a local disk")
+            raise BusError(
+                f"{self.path}: SQLite cannot use WAL here (got {mode!r}); use a local disk"
+            )
         self.conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self.conn.execute("PRAGMA journal_size_limit=67108864")
         self.conn.execute("PRAGMA cache_size=-16384")
         self.conn.execute("PRAGMA mmap_size=268435456")
+
+    def translate(self, exc: BaseException) -> None:
+        """Raise :class:`DamagedBusError` if ``exc`` says the database is damaged; callers
+        re-raise ``exc`` itself otherwise."""
+        damaged = damage_error(self.path, exc)
+        if damaged is not None:
+            raise damaged from exc
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: writers queue on SQLite's lock instead of failing late."""
         with self.lock:
             self.check()
-            self.conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self.conn
-                self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                self.translate(exc)
                 raise
 
     @contextmanager
@@ -240,24 +318,48 @@ class Db:
         """A read transaction: one consistent snapshot across several statements."""
         with self.lock:
             self.check()
-            self.conn.execute("BEGIN")
             try:
-                yield self.conn
-            finally:
-                self.conn.execute("COMMIT")
+                self.conn.execute("BEGIN")
+                try:
+                    yield self.conn
+                finally:
+                    self.conn.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                self.translate(exc)
+                raise
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: the cheap "anything new?" probe."""
         with self.lock:
             self.check()
-            row = self.conn.execute("PRAGMA data_version").fetchone()
+            try:
+                row = self.conn.execute("PRAGMA data_version").fetchone()
+            except sqlite3.DatabaseError as exc:
+                self.translate(exc)
+                raise
         return int(row[0])
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         """All rows of one statement (its own snapshot)."""
         with self.lock:
             self.check()
-            return self.conn.execute(sql, params).fetchall()
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as exc:
+                self.translate(exc)
+                raise
+
+    def lean(self) -> None:
+        """Make this a connection for one reader among many (an SSE stream, a watcher): a
+        small page cache and no memory map. The defaults above suit the few connections that
+        move the bulk of the data; on one of a hundred streams reading from the start they
+        cost up to 16 MiB of cache each, plus a map of up to 256 MiB whose touched pages count
+        in the process's RSS once per connection. A lean reader reads through the OS's page
+        cache instead, which all connections share."""
+        with self.lock:
+            self.check()
+            self.conn.execute(f"PRAGMA cache_size=-{LEAN_CACHE_KIB}")
+            self.conn.execute("PRAGMA mmap_size=0")
 
     def check(self) -> None:
         if self.closed:
@@ -279,7 +381,7 @@ def init_schema(db: Db, path: Path, *, create: bool = True) -> None:
     :class:`MissingBusError`.
     """
     [(version,)] = db.query("PRAGMA user_version")
-    if version == _SCHEMA_VERSION:
+    if version == SCHEMA_VERSION:
         return
     with db.write() as c:
         (version,) = c.execute("PRAGMA user_version").fetchone()
@@ -287,9 +389,7 @@ def init_schema(db: Db, path: Path, *, create: bool = True) -> None:
         if version == 0 and not tables:
             if not create:
                 raise MissingBusError(f"{path}: the bus has no tables yet")
-            for stmt in _SCHEMA.split(";"):
-                if stmt.strip():
-                    c.execute(stmt)
+            create_schema(c)
         elif version in (0, 2) and tables >= _V1_TABLES:
             if version == 0:
                 for stmt in _MIGRATE_V1.split(";"):
@@ -298,13 +398,57 @@ def init_schema(db: Db, path: Path, *, create: bool = True) -> None:
             for (tid,) in c.execute("SELECT id FROM topics").fetchall():
                 for stmt in _ADD_ROW_COUNT:
                     c.execute(stmt.format(tid=int(tid)))
-        elif version != _SCHEMA_VERSION:
+        elif version != SCHEMA_VERSION:
             raise BusError(
                 f"{path} has bus schema {version}, this version needs "
-                f"{_SCHEMA_VERSION}; move the old directory away (or drain it with the "
+                f"{SCHEMA_VERSION}; move the old directory away (or drain it with the "
                 "version that wrote it)"
             )
-        c.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def create_schema(c: sqlite3.Connection, bus_id: int | None = None) -> int:
+    """The tables of an empty bus, inside the caller's transaction; its id (:data:`BUS_ID`):
+    ``bus_id``, or a new random one. The id and the time of creation go into ``meta``, where
+    the directory's marker (:mod:`logfactory.bus.local_marker`) finds them."""
+    for stmt in _SCHEMA.split(";"):
+        if stmt.strip():
+            c.execute(stmt)
+    bus_id = new_bus_id() if bus_id is None else bus_id
+    c.executemany("INSERT INTO meta VALUES (?, ?)", [(BUS_ID, bus_id), (CREATED_MS, now_ms())])
+    c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return bus_id
+
+
+def new_bus_id() -> int:
+    """A random 62-bit id: two buses never share one by chance."""
+    return secrets.randbits(62) | 1
+
+
+def integrity_problems(conn: sqlite3.Connection, pragma: str, limit: int = 10) -> list[str]:
+    """What SQLite's ``quick_check`` or ``integrity_check`` finds wrong (at most ``limit``
+    lines; empty when the database is sound). A database too damaged for the check to run is
+    one problem: the error itself. Other errors (busy, I/O) are the caller's."""
+    if pragma not in ("quick_check", "integrity_check"):
+        raise ValueError(pragma)
+    try:
+        rows = conn.execute(f"PRAGMA {pragma}({int(limit)})").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        return [str(exc)]
+    lines = [line.strip() for r in rows for line in str(r[0]).splitlines()]
+    if lines == ["ok"]:
+        return []
+    return [line for line in lines if line and not line.startswith("*** in database")]
+
+
+def topic_heads(db: Db) -> dict[str, int]:
+    """Per topic, the sum of its partitions' next offsets: it moves whenever the topic gets a
+    message, so a watcher compares two of these to tell which topics changed (one small
+    query, whatever the number of messages)."""
+    rows = db.query("SELECT topic, SUM(next) FROM heads GROUP BY topic")
+    return {str(topic): int(total) for topic, total in rows}
 
 
 def marks(c: sqlite3.Connection, topic: str, tid: int, p: int) -> tuple[int, int]:

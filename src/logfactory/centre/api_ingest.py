@@ -6,14 +6,18 @@ Contract with clients:
   (with the collector's spool in front of the bus, "durable" is "on the bus or in the spool's
   fsynced file"). A client that retries whatever did not get a 200 therefore never loses data;
   it may duplicate some (the factory's ids are positional, not content-based). A malformed
-  NDJSON line (or array item) rejects that line only, reported by number, never the batch.
+  NDJSON line (or array item) rejects that line only, reported by number, never the batch:
+  bad JSON, invalid UTF-8 in a string, nesting too deep, a line longer than the source's
+  ``max_frame_bytes``. The whole body is checked before any record is produced, so an answer
+  other than 200 means nothing of the body is on the bus (a bus failure, 503, aside).
 * **429** with ``Retry-After`` (seconds) under overload, before the body is read: more than
   :data:`BACKLOG_LIMIT` records wait for the bus, the spool is over its size limit, or
   :data:`MAX_IN_FLIGHT` requests are already being processed. Nothing is buffered beyond that,
   so memory stays under ``MAX_IN_FLIGHT * max_body_bytes``.
 * **413** when the body, before or after decompression, exceeds the source's
   ``max_body_bytes``; **415** for an unknown ``Content-Encoding``; **400** for a body that does
-  not decompress (or a JSON array that does not parse), with the reason; **401** without a valid
+  not decompress (or has too many compressed members, or costs too much CPU to decompress), or
+  a JSON array that does not parse, with the reason; **401** without a valid
   bearer token; **503** when the bus failed (retry). Nothing of a refused body is produced.
 
 Bodies: see :mod:`.ingest_body` (NDJSON, JSON arrays of objects or strings, plain lines;
@@ -27,11 +31,10 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -48,17 +51,21 @@ from logfactory.centre.ingest_body import (
     media_type,
     split_body,
 )
+from logfactory.centre.ingest_records import (
+    DEFAULT_MAX_LINE_BYTES,
+    ingest_items,
+    ingest_lines,
+)
 from logfactory.centre.ingest_shipped import ingest_shipped
 from logfactory.collect.agent import BACKLOG_HIGH
 from logfactory.config import Config, parse_size
-from logfactory.record import encode_record, make_record
-from logfactory.topics import RAW
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BACKLOG_LIMIT",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
     "MAX_IN_FLIGHT",
     "IngestResult",
     "IngestSource",
@@ -91,8 +98,6 @@ _JSON_TYPES = frozenset(
         "application/jsonlines",
     }
 )
-_decode_object = msgspec.json.Decoder(dict[str, Any]).decode
-Produce = Callable[[str, bytes, bytes | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,7 @@ class IngestSource:
     tag: str  # the records' default ``source``
     token: str | None
     max_body: int
+    max_line: int = DEFAULT_MAX_LINE_BYTES  # the source's ``max_frame_bytes``
 
 
 def ingest_sources(config: Config) -> list[IngestSource]:
@@ -113,6 +119,7 @@ def ingest_sources(config: Config) -> list[IngestSource]:
             tag=s.tag or s.name or "http",
             token=s.token or None,
             max_body=parse_size(s.max_body_bytes),
+            max_line=max(1, s.max_frame_bytes),
         )
         for s in config.sources
         if s.type == "http"
@@ -124,115 +131,6 @@ def is_ndjson(content_type: str | None) -> bool:
     """True for the JSON media types (and ``+json`` suffixes)."""
     media = media_type(content_type)
     return media in _JSON_TYPES or media.endswith("+json")
-
-
-def _json_record_fields(
-    obj: dict[str, Any], source: str, host: str
-) -> tuple[str, str, str, dict[str, Any]] | str:
-    """(source, host, text, meta) of one JSON object, or the reason it is rejected.
-
-    Keys other than line/message/host/source/meta are kept in ``meta`` rather than dropped.
-    """
-    text = obj.pop("line", None)
-    if text is None:
-        text = obj.pop("message", None)
-    if not isinstance(text, str):
-        return "needs a 'line' or 'message' string"
-    obj_host = obj.pop("host", None)
-    obj_source = obj.pop("source", None)
-    meta = obj.pop("meta", None)
-    if obj_host is not None and not isinstance(obj_host, str):
-        return "'host' must be a string"
-    if obj_source is not None and (not isinstance(obj_source, str) or not obj_source):
-        return "'source' must be a non-empty string"
-    if meta is not None and not isinstance(meta, dict):
-        return "'meta' must be an object"
-    meta = dict(meta) if meta else {}
-    for key, value in obj.items():
-        meta.setdefault(key, value)
-    return obj_source or source, obj_host or host, text, meta
-
-
-def _produce_object(
-    obj: dict[str, Any],
-    source: str,
-    host: str,
-    peer: str | None,
-    produce: Produce,
-    tags: set[str],
-) -> str | None:
-    """Produce one JSON object as a record (its tag added to ``tags``); the reason it was
-    rejected, or None."""
-    fields = _json_record_fields(obj, source, host)
-    if isinstance(fields, str):
-        return fields
-    rec_source, rec_host, text, meta = fields
-    if peer:
-        meta.setdefault("peer", peer)
-    record = make_record(rec_source, rec_host, text, meta)
-    produce(RAW, encode_record(record), record.host.encode("utf-8", "surrogatepass"))
-    tags.add(rec_source)
-    return None
-
-
-def ingest_lines(
-    body: bytes, *, ndjson: bool, source: str, host: str, peer: str | None, produce: Produce
-) -> IngestResult:
-    """Turn each non-blank line of ``body`` into a Record and produce it to ``logs.raw``.
-
-    Line numbers in errors are 1-based and count blank lines too, so they match the client's
-    file. Runs in a worker thread: it may block on the producer's backpressure.
-    """
-    result = IngestResult()
-    base_meta: dict[str, Any] = {"peer": peer} if peer else {}
-    host_key = host.encode("utf-8", "surrogatepass")
-    for index, raw in enumerate(body.split(b"\n"), start=1):
-        line = raw[:-1] if raw.endswith(b"\r") else raw
-        if not line.strip():
-            continue
-        if not ndjson:
-            record = make_record(source, host, line, base_meta)
-            produce(RAW, encode_record(record), host_key)
-            result.tags.add(source)
-        else:
-            try:
-                obj = _decode_object(line)
-            except msgspec.DecodeError as exc:
-                result.reject(index, f"not a JSON object: {exc}")
-                continue
-            reason = _produce_object(obj, source, host, peer, produce, result.tags)
-            if reason is not None:
-                result.reject(index, reason)
-                continue
-        result.accepted += 1
-    return result
-
-
-def ingest_items(
-    items: Sequence[Any], *, source: str, host: str, peer: str | None, produce: Produce
-) -> IngestResult:
-    """A JSON array: each object is a record as in NDJSON, each string a plain line; anything
-    else is rejected by its 1-based ``item`` number."""
-    result = IngestResult()
-    base_meta: dict[str, Any] = {"peer": peer} if peer else {}
-    host_key = host.encode("utf-8", "surrogatepass")
-    for index, item in enumerate(items, start=1):
-        if isinstance(item, str):
-            if not item.strip():
-                continue
-            record = make_record(source, host, item, base_meta)
-            produce(RAW, encode_record(record), host_key)
-            result.tags.add(source)
-        elif isinstance(item, dict):
-            reason = _produce_object(item, source, host, peer, produce, result.tags)
-            if reason is not None:
-                result.reject(index, reason, "item")
-                continue
-        else:
-            result.reject(index, "an item must be an object or a string", "item")
-            continue
-        result.accepted += 1
-    return result
 
 
 def unrouted_tags(config: Config, tags: set[str]) -> list[str]:
@@ -372,9 +270,11 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
             if kind == "records":  # an edge collector's own records
                 result = ingest_shipped(payload, producer.produce)
             elif kind == "items":
-                result = ingest_items(payload, **common)
+                result = ingest_items(payload, max_line=src.max_line, **common)
             else:
-                result = ingest_lines(payload, ndjson=kind == "ndjson", **common)
+                result = ingest_lines(
+                    payload, ndjson=kind == "ndjson", max_line=src.max_line, **common
+                )
             if result.accepted:
                 producer.flush(FLUSH_TIMEOUT_S)  # the 200 below promises durability
             return result, len(body)

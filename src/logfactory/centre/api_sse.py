@@ -7,9 +7,13 @@ after the last event the client saw. The first frame of a stream carries only an
 starting cursor): a browser's EventSource records it, so a client that drops before any event
 arrives still resumes from where it subscribed instead of from "latest" again.
 
-Bus reads block, so they run in worker threads with short poll timeouts; the stream notices a
-client that went away within one poll, and the consumer is closed by whichever side finishes
-last (the stream or a poll still running in its thread).
+Streams are bounded, so that subscribers cannot take the node with them (issue 13): at most
+``http.max_subscribers`` at once and ``http.max_subscribers_per_client`` per client address,
+counted at admission (:mod:`.sse_admission`; the rest get 503 or 429 with ``Retry-After``);
+their reads share a few threads, never wait in one, and come in small batches
+(:mod:`.sse_reads`); each stream's bus connection is a lean one (a small page cache, no memory
+map). A stream's consumer is closed by whichever side finishes last (the stream or a read
+still running in its thread), and its slot is given back when the response ends, however.
 """
 
 from __future__ import annotations
@@ -17,34 +21,47 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from logfactory.bus.base import Bus, Consumer, Message, StartFrom, TopicSpec
 from logfactory.centre.api import ApiState, NodeContext
+from logfactory.centre.sse_admission import (
+    RETRY_AFTER_S,
+    Refusal,
+    Slot,
+    SubscriberSlots,
+    trim_memory,
+)
+from logfactory.centre.sse_reads import BATCH_BYTES, RECHECK_S, BusWatch, ReadGate, watch_for
 from logfactory.cursor import CursorError, Positions, decode_cursor, encode_cursor
 from logfactory.event import topic_for_type
 from logfactory.subscribe import known_types, tail
 
 __all__ = [
-    "MAX_SUBSCRIBERS",
-    "POLL_TIMEOUT_S",
+    "MAX_BATCH",
     "RETRY_MS",
     "EventReader",
     "add_sse_routes",
     "sse_frame",
 ]
 
-POLL_TIMEOUT_S = 0.25
-MAX_SUBSCRIBERS = 64
-"""Each stream keeps one worker thread busy polling; past this, new streams get a 503."""
 RETRY_MS = 2000
-MAX_BATCH = 500
+MAX_BATCH = 200
+"""Messages per read at most (fewer when they are large: see :meth:`EventReader.want`)."""
+TRIM_EVERY = 16
 _EVENTS_PREFIX = len(topic_for_type(""))
+
+
+@runtime_checkable
+class _Lean(Protocol):
+    """A consumer that can read through a small cache (the local bus's, see Db.lean)."""
+
+    def lean(self) -> None: ...
 
 
 def sse_frame(cursor: str, event_type: str, value: bytes) -> bytes:
@@ -63,7 +80,7 @@ class EventReader:
 
     def __init__(self, bus: Bus, topics: list[str], partitions: int) -> None:
         self._bus = bus
-        self._topics = topics
+        self.topics = topics
         self._partitions = partitions
         self._consumer: Consumer | None = None
         self.positions: Positions = {}
@@ -71,6 +88,7 @@ class EventReader:
         self._busy = False
         self._closed = False
         self._shut = False
+        self._avg_bytes = BATCH_BYTES // 16  # the first read takes 16 at most
 
     def _guard(self) -> bool:
         with self._lock:
@@ -95,9 +113,11 @@ class EventReader:
         if not self._guard():
             return None
         try:
-            for topic in self._topics:
+            for topic in self.topics:
                 self._bus.ensure_topic(TopicSpec(topic, self._partitions))
-            consumer = self._consumer = self._bus.consumer(None, self._topics, start)
+            consumer = self._consumer = self._bus.consumer(None, self.topics, start)
+            if isinstance(consumer, _Lean):
+                consumer.lean()
             for topic, partition in consumer.assignment():
                 saved = resume.get(topic)
                 if saved is None:
@@ -115,13 +135,22 @@ class EventReader:
         finally:
             self._release()
 
-    def read(self, max_records: int, timeout: float) -> tuple[bytes, int]:
-        """SSE frames of the next messages and how many there were ((b"", 0) if none)."""
+    def want(self, max_records: int) -> int:
+        """How many messages the next read may take: at most ``max_records``, and about
+        BATCH_BYTES of them at the sizes seen so far (one, when a message is that large)."""
+        return max(1, min(max_records, BATCH_BYTES // self._avg_bytes))
+
+    def read(self, max_records: int) -> tuple[bytes, int]:
+        """SSE frames of the messages there are now (at most ``max_records``) and how many
+        there were; (b"", 0) at once if there are none: waiting is the caller's."""
         if not self._guard():
             return b"", 0
         try:
             assert self._consumer is not None
-            messages = self._consumer.poll(max_records, timeout)
+            messages = self._consumer.poll(self.want(max_records), 0)
+            if messages:
+                size = sum(len(m.value) for m in messages) // len(messages)
+                self._avg_bytes = max(1, (self._avg_bytes + size) // 2)
             return self._frames(messages), len(messages)
         finally:
             self._release()
@@ -170,11 +199,72 @@ def _message_json(message: Message) -> dict[str, Any]:
     }
 
 
+class _StreamResponse(StreamingResponse):
+    """A stream that gives back its slot and closes its reader when the response ends, however
+    it ends: finished, the client gone (Starlette then cancels the body where it waits, so the
+    generator's own ``finally`` may run only when it is collected), or the server stopping."""
+
+    def __init__(
+        self, body: AsyncIterator[bytes], slot: Slot, reader: EventReader, trim: _Trim
+    ) -> None:
+        super().__init__(
+            body,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._slot = slot
+        self._reader = reader
+        self._trim = trim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._reader.close()
+            self._slot.release()
+            self._trim.stream_ended()
+
+
+class _Trim:
+    """Calls :func:`trim_memory` (in a thread: it walks the allocator's free lists) when the
+    last stream has ended, and after every TRIM_EVERY ended streams while others go on."""
+
+    def __init__(self, slots: SubscriberSlots) -> None:
+        self._slots = slots
+        self._ended = 0
+        self._running = False
+
+    def stream_ended(self) -> None:
+        self._ended += 1
+        if self._running or (self._slots.count and self._ended < TRIM_EVERY):
+            return
+        self._ended = 0
+        self._running = True
+        task = asyncio.get_running_loop().run_in_executor(None, trim_memory)
+        task.add_done_callback(self._done)
+
+    def _done(self, _task: object) -> None:
+        self._running = False
+
+
+def _refused(refusal: Refusal) -> JSONResponse:
+    return JSONResponse(
+        {"error": refusal.error},
+        status_code=refusal.status,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
     known = known_types(ctx.config)
     partitions = ctx.config.bus.partitions
-    # own threads: the loop's default pool has only cpu+4 workers, too few for many streams
-    pool = ThreadPoolExecutor(max_workers=MAX_SUBSCRIBERS, thread_name_prefix="sse-poll")
+    http = ctx.config.http
+    slots = SubscriberSlots(
+        http.max_subscribers, http.max_subscribers_per_client, state.subscriber_delta
+    )
+    gate = ReadGate()
+    watch = watch_for(ctx.bus)
+    trim = _Trim(slots)
 
     @app.get("/api/v1/subscribe")
     async def subscribe(
@@ -202,18 +292,14 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
                 {"error": f"Last-Event-ID/cursor is not a cursor from this API: {exc}"},
                 status_code=400,
             )
-        if state.subscribers >= MAX_SUBSCRIBERS:
-            return JSONResponse(
-                {"error": f"too many subscribers (limit {MAX_SUBSCRIBERS}); retry later"},
-                status_code=503,
-            )
+        # checked and counted in one step, with no await between: see sse_admission
+        slot = slots.acquire(request.client.host if request.client else "")
+        if isinstance(slot, Refusal):
+            return _refused(slot)
         topics = [topic_for_type(n) for n in names]
         reader = EventReader(ctx.bus, topics, partitions)
-        return StreamingResponse(
-            _stream(ctx, state, pool, reader, names, start, resume, limit, idle),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        body = _stream(ctx, gate, watch, reader, names, start, resume, limit, idle)
+        return _StreamResponse(body, slot, reader, trim)
 
     @app.get("/api/v1/topics/{topic}/tail")
     def topic_tail(
@@ -230,8 +316,8 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
 
 async def _stream(
     ctx: NodeContext,
-    state: ApiState,
-    pool: ThreadPoolExecutor,
+    gate: ReadGate,
+    watch: BusWatch,
     reader: EventReader,
     names: list[str],
     start: StartFrom,
@@ -240,17 +326,18 @@ async def _stream(
     idle: float | None,
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
-    state.subscriber_delta(1)
     try:
-        first = await loop.run_in_executor(pool, reader.open, start, resume)
+        # not through the gate: opening may wait on the bus (a Kafka broker), reads must not
+        first = await loop.run_in_executor(None, reader.open, start, resume)
         if first is None:
             return
         yield (f": subscribed to {','.join(names)}\nretry: {RETRY_MS}\nid: {first}\n\n").encode()
         sent = 0
         last_out = last_event = loop.time()
         while True:
+            seen = watch.version(reader.topics)  # before the read: a change after it wakes us
             want = MAX_BATCH if limit is None else min(MAX_BATCH, limit - sent)
-            frames, n = await loop.run_in_executor(pool, reader.read, want, POLL_TIMEOUT_S)
+            frames, n = await gate.run(reader.read, want)
             now = loop.time()
             if n:
                 yield frames
@@ -258,11 +345,15 @@ async def _stream(
                 last_out = last_event = now
                 if limit is not None and sent >= limit:
                     return
-            elif idle is not None and now - last_event >= idle:
+                continue
+            if idle is not None and now - last_event >= idle:
                 return
-            elif now - last_out >= ctx.keepalive_s:
+            if now - last_out >= ctx.keepalive_s:
                 yield b": keepalive\n\n"
                 last_out = now
+            due = last_out + ctx.keepalive_s
+            if idle is not None:
+                due = min(due, last_event + idle)
+            await watch.wait(reader.topics, seen, min(due - now, RECHECK_S))
     finally:
         reader.close()
-        state.subscriber_delta(-1)

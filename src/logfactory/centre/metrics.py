@@ -164,6 +164,28 @@ def _spool_metrics(view: StatsView) -> Iterator[Metric]:
         )
 
 
+CONNECTION_OUTCOMES = ("refused", "evicted", "timed_out")
+
+
+def _connection_metrics(view: StatsView) -> Iterator[Metric]:
+    """TCP connections a listener closed (``collect.connections``): refused at its cap, evicted
+    (had sent nothing; made room for a new one) or timed out (silent too long). ``listener`` is
+    the stats group: ``source:<name>`` or ``api``."""
+    family = CounterMetricFamily(
+        "logfactory_connections_closed",
+        "TCP connections a listener refused at max_connections, evicted to make room (they "
+        "had sent nothing) or closed after connection_idle_timeout.",
+        labels=["listener", "outcome"],
+    )
+    groups = [(f"source:{name}", c) for name, c in view.sources.items()]
+    groups.append(("api", view.other.get("api", {})))
+    for listener, counters in groups:
+        if any(f"connections_{o}" in counters for o in CONNECTION_OUTCOMES):
+            for outcome in CONNECTION_OUTCOMES:
+                family.add_metric([listener, outcome], counters.get(f"connections_{outcome}", 0))
+    yield family
+
+
 def bus_overview(bus: Bus) -> dict[str, Any]:
     """Topics with partitions and message counts (from watermarks) and lag per group and topic.
 
@@ -250,6 +272,7 @@ class NodeCollector(Collector):
         yield source
         yield source_bytes
         yield source_lag
+        yield from _connection_metrics(view)
         yield from _spool_metrics(view)
         events = CounterMetricFamily(
             "logfactory_events", "Events published per type.", labels=["type"]

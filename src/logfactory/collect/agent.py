@@ -36,7 +36,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from logfactory.bus.base import BusError, Producer
 from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Reconciling, Source
@@ -66,9 +66,17 @@ class _Emitter:
     """A source's :class:`~logfactory.collect.sources.base.Emit`: encodes records onto the raw
     topic (keyed by host), counts them, yields to the event loop every ``YIELD_EVERY``
     records and holds the source back while the producer's backlog is above
-    ``BACKLOG_HIGH``."""
+    ``BACKLOG_HIGH``. ``flush()`` returns once everything emitted so far is durable: a source
+    that acknowledges to its senders (RELP) answers only then."""
 
-    def __init__(self, producer: Producer, pending: Callable[[], int] | None, counts: list[int]):
+    def __init__(
+        self,
+        producer: Producer,
+        pending: Callable[[], int] | None,
+        counts: list[int],
+        durable: Callable[[], Awaitable[None]],
+    ):
+        self.flush = durable
         self._produce = producer.produce
         self._produce_many: (
             Callable[[str, Sequence[bytes], Sequence[bytes | None]], None] | None
@@ -147,6 +155,7 @@ class Agent:
         self.hostname = hostname or socket.gethostname()
         self.checkpoint_interval = checkpoint_interval
         self._pending: Callable[[], int] | None = getattr(producer, "pending", None)
+        self._flushing = asyncio.Lock()  # one producer.flush at a time (see _durable)
         self._counts: dict[str, list[int]] = {}  # name -> [received, bytes, flushed r, flushed b]
         self._ready = asyncio.Event()
         self._failure: BaseException | None = None
@@ -227,7 +236,8 @@ class Agent:
 
     # -- emitting --------------------------------------------------------------------------
     def _emitter(self, name: str) -> Emit:
-        return _Emitter(self.producer, self._pending, self._counts.setdefault(name, [0, 0, 0, 0]))
+        counts = self._counts.setdefault(name, [0, 0, 0, 0])
+        return _Emitter(self.producer, self._pending, counts, self._durable)
 
     def _flush_stats(self) -> None:
         for name, c in self._counts.items():
@@ -247,7 +257,13 @@ class Agent:
     async def flush(self) -> None:
         """Return once every record emitted before the call is durable on the bus."""
         self._flush_stats()
-        await asyncio.get_running_loop().run_in_executor(None, self.producer.flush)
+        await self._durable()
+
+    async def _durable(self) -> None:
+        """``producer.flush`` in a thread, one at a time: checkpoints and sources that wait for
+        durability (RELP) share it, and the spool's flush must not run twice at once."""
+        async with self._flushing:
+            await asyncio.get_running_loop().run_in_executor(None, self.producer.flush)
 
     async def _checkpoint(self) -> None:
         marks = await self._bus_marks()

@@ -59,8 +59,9 @@ _Msg = tuple[str, bytes | None, bytes]
 class SpoolingProducer:
     """A :class:`~logfactory.bus.base.Producer` that spools to ``path`` while the bus is down.
 
-    Thread-safe. Lock order: ``_io`` (the database, and the order of its writes) before
-    ``_lock`` (the in-memory state); ``produce`` only ever takes ``_lock``.
+    Thread-safe. Lock order: ``_flushing`` (one :meth:`flush` at a time), then ``_io`` (the
+    database, and the order of its writes), then ``_lock`` (the in-memory state); ``produce``
+    only ever takes ``_lock``.
     """
 
     def __init__(
@@ -93,6 +94,10 @@ class SpoolingProducer:
         self._wake_writer = threading.Condition(self._lock)
         self._wake_drain = threading.Condition(self._lock)
         self._io = threading.Lock()
+        # Two flushes at once (a checkpoint and an HTTP request) would each forget the
+        # unconfirmed messages up to their own mark, counted in a list the other shortened:
+        # the later one would then forget messages the bus had not confirmed yet.
+        self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._closed = False
         self._direct = True
@@ -149,6 +154,10 @@ class SpoolingProducer:
         :class:`BusError` only if the disk write fails.
         """
         bound = self._flush_timeout if timeout is None else min(timeout, self._flush_timeout)
+        with self._flushing:
+            self._flush(bound)
+
+    def _flush(self, bound: float) -> None:
         with self._lock:
             if self._closed:
                 raise BusError(f"spool {self.path} is closed")
@@ -192,15 +201,8 @@ class SpoolingProducer:
         for thread in self._threads:
             thread.join()
         try:
-            try:
-                self._inner.flush(timeout=self._flush_timeout)
-            except BusError as exc:
-                with self._lock:
-                    if self._direct:
-                        self._to_spooling(f"at close: {exc}")
-            else:
-                self._forget_delivered()
-            self._write_buffer()
+            with self._flushing:  # a flush still running finishes first
+                self._close_flush()
         finally:
             with self._io:
                 self._store.close()
@@ -209,6 +211,18 @@ class SpoolingProducer:
                     self._inner.close()
                 except BusError as exc:  # what it could not deliver is on the spool
                     log.warning("closing the bus producer: %s (kept in %s)", exc, self.path)
+
+    def _close_flush(self) -> None:
+        """What the bus has not confirmed at close goes to disk."""
+        try:
+            self._inner.flush(timeout=self._flush_timeout)
+        except BusError as exc:
+            with self._lock:
+                if self._direct:
+                    self._to_spooling(f"at close: {exc}")
+        else:
+            self._forget_delivered()
+        self._write_buffer()
 
     # -- health ------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -2,6 +2,11 @@
 
 Nothing here writes to the bus: the worker collects the outputs of a batch and writes them with
 the input offsets in one transaction, which is what makes delivery exactly once.
+
+A record whose bytes were not UTF-8 is decoded from its replacement-character text like any other
+(see ``workshops.base.record_text``); what comes of it says so: its fields and the body of each of
+its events carry ``invalid_utf8: true``, and its ``logs.parsed`` document the original bytes
+(``original_b64``), as a dead letter would.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from logfactory.factory.model import Decoded, Draft, Position
 from logfactory.record import Record
 from logfactory.topics import DEADLETTER, PARSED
 
-__all__ = ["Outputs", "Packager", "ParsedRecord"]
+__all__ = ["INVALID_UTF8", "Outputs", "Packager", "ParsedRecord"]
+
+INVALID_UTF8 = "invalid_utf8"
+"""The field (and event body key) that flags output decoded from bytes that were not UTF-8."""
 
 
 class ParsedRecord(msgspec.Struct, omit_defaults=True):
@@ -33,6 +41,7 @@ class ParsedRecord(msgspec.Struct, omit_defaults=True):
     pattern: str | None = None
     status: str | None = None
     position: str | None = None
+    original_b64: str | None = None  # the bytes, when they were not UTF-8 (fields say so too)
 
 
 class DeadLetter(msgspec.Struct, omit_defaults=True):
@@ -100,7 +109,7 @@ class Packager:
                 pattern=draft.pattern,
                 reason=draft.reason,
             ),
-            body=draft.body,
+            body=draft.body if record.raw is None else {**draft.body, INVALID_UTF8: True},
             params=draft.params or None,
         )
 
@@ -127,6 +136,9 @@ class Packager:
             status=decoded.pattern_status,
             position=f"{position.topic}/{position.partition}/{position.offset}",
         )
+        raw = record.raw
+        if raw is not None:
+            doc.original_b64 = base64.b64encode(raw).decode("ascii")
         try:
             value = _json.encode(doc)
         except (TypeError, ValueError, OverflowError):

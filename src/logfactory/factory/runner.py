@@ -15,7 +15,8 @@ supervisor, or systemd, restarts it) rather than looping on a bug.
 Stopping: SIGTERM/SIGINT finish the batch in hand and leave the group. If that has not happened
 within ``SHUTDOWN_GRACE_S`` (a broker that stopped answering can hold librdkafka for minutes),
 or on a second signal, the process exits at once: safe, because work that was not committed in
-a transaction is aborted by the brokers and read again by whoever owns the partition next.
+a transaction is aborted by the brokers and read again by whoever owns the partition next. A
+node's factory child stops the same way when its node is gone, even killed (:mod:`.lifeline`).
 SIGUSR1 writes every thread's stack to stderr, for "what is it waiting for?".
 """
 
@@ -30,6 +31,7 @@ import time
 
 from logfactory.bus.base import BusError
 from logfactory.config import Config
+from logfactory.factory.lifeline import remove_pid_file, watch_parent, write_pid_file
 from logfactory.stats import StatsRegistry, StatsWriter
 
 __all__ = ["MAX_BACKOFF_S", "SHUTDOWN_GRACE_S", "run_factory", "run_worker_resilient"]
@@ -108,21 +110,31 @@ def run_factory(config: Config, worker_id: str = "0") -> int:
     registry = StatsRegistry(f"factory-{os.getpid()}")
     writer = StatsWriter(registry, config.data_dir / "stats").start()
     stop = threading.Event()
+    signalled: list[int] = []
+
+    def begin_stop(why: str) -> None:
+        if stop.is_set():
+            return
+        stop.set()
+        log.warning("stopping: finishing the batch in hand (%s)", why)
+        threading.Thread(target=_exit_after, args=(SHUTDOWN_GRACE_S,), daemon=True).start()
 
     def on_signal(signum: int, _frame: object) -> None:
-        if stop.is_set():
+        if signalled:
             os._exit(128 + signum)  # asked twice: now
-        stop.set()
-        log.warning("stopping: finishing the batch in hand (signal again to exit at once)")
-        threading.Thread(target=_exit_after, args=(SHUTDOWN_GRACE_S,), daemon=True).start()
+        signalled.append(signum)
+        begin_stop(f"{signal.Signals(signum).name}; signal again to exit at once")
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    watch_parent(lambda: begin_stop("the node that started this factory is gone"))
+    pid_path = write_pid_file(config.data_dir, worker_id)
     try:
         run_worker_resilient(config, worker_id, registry, stop)
     finally:
         writer.stop()
+        remove_pid_file(pid_path)
     return 0
 
 

@@ -42,7 +42,9 @@ sudo commands in a row are two records.
 
 A merged record keeps the first line's record (host, received, meta) with ``line`` = the lines
 joined by ``\\n`` and ``meta["lines"]`` = their count; its position is the first line's, so the
-deterministic event id does not depend on how many lines followed. Open records are part of the
+deterministic event id does not depend on how many lines followed. A line whose bytes were not
+UTF-8 (``raw`` set) merges like any other; the merged record's ``raw`` is then the lines' bytes
+joined by ``\\n``, each line's original bytes where it had them. Open records are part of the
 worker's durable state: :meth:`Sorter.snapshot` is stored with the committed input offsets.
 ``now_ns`` must be wall-clock time (:func:`logfactory.record.now_ns`): deadlines survive a restart.
 """
@@ -165,7 +167,7 @@ _Program = tuple[str | None, ...] | None
 class _Open:
     """An open multi-line record: its first record and position, its program, all its lines."""
 
-    __slots__ = ("deadline", "first", "lines", "position", "program", "workshop")
+    __slots__ = ("deadline", "first", "lines", "position", "program", "raws", "workshop")
 
     def __init__(
         self,
@@ -175,6 +177,7 @@ class _Open:
         deadline: int,
         lines: list[str],
         program: _Program,
+        raws: dict[int, bytes] | None = None,
     ) -> None:
         self.first = first
         self.position = position
@@ -182,6 +185,9 @@ class _Open:
         self.deadline = deadline
         self.lines = lines
         self.program = program
+        # index in lines -> the original bytes of a later line that was not UTF-8 (the first
+        # line's are first.raw); None while there is none, as nearly always
+        self.raws = raws
 
 
 class _PendingRecord(msgspec.Struct, frozen=True):
@@ -193,6 +199,7 @@ class _PendingRecord(msgspec.Struct, frozen=True):
     deadline: int
     first: Record
     lines: list[str]
+    raws: dict[int, bytes] | None = None  # _Open.raws; optional: old snapshots lack it
 
 
 class _Snapshot(msgspec.Struct, frozen=True):
@@ -295,7 +302,7 @@ class Sorter:
         if stream is not None and not isinstance(stream, str):
             stream = str(stream)
         key: _StreamKey = (record.source, record.host, stream)
-        if rules.start is not None or continuation is None or record.raw is not None or continues:
+        if rules.start is not None or continuation is None or continues:
             return self._merge(record, position, now_ns, workshop, rules, key, program, continues)
         # The hot path (continuation rules, and this line is none): its program's trace in
         # progress is complete, the stream's single-line record too (whatever its program),
@@ -354,9 +361,7 @@ class Sorter:
         joined: _Open | None = None
         ends: _Open | None = None  # its program's record, ended by this line
         alone = rules.start is not None  # whether a line opening no record passes alone
-        if record.raw is not None:  # undecodable bytes: never merged, dead-lettered alone
-            ends, alone = target, True
-        elif rules.start is not None and rules.start.search(line) is not None:
+        if rules.start is not None and rules.start.search(line) is not None:
             ends, alone = own, False
         elif rules.continuation is None or continues:
             joined = target
@@ -366,6 +371,10 @@ class Sorter:
             out.append(self._end_trace(key, ends.program))
         if joined is not None:
             joined.lines.append(line)
+            if record.raw is not None:
+                if joined.raws is None:
+                    joined.raws = {}
+                joined.raws[len(joined.lines) - 1] = record.raw
             joined.deadline = now_ns + rules.timeout_ns
             if joined is single:  # a trace begins
                 del self._single[key]
@@ -405,12 +414,22 @@ class Sorter:
             return first, current.position, current.workshop
         meta: dict[str, Any] = dict(first.meta)
         meta["lines"] = len(current.lines)
+        raw: bytes | None = None
+        if current.raws is not None or first.raw is not None:
+            originals = dict(current.raws or {})
+            if first.raw is not None:
+                originals[0] = first.raw
+            raw = b"\n".join(
+                originals[i] if i in originals else line.encode()
+                for i, line in enumerate(current.lines)
+            )
         merged = Record(
             source=first.source,
             host=first.host,
             received=first.received,
             line="\n".join(current.lines),
             meta=meta,
+            raw=raw,
         )
         return merged, current.position, current.workshop
 
@@ -472,6 +491,7 @@ class Sorter:
                 deadline=current.deadline,
                 first=current.first,
                 lines=current.lines,
+                raws=current.raws,
             )
             for key, current in held
         ]
@@ -498,8 +518,9 @@ class Sorter:
             records = opened.setdefault((p.source, p.host, p.stream), {})
             records.pop(program, None)  # one per program: the later
             records[program] = _Open(
-                p.first, p.position, p.workshop, p.deadline, list(p.lines), program
-            )
+                p.first, p.position, p.workshop, p.deadline, list(p.lines), program,
+                dict(p.raws) if p.raws else None,
+            )  # fmt: skip
         for key, records in opened.items():
             # the latest, if a single line, is the stream's single-line record; any other
             # (from a snapshot of a version that held several) waits like a trace in progress

@@ -26,7 +26,7 @@ from logfactory.event import topic_for_type
 from logfactory.factory.filter import FilterStage
 from logfactory.factory.intake import read_record
 from logfactory.factory.model import Decoded, DecodeError, Position
-from logfactory.factory.package import Outputs, Packager
+from logfactory.factory.package import INVALID_UTF8, Outputs, Packager
 from logfactory.factory.partition_state import (
     PartitionState,
     StateFeed,
@@ -263,6 +263,8 @@ class FactoryWorker:
             )
             return
         counts["decode.sent"] += 1
+        if record.raw is not None:  # decoded from U+FFFD text: say so (package keeps the bytes)
+            parts.fields[INVALID_UTF8] = True
         decoded = Decoded(
             record=record,
             position=position,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import warnings
@@ -13,8 +14,11 @@ from tests.conftest import wait_for
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
+from logfactory.bus.local_db import LEAN_CACHE_KIB
 from logfactory.centre.api import ApiState, NodeContext, create_app
-from logfactory.config import parse_config
+from logfactory.centre.api_sse import MAX_BATCH, EventReader
+from logfactory.centre.sse_reads import BATCH_BYTES, LocalWatch
+from logfactory.config import ConfigError, parse_config
 from logfactory.cursor import decode_cursor, encode_cursor
 from logfactory.event import Event, Header, encode_event, format_time, topic_for_type
 from logfactory.stats import StatsRegistry
@@ -236,3 +240,74 @@ def test_tail_returns_last_or_first_messages(client: TestClient, local_bus: Loca
     ).json()
     assert [m["value"]["header"]["id"] for m in first] == ["ALERT-0", "ALERT-1"]
     assert client.get("/api/v1/topics/nope/tail").status_code == 404
+
+
+# -- what a stream costs (issue 13) ---------------------------------------------------------------
+def test_a_stream_reads_through_a_lean_connection(local_bus: LocalBus) -> None:
+    # each stream had the factory's 16 MiB page cache and 256 MiB memory map: 200 streams
+    # reading from the start took the node from 49 MB to 4.35 GB
+    put_events(local_bus, "ALERT", range(3))
+    reader = EventReader(local_bus, ["events.ALERT"], 2)
+    assert reader.open("earliest", {}) is not None
+    conn = reader._consumer._db.conn  # type: ignore[union-attr]
+    assert conn.execute("PRAGMA cache_size").fetchone()[0] == -LEAN_CACHE_KIB
+    assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
+    frames, n = reader.read(10)
+    assert n == 3 and frames.count(b"data: ") == 3
+    reader.close()
+    factory = local_bus.consumer("g", ["events.ALERT"], "earliest")  # everyone else: as before
+    assert factory._db.conn.execute("PRAGMA cache_size").fetchone()[0] == -16384  # type: ignore[attr-defined]
+    factory.close()
+
+
+def test_reads_are_bounded_in_bytes_and_never_wait(local_bus: LocalBus) -> None:
+    local_bus.ensure_topic(TopicSpec("events.ALERT", 1))
+    producer = local_bus.producer()
+    big = 64 * 1024
+    for i in range(40):
+        event = Event(header=Header(id=f"big-{i}", time="t", type="ALERT"), body={"x": "y" * big})
+        producer.produce("events.ALERT", encode_event(event), b"h")
+    producer.flush()
+    producer.close()
+    reader = EventReader(local_bus, ["events.ALERT"], 1)
+    reader.open("earliest", {})
+    counts = []
+    while (n := reader.read(MAX_BATCH)[1]) > 0:
+        counts.append(n)
+    assert sum(counts) == 40
+    # the first read guesses small messages; from then on about BATCH_BYTES a read
+    assert max(counts[2:]) <= BATCH_BYTES // big + 1, counts
+    assert reader.read(MAX_BATCH) == (b"", 0)  # nothing left: an empty answer at once
+    reader.close()
+
+
+def test_the_watch_wakes_the_streams_of_a_topic_that_moved(local_bus: LocalBus) -> None:
+    local_bus.ensure_topic(TopicSpec("events.ALERT", 2))
+    local_bus.ensure_topic(TopicSpec("events.USER_OP", 2))
+    watch = LocalWatch(local_bus)
+
+    async def scenario() -> tuple[bool, bool]:
+        alerts = ["events.ALERT"]
+        await watch.wait(alerts, 0, 30)  # the watch's first look wakes everyone, once
+        seen = watch.version(alerts)
+        users = ["events.USER_OP"]
+        other = asyncio.create_task(watch.wait(users, watch.version(users), 30))
+        waiting = asyncio.create_task(watch.wait(alerts, seen, 30))
+        await asyncio.sleep(0)  # both registered
+        await asyncio.to_thread(put_events, local_bus, "ALERT", range(1))
+        await asyncio.wait_for(waiting, 10)  # woken long before its 30 s
+        moved = watch.version(alerts) != seen
+        still = not other.done()
+        other.cancel()
+        return moved, still
+
+    try:
+        moved, other_still_waits = asyncio.run(scenario())
+    finally:
+        watch.close()
+    assert moved and other_still_waits
+
+
+def test_subscriber_caps_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="max_subscribers_per_client: must be at least 1"):
+        parse_config("http: {max_subscribers_per_client: 0}\n", "t.yaml")

@@ -66,15 +66,27 @@ def test_octet_count_without_message_at_close_is_nothing() -> None:
     assert dec.close() is None
 
 
-def test_oversized_octet_frame_is_skipped_without_buffering() -> None:
+def test_an_octet_count_over_the_limit_breaks_the_stream() -> None:
+    """Skipping the count would pass up to ~1 GB (nine digits) unseen, every frame in it lost
+    without a count: the decoder gives up instead and its owner closes the connection."""
     reasons: list[str] = []
-    dec = FrameDecoder(max_frame_bytes=16, on_reject=reasons.append)
-    big = b"x" * 1000
-    out = feed_all(dec, b"5 <13>a", octet(big)[:300], octet(big)[300:], b"5 <13>b")
-    assert out == [b"<13>a", b"<13>b"]
+    dec = FrameDecoder(on_reject=reasons.append)  # 1 MiB: counts of up to nine digits are read
+    assert dec.feed(b"5 <13>a") == [b"<13>a"] and dec.broken is None
+    out = dec.feed(b"5 <13>b999999999 <13>" + b"x" * 300)
+    assert out == [b"<13>b"]  # what came before the count is delivered
     assert dec.rejected == 1
-    assert "1000 bytes exceeds 16" in reasons[0]
-    assert len(dec._buf) <= 16
+    assert reasons == ["octet count 999999999 exceeds max_frame_bytes=1048576; connection closed"]
+    assert dec.broken == reasons[0]
+    assert dec._buf == b""
+    assert dec.feed(b"5 <13>c") == []  # nothing after it is framed
+    assert dec.close() is None
+    assert dec.rejected == 1
+
+
+def test_a_count_just_over_the_limit_split_across_reads_breaks_it_too() -> None:
+    dec = FrameDecoder(max_frame_bytes=1000)
+    assert feed_all(dec, b"4 <1>a10", b"01 <13>", b"y" * 1001) == [b"<1>a"]
+    assert dec.broken is not None and dec.rejected == 1
 
 
 def test_oversized_newline_frame_is_skipped_to_its_end() -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import socket
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pyasn1.type import univ  # type: ignore[import-untyped]
 from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped]
     CommunityData,
@@ -29,9 +32,11 @@ from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped]
     UdpTransportTarget,
     send_notification,
 )
+from tests.unit.collect.test_udp_drops import may_force_buffers
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
+from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.snmp import SnmpSource, snmp_value
 from logfactory.collect.sources.snmp_setup import (
@@ -50,6 +55,11 @@ from logfactory.config import (
 )
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
+
+with warnings.catch_warnings():
+    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
 
 E = "1.3.6.1.4.1.99999"  # LF-TEST-MIB below
 COLD_START = "1.3.6.1.6.3.1.1.5.1"
@@ -147,6 +157,11 @@ def test_bad_v3_users_are_clear_errors_at_their_line(user: str, message: str) ->
             "      - {user: u, auth_key: authpass123, engine_id: '0x8000000001'}\n"
             "      - {user: u, auth_key: otherpass123, engine_id: '80:00:00:00:01'}\n",
             "user 'u' is listed twice for the same engine_id",
+        ),
+        (
+            "sources:\n  - type: snmp\n    listen: :1162\n    communities: [public]\n"
+            "    udp_rcvbuf: 100\n",
+            "udp_rcvbuf: must be at least 1024 bytes",
         ),
     ],
 )
@@ -347,3 +362,111 @@ def test_port_in_use_fails_the_agent(tmp_path: Path, local_bus: LocalBus) -> Non
             run_agent(tmp_path, local_bus, source, lambda *_: asyncio.sleep(0))
     finally:
         busy.close()
+
+
+# -- bursts and kernel drops -------------------------------------------------------------------
+async def trap_bytes(community: str, trap_oid: str) -> bytes:
+    """One v2c trap exactly as pysnmp sends it, caught by a plain socket."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        await send_trap(rx.getsockname(), community, trap_oid, (SYS_NAME, OctetString("burst")))
+        return await asyncio.wait_for(asyncio.get_running_loop().sock_recv(rx, 65536), 10)
+    finally:
+        rx.close()
+
+
+def send_burst(trap: bytes, address: tuple[str, int], n: int) -> None:
+    """``n`` copies at once, from the event loop's own thread: the source reads none of them
+    until this returns, so all of them must wait in (or be dropped by) the kernel's buffer."""
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for _ in range(n):
+            tx.sendto(trap, address)
+    finally:
+        tx.close()
+
+
+def received_or_dropped(agent: Agent) -> int:
+    c = counters(agent)
+    return c.get("received", 0) + c.get("dropped", 0)
+
+
+def test_a_burst_of_traps_waits_in_the_large_receive_buffer(
+    tmp_path: Path, local_bus: LocalBus
+) -> None:
+    """3,000 traps at once: the kernel's default buffer held about 257 of them, and the rest
+    vanished without a count. Now the socket has udp_rcvbuf (32 MiB), and whatever the kernel
+    still drops is counted: received + dropped == sent, exactly."""
+    sent = 3000
+    want = SourceConfig(type="snmp").udp_rcvbuf
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    rcvbuf = 0
+
+    async def scenario(agent: Agent, src: SnmpSource, address: tuple[str, int]) -> None:
+        nonlocal rcvbuf
+        assert src._drops is not None
+        rcvbuf = src._drops.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        assert rcvbuf == (want if may_force_buffers() else min(want, rmem_max))
+        send_burst(await trap_bytes("public", COLD_START), address, sent)
+        await until(lambda: received_or_dropped(agent) >= sent, "every trap counted", 60)
+
+    agent = run_agent(tmp_path, local_bus, snmp_source(), scenario)
+    c = counters(agent)
+    assert c.get("received", 0) + c.get("dropped", 0) == sent
+    if rcvbuf >= sent * 4096:  # far more than a small datagram takes in the kernel
+        assert c["received"] == sent and "dropped" not in c
+    assert c.get("rejected", 0) == 0
+
+
+def test_traps_the_kernel_drops_are_counted_and_shown(
+    tmp_path: Path, local_bus: LocalBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receive buffer of 1 KiB (the kernel makes it its least, a few datagrams): most of a
+    burst of 300 is dropped by the kernel, and stats, /metrics and health all say how many."""
+    sent = 300
+    views: dict[str, Any] = {}
+
+    def api_views(agent: Agent) -> None:
+        producer = local_bus.producer()
+        ctx = NodeContext(
+            config=Config(), bus=local_bus, producer=producer, registry=agent.registry,
+            stats_dir=tmp_path / "stats", started=time.time(),
+        )  # fmt: skip
+        try:
+            with TestClient(create_app(ctx)) as client:
+                health = client.get("/api/v1/health")
+                views["health"] = (health.status_code, health.json())
+                views["sources"] = client.get("/api/v1/stats").json()["sources"]
+                views["metrics"] = {
+                    (s.name, tuple(sorted(s.labels.items()))): s.value
+                    for family in text_string_to_metric_families(client.get("/metrics").text)
+                    for s in family.samples
+                }
+        finally:
+            producer.close()
+
+    async def scenario(agent: Agent, src: SnmpSource, address: tuple[str, int]) -> None:
+        send_burst(await trap_bytes("public", COLD_START), address, sent)
+        await until(lambda: received_or_dropped(agent) >= sent, "every trap counted", 30)
+        await asyncio.to_thread(api_views, agent)
+
+    with caplog.at_level(logging.WARNING):
+        agent = run_agent(tmp_path, local_bus, snmp_source(udp_rcvbuf=1024), scenario)
+    dropped = counters(agent)["dropped"]
+    assert 0 < dropped < sent
+    assert counters(agent)["received"] + dropped == sent
+    status, body = views["health"]
+    assert status == 200 and body["status"] == "ok"  # data lost, node working: a warning
+    (warning,) = body["warnings"]
+    assert warning.startswith(
+        f"test: snmp source 'traps': the kernel dropped {dropped:,} UDP datagrams in the last "
+        "minute (receive buffer of "
+    )
+    assert views["sources"]["traps"]["dropped"] == dropped
+    key = ("logfactory_source_records_total", (("outcome", "dropped"), ("source", "traps")))
+    assert views["metrics"][key] == dropped
+    logged = [r.getMessage() for r in caplog.records if "UDP datagrams" in r.getMessage()]
+    assert len(logged) == 1 and "snmp source 'traps': the kernel dropped" in logged[0]
+    assert "warning:source:traps:dropped" not in agent.registry.problems()  # gone with it

@@ -391,3 +391,54 @@ def test_a_damaged_spool_is_moved_aside_not_a_crash_loop(tmp_path: Path) -> None
     assert damaged and damaged[0].read_bytes().startswith(b"SQLite format 3")
     assert registry.snapshot()["counters"]["spool"]["quarantined"] == 1
     spool.close()
+
+
+class _GatedBus(FakeBus):
+    """Its first flush stops, after its check passed, until ``gate`` opens; later flushes
+    say that they started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.first_in = threading.Event()
+        self.gate = threading.Event()
+        self.second_in = threading.Event()
+
+    def flush(self, timeout: float | None = None) -> None:
+        super().flush(timeout)
+        self.calls += 1
+        if self.calls == 1:
+            self.first_in.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        else:
+            self.second_in.set()
+
+
+def test_flushes_from_two_threads_run_one_at_a_time_and_forget_nothing_unconfirmed(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint and an HTTP request flush at once. Each forgets the unconfirmed messages
+    up to its own mark; had they overlapped, the later one would count its mark in a list the
+    other had already shortened, and forget messages the bus had not confirmed."""
+    inner = _GatedBus()
+    spool = spool_for(inner, tmp_path / "c.db", flush_timeout=30)
+    for v in vals(0, 10):
+        spool.produce("logs.raw", v, b"h")
+    first = threading.Thread(target=spool.flush)
+    first.start()
+    assert inner.first_in.wait(10)
+    for v in vals(10, 15):
+        spool.produce("logs.raw", v, b"h")
+    second = threading.Thread(target=spool.flush)
+    second.start()
+    # the second flush waits for the first: it does not reach the bus while the first is there
+    assert not inner.second_in.wait(0.5)
+    inner.gate.set()
+    first.join(10)
+    second.join(10)
+    assert inner.second_in.is_set() and not first.is_alive() and not second.is_alive()
+    inner.set_up(False)
+    for v in vals(15, 20):  # in flight: only the spool's copy keeps them
+        spool.produce("logs.raw", v, b"h")
+    spool.close()
+    assert rows_on_disk(tmp_path / "c.db") == vals(15, 20)

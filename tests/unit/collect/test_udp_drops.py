@@ -15,6 +15,7 @@ import logfactory.collect.sources.syslog as syslog_module
 from logfactory.collect.sources.raw import RawSource
 from logfactory.collect.sources.syslog import SyslogSource, udp_drops
 from logfactory.collect.sources.syslog_udp import open_udp_socket
+from logfactory.collect.udp_socket import DropWatch
 from logfactory.config import SourceConfig
 from logfactory.record import Record
 from logfactory.stats import StatsRegistry
@@ -71,6 +72,7 @@ def test_a_source_reports_what_the_kernel_dropped(
     got: list[Record] = []
     release = asyncio.Event()
     sent = 2000
+    warnings_seen: list[str] = []
 
     class Emit:  # the agent's emit, reduced to waiting for ``release`` and keeping records
         async def __call__(self, record: Record) -> None:
@@ -100,6 +102,7 @@ def test_a_source_reports_what_the_kernel_dropped(
         async with asyncio.timeout(10):
             while len(got) + src.dropped < sent:
                 await asyncio.sleep(0.01)
+        warnings_seen.extend(text for name, text in registry.problems().items() if name == WARNING)
         stop.set()
         await asyncio.wait_for(task, 10)
 
@@ -107,9 +110,71 @@ def test_a_source_reports_what_the_kernel_dropped(
     assert src.dropped > 0
     assert len(got) + src.dropped == sent
     assert registry.snapshot()["counters"]["source:u"] == {"dropped": src.dropped}
+    (warning,) = warnings_seen  # shown while running, taken down with the socket
+    assert warning.startswith(
+        f"{cls.kind} source 'u': the kernel dropped {src.dropped:,} UDP datagrams in the last"
+    )
+    assert registry.problems() == {}
 
 
-def _may_force_buffers() -> bool:
+WARNING = "warning:source:u:dropped"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fill(rx: socket.socket, n: int) -> None:
+    """``n`` datagrams to ``rx``, which reads none: past its buffer the kernel drops them."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        for i in range(n):
+            tx.sendto(b"<13>Nov 22 00:15:51 h app: %d" % i, rx.getsockname())
+
+
+def test_drop_watch_counts_logs_once_per_run_and_warns_for_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry, clock = StatsRegistry("t"), Clock()
+    rx = open_udp_socket("127.0.0.1", 0, 1024, "raw", "u")  # the kernel's least buffer
+    watch = DropWatch(rx, kind="raw", name="u", registry=registry, clock=clock)
+    try:
+        with caplog.at_level(logging.INFO, logger="logfactory.collect.udp_socket"):
+            assert watch.check() == 0 and registry.problems() == {}
+            fill(rx, 200)
+            first = watch.check()
+            assert first > 0 and first == udp_drops(rx) == watch.total
+            assert registry.snapshot()["counters"]["source:u"] == {"dropped": first}
+            assert (
+                f"dropped {first:,} UDP datagrams in the last minute"
+                in registry.problems()[WARNING]
+            )
+            clock.now += 30
+            fill(rx, 100)  # the buffer is still full: every one dropped
+            assert watch.check() == 100
+            assert f"dropped {first + 100:,} UDP" in registry.problems()[WARNING]
+            clock.now += 30  # the first drops are a minute old now
+            assert watch.check() == 0
+            assert "dropped 100 UDP datagrams in the last minute" in registry.problems()[WARNING]
+            clock.now += 30
+            assert watch.check() == 0
+            assert registry.problems() == {}  # a quiet minute: the warning is gone
+            assert len(caplog.records) == 1  # one line for the run, the counter says the rest
+            assert f"the kernel dropped {first} UDP datagrams" in caplog.records[0].getMessage()
+            fill(rx, 10)
+            assert watch.check() == 10
+            assert len(caplog.records) == 2  # a new run is logged
+            assert registry.snapshot()["counters"]["source:u"] == {"dropped": first + 110}
+            watch.close()
+            assert registry.problems() == {}
+    finally:
+        rx.close()
+
+
+def may_force_buffers() -> bool:
     """CAP_NET_ADMIN (bit 12 of the effective set) lets a process pass net.core.rmem_max."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("CapEff:"):
@@ -128,7 +193,7 @@ def test_the_receive_buffer_passes_rmem_max_when_privileged(
         got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports 2x
     finally:
         sock.close()
-    if _may_force_buffers():
+    if may_force_buffers():
         assert got == want
         assert "receive buffer" not in caplog.text
     else:  # capped, and the log says how to lift the cap

@@ -118,9 +118,8 @@ def test_bad_time_with_custom_format() -> None:
         decode("2026-11-21 22:38:28;LOGIN;", "custom")
 
 
-def test_invalid_utf8() -> None:
-    with pytest.raises(DecodeError, match="invalid UTF-8 at byte 2"):
-        decode(b"ab\xc3(|x")
+def test_invalid_utf8_is_decoded_with_replacement_characters() -> None:
+    assert decode(b"2026-11-21 22:38:28|h\xc3(|u|a|LOGIN|x").fields["host"] == "h\ufffd("
 
 
 # the definition convert_value implements with string methods

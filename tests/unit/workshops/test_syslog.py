@@ -219,9 +219,10 @@ def test_empty_lines_and_binary_garbage_are_errors(line: str) -> None:
         decode(line)
 
 
-def test_invalid_utf8_names_the_byte() -> None:
-    with pytest.raises(DecodeError, match="invalid UTF-8 at byte 9"):
-        decode(b"<13>Nov 2\xff1 22:38:28 h p: x")
+def test_invalid_utf8_is_decoded_with_replacement_characters() -> None:
+    parts = decode(b"<13>Nov 21 22:38:28 h sshd: Failed password for \xff")
+    assert parts.message == "Failed password for \ufffd"
+    assert parts.fields["program"] == "sshd"
 
 
 def test_merged_trace_loses_repeated_headers() -> None:

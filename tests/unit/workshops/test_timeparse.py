@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from logfactory.config import parse_config
-from logfactory.factory.workshops.base import build_workshops, check_raw
+from logfactory.factory.workshops.base import build_workshops
 from logfactory.factory.workshops.timeparse import (
     parse_epoch,
     parse_iso,
@@ -104,8 +104,7 @@ def test_zone_utc_is_the_fixed_zone() -> None:
     assert zone("Europe/Berlin") == BERLIN
 
 
-def test_check_raw_and_build_workshops() -> None:
-    check_raw(make_record("s", "h", b"fine"))
+def test_build_workshops() -> None:
     workshops = build_workshops(
         parse_config(
             "workshops: {s: {format: syslog, delegate: {j: j}}, j: {format: json},"

@@ -16,7 +16,7 @@ from logfactory.stats import StatsRegistry
 __all__ = ["AGENT_TYPES", "build_source"]
 
 # types the agent runs; ``http`` is served by the API, ``demo`` is added by the node
-AGENT_TYPES = frozenset({"file", "syslog", "raw", "snmp", "sql", "kafka"})
+AGENT_TYPES = frozenset({"file", "syslog", "raw", "relp", "snmp", "sql", "kafka"})
 
 
 def build_source(
@@ -35,6 +35,10 @@ def build_source(
         from logfactory.collect.sources.raw import RawSource
 
         return RawSource(sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname)
+    if sc.type == "relp":
+        from logfactory.collect.sources.relp import RelpSource
+
+        return RelpSource(sc, name=name, registry=registry)
     if sc.type == "sql":
         from logfactory.collect.sources.sql import SqlSource
 

@@ -18,9 +18,11 @@ Framing is detected once per connection from its first byte:
   stripped and empty frames are ignored.
 
 A frame longer than ``max_frame_bytes`` is rejected (counted, reported to ``on_reject``) and
-skipped without being buffered: an octet-counted one by skipping exactly its count, a
-newline-framed one by discarding up to the next delimiter. Memory per connection is therefore
-bounded by ``max_frame_bytes`` plus one read.
+never buffered. A newline-framed one is discarded up to the next delimiter. An octet count above
+the limit *breaks* the stream (``broken`` is set, the connection's owner closes it): skipping the
+count would pass up to ~1 GB (nine digits) of whatever follows unseen, every frame in it lost
+without a count, and a sender that lies about its count is not one whose next frame can be
+trusted. Memory per connection is therefore bounded by ``max_frame_bytes`` plus one read.
 """
 
 from __future__ import annotations
@@ -41,16 +43,18 @@ class FrameDecoder:
     count removed). ``close()`` returns what is left when the peer closes: ``(frame, truncated)``
     or ``None``. ``rejected`` counts rejected frames; ``on_reject(reason)`` hears about each.
     ``detect=False`` skips detection and frames by newline from the first byte (raw lines, where a
-    line that happens to start with ``12 <`` is not a count).
+    line that happens to start with ``12 <`` is not a count). ``broken`` is the reason the stream
+    cannot be framed any further (an octet count above the limit): the owner must close the
+    connection; ``feed`` then returns nothing more.
     """
 
     __slots__ = (
         "_buf",
         "_count_digits",
-        "_discard_count",
         "_discard_line",
         "_need",
         "_state",
+        "broken",
         "max_frame_bytes",
         "mode",
         "on_reject",
@@ -69,11 +73,11 @@ class FrameDecoder:
         self.max_frame_bytes = max_frame_bytes
         self.on_reject = on_reject
         self.rejected = 0
+        self.broken: str | None = None
         self.mode: str | None = None if detect else "newline"  # "octet" or "newline"
         self._state = _DETECT if detect else _LINE
         self._buf = b""
         self._need = -1  # octet mode: length of the frame being read, -1 while reading the count
-        self._discard_count = 0  # octet mode: bytes still to skip of an oversized frame
         self._discard_line = False  # discard up to the next LF/NUL
         self._count_digits = len(str(max_frame_bytes)) + 2
 
@@ -85,7 +89,7 @@ class FrameDecoder:
     # -- the state machine -----------------------------------------------------------------
     def feed(self, data: bytes) -> list[bytes]:
         out: list[bytes] = []
-        if not data:
+        if not data or self.broken is not None:
             return out
         if self._state == _LINE:
             self._feed_lines(data, out)
@@ -153,11 +157,6 @@ class FrameDecoder:
         end = len(buf)
         limit = self.max_frame_bytes
         while pos < end:
-            if self._discard_count:
-                step = min(self._discard_count, end - pos)
-                self._discard_count -= step
-                pos += step
-                continue
             if self._discard_line:
                 cut = _find_delim(buf, pos)
                 if cut < 0:
@@ -190,9 +189,12 @@ class FrameDecoder:
                 length = int(digits)
                 pos = sp + 1
                 if length > limit:
-                    self._reject(f"octet-counted frame of {length} bytes exceeds {limit}; skipped")
-                    self._discard_count = length
-                    continue
+                    self.broken = (
+                        f"octet count {length} exceeds max_frame_bytes={limit}; connection closed"
+                    )
+                    self._reject(self.broken)
+                    self._buf = b""
+                    return
                 self._need = length
             need = self._need
             if end - pos < need:
@@ -215,7 +217,7 @@ class FrameDecoder:
         ``truncated=True``; an unterminated newline-framed last line is complete as far as anyone
         can tell (many senders omit the final LF), so it comes back with ``truncated=False``."""
         buf, self._buf = self._buf, b""
-        if self._discard_line or self._discard_count:
+        if self._discard_line or self.broken is not None:
             return None
         if self._state == _DETECT:  # a few digits (and one byte) that never got decided
             buf = buf.split(b"\n", 1)[0].split(b"\0", 1)[0]

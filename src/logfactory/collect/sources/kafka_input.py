@@ -19,6 +19,11 @@ taken from us are still emitted, and its new owner starts at the last committed 
 ``start_at`` (beginning | end) applies only to a group without committed offsets
 (``auto.offset.reset``); ``group`` defaults to ``logfactory-<name>``.
 
+Logging: a broker that is down makes librdkafka report every failed connection (about 20 a
+second) and our error callback hear each; both go through one :class:`RateLimitedLog` per source,
+so each distinct message is logged once, then at most every ``ERROR_LOG_INTERVAL_S`` with the
+count left out. The ``errors`` counter still counts every one.
+
 Threads: one thread consumes in batches and hands them to the event loop through a queue of
 ``QUEUE_BATCHES`` batches, so a slow bus stops the consumer instead of filling memory. Consume,
 commit and close share a lock (confluent-kafka's consumer is not meant for concurrent calls).
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ from typing import Any
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from logfactory.collect.ratelimit_log import RateLimitedLog
 from logfactory.collect.sources.base import Emit
 from logfactory.config import SourceConfig
 from logfactory.record import Record, make_record
@@ -48,6 +55,10 @@ __all__ = ["KafkaInputSource"]
 log = logging.getLogger(__name__)
 
 QUEUE_BATCHES = 4
+ERROR_LOG_INTERVAL_S = 30.0
+# what varies between repeats of one librdkafka message: "(after 0ms in state CONNECT)",
+# "(after 3ms in state CONNECT, 4 identical error(s) suppressed)"
+_VARYING = re.compile(r"\s*\(after \d+ms in state [^)]*\)")
 _TRANSIENT = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
 _Offsets = dict[tuple[str, int], int]
 _Batch = tuple[list[Record], _Offsets]
@@ -74,6 +85,7 @@ class KafkaInputSource:
         self.name = name or config.name or "kafka"
         self.tag = config.tag or "kafka"
         self.registry = registry or StatsRegistry("kafka")
+        self._log = RateLimitedLog(log, ERROR_LOG_INTERVAL_S)
         self.group_counters = f"source:{self.name}"
         self.topics = list(config.topics)
         self.group = config.group or f"logfactory-{self.name}"
@@ -92,7 +104,7 @@ class KafkaInputSource:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest" if config.start_at == "beginning" else "latest",
             "error_cb": self._on_error,
-            "logger": log,
+            "logger": _LibrdkafkaLog(self._log),
         }
         self._consumer: Consumer | None = None
         self._lock = threading.Lock()
@@ -165,7 +177,8 @@ class KafkaInputSource:
                 self._problem_shown = True
                 self.registry.problem(self.group_counters, f"kafka source: {err.str()}")
             return
-        log.warning("kafka source %r: %s", self.name, err)
+        key = (err.code(), err.str()) if isinstance(err, KafkaError) else (type(err), str(err))
+        self._log.warning(key, "kafka source %r: %s", self.name, err)
 
     # -- the consumer thread ---------------------------------------------------------------
     def _consume_loop(
@@ -310,6 +323,21 @@ class KafkaInputSource:
                 consumer.close()
             except Exception as exc:
                 log.warning("kafka source %r: closing the consumer: %s", self.name, exc)
+
+
+class _LibrdkafkaLog:
+    """librdkafka's ``logger``: confluent-kafka calls ``log(level, fmt, *args)`` on it from
+    the consumer's thread; each distinct message goes through the source's rate limit."""
+
+    def __init__(self, limited: RateLimitedLog) -> None:
+        self._limited = limited
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        try:
+            text = msg % args if args else msg
+        except (TypeError, ValueError):  # not the format confluent-kafka passes today
+            text = " ".join(map(str, (msg, *args)))
+        self._limited.log(level, _VARYING.sub("", text), "%s", text)
 
 
 def _json_field(value: bytes, field: str) -> str:

@@ -22,8 +22,12 @@ ints for the integer types, dotted strings for OIDs and IP addresses, text for U
 strings and ``0x``-hex for other octets. ``names`` is present when ``mibs`` is configured and
 some OID has a name.
 
-Loss: SNMP has no flow control, so when the pump is more than ``QUEUE_MAX`` records behind,
-notifications are dropped and counted ``dropped`` (an inform was already acknowledged by then).
+Loss: SNMP has no flow control. The socket has the syslog listener's large receive buffer
+(``udp_rcvbuf``), so a burst waits in the kernel rather than being dropped there; what the kernel
+drops anyway is counted ``dropped`` and shown as a health warning
+(:class:`~logfactory.collect.udp_socket.DropWatch`). When the pump is more than ``QUEUE_MAX``
+records behind, notifications are dropped and counted ``dropped`` too (an inform was already
+acknowledged by then).
 """
 
 from __future__ import annotations
@@ -32,8 +36,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import socket
-import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ from pysnmp.entity.rfc3413 import ntfrcv  # type: ignore[import-untyped]
 from pysnmp.proto import rfc1902  # type: ignore[import-untyped]
 from pysnmp.proto.api import v1, v2c  # type: ignore[import-untyped]
 
+from logfactory.collect.ratelimit_log import RateLimitedLog
 from logfactory.collect.sources.base import Emit, parse_listen
 from logfactory.collect.sources.snmp_setup import (
     BadCounters,
@@ -56,6 +59,7 @@ from logfactory.collect.sources.snmp_setup import (
     load_identity,
     new_engine,
 )
+from logfactory.collect.udp_socket import DropWatch, open_udp_socket
 from logfactory.config import SourceConfig
 from logfactory.record import Record, make_record
 from logfactory.stats import StatsRegistry
@@ -136,8 +140,10 @@ class SnmpSource:
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
-        self._next_log = 0.0
-        self._quiet = 0
+        self._drops: DropWatch | None = None  # the socket's kernel drops, once listening
+        # the first problem in full, then at most one line per 10 s: a flood of bad datagrams
+        # must not become a flood of log lines
+        self._problems = RateLimitedLog(log, 10.0)
 
     # -- readiness -------------------------------------------------------------------------
     async def started(self) -> None:
@@ -164,10 +170,15 @@ class SnmpSource:
             raise
         self._ready.set()
         watcher = asyncio.create_task(self._watch(stop))
+        drops = asyncio.create_task(self._drops.run()) if self._drops is not None else None
         try:
             await self._pump(emit, stop)
         finally:
             watcher.cancel()
+            if drops is not None:
+                drops.cancel()
+            if self._drops is not None:
+                self._drops.close()  # the last look, while the socket is open
             await self._close(eng, receiver)
         # everything accepted before the stop goes out
         while self._queue:
@@ -183,13 +194,7 @@ class SnmpSource:
         add_users(eng, cfg.v3_users)
         self._bad = BadCounters(eng)
         six = ":" in self.host
-        sock = socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.bind((self.host, self.port))
-            sock.setblocking(False)
-        except BaseException:
-            sock.close()
-            raise
+        sock = open_udp_socket(self.host, self.port, cfg.udp_rcvbuf, "snmp", self.name, log)
         transport = (_Transport6 if six else _Transport)(loop=loop)
         transport.source = self
         eng.register_transport_dispatcher(AsyncioDispatcher(loop=loop))
@@ -204,6 +209,9 @@ class SnmpSource:
         receiver = ntfrcv.NotificationReceiver(eng, self._notification)
         self.bound = sock.getsockname()[:2]
         self.engine_id = engine_id
+        self._drops = DropWatch(
+            sock, kind="snmp", name=self.name, registry=self._registry, logger=log
+        )
         log.info(
             "snmp source %r listening on udp %s:%s, engine id 0x%s (boots %d)",
             self.name, *self.bound, engine_id.hex(), boots,
@@ -329,13 +337,4 @@ class SnmpSource:
         self._log(f"rejected a datagram from {peer}: {reason}")
 
     def _log(self, message: str) -> None:
-        """The first problem in full, then at most one line per 10 s: a flood of bad datagrams
-        must not become a flood of log lines."""
-        now = time.monotonic()
-        if now < self._next_log:
-            self._quiet += 1
-            return
-        more = f" ({self._quiet} more since the last report)" if self._quiet else ""
-        log.warning("snmp source %r %s%s", self.name, message, more)
-        self._quiet = 0
-        self._next_log = now + 10.0
+        self._problems.warning("problem", "snmp source %r %s", self.name, message)

@@ -17,7 +17,12 @@ TLS (``tls_listen``) is a third listener whose connections are decrypted by
 :class:`~logfactory.collect.tls.TlsServerProtocol` in front of the same TCP protocol, so framing
 (octet counting or newline, detected per connection) and backpressure are the same; a failed
 handshake is a counted rejection. UDP loss in the kernel (receive buffer full) is read once
-per ``DROP_POLL_S`` (:func:`.syslog_udp.udp_drops`) and counted as ``dropped``.
+per ``DROP_POLL_S`` and reported as ``dropped`` (:mod:`logfactory.collect.udp_socket`).
+
+Each TCP and TLS listener is bounded (:mod:`logfactory.collect.connections`): at most
+``max_connections`` connections at once (a new one displaces the oldest that has sent nothing,
+or is refused), and one silent for ``connection_idle_timeout`` is closed, so idle sockets cannot
+use up the node's file descriptors.
 
 The raw line source (:mod:`.raw`) is this listener with other hooks: ``new_decoder``,
 ``on_datagram`` and ``push`` are what a subclass changes.
@@ -36,11 +41,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
+from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
 from logfactory.collect.sources.base import RUN_RECORDS, Emit, parse_listen
 from logfactory.collect.sources.framing import FrameDecoder
 from logfactory.collect.sources.syslog_udp import UdpReader, open_udp_socket, udp_drops
 from logfactory.collect.tls import TlsServerProtocol, server_context
-from logfactory.config import SourceConfig
+from logfactory.collect.udp_socket import DropWatch
+from logfactory.config import SourceConfig, parse_duration
 from logfactory.record import Record, make_record, now_ns
 from logfactory.stats import StatsRegistry
 
@@ -186,6 +193,9 @@ class SyslogSource:
         self.protocols = list(config.protocols) if config.listen else []
         self.max_frame_bytes = config.max_frame_bytes
         self.udp_rcvbuf = config.udp_rcvbuf
+        self.max_connections = config.max_connections or DEFAULT_MAX_CONNECTIONS
+        self.idle_timeout = parse_duration(config.connection_idle_timeout)
+        self.limits: dict[str, ConnectionLimit] = {}  # "tcp", "tls": each listener's bound
         self.tls: ssl.SSLContext | None = None
         self.tls_cert: Path | None = None
         if config.tls_listen:
@@ -194,7 +204,7 @@ class SyslogSource:
                 config, data_dir or Path("data"), hostname=hostname, key=f"source {self.name!r}"
             )
         self.bound: dict[str, tuple[str, int]] = {}
-        self.dropped = 0
+        self._drops: DropWatch | None = None  # the UDP socket's kernel drops, once listening
         self._registry = registry
         self._group = f"source:{self.name}"
         self._reject_log = _RejectLog(self.name, kind=kind)
@@ -269,14 +279,17 @@ class SyslogSource:
                 udp = UdpReader(self, sock, loop)
                 self.bound["udp"] = udp.sock.getsockname()[:2]
             if "tcp" in self.protocols:
+                tcp = self._limit("tcp")
                 server = await loop.create_server(
-                    lambda: _TcpProtocol(self), self.host, self.port, backlog=1024
+                    lambda: tcp.protocol(_TcpProtocol(self)), self.host, self.port, backlog=1024
                 )
                 self.bound["tcp"] = server.sockets[0].getsockname()[:2]
             if self.tls is not None:
+                tls = self._limit("tls")
                 tls_server = await loop.create_server(
-                    self._tls_protocol, self.tls_host, self.tls_port, backlog=1024
-                )
+                    lambda: tls.protocol(self._tls_protocol()), self.tls_host, self.tls_port,
+                    backlog=1024,
+                )  # fmt: skip
                 self.bound["tls"] = tls_server.sockets[0].getsockname()[:2]
                 log.info(
                     "%s source %r: TLS on %s:%d with certificate %s",
@@ -292,7 +305,11 @@ class SyslogSource:
             raise
         self._ready.set()
         watcher = asyncio.create_task(self._watch(stop))
-        drops = asyncio.create_task(self._watch_drops(udp)) if udp is not None else None
+        if udp is not None:
+            self._drops = DropWatch(
+                udp.sock, kind=self.kind, name=self.name, registry=self._registry, logger=log
+            )
+        drops = asyncio.create_task(self._drops.run(DROP_POLL_S)) if self._drops else None
         servers = [s for s in (server, tls_server) if s is not None]
         try:
             await self._pump(emit, stop)
@@ -303,7 +320,8 @@ class SyslogSource:
             for srv in servers:
                 srv.close()
             if udp is not None:
-                self._count_drops(udp)
+                if self._drops is not None:
+                    self._drops.close()  # the last look, while the socket is open
                 udp.close()
             for conn in list(self._conns):
                 conn.finish(at_stop=True)
@@ -315,6 +333,20 @@ class SyslogSource:
         while self._queue:
             await emit.many(_take(self._queue))
 
+    def _limit(self, proto: str) -> ConnectionLimit:
+        registry, group = self._registry, self._group
+
+        def count(counter: str) -> None:
+            if registry is not None:
+                registry.add(group, counter)
+
+        limit = ConnectionLimit(
+            f"{self.kind} source {self.name!r} ({proto})", self.max_connections,
+            self.idle_timeout, count=count,
+        )  # fmt: skip
+        self.limits[proto] = limit
+        return limit
+
     def _tls_protocol(self) -> TlsServerProtocol:
         assert self.tls is not None
         return TlsServerProtocol(
@@ -325,21 +357,10 @@ class SyslogSource:
         await stop.wait()
         self._wake.set()
 
-    async def _watch_drops(self, udp: UdpReader) -> None:
-        while True:
-            await asyncio.sleep(DROP_POLL_S)
-            self._count_drops(udp)
-
-    def _count_drops(self, udp: UdpReader) -> None:
-        """Adds the kernel's new drops since the last look to ``dropped``."""
-        if udp.is_closing():
-            return
-        total = udp_drops(udp.sock)
-        if total is None or total <= self.dropped:
-            return
-        new, self.dropped = total - self.dropped, total
-        if self._registry is not None:
-            self._registry.add(self._group, "dropped", new)
+    @property
+    def dropped(self) -> int:
+        """Datagrams the kernel dropped for the UDP socket (counted once a second)."""
+        return 0 if self._drops is None else self._drops.total
 
     async def _pump(self, emit: Emit, stop: asyncio.Event) -> None:
         queue = self._queue
@@ -411,6 +432,8 @@ class _TcpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         frames = self.decoder.feed(data)
+        if self.decoder.broken is not None and self.transport is not None:
+            self.transport.close()  # an octet count past the limit: no frame after it is sure
         if not frames:
             return
         src = self.source

@@ -1,27 +1,24 @@
 """The UDP side of the syslog (and raw) listener: the socket, batched reads, kernel drops.
 
-The socket asks for ``udp_rcvbuf`` bytes of receive buffer (``SO_RCVBUFFORCE`` when privileged,
-else ``SO_RCVBUF`` capped by ``net.core.rmem_max``; a smaller buffer is logged, not refused).
-:class:`UdpReader` reads it straight from a readiness callback, up to ``BATCH`` datagrams per
-wake-up, and hands them to the listener's ``on_datagrams`` together (one call, one receive
-time per wake-up rather than per datagram); when the listener's queue is over
-its high mark it pauses the reader, and the kernel buffer absorbs the burst.
+The socket asks for ``udp_rcvbuf`` bytes of receive buffer (:mod:`logfactory.collect.udp_socket`,
+shared with the snmp source). :class:`UdpReader` reads it straight from a readiness callback, up
+to ``BATCH`` datagrams per wake-up, and hands them to the listener's ``on_datagrams`` together
+(one call, one receive time per wake-up rather than per datagram); when the listener's queue is
+over its high mark it pauses the reader, and the kernel buffer absorbs the burst.
 
-UDP loss in the kernel (receive buffer full) is read from the socket's ``drops`` column in
-``/proc/net/udp`` by :func:`udp_drops`: unlike ``SO_RXQ_OVFL`` ancillary data it costs nothing
-per datagram (``recvfrom`` stays the hot path) and it is current even when no datagram follows
-the loss.
+UDP loss in the kernel (receive buffer full) is read from ``/proc/net/udp`` by
+:class:`~logfactory.collect.udp_socket.DropWatch`, so ``recvfrom`` stays the hot path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import socket
-import sys
 from typing import Any, Protocol
+
+from logfactory.collect import udp_socket
+from logfactory.collect.udp_socket import udp_drops
 
 __all__ = ["DatagramSink", "UdpReader", "open_udp_socket", "udp_drops"]
 
@@ -47,60 +44,9 @@ class DatagramSink(Protocol):
     def pause(self, reader: UdpReader) -> None: ...
 
 
-# Python's socket module does not export SO_RCVBUFFORCE; without it a privileged collector was
-# held to net.core.rmem_max (4 MiB here: about 0.1 s of 100,000 small datagrams a second)
-_SO_RCVBUFFORCE = 33 if sys.platform.startswith("linux") else None
-
-
 def open_udp_socket(host: str, port: int, rcvbuf: int, kind: str, name: str) -> socket.socket:
-    """A bound, non-blocking UDP socket with (up to) ``rcvbuf`` bytes of receive buffer;
-    ``kind`` and ``name`` say which source it is for in the log."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        want = rcvbuf
-        # FORCE passes net.core.rmem_max when privileged; the kernel doubles what it is given
-        force = getattr(socket, "SO_RCVBUFFORCE", _SO_RCVBUFFORCE)
-        try:
-            if force is None:
-                raise OSError
-            sock.setsockopt(socket.SOL_SOCKET, force, want)
-        except OSError:
-            with contextlib.suppress(OSError):  # capped is not a reason to refuse to listen
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
-        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
-        if got < want:
-            log.info(
-                "%s source %r: UDP receive buffer %d bytes of %d asked (raise "
-                "net.core.rmem_max for fewer drops)", kind, name, got, want,
-            )  # fmt: skip
-        sock.bind((host, port))
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def udp_drops(sock: socket.socket) -> int | None:
-    """Datagrams the kernel dropped for ``sock`` since it was opened (``/proc/net/udp{,6}``),
-    or None where that cannot be read (not Linux)."""
-    try:
-        inode = str(os.fstat(sock.fileno()).st_ino)
-    except OSError:
-        return None
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(table, "rb") as f:
-                lines = f.read().split(b"\n")[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            # sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
-            if len(cols) >= 13 and cols[9].decode() == inode:
-                return int(cols[12])
-    return None
+    """:func:`logfactory.collect.udp_socket.open_udp_socket`, logging as the listener."""
+    return udp_socket.open_udp_socket(host, port, rcvbuf, kind, name, log)
 
 
 class UdpReader:

@@ -1,8 +1,9 @@
 """The workshop contract, and the one place that builds workshops from the configuration.
 
 A workshop turns one :class:`Record` into :class:`DecodedParts` (UTC time, free-text message,
-fields) or raises :class:`DecodeError` with a reason fit for the dead letter. Nothing else may
-escape ``decode``: the property tests feed arbitrary bytes and text to every workshop.
+fields) or raises :class:`DecodeError` with a reason fit for the dead letter: a reason of format,
+as text that was not UTF-8 is decoded (see :func:`record_text`). Nothing else may escape
+``decode``: the property tests feed arbitrary bytes and text to every workshop.
 
 Field conventions shared by all workshops: ``host`` is always present (the host the log names,
 else the collecting host ``record.host``), ``program``/``pid`` where the format has them.
@@ -14,11 +15,11 @@ from datetime import tzinfo
 from typing import Any, Protocol
 
 from logfactory.config import Config, WorkshopConfig
-from logfactory.factory.model import DecodedParts, DecodeError
+from logfactory.factory.model import DecodedParts
 from logfactory.factory.workshops.timeparse import zone
 from logfactory.record import Record
 
-__all__ = ["Workshop", "build_workshops", "check_raw", "workshop_zone"]
+__all__ = ["Workshop", "build_workshops", "record_text", "workshop_zone"]
 
 
 class Workshop(Protocol):
@@ -34,22 +35,14 @@ class Workshop(Protocol):
     ) -> DecodedParts: ...
 
 
-def check_raw(record: Record) -> None:
-    """Refuse a record whose bytes were not UTF-8 (``raw`` set by ``make_record``): decoding the
-    replacement-character text would produce events from text nobody sent."""
-    raw = record.raw
-    if raw is not None:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"invalid UTF-8 at byte {exc.start}") from None
-        raise DecodeError("invalid UTF-8 at byte 0")  # raw is only set for invalid bytes
-
-
 def record_text(record: Record) -> str:
-    """The record's text without its line terminator, refusing bytes that were not UTF-8."""
-    if record.raw is not None:
-        check_raw(record)
+    """The record's text without its line terminator.
+
+    Bytes that were not UTF-8 arrive as replacement characters (U+FFFD, ``make_record``) with
+    the exact bytes in ``record.raw``, and are decoded like any other text: refusing them would
+    let whoever controls one logged field (a user name, a URL) blind every rule with a single
+    invalid byte. The worker flags such records (``invalid_utf8``) and keeps their bytes.
+    """
     line = record.line
     if line.endswith(("\n", "\r")):
         line = line.rstrip("\r\n")

@@ -16,7 +16,6 @@ import msgspec
 
 from logfactory.config import WorkshopConfig
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import check_raw
 from logfactory.factory.workshops.timeparse import parse_epoch, parse_iso
 from logfactory.record import Record
 
@@ -37,7 +36,8 @@ class JsonWorkshop:
         self._message_field = ws.message_field
 
     def decode(self, record: Record) -> DecodedParts:
-        check_raw(record)
+        # bytes that were not UTF-8 are U+FFFD in record.line: inside a JSON string they parse
+        # (the worker flags the record and keeps the bytes); elsewhere the JSON is invalid anyway
         parts = self._parts(self._load(record.line), record.received)
         parts.fields.setdefault("host", record.host)
         return parts

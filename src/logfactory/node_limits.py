@@ -1,0 +1,197 @@
+"""The node's file descriptors: the limit raised at start and shared out between its listeners.
+
+Every TCP connection a listener holds is a descriptor, and descriptors are one pool with the
+bus, the stats files, the spool and the log. At the common soft limit of 1,024, 1,100 idle
+connections once ended the whole node ("Too many open files"). So at start the node
+
+* raises its soft limit to the hard one (:func:`raise_fd_limit`): the soft limit is a default
+  for interactive shells, the hard one what the administrator allows;
+* keeps a reserve for its own files (:func:`reserve`: a quarter of the limit, 64 to 1,024),
+  counts what is open already, and shares the rest between its TCP listeners
+  (:func:`plan_connections`): each gets its ``max_connections`` (default
+  :data:`~logfactory.collect.connections.DEFAULT_MAX_CONNECTIONS`) or, when they do not all
+  fit, an even share of what there is; a value the user set and that had to be lowered is a
+  warning naming its configuration line (a default lowered is only said in the banner).
+
+:func:`api_protocol` puts the HTTP API's connections under the same kind of bound as the
+sources' (:mod:`logfactory.collect.connections`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from logfactory.collect.connections import (
+    DEFAULT_MAX_CONNECTIONS,
+    ConnectionLimit,
+    GuardedProtocol,
+)
+from logfactory.config import Config, SourceConfig, key_path
+from logfactory.node_start import config_line
+
+__all__ = [
+    "ConnectionPlan",
+    "FdLimit",
+    "api_protocol",
+    "open_fds",
+    "plan_connections",
+    "raise_fd_limit",
+    "reserve",
+]
+
+RESERVE_MIN, RESERVE_MAX = 64, 1024
+MIN_CAP = 4  # below this a listener is useless; the warning says to raise the limit
+UNKNOWN_LIMIT = 1024  # a platform that cannot tell: the most common soft limit
+
+
+@dataclass(frozen=True, slots=True)
+class FdLimit:
+    """This process's open-file limit after :func:`raise_fd_limit`, and what it was before."""
+
+    soft: int
+    hard: int
+    before: int
+    problem: str | None = None  # why it could not be raised, if it could not
+
+    def describe(self) -> str:
+        if self.problem is not None:
+            return f"{self.soft:,} open files (could not raise it to {self.hard:,}: {self.problem})"
+        if self.soft > self.before:
+            return f"{self.soft:,} open files (raised from {self.before:,} to the hard limit)"
+        return f"{self.soft:,} open files (the hard limit)"
+
+
+def raise_fd_limit() -> FdLimit:
+    """Set the soft RLIMIT_NOFILE to the hard one (an unlimited hard limit: 1,048,576)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix: nothing to raise
+        return FdLimit(UNKNOWN_LIMIT, UNKNOWN_LIMIT, UNKNOWN_LIMIT)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    infinity = resource.RLIM_INFINITY
+    target = 1 << 20 if hard == infinity else hard
+    if soft != infinity and soft >= target:
+        return FdLimit(soft, target, soft)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:  # e.g. macOS: above kern.maxfilesperproc
+        return FdLimit(soft, target, soft, problem=str(exc))
+    return FdLimit(target, target, soft)
+
+
+def open_fds() -> int:
+    """Descriptors this process has open now (0 where the platform cannot list them)."""
+    for directory in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(directory)) - 1  # the listing's own descriptor
+        except OSError:
+            continue
+    return 0
+
+
+def reserve(limit: int) -> int:
+    """Descriptors kept for the node's own files: bus, stats, spool, SSE readers, its log."""
+    return max(RESERVE_MIN, min(RESERVE_MAX, limit // 4))
+
+
+@dataclass(slots=True)
+class ConnectionPlan:
+    """``config`` with every TCP listener's ``max_connections`` set to what it may hold."""
+
+    config: Config
+    caps: dict[str, int] = field(default_factory=dict)  # "syslog", "api" -> connections
+    warnings: list[str] = field(default_factory=list)
+    reserve: int = 0
+
+    def describe(self) -> str:
+        caps = ", ".join(f"{name} {cap:,}" for name, cap in self.caps.items())
+        return f"connections held at most: {caps}; {self.reserve:,} kept for the node's own files"
+
+
+def _listeners(sc: SourceConfig) -> int:
+    """TCP listeners of a source: its plain TCP one and its TLS one (RELP: TCP only)."""
+    if sc.type == "relp":
+        return int(bool(sc.listen))
+    if sc.type not in ("syslog", "raw"):
+        return 0
+    return int(bool(sc.listen) and "tcp" in sc.protocols) + int(bool(sc.tls_listen))
+
+
+def plan_connections(
+    config: Config, *, collectors: bool, api: bool, limit: int, in_use: int
+) -> ConnectionPlan:
+    """Caps for the listeners this process runs so that, all full, they stay below ``limit``
+    less what is open (``in_use``) and the :func:`reserve`. Water-filling: the smallest wishes
+    are granted first, and what they leave is shared evenly by the others."""
+    wishes: list[tuple[str, int | None, int, int]] = []  # (name, source index, wish, listeners)
+    if collectors:
+        for i, sc in enumerate(config.sources):
+            if n := _listeners(sc):
+                wish = sc.max_connections or DEFAULT_MAX_CONNECTIONS
+                wishes.append((sc.name or sc.tag or sc.type, i, wish, n))
+    if api:
+        wishes.append(("api", None, config.http.max_connections or DEFAULT_MAX_CONNECTIONS, 1))
+    kept = reserve(limit)
+    plan = ConnectionPlan(config, reserve=kept)
+    left = max(0, limit - in_use - kept)
+    slots = sum(n for *_, n in wishes)
+    granted: dict[int | None, int] = {}
+    for name, index, wish, n in sorted(wishes, key=lambda w: w[2]):
+        cap = min(wish, max(MIN_CAP, left // max(1, slots)))
+        left, slots = max(0, left - cap * n), slots - n
+        granted[index] = cap
+        plan.caps[name] = cap
+        if cap < wish and _explicit(config, index):  # a default lowered: the banner says so
+            plan.warnings.append(_lowered(config, index, wish, cap, limit))
+    sources = [
+        msgspec.structs.replace(sc, max_connections=granted[i]) if i in granted else sc
+        for i, sc in enumerate(config.sources)
+    ]
+    http = config.http
+    if None in granted:
+        http = msgspec.structs.replace(http, max_connections=granted[None])
+    plan.config = msgspec.structs.replace(config, sources=sources, http=http)
+    plan.caps = {name: plan.caps[name] for name, *_ in wishes}  # configuration order
+    return plan
+
+
+def _explicit(config: Config, index: int | None) -> bool:
+    cap = config.http.max_connections if index is None else config.sources[index].max_connections
+    return cap is not None
+
+
+def _lowered(config: Config, index: int | None, wish: int, cap: int, limit: int) -> str:
+    keys: tuple[str | int, ...] = ("sources", index) if index is not None else ("http",)
+    keys = (*keys, "max_connections")
+    line = config_line(config.path, keys)  # set by the user, so normally found
+    place = f"{config.path}:{line}" if line is not None else config.path
+    return (
+        f"{place}: {key_path(keys)}: at most {cap:,} connections instead of {wish:,}, to fit "
+        f"the open-file limit of {limit:,} (with the node's other listeners and files); raise "
+        "the limit (ulimit -n, or LimitNOFILE= in a systemd unit) to keep more"
+    )
+
+
+def _answering(inner: asyncio.BaseProtocol) -> bool:
+    """Whether uvicorn is in the middle of a request on this connection (a response still to
+    finish, e.g. a server-sent event stream): then silence from the client is not idleness."""
+    cycle = getattr(inner, "cycle", None)
+    return cycle is not None and not getattr(cycle, "response_complete", True)
+
+
+def api_protocol(limit: ConnectionLimit) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol behind ``limit``: what ``uvicorn.Config(http=...)`` takes."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    limit.busy = _answering
+
+    class _GuardedHttp(GuardedProtocol):
+        def __init__(self, **kwargs: Any) -> None:  # uvicorn's config, server_state, ...
+            super().__init__(limit, AutoHTTPProtocol(**kwargs))
+
+    return _GuardedHttp
