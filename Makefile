@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= examples/demo.yaml
 
-.PHONY: run test check bench peers clean venv
+.PHONY: run test check bench docs peers clean venv
 
 venv: $(VENV)/.installed
 
@@ -56,6 +56,11 @@ check: venv
 
 bench: venv
 	$(BIN)/python -m bench.run_all
+
+# The documentation site (MkDocs, Material theme) from docs/ into site/; open site/index.html.
+# --strict: a broken link or a page left out of mkdocs.yml's nav is an error, as in the tests.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	if [ -x $(BIN)/python ]; then $(KAFKA) stop; fi

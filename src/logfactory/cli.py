@@ -16,6 +16,7 @@ import click
 import msgspec
 
 from logfactory.config import Config, ConfigError, load_config
+from logfactory.errors import LogfactoryError
 
 if TYPE_CHECKING:
     from logfactory.node import Node
@@ -29,7 +30,7 @@ _CONFIG_HELP = "configuration file (default: $LOGFACTORY_CONFIG or ./examples/de
 
 class _ConfigProblem(click.ClickException):
     """A configuration that cannot work: exit 2 from every command, as click's usage errors
-    (see the README's exit statuses)."""
+    (see docs/architecture.md, exit statuses)."""
 
     exit_code = 2
 
@@ -56,7 +57,7 @@ def _needs_own_bus(config: Config, role: str) -> Config:
 
 def _node_config(path: str | None, role: str | None) -> Config:
     """The configuration of `run`, `collect` or `serve` (``role``: it needs a bus of its own);
-    its errors exit 2 (see the README's exit statuses)."""
+    its errors exit 2 (see docs/architecture.md, exit statuses)."""
     try:
         config = _config(path)
         return config if role is None else _needs_own_bus(config, role)
@@ -79,7 +80,23 @@ def _run_node(node: Node) -> NoReturn:
     sys.exit(status)
 
 
-@click.group()
+class _Cli(click.Group):
+    """The top-level group, where exit statuses are decided in one place: a
+    :class:`~logfactory.errors.LogfactoryError` that no command turned into its own message
+    becomes one ``Error:`` line, no traceback, exit 2 for a ConfigError (a configuration that
+    cannot work) and 1 for any other (see docs/architecture.md, exit statuses). Its message is
+    already phrased for a person; a traceback would only bury it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise _ConfigProblem(str(exc)) from None
+        except LogfactoryError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Cli)
 @click.version_option(package_name="logfactory")
 def cli() -> None:
     """logfactory: raw logs in, typed events out.
@@ -124,7 +141,7 @@ def collect(config_path: str | None, quiet: bool) -> None:
     if not config.sources:
         raise _ConfigProblem(
             f"{config.path}: no sources: `logfactory collect` has nothing to do; add some under "
-            '`sources:` (README: "Pointing it at real logs")'
+            '`sources:` (docs/configuration.md: "Pointing it at real logs")'
         )
     with_api = any(src.type == "http" for src in config.sources)
     _run_node(Node(config, with_factory=False, with_api=with_api, quiet=quiet, command="collect"))

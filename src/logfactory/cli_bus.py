@@ -1,9 +1,9 @@
 """``logfactory bus``: check and repair the embedded bus's database.
 
 A node refuses to start on a damaged or lost bus and says so in one line; these commands are
-the way on from there (see the README's "Damaged bus"). ``check`` only reads and may run beside
-a node; ``repair`` needs the bus to itself: it refuses while a node runs on the data directory
-and holds the directory's lock meanwhile, so no node starts on a bus being replaced.
+the way on from there (see docs/operations.md, "Damaged bus"). ``check`` only reads and may
+run beside a node; ``repair`` needs the bus to itself: it refuses while a node runs on the data
+directory and holds the directory's lock meanwhile, so no node starts on a bus being replaced.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from logfactory.errors import ConfigError
+
 __all__ = [
     "AlertRule",
     "BusConfig",
@@ -41,10 +43,6 @@ __all__ = [
     "parse_duration",
     "parse_size",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration mistake, already phrased as ``FILE:LINE: what is wrong; what to write``."""
 
 
 class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -559,7 +557,7 @@ def _schema_error(message: str, data: Any, lines: dict[PathKey, int], name: str)
     if what.startswith("Object contains unknown field"):
         field = what.split("`")[1] if "`" in what else "?"
         path = (*path, field)
-        what = f"unknown key {field!r}; check its spelling against the README's reference"
+        what = f"unknown key {field!r}; check its spelling against docs/configuration.md"
     elif what.startswith("Invalid enum value") and typing.get_origin(tp) is Literal:
         choices = ", ".join(str(v) for v in typing.get_args(tp))
         what = f"{value!r} is not valid; expected one of {choices}"
@@ -611,7 +609,7 @@ def parse_config(text: str, name: str = "<config>") -> Config:
         raise ConfigError(f"{name}:1: expected a mapping of sections (node:, bus:, sources:, ...)")
     for reserved in _RESERVED:
         if reserved in data:
-            what = f"unknown key {reserved!r}; check its spelling against the README's reference"
+            what = f"unknown key {reserved!r}; check its spelling against docs/configuration.md"
             raise ConfigError(_where(name, (reserved,), what, lines))
     data["path"] = name
     try:

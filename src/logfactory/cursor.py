@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
+from logfactory.errors import CursorError
+
 __all__ = ["MAX_CURSOR_CHARS", "CursorError", "Positions", "decode_cursor", "encode_cursor"]
 
 Positions = dict[str, list[int]]
@@ -30,10 +32,6 @@ _VERSION = "1"
 _ALPHABET = re.compile(r"^[A-Za-z0-9_-]*$")
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[tuple[str, list[int]]])
-
-
-class CursorError(ValueError):
-    """The text is not a cursor this version wrote (corrupted, truncated or foreign)."""
 
 
 def encode_cursor(positions: Mapping[str, Sequence[int]]) -> str:

@@ -96,6 +96,6 @@ def banner_lines(
             what = "nothing is collected"
         rows.append(
             _row("sources", f"none in {config.path}: {what}; add some under `sources:` "
-                 "(README: \"Pointing it at real logs\")")
+                 "(docs/configuration.md: \"Pointing it at real logs\")")
         )  # fmt: skip
     return rows

@@ -29,6 +29,7 @@ import yaml
 
 from logfactory.collect.sources.base import Source
 from logfactory.config import Config, SourceConfig, key_path
+from logfactory.errors import NodeError
 
 __all__ = [
     "LOCK_NAME",
@@ -43,10 +44,6 @@ __all__ = [
 ]
 
 LOCK_NAME = "node.lock"
-
-
-class NodeError(Exception):
-    """A condition the user can fix, already phrased for them (printed without a traceback)."""
 
 
 # -- where in the configuration ------------------------------------------------------------

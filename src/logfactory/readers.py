@@ -14,6 +14,7 @@ from pathlib import Path
 
 from logfactory.bus.base import Bus, BusError
 from logfactory.config import Config
+from logfactory.errors import NoNodeError
 from logfactory.stats import read_all_stats
 from logfactory.topics import ensure_topics
 
@@ -26,18 +27,6 @@ __all__ = [
     "open_reader",
     "require_node",
 ]
-
-
-class NoNodeError(BusError):
-    """A reader found no bus, or would wait for messages that no running node can write.
-
-    ``text`` says which directory, which config and how to start a node; ``str()`` adds the
-    SDK's way to wait instead, and the CLI adds its own (``--wait``).
-    """
-
-    def __init__(self, text: str) -> None:
-        super().__init__(f"{text}, or pass wait=True to wait for one")
-        self.text = text
 
 
 LIVE_SNAPSHOT_S = 15.0

@@ -1,6 +1,7 @@
-"""The README's envelope example is what the factory produces for that record: the same header
-keys (``severity`` and ``schema`` always written, no ``pattern`` for a structured workshop's
-record), body and params; and an envelope written without ``severity``/``schema`` still reads."""
+"""The envelope example of the docs (docs/architecture.md, moved there from the README) is what
+the factory produces for that record: the same header keys (``severity`` and ``schema`` always
+written, no ``pattern`` for a structured workshop's record), body and params; and an envelope
+written without ``severity``/``schema`` still reads."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ SCE_LINE = "2026-11-21 22:38:28.123456|login01|usr1|159.226.3.7|QUERY_RESOURCE|c
 
 
 def _readme_example() -> dict[str, Any]:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "architecture.md").read_text()
     section = text[text.index("## The envelope") :]
     block = re.search(r"```json\n(.*?)```", section, re.S)
     assert block is not None

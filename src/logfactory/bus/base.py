@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol
 
+from logfactory.errors import BusError, FencedError
+
 __all__ = [
     "Bus",
     "BusError",
@@ -35,14 +37,6 @@ __all__ = [
 
 StartFrom = Literal["earliest", "latest"]
 TopicPartition = tuple[str, int]
-
-
-class BusError(RuntimeError):
-    """The bus could not do what was asked; the message says why and what to check."""
-
-
-class FencedError(BusError):
-    """This consumer no longer owns a partition it tried to commit: another member took it over."""
 
 
 @dataclass(frozen=True, slots=True)

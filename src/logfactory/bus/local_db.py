@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from logfactory.bus.base import BusError
+from logfactory.errors import DamagedBusError, MissingBusError
 
 if TYPE_CHECKING:
     from logfactory.bus.local import LocalBus
@@ -109,22 +110,6 @@ TOPIC_TABLE = (
     "CREATE TABLE t{tid} (rid INTEGER PRIMARY KEY, ts INTEGER NOT NULL, key BLOB, "
     "value BLOB NOT NULL, n INTEGER NOT NULL DEFAULT 1, size INTEGER)"
 )
-
-
-class MissingBusError(BusError):
-    """A reader opened a bus that no node has created (no directory, database or schema).
-
-    Readers open with ``create=False`` so that a wrong ``data_dir`` is reported instead of
-    becoming an empty bus that is then waited on forever.
-    """
-
-
-class DamagedBusError(BusError):
-    """The bus database cannot be used as it is: SQLite finds it damaged (not a database, or
-    a page that does not hold what it should), or it is not the database this directory had
-    (see :mod:`logfactory.bus.local_marker`). The message names the file and the way out
-    (``logfactory bus check`` / ``repair``); the node prints it as one line and refuses to
-    start, rather than running on, or creating anew, a bus whose history is gone."""
 
 
 _BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})

@@ -33,11 +33,11 @@ from logfactory.bus.local_db import (
     BUS_ID,
     CREATED_MS,
     SCHEMA_VERSION,
-    DamagedBusError,
     Db,
     new_bus_id,
     now_ms,
 )
+from logfactory.errors import LostBusError, SwappedBusError
 
 __all__ = [
     "MARKER_NAME",
@@ -59,14 +59,6 @@ _KIND = "logfactory local bus"
 #: Collectors' saved positions under ``<data_dir>/collect``: where file and SQL sources resume.
 #: They refer to what the bus received, so a lost bus leaves them pointing past lines it lost.
 POSITION_GLOBS = ("*.positions.json", "*.sql.json")
-
-
-class LostBusError(DamagedBusError):
-    """The marker says this directory had a bus, but its database is missing or empty."""
-
-
-class SwappedBusError(DamagedBusError):
-    """The database is not the one the marker names: replaced by another bus's file."""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from logfactory.bus.local_marker import (
     write_marker,
 )
 from logfactory.bus.local_salvage import NothingToSalvage, SalvageReport, salvage
+from logfactory.errors import RepairRefused
 
 __all__ = [
     "PROBLEMS_LISTED",
@@ -64,10 +65,6 @@ __all__ = [
 State = Literal["healthy", "damaged", "lost", "swapped", "none"]
 PROBLEMS_LISTED = 20  # integrity problems a check collects: enough to tell what kind of damage
 _T = TypeVar("_T")
-
-
-class RepairRefused(BusError):
-    """The repair needs a decision only a person can make (``--accept-loss``, ``--adopt``)."""
 
 
 @dataclass

@@ -33,6 +33,7 @@ from logfactory.bus.local_db import (
     create_schema,
     rid_of,
 )
+from logfactory.errors import NothingToSalvage
 
 __all__ = ["NothingToSalvage", "SalvageReport", "TopicSalvage", "salvage"]
 
@@ -63,10 +64,6 @@ class SalvageReport:
     @property
     def messages(self) -> int:
         return sum(t.messages for t in self.topics)
-
-
-class NothingToSalvage(BusError):
-    """Not even the damaged bus's list of topics can be read: no message can be named."""
 
 
 def _all_rows(src: sqlite3.Connection, sql: str) -> tuple[list[tuple[Any, ...]], bool]:

@@ -130,7 +130,7 @@ def process_problems(
 
 
 def create_app(ctx: NodeContext) -> FastAPI:
-    """The API for one node; routes are listed in the README's HTTP API section."""
+    """The API for one node; routes are listed in docs/http-api.md."""
     from logfactory.centre.api_docs import add_docs_routes
     from logfactory.centre.api_ingest import add_ingest_routes
     from logfactory.centre.api_patterns import add_pattern_routes

@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from logfactory.bus.base import Bus, BusError
 from logfactory.centre.api import NodeContext
 from logfactory.centre.api_ingest import _authorized
+from logfactory.errors import ReviewError
 from logfactory.factory.patterns.entry import STATUSES, PatternEntry
 from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.factory.patterns.topic import load_library, save_changes
@@ -101,10 +102,6 @@ class LibraryCache:
     def invalidate(self) -> None:
         self._generation += 1  # read under the lock in get(); a stale load sees the change
         self._snapshot = None
-
-
-class ReviewError(ValueError):
-    """A review request that cannot be applied; the message says what to send instead."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ import msgspec
 import zstandard
 
 from logfactory.bus.http_ship import RECORDS_MEDIA
+from logfactory.errors import BadBody, BodyTooLarge, UnsupportedEncoding
 
 __all__ = [
     "CPU_BUDGET_S",
@@ -79,18 +80,6 @@ _FIRST_STEP = 64  # bytes of input a member is first fed (then doubled up to _MA
 _MAX_STEP = 1 << 20
 _decode_array = msgspec.json.Decoder(list[Any]).decode
 _decode_object = msgspec.json.Decoder(dict[str, Any]).decode
-
-
-class BodyTooLarge(ValueError):
-    """The body (after decompression) is larger than the source's ``max_body_bytes``."""
-
-
-class BadBody(ValueError):
-    """The body cannot be read as announced (corrupt or truncated compression, bad JSON array)."""
-
-
-class UnsupportedEncoding(ValueError):
-    """A ``Content-Encoding`` this endpoint does not speak."""
 
 
 def encoding_of(header: str | None) -> Encoding:

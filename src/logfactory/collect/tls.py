@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import cast
 
 from logfactory.config import SourceConfig
+from logfactory.errors import TlsConfigError
 
 __all__ = [
     "TlsConfigError",
@@ -45,10 +46,6 @@ KEY_NAME = "node.key"
 VALID_DAYS = 3650
 HANDSHAKE_TIMEOUT_S = 10.0
 _READ = 262_144
-
-
-class TlsConfigError(ValueError):
-    """A TLS setting that cannot work (a missing or unreadable file, a key that does not match)."""
 
 
 def ensure_self_signed(directory: Path, hostname: str | None = None) -> tuple[Path, Path]:

@@ -11,17 +11,10 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from logfactory.errors import DecodeError
 from logfactory.record import Record
 
 __all__ = ["DecodeError", "Decoded", "DecodedParts", "Draft", "Position"]
-
-
-class DecodeError(ValueError):
-    """A record this workshop cannot decode; ``reason`` goes into the dead letter verbatim."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Position(msgspec.Struct, frozen=True):

@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from logfactory.errors import RelpError
+
 __all__ = [
     "OTHER_MAX",
     "SERVERCLOSE",
@@ -39,10 +41,6 @@ _HEADER = re.compile(rb"(\d{1,9}) ([A-Za-z]{1,32}) (\d{1,9})([ \n])")
 # what a header cut short by the end of a read may still become
 _PARTIAL = re.compile(rb"\d{0,9}(?: [A-Za-z]{0,32}(?: \d{0,9})?)?")
 _HEADER_MAX = 9 + 1 + 32 + 1 + 9 + 1
-
-
-class RelpError(ValueError):
-    """The stream broke the framing or the session's rules; the message says how."""
 
 
 class Frame(NamedTuple):

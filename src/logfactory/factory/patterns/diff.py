@@ -21,14 +21,11 @@ from typing import Any
 
 import msgspec
 
+from logfactory.errors import LibraryFileError
 from logfactory.factory.patterns.entry import STATUSES, PatternEntry, decode_entry
 from logfactory.factory.patterns.files import FORMAT, VERSION
 
 __all__ = ["Change", "LibraryDiff", "LibraryFileError", "diff_libraries", "read_library_file"]
-
-
-class LibraryFileError(ValueError):
-    """A file that is not a readable pattern library; the message is ``FILE:LINE: what``."""
 
 
 @dataclass(frozen=True, slots=True)

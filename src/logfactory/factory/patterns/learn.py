@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from logfactory.config import Config
+from logfactory.errors import LearnError
 from logfactory.factory.filter import FilterStage, mined_workshops
 from logfactory.factory.model import Decoded, DecodeError, Position
 from logfactory.factory.patterns.library import PatternLibrary
@@ -31,10 +32,6 @@ from logfactory.record import make_record, now_ns
 __all__ = ["LearnError", "LearnSummary", "Learner"]
 
 _EXAMPLES = 3  # undecoded lines quoted in the summary
-
-
-class LearnError(ValueError):
-    """The workshop asked for cannot be learned; the message says what to do."""
 
 
 @dataclass

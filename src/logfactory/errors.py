@@ -1,0 +1,184 @@
+"""Every exception logfactory raises on purpose, under one root.
+
+Catching :class:`LogfactoryError` catches any failure that logfactory has already phrased for a
+person (the message says what is wrong and what to do), and nothing else: a bug still shows as
+the built-in exception it is. Each class also keeps the built-in base it had before this tree
+existed (``ValueError``, ``RuntimeError``), so ``except ValueError`` written against older
+versions still catches what it caught. The modules that raise them re-export them under their
+old names (``logfactory.config.ConfigError`` is this module's class).
+
+This module imports nothing else of logfactory: it is the bottom layer, importable from any.
+
+The hierarchy (``test_errors.py`` checks that it names every class):
+
+* LogfactoryError
+    * ConfigError
+    * TlsConfigError
+    * NodeError
+    * BusError
+        * FencedError
+        * MissingBusError
+        * DamagedBusError
+            * LostBusError
+            * SwappedBusError
+        * NothingToSalvage
+        * RepairRefused
+        * NoNodeError
+    * CursorError
+    * DecodeError
+    * RelpError
+    * IngestBodyError
+        * BodyTooLarge
+        * BadBody
+        * UnsupportedEncoding
+    * LearnError
+    * LibraryFileError
+    * ReviewError
+
+The CLI turns one that no command handled into one ``Error:`` line: exit status 2 for a
+:class:`ConfigError`, 1 for any other (see docs/architecture.md, exit statuses).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadBody",
+    "BodyTooLarge",
+    "BusError",
+    "ConfigError",
+    "CursorError",
+    "DamagedBusError",
+    "DecodeError",
+    "FencedError",
+    "IngestBodyError",
+    "LearnError",
+    "LibraryFileError",
+    "LogfactoryError",
+    "LostBusError",
+    "MissingBusError",
+    "NoNodeError",
+    "NodeError",
+    "NothingToSalvage",
+    "RelpError",
+    "RepairRefused",
+    "ReviewError",
+    "SwappedBusError",
+    "TlsConfigError",
+    "UnsupportedEncoding",
+]
+
+
+class LogfactoryError(Exception):
+    """The root: a failure logfactory expected and has phrased for a person."""
+
+
+# -- configuration and starting a node ----------------------------------------------------
+class ConfigError(LogfactoryError, ValueError):
+    """A configuration mistake, already phrased as ``FILE:LINE: what is wrong; what to write``."""
+
+
+class TlsConfigError(LogfactoryError, ValueError):
+    """A TLS setting that cannot work (a missing or unreadable file, a key that does not match)."""
+
+
+class NodeError(LogfactoryError):
+    """A condition the user can fix, already phrased for them (printed without a traceback)."""
+
+
+# -- the bus -------------------------------------------------------------------------------
+class BusError(LogfactoryError, RuntimeError):
+    """The bus could not do what was asked; the message says why and what to check."""
+
+
+class FencedError(BusError):
+    """This consumer no longer owns a partition it tried to commit: another member took it over."""
+
+
+class MissingBusError(BusError):
+    """A reader opened a bus that no node has created (no directory, database or schema).
+
+    Readers open with ``create=False`` so that a wrong ``data_dir`` is reported instead of
+    becoming an empty bus that is then waited on forever.
+    """
+
+
+class DamagedBusError(BusError):
+    """The bus database cannot be used as it is: SQLite finds it damaged (not a database, or
+    a page that does not hold what it should), or it is not the database this directory had
+    (see :mod:`logfactory.bus.local_marker`). The message names the file and the way out
+    (``logfactory bus check`` / ``repair``); the node prints it as one line and refuses to
+    start, rather than running on, or creating anew, a bus whose history is gone."""
+
+
+class LostBusError(DamagedBusError):
+    """The marker says this directory had a bus, but its database is missing or empty."""
+
+
+class SwappedBusError(DamagedBusError):
+    """The database is not the one the marker names: replaced by another bus's file."""
+
+
+class NothingToSalvage(BusError):
+    """Not even the damaged bus's list of topics can be read: no message can be named."""
+
+
+class RepairRefused(BusError):
+    """The repair needs a decision only a person can make (``--accept-loss``, ``--adopt``)."""
+
+
+class NoNodeError(BusError):
+    """A reader found no bus, or would wait for messages that no running node can write.
+
+    ``text`` says which directory, which config and how to start a node; ``str()`` adds the
+    SDK's way to wait instead, and the CLI adds its own (``--wait``).
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"{text}, or pass wait=True to wait for one")
+        self.text = text
+
+
+# -- reading input -------------------------------------------------------------------------
+class CursorError(LogfactoryError, ValueError):
+    """The text is not a cursor this version wrote (corrupted, truncated or foreign)."""
+
+
+class DecodeError(LogfactoryError, ValueError):
+    """A record this workshop cannot decode; ``reason`` goes into the dead letter verbatim."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RelpError(LogfactoryError, ValueError):
+    """The stream broke the framing or the session's rules; the message says how."""
+
+
+class IngestBodyError(LogfactoryError, ValueError):
+    """An HTTP ingest body that cannot be taken; the subclass picks the HTTP status."""
+
+
+class BodyTooLarge(IngestBodyError):
+    """The body (after decompression) is larger than the source's ``max_body_bytes``."""
+
+
+class BadBody(IngestBodyError):
+    """The body cannot be read as announced (corrupt or truncated compression, bad JSON array)."""
+
+
+class UnsupportedEncoding(IngestBodyError):
+    """A ``Content-Encoding`` this endpoint does not speak."""
+
+
+# -- the pattern library -------------------------------------------------------------------
+class LearnError(LogfactoryError, ValueError):
+    """The workshop asked for cannot be learned; the message says what to do."""
+
+
+class LibraryFileError(LogfactoryError, ValueError):
+    """A file that is not a readable pattern library; the message is ``FILE:LINE: what``."""
+
+
+class ReviewError(LogfactoryError, ValueError):
+    """A review request that cannot be applied; the message says what to send instead."""
