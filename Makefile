@@ -50,8 +50,8 @@ test: venv peers kafka-jars
 	fi; exit $$rc
 
 check: venv
-	$(BIN)/ruff check src tests bench kafka
-	$(BIN)/ruff format --check src tests bench kafka
+	$(BIN)/ruff check src tests bench kafka docs/hooks
+	$(BIN)/ruff format --check src tests bench kafka docs/hooks
 	$(BIN)/mypy --strict src
 
 bench: venv

@@ -56,3 +56,32 @@ def test_readme_relative_links_exist() -> None:
     assert targets, "the README links into docs/"
     missing = [t for t in targets if not (ROOT / t).exists()]
     assert not missing, f"README.md links to missing files: {missing}"
+
+
+def test_benchmarks_page_names_each_run_and_its_machine(tmp_path: Path) -> None:
+    """The table the build puts on the benchmarks page comes from bench/results/*.json: a row
+    per result file with its time, its machine and its headline figures; an unreadable file is
+    said, not a failed build."""
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        import bench_results
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "hooks"))
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "pipeline.json").write_text(
+        '{"benchmark": "pipeline", "measured_at": "2026-12-06T04:51:42Z", "machine": '
+        '{"cpu": "Test CPU", "cores": 2, "memory_gib": 23.5, "python": "3.11.7", '
+        '"reference_loop_ms": 37.1}, "throughput_records_per_s": 42807.1, "latency_p99_ms": 8.83}'
+    )
+    (results / "broken.json").write_text("{not json")
+    table = bench_results.results_table(results)
+    rows = table.splitlines()
+    assert len(rows) == 4  # header, rule, two files
+    assert "| `pipeline.json` | 2026-12-06T04:51:42Z | Test CPU, 2 cores" in table
+    assert "reference loop 37.1 ms" in table and "records/s 42,807; p99 ms 8.83" in table
+    assert "`broken.json` | cannot be read" in table
+    page = bench_results.on_page_markdown("before\n<!-- bench-results -->\nafter")
+    assert "<!-- bench-results -->" not in page
+    for result in sorted((ROOT / "bench" / "results").glob("*.json")):
+        assert f"`{result.name}`" in page  # every committed result has its row
