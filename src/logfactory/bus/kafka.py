@@ -57,6 +57,7 @@ _TIMEOUT = 30.0
 _EARLIEST: OffsetSpec = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 _LATEST: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 _VISIBLE_WAIT = 5.0
+_RENEW_AFTER_S = 3.0  # offsets still settling after this long: ask again on a new admin client
 _PROBE_TIMEOUT = 0.5  # a metadata round trip, after a flush that timed out
 # errors of a partition whose leader is still being elected or propagated (new topic, failover)
 log = logging.getLogger(__name__)
@@ -293,7 +294,14 @@ class KafkaBus:
         out: dict[TopicPartition, int] = {}
         todo = dict(specs)
         deadline = time.monotonic() + _TIMEOUT
+        renew_at = time.monotonic() + _RENEW_AFTER_S
         while todo:
+            if time.monotonic() > renew_at:
+                # librdkafka's admin client may keep asking with a leader epoch cached before
+                # a broker restart (FENCED_LEADER_EPOCH until the deadline, seen in the broker
+                # restart test): a new client starts from fresh metadata
+                self._admin = AdminClient(admin_config(self.settings, self.client_id))
+                renew_at = time.monotonic() + _RENEW_AFTER_S
             request = {RdTopicPartition(t, p): spec for (t, p), spec in todo.items()}
             futures = self._admin.list_offsets(
                 request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=_TIMEOUT
