@@ -11,25 +11,18 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import wait_for
 
 from .conftest import demo_config
 
 pytestmark = pytest.mark.e2e
 
 BOUND_S = 90.0  # generous on two loaded cores; the factory ends within its 30 s grace period
-
-
-def _await(what: str, condition: Callable[[], bool], bound: float = BOUND_S) -> None:
-    deadline = time.monotonic() + bound
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {bound} s: {what}"
-        time.sleep(0.05)
 
 
 def _running(pid: int) -> bool:
@@ -62,16 +55,16 @@ def test_a_killed_nodes_factory_finishes_its_batch_and_ends(
 ) -> None:
     config, _, _ = demo_config(tmp_path)
     node = start_node(config)
-    _await("the node starts its factory", lambda: _factory_pid(node) is not None)
+    wait_for(lambda: _factory_pid(node) is not None, BOUND_S, "the node starts its factory")
     factory = _factory_pid(node)
     assert factory is not None
     reap.append(factory)
     stats = tmp_path / "data" / "stats" / f"factory-{factory}.json"
-    _await("the factory runs (its first stats)", stats.exists)
+    wait_for(stats.exists, BOUND_S, "the factory runs (its first stats)")
 
     os.kill(node.proc.pid, signal.SIGKILL)  # the leader only: the child has its own session
     node.proc.wait()
-    _await(f"the orphaned factory {factory} ends", lambda: not _running(factory))
+    wait_for(lambda: not _running(factory), BOUND_S, f"the orphaned factory {factory} ends")
     assert "the node that started this factory is gone" in node.output()  # a clean stop
 
 
@@ -89,8 +82,8 @@ def test_a_node_start_ends_a_stale_factory_of_its_worker_id_only(
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
             )  # fmt: skip
         reap.append(proc.pid)
-        _await(f"worker {worker_id} runs (its first stats)",
-               (data / "stats" / f"factory-{proc.pid}.json").exists)  # fmt: skip
+        stats = data / "stats" / f"factory-{proc.pid}.json"
+        wait_for(stats.exists, BOUND_S, f"worker {worker_id} runs (its first stats)")
         return proc
 
     stale, extra = by_hand("0"), by_hand("1")
@@ -99,7 +92,7 @@ def test_a_node_start_ends_a_stale_factory_of_its_worker_id_only(
         stale.wait(timeout=BOUND_S)
     except subprocess.TimeoutExpired:
         raise AssertionError(f"the node left the stale factory {stale.pid} running") from None
-    _await("the node starts its own factory", lambda: _factory_pid(node) is not None)
+    wait_for(lambda: _factory_pid(node) is not None, BOUND_S, "the node starts its own factory")
     own = _factory_pid(node)
     assert own is not None and own != stale.pid
     reap.append(own)

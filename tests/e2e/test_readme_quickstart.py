@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import wait_for
 
 from logfactory.config import load_config
 from logfactory.subscribe import Subscriber
@@ -35,6 +36,14 @@ INGEST_LINE = (
 )
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def _cli(config: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "logfactory", *args, "-c", str(config)],
@@ -50,17 +59,6 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str
         return resp.status, json.loads(resp.read())
 
 
-def _wait_health(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/api/v1/health", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("the node's health endpoint did not answer within 30 s")
-
-
 def test_the_readme_commands_show_what_it_says(tmp_path: Path, start_node: Any) -> None:
     assert DEADLETTER_CMD in README
     assert ATTACK_LINE in README and "for i in 1 2 3 4 5; do" in README
@@ -69,7 +67,7 @@ def test_the_readme_commands_show_what_it_says(tmp_path: Path, start_node: Any) 
     config = load_config(config_path)
     node = start_node(config_path)
     base = f"http://127.0.0.1:{http_port}"
-    _wait_health(base)
+    wait_for(lambda: _answers(f"{base}/api/v1/health"), 30, "the node's health endpoint")
 
     with Subscriber(["ALERT", "SSH_LOGIN"], config=config, start="latest") as sub:
         # the attack, exactly as the README sends it: five lines from `logger` over UDP

@@ -83,10 +83,11 @@ def test_without_maven_the_step_announces_then_says_what_to_install(
     assert "Traceback" not in err
 
 
-@pytest.mark.skipif(shutil.which("mvn") is None, reason="Maven is not installed")
 def test_first_download_prints_a_running_count_and_the_total(tmp_path: Path) -> None:
-    if not list(WARM.glob("org/apache/kafka/kafka_2.13/*/kafka_2.13-*.jar")):
-        pytest.skip("no Kafka jars in ~/.m2 to mirror yet: `make kafka-jars` fetches them")
+    assert shutil.which("mvn"), "Maven is not installed: `make test` needs it (see the README)"
+    assert list(WARM.glob("org/apache/kafka/kafka_2.13/*/kafka_2.13-*.jar")), (
+        "no Kafka jars in ~/.m2 to mirror: `make test` fetches them first (`make kafka-jars`)"
+    )
     settings = tmp_path / "settings.xml"
     settings.write_text(
         "<settings><mirrors><mirror><id>warm</id><mirrorOf>*</mirrorOf>"

@@ -10,22 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import wait_for
 
 from logfactory.stats import StatsRegistry, StatsWriter, read_all_stats
 
 BOUND_S = 30.0  # generous: the writer ticks every 0.02 s
-
-
-def _await(what: str, condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + BOUND_S
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {BOUND_S} s: {what}"
-        time.sleep(0.01)
 
 
 def test_the_writer_survives_a_failing_directory_and_writes_again(
@@ -39,16 +31,16 @@ def test_the_writer_survives_a_failing_directory_and_writes_again(
         assert snapshot.exists()
         shutil.rmtree(stats_dir)
         stats_dir.write_text("not a directory")  # every write now fails (ENOTDIR / EEXIST)
-        _await("the failure is reported", lambda: "stats" in registry.problems())
+        wait_for(lambda: "stats" in registry.problems(), BOUND_S, "the failure is reported")
         registry.add("stage:decode", "received", 7)
         problem = registry.problems()["stats"]
         assert str(snapshot) in problem and "retrying" in problem
-        _await("more attempts, still logged only once", lambda: writer._failures >= 5)
+        wait_for(lambda: writer._failures >= 5, BOUND_S, "more attempts, still logged only once")
         assert sum(r.levelno == logging.ERROR for r in caplog.records) == 1
 
         stats_dir.unlink()  # the cause goes: the writer makes the directory again
-        _await("the snapshot is written again", snapshot.exists)
-        _await("the problem is cleared", lambda: "stats" not in registry.problems())
+        wait_for(snapshot.exists, BOUND_S, "the snapshot is written again")
+        wait_for(lambda: "stats" not in registry.problems(), BOUND_S, "the problem is cleared")
         assert writer._thread.is_alive()
         [snap] = read_all_stats(stats_dir)
         assert snap["counters"]["stage:decode"]["received"] == 7

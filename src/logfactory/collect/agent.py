@@ -261,7 +261,8 @@ class Agent:
 
     async def _durable(self) -> None:
         """``producer.flush`` in a thread, one at a time: checkpoints and sources that wait for
-        durability (RELP) share it, and the spool's flush must not run twice at once."""
+        durability (RELP) share it, and a flush waiting for the last one's answer would only hold
+        another executor thread (the spool serialises its own flushes anyway)."""
         async with self._flushing:
             await asyncio.get_running_loop().run_in_executor(None, self.producer.flush)
 
