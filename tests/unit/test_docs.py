@@ -85,3 +85,24 @@ def test_benchmarks_page_names_each_run_and_its_machine(tmp_path: Path) -> None:
     assert "<!-- bench-results -->" not in page
     for result in sorted((ROOT / "bench" / "results").glob("*.json")):
         assert f"`{result.name}`" in page  # every committed result has its row
+
+
+def test_http_api_page_lists_every_route_of_the_app() -> None:
+    """The HTTP API page's endpoints come from the app's own OpenAPI description: every
+    operation the node serves appears with its parameters and declared answers, so a route
+    added to the code appears in the docs without anyone writing it there."""
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        import openapi_reference
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "hooks"))
+    spec = openapi_reference.openapi_spec()
+    text = openapi_reference.reference_markdown(spec)
+    operations = [(m.upper(), p) for p, ops in spec["paths"].items() for m in ops]
+    assert ("POST", "/api/v1/ingest") in operations
+    for method, path in operations:
+        assert f"### `{method} {path}`" in text
+    assert "| `types` | query | string |  | yes |" in text  # a required parameter, no default
+    assert "`429` the node is overloaded" in text  # an answer declared beside the route
+    page = (ROOT / "docs" / "http-api.md").read_text()
+    assert openapi_reference.MARKER in page

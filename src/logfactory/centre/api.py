@@ -158,7 +158,10 @@ def create_app(ctx: NodeContext) -> FastAPI:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(stats_view, safe_bus_overview, ctx.started, ctx.stale_after_s))
 
-    @app.get("/api/v1/health")
+    @app.get(
+        "/api/v1/health",
+        responses={503: {"description": "unhealthy: `problems` says what (bus, a process)"}},
+    )
     async def health() -> JSONResponse:
         """200 when the bus answers and every process reports; 503 with the problems if not.
         ``warnings`` (either way) lists what is worth knowing but leaves the node healthy."""

@@ -215,7 +215,17 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
     in_flight = 0  # only touched on the event loop
     logged_unrouted: set[str] = set()  # each unrouted tag is logged once, not per request
 
-    @app.post("/api/v1/ingest")
+    @app.post(
+        "/api/v1/ingest",
+        responses={
+            400: {"description": "the body cannot be decoded (bad compression, not JSON)"},
+            401: {"description": "the source has a token and the bearer is missing or wrong"},
+            413: {"description": "the body, inflated or not, is larger than the source allows"},
+            415: {"description": "a Content-Encoding other than gzip, zstd or lz4"},
+            429: {"description": "the node is overloaded; retry after `Retry-After` seconds"},
+            503: {"description": "the bus did not take the lines; nothing kept, retry"},
+        },
+    )
     async def ingest(
         request: Request,
         source: str | None = Query(None, description="source tag (default: the http source's)"),

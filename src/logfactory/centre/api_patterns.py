@@ -164,6 +164,11 @@ def _page(
     return _encode({"total": len(matches), "patterns": page})
 
 
+# answers the OpenAPI description declares for several routes
+_BUS: dict[str, Any] = {"description": "the bus did not answer; retry"}
+_UNKNOWN: dict[str, Any] = {"description": "no pattern with this id (or one it generalised)"}
+
+
 def _error(message: str, status_code: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status_code)
 
@@ -174,7 +179,7 @@ def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
     tokens = [s.token for s in ctx.config.sources if s.type == "http" and s.token]
     review_lock = threading.Lock()
 
-    @app.get("/api/v1/patterns")
+    @app.get("/api/v1/patterns", responses={400: {"description": "unknown status"}, 503: _BUS})
     async def list_patterns(
         workshop: str | None = Query(None, description="only this workshop"),
         status: str | None = Query(None, description="new, normal or alert"),
@@ -195,7 +200,7 @@ def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
             return _error(f"the bus did not answer ({exc}); retry", 503)
         return Response(body, media_type="application/json")
 
-    @app.get("/api/v1/patterns/{pattern_id}")
+    @app.get("/api/v1/patterns/{pattern_id}", responses={404: _UNKNOWN, 503: _BUS})
     async def get_pattern(pattern_id: str) -> JSONResponse:
         """One template; an id it generalised from finds the current entry."""
         try:
@@ -207,7 +212,16 @@ def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
             return _error(f"no pattern {pattern_id!r}", 404)
         return JSONResponse(entry_json(entry))
 
-    @app.post("/api/v1/patterns/{pattern_id}/review")
+    @app.post(
+        "/api/v1/patterns/{pattern_id}/review",
+        responses={
+            400: {"description": "the body is not a review (status, reason, severity)"},
+            401: {"description": "missing or wrong bearer token"},
+            404: _UNKNOWN,
+            413: {"description": "body too large"},
+            503: _BUS,
+        },
+    )
     async def review_pattern(pattern_id: str, request: Request) -> JSONResponse:
         """Mark a template normal, alert (with a reason) or back to new; workers apply it
         within a second. Answers with the entry as stored."""

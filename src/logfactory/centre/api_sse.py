@@ -266,7 +266,14 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
     watch = watch_for(ctx.bus)
     trim = _Trim(slots)
 
-    @app.get("/api/v1/subscribe")
+    @app.get(
+        "/api/v1/subscribe",
+        responses={
+            400: {"description": "unknown event type, or a cursor not from this API"},
+            429: {"description": "this client holds its share of streams; `Retry-After`"},
+            503: {"description": "the node holds its cap of streams; `Retry-After`"},
+        },
+    )
     async def subscribe(
         request: Request,
         types: str = Query(..., description="comma-separated event types, e.g. ALERT,JOB_STATUS"),
@@ -275,7 +282,8 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
         limit: int | None = Query(None, ge=1, description="end after this many events"),
         idle: float | None = Query(None, gt=0, description="end after this many quiet seconds"),
     ) -> Any:
-        """Server-Sent Events of the chosen types; see the module doc for ids and resuming."""
+        """Server-Sent Events of the chosen types; each `id:` is a cursor, and a client that
+        reconnects with it (`Last-Event-ID`, or `cursor=`) continues exactly after that event."""
         names = list(dict.fromkeys(t.strip() for t in types.split(",") if t.strip()))
         unknown = [n for n in names if n not in known]
         if not names or unknown:
@@ -301,7 +309,7 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
         body = _stream(ctx, gate, watch, reader, names, start, resume, limit, idle)
         return _StreamResponse(body, slot, reader, trim)
 
-    @app.get("/api/v1/topics/{topic}/tail")
+    @app.get("/api/v1/topics/{topic}/tail", responses={404: {"description": "no such topic"}})
     def topic_tail(
         topic: str,
         count: int = Query(20, ge=1, le=1000),
