@@ -106,3 +106,24 @@ def test_http_api_page_lists_every_route_of_the_app() -> None:
     assert "`429` the node is overloaded" in text  # an answer declared beside the route
     page = (ROOT / "docs" / "http-api.md").read_text()
     assert openapi_reference.MARKER in page
+
+
+def test_first_page_is_the_readme_tour_not_a_copy() -> None:
+    """docs/index.md holds no copy of the README's tour (two copies drift): the build puts the
+    README's first part there, its links into docs/ made site-relative and links to other files
+    of the repository (which the site cannot serve) made plain text."""
+    sys.path.insert(0, str(ROOT / "docs" / "hooks"))
+    try:
+        import readme_page
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "hooks"))
+    index = (ROOT / "docs" / "index.md").read_text()
+    assert readme_page.MARKER in index
+    assert "make run" not in index
+    part = readme_page.readme_part(README.read_text())
+    assert "make run" in part and "make test" in part
+    assert "## Architecture" not in part
+    assert "](docs/" not in part
+    assert "[File tail and HTTP ingest](sources/file-http.md)" in part
+    sample = "# t\n\nSee [the demo](examples/demo.yaml) and [x](https://x.org).\n## Architecture\n"
+    assert readme_page.readme_part(sample) == "See the demo and [x](https://x.org).\n"
