@@ -305,7 +305,7 @@ def file_source_only(lines: int) -> dict[str, Any]:
     import asyncio
 
     from logfactory.collect.agent import Agent
-    from logfactory.config import Config, NodeConfig, SourceConfig
+    from logfactory.config import Config, NodeConfig, source_config
     from logfactory.stats import StatsRegistry
 
     class NullProducer:
@@ -326,7 +326,7 @@ def file_source_only(lines: int) -> dict[str, Any]:
             for _ in range(lines // 10_000):
                 f.write(block)
         total = lines // 10_000 * 10_000
-        source = SourceConfig(type="file", name="app", paths=[str(logs / "*.log")])
+        source = source_config(type="file", name="app", paths=[str(logs / "*.log")])
         config = Config(node=NodeConfig(data_dir=f"{tmp}/data"), sources=[source])
         agent = Agent(config, NullProducer(), StatsRegistry("bench"))
 

@@ -376,10 +376,13 @@ def _listener_settings() -> tuple[str, str]:
     """YAML for the syslog source and the ``http`` section: issue 13 item 1's per-listener
     idle timeout when this build has it (``connection_idle_timeout``), else nothing: the
     benchmark then measures a node without it. The connection caps keep their defaults."""
-    from logfactory.config import HttpConfig, SourceConfig
+    import logfactory.config as config
+    from logfactory.config import HttpConfig
 
+    # a struct per source type since issue 14 item 1; one SourceConfig struct before it
+    syslog = getattr(config, "SyslogSourceConfig", None) or config.SourceConfig
     source = http = ""
-    if "connection_idle_timeout" in SourceConfig.__struct_fields__:
+    if "connection_idle_timeout" in syslog.__struct_fields__:
         source = f", connection_idle_timeout: {IDLE_TIMEOUT_S}s"
     if "connection_idle_timeout" in HttpConfig.__struct_fields__:
         http = f", connection_idle_timeout: {IDLE_TIMEOUT_S}s"

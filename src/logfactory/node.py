@@ -33,7 +33,7 @@ from logfactory.collect.sources.base import Source
 from logfactory.collect.sources.demo import DemoSource
 from logfactory.collect.sources.file_reconcile import BusRawLog
 from logfactory.collect.tls import TlsConfigError
-from logfactory.config import Config, parse_duration
+from logfactory.config import Config
 from logfactory.factory.lifeline import NODE_WORKER_ID, child_env, end_stale_factory
 from logfactory.factory.runner import run_factory
 from logfactory.node_banner import banner_lines
@@ -218,7 +218,7 @@ class Node:
 
         limit = ConnectionLimit(
             "the HTTP API", http.max_connections or DEFAULT_MAX_CONNECTIONS,
-            parse_duration(http.connection_idle_timeout), count=count,
+            float(http.connection_idle_timeout), count=count,
         )  # fmt: skip
         config = uvicorn.Config(
             create_app(ctx), log_level="warning", access_log=False, lifespan="off",

@@ -14,7 +14,8 @@ import re
 from collections.abc import Mapping
 
 from logfactory.collect.sources.base import Source
-from logfactory.config import Config, SourceConfig
+from logfactory.config import Config, SocketSourceConfig, SourceConfig
+from logfactory.config.units import duration_text
 
 __all__ = ["banner_lines", "describe_source", "redact_connection"]
 
@@ -52,13 +53,14 @@ def describe_source(sc: SourceConfig, src: Source | None, ingest_url: str | None
         return ", ".join(sc.paths) + (" (and their .gz)" if sc.read_gzip else "")
     if sc.type in ("syslog", "raw", "relp", "snmp"):
         bound = _addresses(src)
-        return ", ".join(bound) if bound else f"{sc.listen or sc.tls_listen}"
+        tls = sc.tls_listen if isinstance(sc, SocketSourceConfig) else None
+        return ", ".join(bound) if bound else f"{sc.listen or tls}"
     if sc.type == "http":
         if ingest_url is None:
             return "not served: this process runs no HTTP API (http.enabled is false)"
         return f"POST {ingest_url}" + (" (bearer token required)" if sc.token else "")
     if sc.type == "sql":
-        return f"{redact_connection(sc.connection or '?')}, every {sc.interval}"
+        return f"{redact_connection(sc.connection or '?')}, every {duration_text(sc.interval)}"
     if sc.type == "kafka":
         servers = sc.kafka.get("bootstrap.servers", "?")
         return f"topics {', '.join(sc.topics)} on {servers}"

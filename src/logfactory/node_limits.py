@@ -31,7 +31,13 @@ from logfactory.collect.connections import (
     ConnectionLimit,
     GuardedProtocol,
 )
-from logfactory.config import Config, SourceConfig, key_path
+from logfactory.config import (
+    Config,
+    SocketSourceConfig,
+    SourceConfig,
+    TcpSourceConfig,
+    key_path,
+)
 from logfactory.node_start import config_line
 
 __all__ = [
@@ -117,7 +123,7 @@ def _listeners(sc: SourceConfig) -> int:
     """TCP listeners of a source: its plain TCP one and its TLS one (RELP: TCP only)."""
     if sc.type == "relp":
         return int(bool(sc.listen))
-    if sc.type not in ("syslog", "raw"):
+    if not isinstance(sc, SocketSourceConfig):
         return 0
     return int(bool(sc.listen) and "tcp" in sc.protocols) + int(bool(sc.tls_listen))
 
@@ -131,7 +137,7 @@ def plan_connections(
     wishes: list[tuple[str, int | None, int, int]] = []  # (name, source index, wish, listeners)
     if collectors:
         for i, sc in enumerate(config.sources):
-            if n := _listeners(sc):
+            if isinstance(sc, TcpSourceConfig) and (n := _listeners(sc)):
                 wish = sc.max_connections or DEFAULT_MAX_CONNECTIONS
                 wishes.append((sc.name or sc.tag or sc.type, i, wish, n))
     if api:
@@ -149,7 +155,9 @@ def plan_connections(
         if cap < wish and _explicit(config, index):  # a default lowered: the banner says so
             plan.warnings.append(_lowered(config, index, wish, cap, limit))
     sources = [
-        msgspec.structs.replace(sc, max_connections=granted[i]) if i in granted else sc
+        msgspec.structs.replace(sc, max_connections=granted[i])
+        if i in granted and isinstance(sc, TcpSourceConfig)
+        else sc
         for i, sc in enumerate(config.sources)
     ]
     http = config.http
@@ -161,8 +169,10 @@ def plan_connections(
 
 
 def _explicit(config: Config, index: int | None) -> bool:
-    cap = config.http.max_connections if index is None else config.sources[index].max_connections
-    return cap is not None
+    if index is None:
+        return config.http.max_connections is not None
+    src = config.sources[index]
+    return isinstance(src, TcpSourceConfig) and src.max_connections is not None
 
 
 def _lowered(config: Config, index: int | None, wish: int, cap: int, limit: int) -> str:

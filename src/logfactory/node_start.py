@@ -28,7 +28,7 @@ from typing import IO
 import yaml
 
 from logfactory.collect.sources.base import Source
-from logfactory.config import Config, SourceConfig, key_path
+from logfactory.config import Config, SocketSourceConfig, SourceConfig, key_path
 from logfactory.errors import NodeError
 
 __all__ = [
@@ -116,6 +116,8 @@ def failed_listener(sc: SourceConfig, bound: object) -> tuple[str, str, str]:
         return "listen", "udp", sc.listen or "?"
     if sc.type == "relp":
         return "listen", "tcp", sc.listen or "?"
+    if not isinstance(sc, SocketSourceConfig):
+        return "listen", "?", "?"
     opened = bound if isinstance(bound, dict) else {}
     order: list[tuple[str, str, str | None]] = [
         (p, "listen", sc.listen) for p in ("udp", "tcp") if sc.listen and p in sc.protocols

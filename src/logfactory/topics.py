@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from logfactory.bus.base import Bus, TopicSpec
-from logfactory.config import Config, parse_duration, parse_size
+from logfactory.config import Config
 from logfactory.event import BUILTIN_TYPES, topic_for_type
 
 __all__ = [
@@ -34,12 +34,9 @@ def event_types(config: Config) -> list[str]:
 
 def _specs(config: Config) -> Iterable[TopicSpec]:
     retention = config.bus.retention
-    age_ms = int(parse_duration(retention.max_age) * 1000) if retention.max_age else None
-    size = (
-        parse_size(retention.max_bytes_per_partition)
-        if retention.max_bytes_per_partition is not None
-        else None
-    )
+    age_ms = int(retention.max_age * 1000) if retention.max_age else None
+    limit = retention.max_bytes_per_partition
+    size = int(limit) if limit is not None else None
     n = config.bus.partitions
     yield TopicSpec(RAW, n, retention_ms=age_ms, retention_bytes=size)
     yield TopicSpec(PARSED, n, retention_ms=age_ms, retention_bytes=size)

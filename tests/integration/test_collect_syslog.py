@@ -13,7 +13,7 @@ from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.syslog import SyslogSource
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, source_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
@@ -57,7 +57,7 @@ async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Recor
 
 def test_logger_over_udp_and_tcp_all_framings(tmp_path: Path, local_bus: LocalBus) -> None:
     local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    source = SourceConfig(type="syslog", name="syslog", listen="127.0.0.1:0", tag="sys")
+    source = source_config(type="syslog", name="syslog", listen="127.0.0.1:0", tag="sys")
     config = Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
     producer = local_bus.producer()
     agent = Agent(config, producer, StatsRegistry("test"))

@@ -26,7 +26,7 @@ from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC
 from logfactory.collect.sources.kafka_input import KafkaInputSource
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, source_config
 from logfactory.record import Record
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,7 @@ def runners() -> Iterator[list[AgentRunner]]:
 
 
 def config(tmp_path: Path, bootstrap: str, topic: str, **kw: Any) -> Config:
-    source = SourceConfig(
+    source = source_config(
         type="kafka", name="site", tag="app", topics=[topic],
         kafka={"bootstrap.servers": bootstrap, "session.timeout.ms": 6000}, **kw,
     )  # fmt: skip
@@ -194,11 +194,11 @@ def test_tombstones_are_rejected_and_bad_utf8_is_kept(
 
 def test_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bootstrap\.servers"):
-        KafkaInputSource(SourceConfig(type="kafka", topics=["t"]))
+        KafkaInputSource(source_config(type="kafka", topics=["t"]))
     with pytest.raises(ValueError, match="'topics'"):
-        KafkaInputSource(SourceConfig(type="kafka", kafka={"bootstrap.servers": "h:9092"}))
+        KafkaInputSource(source_config(type="kafka", kafka={"bootstrap.servers": "h:9092"}))
     kafka: dict[str, str | int | bool] = {"bootstrap.servers": "h:1", "enable.auto.commit": True}
-    src = KafkaInputSource(SourceConfig(type="kafka", name="x", topics=["t"], kafka=kafka))
+    src = KafkaInputSource(source_config(type="kafka", name="x", topics=["t"], kafka=kafka))
     assert src.group == "logfactory-x" and src.settings["enable.auto.commit"] is False
 
 

@@ -22,7 +22,7 @@ from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.syslog import SyslogSource
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, source_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
@@ -108,7 +108,7 @@ async def read_until(bus: LocalBus, n: int, timeout: float = 30.0) -> list[Recor
 
 def test_rsyslog_forwards_over_udp_tcp_and_tls(tmp_path: Path, local_bus: LocalBus) -> None:
     local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    source = SourceConfig(
+    source = source_config(
         type="syslog", name="syslog", tag="sys", listen="127.0.0.1:0",
         tls_listen="127.0.0.1:0",
     )  # fmt: skip

@@ -19,7 +19,7 @@ from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.snmp import SnmpSource
-from logfactory.config import Config, NodeConfig, SnmpV3User, SourceConfig
+from logfactory.config import Config, NodeConfig, SnmpV3User, source_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
@@ -58,7 +58,7 @@ async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Recor
 
 def test_net_snmp_traps_and_informs(tmp_path: Path, local_bus: LocalBus) -> None:
     local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    source = SourceConfig(
+    source = source_config(
         type="snmp", name="traps", tag="snmp", listen="127.0.0.1:0", communities=["public"],
         v3_users=[
             SnmpV3User(user="logfactory", auth_protocol="SHA", auth_key="authpass123",

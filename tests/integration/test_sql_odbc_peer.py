@@ -22,7 +22,7 @@ from tests.unit.collect.test_sql_source import AgentRunner, Reader, ids
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, source_config
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def config(tmp_path: Path, connection: str, **kw: Any) -> Config:
         "query": "SELECT id, at, host, msg, sev, payload FROM events WHERE id > ? ORDER BY id",
         **kw,
     }  # fmt: skip
-    source = SourceConfig(type="sql", name="events", tag="db", **settings)
+    source = source_config(type="sql", name="events", tag="db", **settings)
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
 
 

@@ -92,7 +92,8 @@ def test_types_and_alerts_cover_the_demo_promise(config: Config) -> None:
 
 def test_password_rule_matches_the_feed_and_extracts_account_and_addr(config: Config) -> None:
     rule = next(r for r in config.rules if r.name == "password-attack")
-    assert (rule.key, rule.threshold, rule.window, rule.suppress) == ("account", 5, "60s", "5m")
+    assert (rule.key, rule.threshold, rule.window, rule.suppress) == ("account", 5, 60, 300)
+    assert (rule.window.text, rule.suppress.text) == ("60s", "5m")  # as the file wrote them
     assert rule.collect == ["addr"]
     assert rule.when.message is not None
     rx = re.compile(rule.when.message)

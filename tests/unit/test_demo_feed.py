@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from logfactory.collect.sources.demo import DemoGenerator, DemoSource
-from logfactory.config import NodeConfig, SourceConfig
+from logfactory.config import NodeConfig, source_config
 from logfactory.record import Record
 
 SEC = 1_000_000_000
@@ -236,7 +236,7 @@ def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="hosts"):
         DemoGenerator(1, 0, START)
     with pytest.raises(ValueError, match="rate"):
-        DemoSource(SourceConfig(type="demo", rate=-1), NodeConfig())
+        DemoSource(source_config(type="demo", rate=-1), NodeConfig())
 
 
 def test_generation_is_cheap() -> None:
@@ -250,7 +250,7 @@ def test_generation_is_cheap() -> None:
 
 def test_source_emits_records_in_real_time_until_stopped() -> None:
     source = DemoSource(
-        SourceConfig(type="demo", rate=400, seed=3, tag="demo-syslog"), NodeConfig()
+        source_config(type="demo", rate=400, seed=3, tag="demo-syslog"), NodeConfig()
     )
     assert source.name == "demo"
     got: list[Record] = []

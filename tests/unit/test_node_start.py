@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from logfactory.config import Config, SourceConfig, load_config
+from logfactory.config import Config, load_config, source_config
 from logfactory.node_banner import banner_lines, redact_connection
 from logfactory.node_start import (
     DataDirLock,
@@ -84,7 +84,7 @@ def test_the_listener_that_failed_is_the_first_one_not_opened(tmp_path: Path) ->
     assert failed_listener(sc, {"udp": ("127.0.0.1", 5514)}) == ("listen", "tcp", "127.0.0.1:5514")
     opened = {"udp": ("127.0.0.1", 5514), "tcp": ("127.0.0.1", 5514)}
     assert failed_listener(sc, opened) == ("tls_listen", "tls", "127.0.0.1:6514")
-    snmp = SourceConfig(type="snmp", listen="0.0.0.0:162")
+    snmp = source_config(type="snmp", listen="0.0.0.0:162")
     assert failed_listener(snmp, None) == ("listen", "udp", "0.0.0.0:162")
 
 
@@ -102,13 +102,13 @@ def test_a_second_collecting_node_on_a_data_directory_is_refused(tmp_path: Path)
 
 def test_the_banner_lists_every_source_with_what_it_follows() -> None:
     sources = [
-        SourceConfig(type="file", name="secure", paths=["/var/log/secure", "/var/log/auth*"]),
-        SourceConfig(type="syslog", name="net", listen="127.0.0.1:5514"),
-        SourceConfig(type="http", name="ingest", token="s3cret"),
-        SourceConfig(type="sql", name="jobs", connection="DSN=acct;UID=me;PWD=hunter2"),
-        SourceConfig(type="kafka", name="site", topics=["app", "audit"],
+        source_config(type="file", name="secure", paths=["/var/log/secure", "/var/log/auth*"]),
+        source_config(type="syslog", name="net", listen="127.0.0.1:5514"),
+        source_config(type="http", name="ingest", token="s3cret"),
+        source_config(type="sql", name="jobs", connection="DSN=acct;UID=me;PWD=hunter2"),
+        source_config(type="kafka", name="site", topics=["app", "audit"],
                      kafka={"bootstrap.servers": "k1:9092"}),
-        SourceConfig(type="demo", name="demo", rate=20),
+        source_config(type="demo", name="demo", rate=20),
     ]  # fmt: skip
     config = Config(sources=sources, path="site.yaml")
 

@@ -58,7 +58,7 @@ from logfactory.centre.ingest_records import (
 )
 from logfactory.centre.ingest_shipped import ingest_shipped
 from logfactory.collect.agent import BACKLOG_HIGH
-from logfactory.config import Config, parse_size
+from logfactory.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def ingest_sources(config: Config) -> list[IngestSource]:
             name=s.name or s.tag or "http",
             tag=s.tag or s.name or "http",
             token=s.token or None,
-            max_body=parse_size(s.max_body_bytes),
+            max_body=int(s.max_body_bytes),
             max_line=max(1, s.max_frame_bytes),
         )
         for s in config.sources

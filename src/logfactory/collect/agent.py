@@ -43,7 +43,7 @@ from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Reconci
 from logfactory.collect.sources.build import AGENT_TYPES, build_source
 from logfactory.collect.sources.file_reconcile import RawLog
 from logfactory.collect.spool import SpoolingProducer
-from logfactory.config import Config, SourceConfig, parse_duration, parse_size
+from logfactory.config import Config, SourceConfig
 from logfactory.record import Record, encode_record, encode_records
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
@@ -146,8 +146,8 @@ class Agent:
                 producer,
                 config.data_dir / "spool" / f"{spool_name}.db",
                 registry=registry,
-                max_bytes=parse_size(settings.spool_max_bytes),
-                flush_timeout=parse_duration(settings.spool_flush_timeout),
+                max_bytes=int(settings.spool_max_bytes),
+                flush_timeout=float(settings.spool_flush_timeout),
                 close_inner=False,  # the caller owns ``producer``
             )
             producer = self.spool

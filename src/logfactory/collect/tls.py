@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
-from logfactory.config import SourceConfig
+from logfactory.config import SocketSourceConfig
 from logfactory.errors import TlsConfigError
 
 __all__ = [
@@ -135,7 +135,7 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 
 def server_context(
-    config: SourceConfig, data_dir: Path, *, hostname: str | None = None, key: str = "tls"
+    config: SocketSourceConfig, data_dir: Path, *, hostname: str | None = None, key: str = "tls"
 ) -> tuple[ssl.SSLContext, Path]:
     """The server context for a source's ``tls_*`` keys, and the certificate it presents.
 

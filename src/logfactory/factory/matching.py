@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from logfactory import config
+from logfactory.config.templates import template_names
 from logfactory.event import format_time
 from logfactory.factory.model import Decoded
 
@@ -204,7 +205,7 @@ def _piece(name: str, conversion: str | None, spec: str) -> Callable[[Mapping[st
     return formatted
 
 
-def _compile_str(text: str, names: set[str]) -> _Renderer:
+def _compile_str(text: str) -> _Renderer:
     try:
         parsed = list(_FORMATTER.parse(text))
     except ValueError:  # an unbalanced brace: the text is meant literally
@@ -213,8 +214,6 @@ def _compile_str(text: str, names: set[str]) -> _Renderer:
     if not fields:
         constant = "".join(lit for lit, _, _, _ in parsed)
         return lambda values: constant
-    for _, field, _, _ in fields:
-        names.add(field.split(".", 1)[0])
     only = parsed[0]
     if len(parsed) == 1 and not only[0] and only[1] and not only[2] and only[3] is None:
         return _getter(only[1])  # exactly "{name}": keep the typed value
@@ -228,14 +227,14 @@ def _compile_str(text: str, names: set[str]) -> _Renderer:
     return lambda values: "".join(p if isinstance(p, str) else p(values) for p in frozen)
 
 
-def _compile(template: Any, names: set[str]) -> _Renderer:
+def _compile(template: Any) -> _Renderer:
     if isinstance(template, str):
-        return _compile_str(template, names)
+        return _compile_str(template)
     if isinstance(template, dict):
-        items = tuple((k, _compile(v, names)) for k, v in template.items())
+        items = tuple((k, _compile(v)) for k, v in template.items())
         return lambda values: {k: f(values) for k, f in items}
     if isinstance(template, list | tuple):
-        elems = tuple(_compile(v, names) for v in template)
+        elems = tuple(_compile(v) for v in template)
         return lambda values: [f(values) for f in elems]
     return lambda values: template
 
@@ -247,9 +246,9 @@ class Template:
     __slots__ = ("names", "render")
 
     def __init__(self, template: Any) -> None:
-        names: set[str] = set()
-        self.render: _Renderer = _compile(template, names)
-        self.names: frozenset[str] = frozenset(names)
+        self.render: _Renderer = _compile(template)
+        # the configuration's warnings read a template's names the same way
+        self.names: frozenset[str] = template_names(template)
 
 
 def compile_template(template: Any) -> Template:

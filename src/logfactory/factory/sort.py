@@ -57,7 +57,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from logfactory.config import Config, MultilineConfig, parse_duration
+from logfactory.config import Config, MultilineConfig
 from logfactory.factory.model import DecodeError, Position
 from logfactory.factory.workshops.base import Workshop
 from logfactory.record import Record
@@ -231,7 +231,7 @@ def _rules(ml: MultilineConfig) -> _Rules:
     return _Rules(
         re.compile(start) if start is not None else None,
         compiled,
-        int(parse_duration(ml.timeout) * 1e9),
+        int(ml.timeout * 1e9),
         max(1, ml.max_lines),
         compiled is _FAST_CONTINUATION,
     )

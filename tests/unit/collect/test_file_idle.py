@@ -13,7 +13,7 @@ from tests.unit.collect.test_file_source import AgentThread, Reader, write
 from logfactory.bus.local import LocalBus
 from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.sources.file import FileSource
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.stats import StatsRegistry
 
 with warnings.catch_warnings():
@@ -27,10 +27,10 @@ def config(tmp_path: Path, *sources: SourceConfig) -> Config:
 
 
 def secure(logs: Path) -> SourceConfig:
-    return SourceConfig(type="file", name="secure", paths=[str(logs / "secure*")])
+    return source_config(type="file", name="secure", paths=[str(logs / "secure*")])
 
 
-SYSLOG = SourceConfig(type="syslog", name="net", listen="127.0.0.1:0")
+SYSLOG = source_config(type="syslog", name="net", listen="127.0.0.1:0")
 
 
 def test_no_match_is_a_warning_while_another_source_works_and_clears_once_a_file_appears(

@@ -18,7 +18,7 @@ from logfactory.bus.base import BusError
 from logfactory.bus.local import LocalBus, LocalConsumer
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.file import FileSource
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, source_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
@@ -92,7 +92,7 @@ class Reader:
 
 
 def config_for(tmp_path: Path, logs: Path, **kw: Any) -> Config:
-    source = SourceConfig(type="file", name="app", paths=[str(logs / "*.log")], **kw)
+    source = source_config(type="file", name="app", paths=[str(logs / "*.log")], **kw)
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
 
 

@@ -16,14 +16,14 @@ from tests.unit.collect.test_file_source import AgentThread, Reader, numbered, s
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect.sources.file import FileSource
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, source_config
 
 # the fixtures of the file source's basic tests, shared
 run = base.run
 
 
 def config(tmp_path: Path, pattern: str, **kw: Any) -> Config:
-    source = SourceConfig(type="file", name="app", paths=[pattern], **kw)
+    source = source_config(type="file", name="app", paths=[pattern], **kw)
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
 
 

@@ -16,7 +16,7 @@ from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.raw import RawSource
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
@@ -26,7 +26,7 @@ Scenario = Callable[[RawSource], Awaitable[None]]
 def raw_config(**kw: Any) -> SourceConfig:
     base: dict[str, Any] = {"type": "raw", "name": "raw", "listen": "127.0.0.1:0"}
     base.update(kw)
-    return SourceConfig(**base)
+    return source_config(**base)
 
 
 def run(tmp_path: Path, bus: LocalBus, sc: SourceConfig, scenario: Scenario) -> StatsRegistry:

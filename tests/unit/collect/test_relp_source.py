@@ -12,8 +12,16 @@ import pytest
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.relp import RelpSource
-from logfactory.config import Config, NodeConfig, SourceConfig, key_path
-from logfactory.config_check import check_config
+from logfactory.config import (
+    Config,
+    ConfigError,
+    NodeConfig,
+    SourceConfig,
+    key_path,
+    parse_config,
+    source_config,
+)
+from logfactory.config.checks import check_config
 from logfactory.node_start import failed_listener
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
@@ -57,7 +65,7 @@ class GatedEmit:
 
 
 def source(registry: StatsRegistry | None = None, **keys: Any) -> RelpSource:
-    config = SourceConfig(type="relp", name="relp", tag="sys", listen="127.0.0.1:0", **keys)
+    config = source_config(type="relp", name="relp", tag="sys", listen="127.0.0.1:0", **keys)
     return RelpSource(config, registry=registry)
 
 
@@ -287,7 +295,7 @@ def test_a_stop_answers_what_was_taken_then_says_serverclose() -> None:
 
 def test_with_the_agent_an_answered_line_is_on_the_bus(tmp_path: Any, bus: LocalBus) -> None:
     """The agent's emit.flush is the producer's: what was answered can be read back at once."""
-    sc = SourceConfig(type="relp", name="relp", tag="sys", listen="127.0.0.1:0")
+    sc = source_config(type="relp", name="relp", tag="sys", listen="127.0.0.1:0")
     config = Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[sc])
     producer = bus.producer()
     agent = Agent(config, producer, StatsRegistry("test"), checkpoint_interval=3600)
@@ -323,20 +331,23 @@ def test_check_knows_relp_is_one_tcp_listener() -> None:
     def problems(*sources: SourceConfig) -> list[str]:
         return [f"{key_path(p)}: {m}" for p, m in check_config(Config(sources=list(sources)))]
 
-    relp = SourceConfig(type="relp", listen="127.0.0.1:2514")
-    udp_only = SourceConfig(type="syslog", listen="127.0.0.1:2514", protocols=["udp"])
-    tcp = SourceConfig(type="syslog", listen="0.0.0.0:2514", protocols=["tcp"])
+    relp = source_config(type="relp", listen="127.0.0.1:2514")
+    udp_only = source_config(type="syslog", listen="127.0.0.1:2514", protocols=["udp"])
+    tcp = source_config(type="syslog", listen="0.0.0.0:2514", protocols=["tcp"])
     assert problems(relp, udp_only) == []
     assert problems(relp, tcp) == [
         "sources[1].listen: tcp 0.0.0.0:2514 overlaps tcp 127.0.0.1:2514, which is already taken "
         "by sources[0].listen; give each listener a port of its own"
     ]
-    assert problems(SourceConfig(type="relp", tls_listen="127.0.0.1:6514")) == [
+    assert problems(source_config(type="relp")) == [
         "sources[0].listen: a relp source needs 'listen: HOST:PORT' (TCP)",
-        "sources[0].tls_listen: a relp source has no TLS listener yet",
     ]
+    with pytest.raises(ConfigError, match=r"c.yaml:2: sources\[0\].tls_listen: unknown key "):
+        parse_config(
+            "sources:\n  - {type: relp, listen: '127.0.0.1:2514', tls_listen: ':6514'}\n", "c.yaml"
+        )
 
 
 def test_a_port_in_use_is_named_as_tcp() -> None:
-    sc = SourceConfig(type="relp", listen="127.0.0.1:2514")
+    sc = source_config(type="relp", listen="127.0.0.1:2514")
     assert failed_listener(sc, None) == ("listen", "tcp", "127.0.0.1:2514")

@@ -52,6 +52,7 @@ from logfactory.config import (
     NodeConfig,
     SourceConfig,
     parse_config,
+    source_config,
 )
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
@@ -280,7 +281,7 @@ def snmp_source(**kw: Any) -> SourceConfig:
     base: dict[str, Any] = {
         "type": "snmp", "name": "traps", "listen": "127.0.0.1:0", "communities": ["public"],
     }  # fmt: skip
-    return SourceConfig(**(base | kw))
+    return source_config(**(base | kw))
 
 
 def test_pysnmp_trap_becomes_one_json_record(tmp_path: Path, local_bus: LocalBus) -> None:
@@ -400,7 +401,7 @@ def test_a_burst_of_traps_waits_in_the_large_receive_buffer(
     vanished without a count. Now the socket has udp_rcvbuf (32 MiB), and whatever the kernel
     still drops is counted: received + dropped == sent, exactly."""
     sent = 3000
-    want = SourceConfig(type="snmp").udp_rcvbuf
+    want = source_config(type="snmp").udp_rcvbuf
     rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
     rcvbuf = 0
 

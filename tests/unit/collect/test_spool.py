@@ -22,6 +22,7 @@ from logfactory.config import (
     CollectorConfig,
     Config,
     ConfigError,
+    Duration,
     NodeConfig,
     parse_config,
 )
@@ -300,7 +301,7 @@ class _Lines:
 def test_the_agent_keeps_collecting_through_an_outage(tmp_path: Path) -> None:
     config = Config(
         node=NodeConfig(data_dir=str(tmp_path / "data")),
-        collector=CollectorConfig(spool="always", spool_flush_timeout="50ms"),
+        collector=CollectorConfig(spool="always", spool_flush_timeout=Duration("50ms")),
     )
     inner = FakeBus()
     inner.set_up(False)
@@ -346,7 +347,8 @@ def test_a_local_bus_gets_no_spool_unless_asked(tmp_path: Path) -> None:
 def test_collector_settings_are_checked(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(text)
-    assert parse_config("collector: {spool_max_bytes: 2GiB}\n").collector.spool_max_bytes == "2GiB"
+    loaded = parse_config("collector: {spool_max_bytes: 2GiB}\n").collector.spool_max_bytes
+    assert loaded == 2 * 2**30 and loaded.text == "2GiB"  # bytes; and as the file wrote them
 
 
 @pytest.mark.parametrize(

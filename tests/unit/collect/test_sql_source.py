@@ -29,8 +29,8 @@ from logfactory.collect.sources.sql import (
     parse_connection,
     prepare_query,
 )
-from logfactory.config import Config, NodeConfig, SourceConfig
-from logfactory.config_check import check_config
+from logfactory.config import Config, ConfigError, NodeConfig, parse_config, source_config
+from logfactory.config.checks import check_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
@@ -163,7 +163,7 @@ def sql_config(tmp_path: Path, db: Path, **kw: Any) -> Config:
         "connection": f"sqlite:///{db}", "query": QUERY, "tracking_column": "id",
         "interval": "50ms", **kw,
     }  # fmt: skip
-    source = SourceConfig(type="sql", name="events", **settings)
+    source = source_config(type="sql", name="events", **settings)
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
 
 
@@ -373,9 +373,9 @@ def test_query_placeholders() -> None:
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
     bad = [
-        SourceConfig(type="sql", name="a"),
-        SourceConfig(type="sql", connection="mysql://h/db", query="SELECT 1", tracking_column="x",
-                     interval="soon", max_rows=0),
+        source_config(type="sql", name="a"),
+        source_config(type="sql", connection="mysql://h/db", query="SELECT 1", tracking_column="x",
+                      max_rows=0),
     ]  # fmt: skip
     problems = check_config(Config(sources=bad))
     where = {path: text for path, text in problems}
@@ -383,8 +383,9 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     assert ("sources", 0, "query") in where and ("sources", 0, "tracking_column") in where
     assert "unsupported connection URL scheme 'mysql'" in where[("sources", 1, "connection")]
     assert "exactly one placeholder" in where[("sources", 1, "query")]
-    assert "not a duration" in where[("sources", 1, "interval")]
     assert where[("sources", 1, "max_rows")] == "max_rows must be at least 1"
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.interval: 'soon' is not a duration"):
+        parse_config("sources:\n  - {type: sql, interval: soon}\n")  # refused as it loads
     with pytest.raises(ValueError, match="needs 'connection', 'query' and 'tracking_column'"):
         SqlSource(bad[0], data_dir=tmp_path)
     good = sql_config(tmp_path, tmp_path / "x.db")
@@ -435,7 +436,7 @@ class _Conn:
 def test_rows_become_json_safe_lines(tmp_path: Path) -> None:
     when = dt.datetime(2026, 3, 4, 5, 6, 7, 890000)
     rows = [(1, when, Decimal("3.10"), b"\x00\x01\xfe", None), (2, when, None, None, b"n\xff")]
-    sc = SourceConfig(type="sql", connection="DSN=site", query=QUERY, tracking_column="ID",
+    sc = source_config(type="sql", connection="DSN=site", query=QUERY, tracking_column="ID",
                       host_column="host", tag="db")  # fmt: skip
     src = SqlSource(sc, data_dir=tmp_path, hostname="me")
     conn = _Conn(rows)

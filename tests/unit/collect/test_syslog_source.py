@@ -21,7 +21,7 @@ from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import BACKLOG_HIGH, RAW_TOPIC, Agent
 from logfactory.collect.sources.base import Emit, parse_listen
 from logfactory.collect.sources.syslog import SyslogSource, header_host
-from logfactory.config import Config, NodeConfig, SourceConfig
+from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.record import Record, decode_record, make_record
 from logfactory.stats import StatsRegistry
 
@@ -116,7 +116,7 @@ def make_config(tmp_path: Path, *sources: SourceConfig) -> Config:
 def syslog_config(**kw: Any) -> SourceConfig:
     base: dict[str, Any] = {"type": "syslog", "name": "sys", "listen": "127.0.0.1:0"}
     base.update(kw)
-    return SourceConfig(**base)
+    return source_config(**base)
 
 
 async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Record]:

@@ -22,8 +22,8 @@ from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.syslog import SyslogSource
 from logfactory.collect.tls import TlsConfigError, ensure_self_signed, server_context
-from logfactory.config import Config, NodeConfig, SourceConfig
-from logfactory.config_check import check_config
+from logfactory.config import Config, NodeConfig, SourceConfig, source_config
+from logfactory.config.checks import check_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
@@ -64,7 +64,7 @@ def test_a_half_written_pair_is_replaced(tmp_path: Path) -> None:
 def tls_source(**kw: Any) -> SourceConfig:
     base: dict[str, Any] = {"type": "syslog", "name": "sys", "tls_listen": "127.0.0.1:0"}
     base.update(kw)
-    return SourceConfig(**base)
+    return source_config(**base)
 
 
 def test_server_context_without_files_uses_the_self_signed_pair(tmp_path: Path) -> None:
@@ -103,9 +103,9 @@ def test_config_check_reports_tls_keys(tmp_path: Path) -> None:
     cfg = Config(
         node=NodeConfig(data_dir=str(tmp_path)),
         sources=[
-            SourceConfig(type="raw", name="r", tls_key="k.pem", tls_listen="bad"),
-            SourceConfig(type="syslog", name="s", tls_verify_client=True, udp_rcvbuf=10),
-            SourceConfig(type="raw", name="nothing"),
+            source_config(type="raw", name="r", tls_key="k.pem", tls_listen="bad"),
+            source_config(type="syslog", name="s", tls_verify_client=True, udp_rcvbuf=10),
+            source_config(type="raw", name="nothing"),
         ],
     )
     problems = {(path[1], path[2]): text for path, text in check_config(cfg)}

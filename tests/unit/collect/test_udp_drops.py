@@ -16,7 +16,7 @@ from logfactory.collect.sources.raw import RawSource
 from logfactory.collect.sources.syslog import SyslogSource, udp_drops
 from logfactory.collect.sources.syslog_udp import open_udp_socket
 from logfactory.collect.udp_socket import DropWatch
-from logfactory.config import SourceConfig
+from logfactory.config import source_config
 from logfactory.record import Record
 from logfactory.stats import StatsRegistry
 
@@ -68,7 +68,7 @@ def test_a_source_reports_what_the_kernel_dropped(
     monkeypatch.setattr(syslog_module, "DROP_POLL_S", 0.02)
     config: dict[str, Any] = {"type": cls.kind, "listen": "127.0.0.1:0", "protocols": ["udp"]}
     registry = StatsRegistry("t")
-    src = cls(SourceConfig(**config, udp_rcvbuf=4096), name="u", registry=registry)
+    src = cls(source_config(**config, udp_rcvbuf=4096), name="u", registry=registry)
     got: list[Record] = []
     release = asyncio.Event()
     sent = 2000

@@ -29,7 +29,7 @@ from typing import Any
 
 from logfactory.collect.sources.demo_catalogue import SEC, Line
 from logfactory.collect.sources.demo_stories import Step, Stories
-from logfactory.config import NodeConfig, SourceConfig
+from logfactory.config import DemoSourceConfig, NodeConfig
 from logfactory.record import Record
 
 __all__ = ["DemoGenerator", "DemoSource"]
@@ -124,7 +124,7 @@ class DemoSource:
     go out back to back until the feed has caught up with the clock.
     """
 
-    def __init__(self, config: SourceConfig, node: NodeConfig) -> None:
+    def __init__(self, config: DemoSourceConfig, node: NodeConfig) -> None:
         self.name = config.name or "demo"
         self._config = config
         self._node = node

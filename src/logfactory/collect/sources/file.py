@@ -66,7 +66,7 @@ from logfactory.collect.sources.file_lineage import (
 )
 from logfactory.collect.sources.file_reconcile import RawLog, furthest
 from logfactory.collect.sources.file_tail import Key, LineFramer, Tail
-from logfactory.config import SourceConfig, parse_duration
+from logfactory.config import FileSourceConfig
 
 __all__ = ["FileSource"]
 
@@ -84,7 +84,7 @@ class FileSource:
 
     def __init__(
         self,
-        config: SourceConfig,
+        config: FileSourceConfig,
         *,
         data_dir: Path,
         name: str | None = None,
@@ -101,7 +101,7 @@ class FileSource:
         self.hostname = hostname
         self.patterns = [os.path.abspath(os.path.expanduser(p)) for p in config.paths]
         self.start_at = config.start_at
-        self.idle_timeout = parse_duration(config.idle_timeout)
+        self.idle_timeout = float(config.idle_timeout)
         self.read_gzip = config.read_gzip
         self.positions_path = Path(data_dir) / "collect" / f"{self.name}.positions.json"
         self.chunk_size = chunk_size

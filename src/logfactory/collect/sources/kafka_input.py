@@ -46,7 +46,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from logfactory.collect.ratelimit_log import RateLimitedLog
 from logfactory.collect.sources.base import Emit
-from logfactory.config import SourceConfig
+from logfactory.config import KafkaSourceConfig
 from logfactory.record import Record, make_record
 from logfactory.stats import StatsRegistry
 
@@ -69,7 +69,7 @@ class KafkaInputSource:
 
     def __init__(
         self,
-        config: SourceConfig,
+        config: KafkaSourceConfig,
         *,
         name: str | None = None,
         registry: StatsRegistry | None = None,

@@ -46,7 +46,7 @@ from logfactory.collect.sources.relp_frame import (
     rsp,
 )
 from logfactory.collect.sources.syslog import _RejectLog, header_host
-from logfactory.config import SourceConfig, parse_duration
+from logfactory.config import RelpSourceConfig
 from logfactory.record import Record, make_record
 from logfactory.stats import StatsRegistry
 
@@ -77,7 +77,7 @@ class RelpSource:
 
     def __init__(
         self,
-        config: SourceConfig,
+        config: RelpSourceConfig,
         *,
         name: str | None = None,
         registry: StatsRegistry | None = None,
@@ -91,7 +91,7 @@ class RelpSource:
         self.limit = ConnectionLimit(
             f"relp source {self.name!r}",
             config.max_connections or DEFAULT_MAX_CONNECTIONS,
-            parse_duration(config.connection_idle_timeout),
+            float(config.connection_idle_timeout),
             count=self.count,
             busy=lambda conn: bool(cast(_RelpConnection, conn).acks),  # answers still due
         )

@@ -60,7 +60,7 @@ from logfactory.collect.sources.snmp_setup import (
     new_engine,
 )
 from logfactory.collect.udp_socket import DropWatch, open_udp_socket
-from logfactory.config import SourceConfig
+from logfactory.config import SnmpSourceConfig
 from logfactory.record import Record, make_record
 from logfactory.stats import StatsRegistry
 
@@ -117,7 +117,7 @@ class SnmpSource:
 
     def __init__(
         self,
-        config: SourceConfig,
+        config: SnmpSourceConfig,
         *,
         data_dir: Path,
         name: str | None = None,

@@ -46,7 +46,7 @@ from logfactory.collect.sources.sql_connection import (
     require_driver,
 )
 from logfactory.collect.sources.sql_position import UNSET, PositionFile, decode_value, encode_value
-from logfactory.config import SourceConfig, parse_duration
+from logfactory.config import SqlSourceConfig
 from logfactory.record import Record, make_record
 from logfactory.stats import StatsRegistry
 
@@ -84,7 +84,7 @@ class SqlSource:
 
     def __init__(
         self,
-        config: SourceConfig,
+        config: SqlSourceConfig,
         *,
         data_dir: Path,
         name: str | None = None,
@@ -95,7 +95,7 @@ class SqlSource:
             raise ValueError("a sql source needs 'connection', 'query' and 'tracking_column'")
         self.kind, self.target, db_name = parse_connection(config.connection)
         self.query = prepare_query(config.query)
-        self.interval = parse_duration(config.interval)
+        self.interval = float(config.interval)
         self._max_backoff = max(MAX_BACKOFF_S, self.interval)
         if config.max_rows < 1:
             raise ValueError("max_rows must be at least 1")

@@ -6,62 +6,20 @@ DB-API URL; ``sqlite:///relative.db`` / ``sqlite:////absolute.db`` is read with 
 ``sqlite3`` (read-only). The query has exactly one placeholder, ``?`` or ``:last``, which receives
 the last tracked value, e.g. ``SELECT id, ts, msg FROM events WHERE id > ? ORDER BY id``.
 
-Both checks are plain functions so that ``logfactory check`` (:mod:`logfactory.config_check`)
-rejects a bad setting without connecting anywhere.
+The two checks (:func:`parse_connection`, :func:`prepare_query`) live in :mod:`logfactory.sqlconn`,
+which the configuration layer uses too, so that ``logfactory check`` rejects a bad setting
+without connecting anywhere.
 """
 
 from __future__ import annotations
 
 import importlib
-import re
 from pathlib import Path
 from typing import Any
 
+from logfactory.sqlconn import parse_connection, prepare_query
+
 __all__ = ["connect", "parse_connection", "prepare_query", "require_driver"]
-
-_NAMED = re.compile(r"(?<![:\w]):last\b")
-_LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
-_DB_NAME = re.compile(r"(?i)(?:^|;)\s*(?:database|dbq|dsn)\s*=\s*([^;]*)")
-_EXAMPLE = "SELECT id, msg FROM events WHERE id > ? ORDER BY id"
-
-
-def parse_connection(connection: str) -> tuple[str, str, str]:
-    """``(kind, target, db_name)``: kind ``sqlite`` (target = a file path) or ``odbc`` (target =
-    the connection string); raises ValueError naming the supported forms."""
-    text = connection.strip()
-    scheme = re.match(r"^([A-Za-z][\w+.-]*)://", text)
-    if scheme:
-        if scheme.group(1).lower() != "sqlite":
-            raise ValueError(
-                f"unsupported connection URL scheme {scheme.group(1)!r}: use sqlite:///PATH.db "
-                "(stdlib sqlite3) or an ODBC connection string (DRIVER={...};... or DSN=name)"
-            )
-        path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else ""
-        if not path:
-            raise ValueError("write a SQLite URL as sqlite:///relative.db or sqlite:////abs.db")
-        return "sqlite", path, Path(path).stem
-    if "=" not in text:
-        raise ValueError(
-            f"{connection!r} is neither a DB-API URL (sqlite:///PATH.db) nor an ODBC connection "
-            "string (DRIVER={SQLite3};Database=PATH or DSN=name)"
-        )
-    m = _DB_NAME.search(text)
-    name = Path(m.group(1).strip()).stem if m and m.group(1).strip() else ""
-    return "odbc", text, name
-
-
-def prepare_query(query: str) -> str:
-    """The query with its one placeholder as ``?`` (both drivers take qmark); raises ValueError
-    unless there is exactly one ``?`` or ``:last`` outside string literals."""
-    bare = _LITERALS.sub("''", query)
-    named = len(_NAMED.findall(bare))
-    count = bare.count("?") + named
-    if count != 1:
-        raise ValueError(
-            "the query needs exactly one placeholder for the last tracked value (? or :last), "
-            f"found {count}; e.g. " + _EXAMPLE
-        )
-    return _NAMED.sub("?", query) if named else query
 
 
 def require_driver(kind: str, source: str) -> None:

@@ -47,7 +47,7 @@ from logfactory.collect.sources.framing import FrameDecoder
 from logfactory.collect.sources.syslog_udp import UdpReader, open_udp_socket, udp_drops
 from logfactory.collect.tls import TlsServerProtocol, server_context
 from logfactory.collect.udp_socket import DropWatch
-from logfactory.config import SourceConfig, parse_duration
+from logfactory.config import SocketSourceConfig
 from logfactory.record import Record, make_record, now_ns
 from logfactory.stats import StatsRegistry
 
@@ -177,7 +177,7 @@ class SyslogSource:
 
     def __init__(
         self,
-        config: SourceConfig,
+        config: SocketSourceConfig,
         *,
         name: str | None = None,
         registry: StatsRegistry | None = None,
@@ -194,7 +194,7 @@ class SyslogSource:
         self.max_frame_bytes = config.max_frame_bytes
         self.udp_rcvbuf = config.udp_rcvbuf
         self.max_connections = config.max_connections or DEFAULT_MAX_CONNECTIONS
-        self.idle_timeout = parse_duration(config.connection_idle_timeout)
+        self.idle_timeout = float(config.connection_idle_timeout)
         self.limits: dict[str, ConnectionLimit] = {}  # "tcp", "tls": each listener's bound
         self.tls: ssl.SSLContext | None = None
         self.tls_cert: Path | None = None

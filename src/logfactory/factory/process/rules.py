@@ -32,7 +32,9 @@ from typing import Any
 
 import msgspec
 
-from logfactory.config import ThresholdRule, parse_duration
+from logfactory.config import ThresholdRule
+from logfactory.config.rules import plural
+from logfactory.config.units import duration_text
 from logfactory.event import composite_event_id, format_time
 from logfactory.factory.matching import Matcher, Template, record_values
 from logfactory.factory.model import Decoded, Draft
@@ -41,11 +43,6 @@ from logfactory.factory.process.windows import MAX_MESSAGE_CHARS, Hit, KeyedWind
 __all__ = ["ProcessStage", "plural"]
 
 SNAPSHOT_VERSION = 1
-
-
-def plural(name: str) -> str:
-    """The body key of a ``collect`` name: ``addr`` -> ``addrs``, ``hosts`` stays."""
-    return name if name.endswith("s") else name + "s"
 
 
 def _lookup(decoded: Decoded, captured: dict[str, Any], name: str) -> Any:
@@ -78,11 +75,11 @@ class _Rule:
     def __init__(self, rule: ThresholdRule, max_keys: int) -> None:
         self.rule = rule
         self.matcher = Matcher(rule.when)
-        window = parse_duration(rule.window)
+        window = float(rule.window)
         self.window_s = _seconds(window)
         self.window_ns = int(window * 1e9)
-        self.suppress_ns = int(parse_duration(rule.suppress) * 1e9)
-        self.window_text = rule.window if isinstance(rule.window, str) else f"{window:g}s"
+        self.suppress_ns = int(rule.suppress * 1e9)
+        self.window_text = duration_text(rule.window)
         self.reason = Template(rule.reason)
         self.collect = tuple(rule.collect)
         self.names = tuple(plural(n) for n in rule.collect)

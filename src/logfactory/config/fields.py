@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from logfactory.config import Config, Match, ThresholdRule
-from logfactory.factory.matching import Template  # the factory's own template parsing
-from logfactory.factory.process.rules import plural
+from logfactory.config.model import Config
+from logfactory.config.rules import Match, ThresholdRule, plural
+from logfactory.config.templates import template_names
 
 __all__ = ["RECORD_VALUES", "SYSLOG_FIELDS", "field_warnings"]
 
@@ -73,7 +73,7 @@ class _Place:
         try:
             pattern = re.compile(when.message) if when.message is not None else None
         except re.error:
-            pattern = None  # reported as an error by config_check
+            pattern = None  # reported as an error by config.checks
         self.groups = frozenset(pattern.groupindex) if pattern is not None else frozenset()
 
     def have(self) -> str:
@@ -88,7 +88,7 @@ class _Place:
 def _template_names(template: Any, path: Path) -> Iterator[tuple[Path, str]]:
     """(path of the string, top-level name) for every ``{name}`` in a template."""
     if isinstance(template, str):
-        for name in sorted(Template(template).names):
+        for name in sorted(template_names(template)):
             if name and not name.isdigit():
                 yield path, name
     elif isinstance(template, dict):
