@@ -7,11 +7,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from logfactory.bus.local import LocalBus
 
 # real Apache Kafka brokers (KRaft) for the Kafka bus tests, started on free ports
 pytest_plugins = ["tests.kafka_fixtures", "tests.crash_report"]
+
+# No per-example deadline for any Hypothesis test: on a loaded 2-core CI machine a 200 ms
+# deadline fails examples that are merely slow, not wrong (speed is measured in make bench).
+settings.register_profile("logfactory", deadline=None)
+settings.load_profile("logfactory")
 
 
 @pytest.fixture

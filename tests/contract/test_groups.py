@@ -4,6 +4,7 @@ partitions of a member that leaves or dies, at the committed offsets."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -32,6 +33,23 @@ def _poll_commit(consumer: Consumer, into: list[Message]) -> int:
     return len(batch)
 
 
+STALL_S = 30.0
+"""How long reading may make no progress while messages remain before the test calls it a stall
+(generous: a loaded 2-core machine and a rebalancing Kafka group pause for seconds)."""
+
+
+def _read_until(step: Callable[[], int], total: Callable[[], int], want: int, what: str) -> None:
+    """Run ``step`` (one poll-process-commit round) until ``total()`` reaches ``want``; fail
+    when no new message arrived for :data:`STALL_S` while some remain: a stall, not a wait."""
+    seen, last_progress = total(), time.monotonic()
+    while (now := total()) < want:
+        if now > seen:
+            seen, last_progress = now, time.monotonic()
+        elif time.monotonic() - last_progress > STALL_S:
+            raise AssertionError(f"{what} stalled at {now} of {want} messages for {STALL_S}s")
+        step()
+
+
 def test_members_split_partitions_and_hand_over_on_close(
     bus_factory: BusFactory, names: Callable[[str], str]
 ) -> None:
@@ -52,9 +70,12 @@ def test_members_split_partitions_and_hand_over_on_close(
     mine = {"first": set(first.assignment()), "second": set(second.assignment())}
 
     _produce(bus, topic, 250, "one")
-    while len(reads["first"]) + len(reads["second"]) < PARTS * 250:
-        _poll_commit(first, reads["first"])
-        _poll_commit(second, reads["second"])
+    _read_until(
+        lambda: _poll_commit(first, reads["first"]) + _poll_commit(second, reads["second"]),
+        lambda: len(reads["first"]) + len(reads["second"]),
+        PARTS * 250,
+        "the two members",
+    )
     for who, messages in reads.items():
         assert messages, f"{who} read nothing"
         assert {(m.topic, m.partition) for m in messages} <= mine[who]
@@ -138,10 +159,12 @@ def test_survivor_takes_over_from_a_killed_member_at_its_commits(
         timeout=10,
         what="the survivor to take the dead member's partitions",
     )
-    while len(mine) + len(theirs) < PARTS * 500:
-        before = len(mine)
-        _poll_commit(survivor, mine)
-        assert len(mine) > before or survivor.poll(1, timeout=2.0) == [], "survivor stalled"
+    _read_until(
+        lambda: _poll_commit(survivor, mine),
+        lambda: len(mine) + len(theirs),
+        PARTS * 500,
+        "the survivor",
+    )
     ours = {(m.partition, m.offset) for m in mine}
     assert not ours & theirs, "a message committed by the dead member was read again"
     assert ours | theirs == {(p, o) for p in range(PARTS) for o in range(500)}

@@ -2,7 +2,9 @@
 
 Invalid UTF-8, binary garbage, a 10 MB line, a truncated octet-counted frame, an oversized
 frame and an unknown source tag each end as a dead letter (with the reason and the original
-bytes) or as a counted rejection, and the node stays healthy throughout.
+bytes) or as a counted rejection, and the node stays healthy throughout. The letters of the
+unknown tag and of the random bytes are checked field by field against the record at their
+position on ``logs.raw`` (tests/unit/test_deadletters.py covers every path on one worker).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import pytest
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import load_config
-from logfactory.topics import DEADLETTER, PARSED
+from logfactory.event import format_time
+from logfactory.record import Record, decode_record, now_ns
+from logfactory.topics import DEADLETTER, PARSED, RAW
 
 from .conftest import demo_config
 
@@ -61,13 +65,49 @@ def _read(bus: LocalBus, topic: str) -> list[dict[str, Any]]:
     return out
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
 def _originals(messages: list[dict[str, Any]]) -> set[bytes]:
     return {base64.b64decode(m["original_b64"]) for m in messages if m.get("original_b64")}
+
+
+def _raw_at(bus: LocalBus, position: str) -> Record:
+    """The record on ``logs.raw`` at ``position`` (``logs.raw/<partition>/<offset>``)."""
+    topic, partition, offset = position.rsplit("/", 2)
+    assert topic == RAW
+    ends = {(RAW, p): hi for p, (_lo, hi) in bus.watermarks(RAW).items()}
+    consumer = bus.consumer(None, [RAW], "earliest")
+    try:
+        while any(consumer.position().get(tp, 0) < hi for tp, hi in ends.items()):
+            for m in consumer.poll(5000, timeout=1.0):
+                if (m.partition, m.offset) == (int(partition), int(offset)):
+                    return decode_record(m.value)
+    finally:
+        consumer.close()
+    raise AssertionError(f"nothing on logs.raw at {position}")
+
+
+def _check_letter(
+    bus: LocalBus, letter: dict[str, Any], expected: dict[str, Any], since: str
+) -> None:
+    """``letter`` is ``expected`` plus a receive time of this test and the position of a record
+    on logs.raw that says the same (its source, host, receive time, line and bytes)."""
+    assert {k: v for k, v in letter.items() if k not in ("received", "position")} == expected
+    assert since <= letter["received"] <= format_time(now_ns()), letter
+    record = _raw_at(bus, letter["position"])
+    assert (record.source, record.host, format_time(record.received), record.line) == (
+        letter["source"], letter["host"], letter["received"], letter["line"],
+    )  # fmt: skip
+    original = expected.get("original_b64")
+    assert record.raw == (base64.b64decode(original) if original is not None else None)
 
 
 def test_bad_input_never_crashes_and_is_accounted_for(tmp_path: Path, start_node: Any) -> None:
     config_path, syslog_port, http_port = demo_config(tmp_path)
     config = load_config(config_path)
+    since = format_time(now_ns())
     node = start_node(config_path)
     base = f"http://127.0.0.1:{http_port}"
     _healthy(base)
@@ -115,9 +155,22 @@ def test_bad_input_never_crashes_and_is_accounted_for(tmp_path: Path, start_node
         assert bad and bad[0]["fields"]["invalid_utf8"] is True, parsed
         assert base64.b64decode(bad[0]["original_b64"]) == bad_utf8
         assert "caf\ufffd" in bad[0]["message"]
-        # random bytes: decoded like that too, or a dead letter for what cannot be decoded
-        assert bytes(range(256)) in _originals(letters) | _originals(parsed)
-        assert any("unknown source tag 'nosuchtag'" in x["reason"] for x in letters)
+        # an unknown tag: a letter of the sort stage with every field of the record
+        [tag_letter] = [x for x in letters if x.get("source") == "nosuchtag"]
+        _check_letter(bus, tag_letter, {
+            "reason": "unknown source tag 'nosuchtag'; add a route under factory.routes",
+            "stage": "sort", "source": "nosuchtag", "host": "x", "line": "who decodes me?",
+        }, since)  # fmt: skip
+        # the random bytes are no syslog line: a letter of the decode stage, the bytes kept
+        binary = bytes(range(256))
+        [bin_letter] = [x for x in letters if x.get("original_b64") == _b64(binary)]
+        text = binary.decode("utf-8", errors="replace")
+        _check_letter(bus, bin_letter, {
+            "reason": f"not a syslog line: {text.partition(chr(10))[0]!r}",  # its first line
+            "stage": "decode",
+            "source": "syslog", "host": "127.0.0.1", "line": text, "original_b64": _b64(binary),
+        }, since)  # fmt: skip
+        assert not any(p.get("original_b64") == _b64(binary) for p in parsed)  # not also parsed
         assert {"trunchost", "bighost"} <= {p["host"] for p in parsed}
     finally:
         bus.close()

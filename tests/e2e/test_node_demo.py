@@ -51,7 +51,6 @@ def test_demo_node_shows_every_type_and_catches_a_password_attack(
     node = start_node(config_path)
     base = f"http://127.0.0.1:{http_port}"
     _wait_http(f"{base}/api/v1/health")
-    started = time.monotonic()
 
     # a password-guessing burst from a real peer, over UDP to the syslog port
     for i in range(6):
@@ -65,15 +64,14 @@ def test_demo_node_shows_every_type_and_catches_a_password_attack(
     seen: dict[str, dict[str, Any]] = {}
     attack: dict[str, Any] | None = None
     with Subscriber(list(BUILTIN_TYPES), config=config, start="earliest") as sub:
-        deadline = time.monotonic() + 40
+        # a deadline, not a speed figure: how soon every type appears belongs in bench/
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline and (len(seen) < len(BUILTIN_TYPES) or attack is None):
             for env in sub.poll(timeout=0.5):
                 seen.setdefault(env["header"]["type"], env)
                 if env["body"].get("account") == "e2e-victim":
                     attack = env
-    elapsed = time.monotonic() - started
-    assert set(seen) == set(BUILTIN_TYPES), f"missing {set(BUILTIN_TYPES) - set(seen)}"
-    assert elapsed < 35, f"all types took {elapsed:.1f}s"
+    assert set(seen) == set(BUILTIN_TYPES), f"missing {set(BUILTIN_TYPES) - set(seen)} after 90 s"
     for event_type, env in seen.items():
         jsonschema.validate(env, schema_for(event_type, config))
     assert attack is not None

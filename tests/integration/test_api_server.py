@@ -139,6 +139,14 @@ def connect() -> Iterator[Callable[[str, str], socket.socket]]:
         s.close()
 
 
+def _recv(s: socket.socket) -> bytes:
+    """The next bytes of a stream (the socket's timeout bounds the wait); fails at its end,
+    which a loop reading until some text arrives would otherwise spin on forever."""
+    chunk = s.recv(65536)
+    assert chunk, "the server closed the stream"
+    return chunk
+
+
 def read_head(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
     """Status, headers (lower-case names) and whatever body came with them."""
     buf = b""
@@ -227,7 +235,7 @@ def test_idle_streams_hold_no_thread_and_wake_on_their_events(
         assert status == 200
     for s in socks:
         while b"retry: " not in got[s]:  # subscribed: positioned at the end of the topic
-            got[s] += s.recv(65536)
+            got[s] += _recv(s)
     # each stream used to poll in a thread of its own, even with nothing to read
     new_threads = sorted(t.name for t in _sse_threads() - before)
     assert len(new_threads) <= 2, new_threads
@@ -240,7 +248,7 @@ def test_idle_streams_hold_no_thread_and_wake_on_their_events(
     producer.close()
     for s in socks:
         while got[s].count(b"data: ") < 3:
-            got[s] += s.recv(65536)
+            got[s] += _recv(s)
         assert b"w2" in got[s] and b"event: USER_OP" not in got[s]
         s.close()
     wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")

@@ -38,7 +38,11 @@ of their first lines, and a program's records always come in order (one is open 
 recognises Java stack traces, Python tracebacks and kernel oopses, raw or inside syslog framing.
 Behind a syslog header, an indented ``name : ...`` is no continuation: it is sudo's log format
 (``sudo:    alice : TTY=pts/0 ; ...``, the user name right-aligned in eight columns), and two
-sudo commands in a row are two records.
+sudo commands in a row are two records. The kernel writes no exception traces: behind a
+``kernel`` header, or after a kernel uptime, ``LustreError: ...`` is a message of its own, not an
+exception's last line. A kernel WARNING or ``BUG()`` report begins with ``------------[ cut here
+]------------``: the line after it, of the same program, continues it. (All found on the
+reference corpora in ``tests/corpora/``, like ``PKRU:`` and a hung task's report lines.)
 
 A merged record keeps the first line's record (host, received, meta) with ``line`` = the lines
 joined by ``\\n`` and ``meta["lines"]`` = their count; its position is the first line's, so the
@@ -77,8 +81,12 @@ _SYSLOG_HEADER = (
 # Its padding would make every sudo command an indented (continuation) line.
 _NOT_SUDO = r"(?! +[^\s:]+ : )"
 _KERNEL_UPTIME = r"\[ *\d+\.\d+\] "
+# An exception's (qualified) name: the suffix ends its last part or is that part after a dot
+# (java.lang.Exception, java.lang.Error); alone, only Python's bare Exception, not "Error: ...",
+# which is how many programs begin an ordinary message.
 _EXCEPTION_NAME = (
-    r"[A-Za-z_$][\w$]*(?:\.[\w$]+)*(?:Error|Exception|Exit|Interrupt|Throwable)(?::|$)"
+    r"(?:[A-Za-z_$][\w$]*(?:\.[\w$]+)*\.?(?:Error|Exception|Exit|Interrupt|Throwable)"
+    r"|Exception)(?::|$)"
 )
 
 
@@ -92,9 +100,12 @@ def _trace_body(exception_name: str) -> str:
         r"|Traceback \(most recent call last\):|During handling of the above exception"
         r"|The above exception was the direct cause"
         rf"|{exception_name}"
-        r"|(?:IP|RIP|RSP|RAX|RBX|RCX|RDX|RSI|RDI|RBP|R\d{1,2}|FS|CS|CR2|Code|Stack|Call Trace"
-        r"|Modules linked in|Hardware name|Workqueue|#PF):"
+        r"|(?:IP|RIP|RSP|RAX|RBX|RCX|RDX|RSI|RDI|RBP|R\d{1,2}|FS|CS|CR2|DR[0-7]|PKRU|Code|Stack"
+        r"|Call Trace|Modules linked in|Hardware name|Workqueue|#PF):"
         r"|(?:PGD|P4D|PUD|PMD|PTE) [0-9a-f]+|Oops: |CPU: \d+ PID: |---\[ end "
+        # a hung task's report: the hint how to silence it, the task's state line
+        r'|"echo 0 > /proc/sys/kernel/hung_task_timeout_secs"|task:\S+ +state:'
+        # the line after "------------[ cut here ]------------" is handled in Sorter.feed
         r"|Kernel panic - not syncing|</?(?:IRQ|TASK|NMI|EOI)>"
         r"|$)"
     )
@@ -142,6 +153,13 @@ _header = re.compile(
 _FAST_TAIL = rf"(?:{_FAST_UPTIME})?+{_trace_body(_FAST_EXCEPTION_NAME)}"
 _after_header = re.compile(rf"{_NOT_SUDO}{_FAST_TAIL}").match
 _without_header = re.compile(_FAST_TAIL).match
+# The kernel writes no Python or Java trace: its "LustreError: ...", "LNetError: ..." are
+# messages of their own, not an exception's last line continuing the kernel's previous line.
+_KERNEL_TAIL = rf"(?:{_FAST_UPTIME})?+{_trace_body('(?!)')}"
+_after_kernel_header = re.compile(rf"{_NOT_SUDO}{_KERNEL_TAIL}").match
+_kernel_without_header = re.compile(_KERNEL_TAIL).match
+# A kernel WARNING or BUG() begins with this line; the report's first line comes after it.
+_CUT_HERE = "------------[ cut here ]------------"
 _search_continuation = _FAST_CONTINUATION.search
 
 MAX_OPEN_PER_STREAM = 256
@@ -287,9 +305,13 @@ class Sorter:
             if header is None:
                 program: _Program = None
                 continues = _without_header(line) is not None
+                if continues and line.startswith("["):  # a kernel line (its uptime first)
+                    continues = _kernel_without_header(line) is not None
             else:
                 program = header.group(1, 2)
                 continues = _after_header(line, header.end()) is not None
+                if continues and program[1] == "kernel":
+                    continues = _after_kernel_header(line, header.end()) is not None
                 if not continues and (host := program[0]) is not None and host[-1] == ":":
                     # "Nov 21 10:00:00 a: b: ..." reads as host "a:" or as program "a"
                     continues = _search_continuation(line) is not None
@@ -313,6 +335,13 @@ class Sorter:
             out.append(self._end_trace(key, program))  # its first line came before the single
         singles = self._single
         single = singles.get(key)
+        if (
+            single is not None
+            and single.program == program
+            and rules.default
+            and single.lines[0].endswith(_CUT_HERE)
+        ):  # the line after its program's "[ cut here ]" line is the report it announces
+            return self._merge(record, position, now_ns, workshop, rules, key, program, True)
         if rules.max_lines == 1:
             if single is not None:
                 del singles[key]

@@ -273,22 +273,23 @@ class FactoryWorker:
             message=parts.message,
             fields=parts.fields,
         )
+        # a bug in either stage costs one record; its letter names the stage that failed
+        stage = "filter"
         try:
             drafts = self.filter.apply(decoded)
             if drafts:
                 counts["filter.sent"] += len(drafts)
             else:
                 counts["filter.dropped"] += 1  # known normal: kept in logs.parsed only
+            stage = "process"
             composite = part.process.feed(decoded)
             if composite:
                 counts["process.sent"] += len(composite)
                 drafts += composite
         except Exception as exc:
-            log.exception("filter/process failed on %s", position)
-            counts["filter.errors"] += 1
-            self.packager.add_deadletter(
-                out, f"filter/process failed: {exc!r}", "filter", position, record
-            )
+            log.exception("%s failed on %s", stage, position)
+            counts[f"{stage}.errors"] += 1
+            self.packager.add_deadletter(out, f"{stage} failed: {exc!r}", stage, position, record)
             return
         if drafts:
             counts["package.received"] += len(drafts)

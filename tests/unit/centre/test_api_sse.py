@@ -221,7 +221,9 @@ def test_live_stream_keepalive_and_cleanup_on_disconnect(
         assert next(line for line in lines if line.startswith(":")) == ": keepalive"
         put_events(local_bus, "ALERT", range(2))
         data = [line for line in (next(lines) for _ in range(20)) if line.startswith("data:")]
+        deadline = time.monotonic() + 30  # keepalives keep coming: bound the wait for data
         while len(data) < 2:
+            assert time.monotonic() < deadline, f"only {data} after 30 s"
             line = next(lines)
             if line.startswith("data:"):
                 data.append(line)
@@ -293,7 +295,11 @@ def test_the_watch_wakes_the_streams_of_a_topic_that_moved(local_bus: LocalBus) 
         users = ["events.USER_OP"]
         other = asyncio.create_task(watch.wait(users, watch.version(users), 30))
         waiting = asyncio.create_task(watch.wait(alerts, seen, 30))
-        await asyncio.sleep(0)  # both registered
+        for _ in range(100):  # each task registers before its first await: a yield or two
+            if watch._waiting == 2:
+                break
+            await asyncio.sleep(0)
+        assert watch._waiting == 2, "the two waits never registered"
         await asyncio.to_thread(put_events, local_bus, "ALERT", range(1))
         await asyncio.wait_for(waiting, 10)  # woken long before its 30 s
         moved = watch.version(alerts) != seen

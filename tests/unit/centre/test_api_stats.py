@@ -82,7 +82,9 @@ def fill_bus(bus: LocalBus) -> None:
     producer.close()
     consumer = bus.consumer("factory", ["logs.raw"], "earliest")
     got = 0
+    deadline = time.monotonic() + 30
     while got < 4:
+        assert time.monotonic() < deadline, f"read {got} of 4 messages"
         got += len(consumer.poll(4 - got, 1.0))
     consumer.commit()
     consumer.close()

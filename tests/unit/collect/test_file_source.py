@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -338,7 +339,9 @@ def test_positions_are_not_persisted_for_data_the_bus_did_not_confirm(
     async def main() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
+        deadline = time.monotonic() + 30
         while producer.produced < 10 or "checkpoint failed" not in caplog.text:
+            assert time.monotonic() < deadline, f"produced {producer.produced}, no failure"
             await asyncio.sleep(0.01)
         stop.set()
         with pytest.raises(BusError, match="disk on fire"):

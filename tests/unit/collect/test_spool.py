@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -314,12 +315,16 @@ def test_the_agent_keeps_collecting_through_an_outage(tmp_path: Path) -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
         await agent.wait_ready()
+        deadline = time.monotonic() + 30
         while spool.state()["records"] < 300:  # accepted and spooled while the bus is down
             assert not task.done()
+            assert time.monotonic() < deadline, f"spooled {spool.state()} of 300 records"
             await asyncio.sleep(0.01)
         assert spool.state()["mode"] == "spooling"
         inner.set_up(True)
+        deadline = time.monotonic() + 30
         while spool.state()["mode"] != "direct":
+            assert time.monotonic() < deadline, f"the spool never drained: {spool.state()}"
             await asyncio.sleep(0.01)
         stop.set()
         await asyncio.wait_for(task, 10)

@@ -67,7 +67,7 @@ def _oracle(frame: bytes) -> str | None:
     return token.decode("utf-8", "replace")
 
 
-@settings(max_examples=3000)
+@settings(max_examples=3000, deadline=None)
 @given(st.lists(st.sampled_from(_PIECES), max_size=12), st.binary(max_size=8))
 def test_header_host_agrees_with_the_one_pattern_definition(
     pieces: list[bytes], tail: bytes
@@ -341,11 +341,13 @@ class SlowProducer:
         self.produced: list[tuple[str, bytes, bytes | None]] = []
         self.backlog = BACKLOG_HIGH + 1
         self.flushes = 0
+        self.asked = 0  # how often pending() was called: the agent polls it while it waits
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
         self.produced.append((topic, value, key))
 
     def pending(self) -> int:
+        self.asked += 1
         return self.backlog
 
     def flush(self, timeout: float | None = None) -> None:
@@ -369,10 +371,15 @@ def test_emit_waits_while_the_bus_backlog_is_high(tmp_path: Path) -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(agent.run(stop))
         await agent.wait_ready()
-        await asyncio.sleep(0.2)
+        # until the agent is seen waiting for the backlog: it asked again after a record
+        deadline = time.monotonic() + 30
+        while not (producer.produced and producer.asked > len(producer.produced) + 1):
+            assert time.monotonic() < deadline, "the agent never waited for the backlog"
+            await asyncio.sleep(0.005)
         held = len(producer.produced)
         producer.backlog = 0
         while len(producer.produced) < 500:
+            assert time.monotonic() < deadline, f"{len(producer.produced)} of 500 after release"
             await asyncio.sleep(0.01)
         stop.set()
         await task
