@@ -15,7 +15,7 @@ directory whose ``events.ALERT`` already holds a backlog of ``--backlog`` events
   how many the node still holds after a while, whether a new sender's line still reaches the
   bus, whether the node is alive. (The per-listener cap and idle timeout of issue 13 item 1 are
   read from the configuration when the node has them: ``IDLE_KEYS`` below.)
-* **decompression**: :func:`logfactory.centre.ingest_body.decompress` of the worst 16 MiB body
+* **decompression**: :func:`logfactory.api.ingest_body.decompress` of the worst 16 MiB body
   of each encoding - many tiny empty members or frames - in a child process with a deadline.
 
 Targets (reported, not asserted): memory per subscriber <= 2 MB, ingest p99 with subscribers at
@@ -517,7 +517,7 @@ def _decompress_child(encoding: str, size: int, out: Any) -> None:
     what a body of that size costs when every member is really read."""
     import inspect
 
-    from logfactory.centre.ingest_body import decompress
+    from logfactory.api.ingest_body import decompress
 
     body = worst_body(encoding, size)
     params = inspect.signature(decompress).parameters

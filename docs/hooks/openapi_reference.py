@@ -24,8 +24,8 @@ PAGE = "http-api.md"
 
 def openapi_spec() -> dict[str, Any]:
     """The OpenAPI description of a node's API with the default configuration."""
+    from logfactory.api import NodeContext, create_app
     from logfactory.bus.local import LocalBus
-    from logfactory.centre.api import NodeContext, create_app
     from logfactory.config import Config
     from logfactory.stats import StatsRegistry
 

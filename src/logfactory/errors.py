@@ -31,6 +31,7 @@ The hierarchy (``test_errors.py`` checks that it names every class):
         * BodyTooLarge
         * BadBody
         * UnsupportedEncoding
+    * AuthError
     * LearnError
     * LibraryFileError
     * ReviewError
@@ -42,6 +43,7 @@ The CLI turns one that no command handled into one ``Error:`` line: exit status 
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "BadBody",
     "BodyTooLarge",
     "BusError",
@@ -169,6 +171,17 @@ class BadBody(IngestBodyError):
 
 class UnsupportedEncoding(IngestBodyError):
     """A ``Content-Encoding`` this endpoint does not speak."""
+
+
+class AuthError(LogfactoryError):
+    """An HTTP request refused for want of a (good enough) credential: ``status`` is the answer's
+    (401: none, or one the node does not know), ``headers`` go with it (``WWW-Authenticate``)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
 
 
 # -- the pattern library -------------------------------------------------------------------

@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from logfactory.api import NodeContext, create_app
 from logfactory.bus.base import Bus, BusError, Producer
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.agent import Agent
 from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
 from logfactory.collect.sources.base import Source

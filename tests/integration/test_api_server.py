@@ -15,9 +15,9 @@ import pytest
 import uvicorn
 from tests.conftest import wait_for
 
+from logfactory.api import NodeContext, create_app
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext, create_app
 from logfactory.config import Config, parse_config
 from logfactory.event import Event, Header, encode_event
 from logfactory.record import decode_record

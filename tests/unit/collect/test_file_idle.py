@@ -10,8 +10,8 @@ from pathlib import Path
 from tests.conftest import wait_for
 from tests.unit.collect.test_file_source import AgentThread, Reader, write
 
+from logfactory.api import NodeContext, create_app
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.sources.file import FileSource
 from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.stats import StatsRegistry

@@ -34,9 +34,9 @@ from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped]
 )
 from tests.unit.collect.test_udp_drops import may_force_buffers
 
+from logfactory.api import NodeContext, create_app
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext, create_app
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.snmp import SnmpSource, snmp_value
 from logfactory.collect.sources.snmp_setup import (

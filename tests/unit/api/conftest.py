@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.unit.centre.test_api_ingest import TestClient, make_client
+from tests.unit.api.test_api_ingest import TestClient, make_client
 
+from logfactory.api import NodeContext
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext
 from logfactory.config import Config
 
 

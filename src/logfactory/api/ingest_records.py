@@ -1,6 +1,6 @@
 """The records of an HTTP ingest body: its lines or array items, each made a record or rejected.
 
-Kept apart from :mod:`.api_ingest` (the endpoint: auth, limits, answers) because this is where
+Kept apart from :mod:`.routes.ingest` (the endpoint: auth, limits, answers) because this is where
 untrusted JSON meets the bus, and one rule holds here: a body is checked whole before any of it
 is produced. Every line or item becomes a ready-to-produce record or a reject by its 1-based
 number - bad JSON, invalid UTF-8 inside a string, nesting too deep, no text, a text longer than
@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from logfactory.centre.ingest_body import JSON_ERRORS, IngestResult, json_problem
+from logfactory.api.ingest_body import JSON_ERRORS, IngestResult, json_problem
 from logfactory.record import encode_record, make_record
 from logfactory.topics import RAW
 

@@ -20,28 +20,27 @@ Contract with clients:
   a JSON array that does not parse, with the reason; **401** without a valid
   bearer token; **503** when the bus failed (retry). Nothing of a refused body is produced.
 
-Bodies: see :mod:`.ingest_body` (NDJSON, JSON arrays of objects or strings, plain lines;
-identity, gzip, zstd, lz4). Sources: each ``type: http`` entry is one source with its own token,
-limit and stats (``source:<name>``: received, bytes, rejected, refused, throttled). A request
-carrying a bearer token belongs to the source with that token; one without a token to the
-first source that has none (when every source has a token, it is a 401).
+Bodies: see :mod:`logfactory.api.ingest_body` (NDJSON, JSON arrays of objects or strings, plain
+lines; identity, gzip, zstd, lz4). Sources: each ``type: http`` entry is one source with its own
+token, limit and stats (``source:<name>``: received, bytes, rejected, refused, throttled). A
+request carrying a bearer token belongs to the source with that token; one without a token to
+the first source that has none (when every source has a token, it is a 401: see
+:func:`logfactory.api.auth.token_holder`).
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from logfactory.bus.base import BusError, Producer
-from logfactory.centre.api import NodeContext
-from logfactory.centre.ingest_body import (
+from logfactory.api.auth import token_holder
+from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.ingest_body import (
     BadBody,
     BodyTooLarge,
     IngestResult,
@@ -51,12 +50,14 @@ from logfactory.centre.ingest_body import (
     media_type,
     split_body,
 )
-from logfactory.centre.ingest_records import (
+from logfactory.api.ingest_records import (
     DEFAULT_MAX_LINE_BYTES,
     ingest_items,
     ingest_lines,
 )
-from logfactory.centre.ingest_shipped import ingest_shipped
+from logfactory.api.ingest_shipped import ingest_shipped
+from logfactory.api.responses import error_response
+from logfactory.bus.base import BusError, Producer
 from logfactory.collect.agent import BACKLOG_HIGH
 from logfactory.config import Config
 
@@ -69,12 +70,12 @@ __all__ = [
     "MAX_IN_FLIGHT",
     "IngestResult",
     "IngestSource",
-    "add_ingest_routes",
     "ingest_items",
     "ingest_lines",
     "ingest_sources",
     "is_ndjson",
     "overload",
+    "router",
     "unrouted_tags",
     "unrouted_warning",
 ]
@@ -147,32 +148,6 @@ def unrouted_warning(tag: str) -> str:
     )
 
 
-def _authorized(header: str | None, tokens: list[str]) -> bool:
-    """Any of ``tokens`` as a bearer token (True when there are none)."""
-    if not tokens:
-        return True
-    return _match_token(header, tokens) is not None
-
-
-def _match_token(header: str | None, tokens: Sequence[str]) -> int | None:
-    """Index of the token ``header`` carries as ``Bearer <token>``, or None."""
-    scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        return None
-    given_bytes = given.strip().encode()
-    # compare against every token (no early exit) so timing says nothing about which matched
-    hits = [hmac.compare_digest(given_bytes, t.encode()) for t in tokens]
-    return hits.index(True) if any(hits) else None
-
-
-def _pick_source(sources: list[IngestSource], header: str | None) -> IngestSource | None:
-    if header:
-        with_token = [s for s in sources if s.token]
-        hit = _match_token(header, [s.token or "" for s in with_token])
-        return with_token[hit] if hit is not None else None
-    return next((s for s in sources if not s.token), None)
-
-
 def overload(producer: object, in_flight: int) -> tuple[str, int] | None:
     """(reason, Retry-After seconds) when a request must be turned away, else None."""
     if in_flight >= MAX_IN_FLIGHT:
@@ -190,10 +165,6 @@ def overload(producer: object, in_flight: int) -> tuple[str, int] | None:
     return None
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
-
-
 async def _read_raw(request: Request, limit: int) -> bytes:
     """The body as sent; BodyTooLarge as soon as it passes ``limit`` (compressed bodies are
     capped too: a compressed body larger than the limit would not fit once inflated)."""
@@ -208,14 +179,17 @@ async def _read_raw(request: Request, limit: int) -> bytes:
     return bytes(out)
 
 
-def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
+def router(ctx: NodeContext, state: ApiState) -> APIRouter:
+    """The ingest route of the node ``ctx`` describes, one source per ``type: http`` entry."""
+    api = APIRouter()
     sources = ingest_sources(ctx.config)
+    source_of = token_holder([(s.token, s) for s in sources])
     producer: Producer = ctx.producer
     registry = ctx.registry
     in_flight = 0  # only touched on the event loop
     logged_unrouted: set[str] = set()  # each unrouted tag is logged once, not per request
 
-    @app.post(
+    @api.post(
         "/api/v1/ingest",
         responses={
             400: {"description": "the body cannot be decoded (bad compression, not JSON)"},
@@ -230,23 +204,21 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
         request: Request,
         source: str | None = Query(None, description="source tag (default: the http source's)"),
         host: str | None = Query(None, description="host (default: the client address)"),
+        src: IngestSource = Depends(source_of),
     ) -> JSONResponse:
         """NDJSON, JSON arrays or plain lines, optionally gzip/zstd/lz4; 200 once durable."""
         nonlocal in_flight
-        src = _pick_source(sources, request.headers.get("authorization"))
-        if src is None:
-            return _error(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
         group = f"source:{src.name}"
         try:
             encoding = encoding_of(request.headers.get("content-encoding"))
         except UnsupportedEncoding as exc:
             registry.add(group, "refused")
-            return _error(415, str(exc))
+            return error_response(415, str(exc))
         busy = overload(producer, in_flight)
         if busy is not None:
             reason, retry_after = busy
             registry.add(group, "throttled")
-            return _error(
+            return error_response(
                 429, f"overloaded: {reason}; retry later", {"Retry-After": str(retry_after)}
             )
         in_flight += 1
@@ -264,7 +236,7 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
             raw = await _read_raw(request, src.max_body)
         except BodyTooLarge:
             registry.add(group, "refused")
-            return _error(413, too_large)
+            return error_response(413, too_large)
         peer = request.client.host if request.client else None
         content_type = request.headers.get("content-type")
 
@@ -293,12 +265,12 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
             result, size = await run_in_threadpool(work)
         except BodyTooLarge:
             registry.add(group, "refused")
-            return _error(413, too_large)
+            return error_response(413, too_large)
         except BadBody as exc:
             registry.add(group, "refused")
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         except BusError as exc:
-            return _error(
+            return error_response(
                 503,
                 f"the bus did not take the lines ({exc}); retry the request",
                 {"Retry-After": str(RETRY_AFTER_S)},
@@ -317,3 +289,5 @@ def add_ingest_routes(app: FastAPI, ctx: NodeContext) -> None:
                     logged_unrouted.add(tag)
                     log.warning("HTTP ingest (%s): %s", src.name, unrouted_warning(tag))
         return JSONResponse(answer)
+
+    return api

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from logfactory.api import NodeContext, create_app
+from logfactory.api.routes.ingest import ingest_lines, is_ndjson, unrouted_warning
 from logfactory.bus.base import BusError
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext, create_app
-from logfactory.centre.api_ingest import ingest_lines, is_ndjson, unrouted_warning
 from logfactory.config import Config, parse_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry

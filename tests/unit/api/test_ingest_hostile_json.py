@@ -16,11 +16,11 @@ from pathlib import Path
 import msgspec
 import pytest
 import zstandard
-from tests.unit.centre.test_api_ingest import TestClient, make_client, raw_records
+from tests.unit.api.test_api_ingest import TestClient, make_client, raw_records
 
+from logfactory.api import NodeContext
 from logfactory.bus.http_ship import RECORDS_MEDIA
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext
 from logfactory.config import Config, parse_config
 from logfactory.record import encode_record, make_record
 

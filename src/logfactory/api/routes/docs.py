@@ -17,12 +17,14 @@ import html
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-__all__ = ["CONTENT_SECURITY_POLICY", "STATIC_PREFIX", "add_docs_routes", "static_dir"]
+from logfactory.api.context import ApiState, NodeContext
+
+__all__ = ["CONTENT_SECURITY_POLICY", "STATIC_PREFIX", "router", "static_dir"]
 
 STATIC_PREFIX = "/docs/static"
 # Swagger UI asks validator.swagger.io to grade the spec unless told not to: a request to the
@@ -43,27 +45,34 @@ def static_dir() -> Path:
     return Path(str(files("fastapi_offline") / "static"))
 
 
-def add_docs_routes(app: FastAPI, *, node_name: str) -> None:
-    """Add ``/``, ``/docs``, ``/redoc`` and their static files to an app built with
+def router(ctx: NodeContext, state: ApiState) -> APIRouter:
+    """``/``, ``/docs``, ``/redoc`` and their static files, for an app built with
     ``docs_url=None, redoc_url=None`` (FastAPI's CDN-backed pages would otherwise win)."""
-    app.mount(STATIC_PREFIX, StaticFiles(directory=static_dir()), name="docs-static")
-    openapi_url = app.openapi_url or "/openapi.json"
+    api = APIRouter()
+    api.mount(STATIC_PREFIX, StaticFiles(directory=static_dir()), name="docs-static")
+    node_name = ctx.config.node.name
+
+    def openapi_url(request: Request) -> str:
+        return str(getattr(request.app, "openapi_url", None) or "/openapi.json")
+
+    def title(request: Request) -> str:
+        return str(getattr(request.app, "title", "logfactory"))
 
     def prefix(request: Request) -> str:
         # behind a proxy that mounts the node under a path, links must keep that path
         return str(request.scope.get("root_path", "")).rstrip("/")
 
-    @app.get("/", include_in_schema=False)
+    @api.get("/", include_in_schema=False)
     def index(request: Request) -> HTMLResponse:
         """Where a person who types the node's address lands (until the console exists)."""
         return confined(HTMLResponse(index_html(node_name, prefix(request))))
 
-    @app.get("/docs", include_in_schema=False)
+    @api.get("/docs", include_in_schema=False)
     def swagger_ui(request: Request) -> HTMLResponse:
         root = prefix(request)
         page = get_swagger_ui_html(
-            openapi_url=root + openapi_url,
-            title=f"{app.title} - Swagger UI",
+            openapi_url=root + openapi_url(request),
+            title=f"{title(request)} - Swagger UI",
             swagger_js_url=f"{root}{STATIC_PREFIX}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{STATIC_PREFIX}/swagger-ui.css",
             swagger_favicon_url=f"{root}{STATIC_PREFIX}/favicon.png",
@@ -71,17 +80,19 @@ def add_docs_routes(app: FastAPI, *, node_name: str) -> None:
         )
         return confined(page)
 
-    @app.get("/redoc", include_in_schema=False)
+    @api.get("/redoc", include_in_schema=False)
     def redoc(request: Request) -> HTMLResponse:
         root = prefix(request)
         page = get_redoc_html(
-            openapi_url=root + openapi_url,
-            title=f"{app.title} - ReDoc",
+            openapi_url=root + openapi_url(request),
+            title=f"{title(request)} - ReDoc",
             redoc_js_url=f"{root}{STATIC_PREFIX}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{STATIC_PREFIX}/favicon.png",
             with_google_fonts=False,
         )
         return confined(page)
+
+    return api
 
 
 def confined(page: HTMLResponse) -> HTMLResponse:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import msgspec
 import zstandard
-from tests.unit.centre.test_api_ingest import TestClient, raw_records
+from tests.unit.api.test_api_ingest import TestClient, raw_records
 
+from logfactory.api import NodeContext
 from logfactory.bus.http_ship import RECORDS_MEDIA
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext
 from logfactory.record import encode_record, make_record
 
 HEADERS = {"Content-Type": RECORDS_MEDIA, "Content-Encoding": "zstd"}

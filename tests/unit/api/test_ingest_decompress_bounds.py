@@ -18,10 +18,10 @@ from typing import Any
 import lz4.frame
 import pytest
 import zstandard
-from tests.unit.centre.test_api_ingest import make_client, raw_records
+from tests.unit.api.test_api_ingest import make_client, raw_records
 
+from logfactory.api.ingest_body import MAX_MEMBERS, BadBody, decompress
 from logfactory.bus.local import LocalBus
-from logfactory.centre.ingest_body import MAX_MEMBERS, BadBody, decompress
 from logfactory.config import Config
 
 EMPTY_MEMBER = {

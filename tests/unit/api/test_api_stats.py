@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from logfactory.api import NodeContext, create_app
+from logfactory.api.metrics import ProcessInfo, merge_snapshots
+from logfactory.api.routes.health import process_problems
 from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext, create_app, process_problems
-from logfactory.centre.metrics import ProcessInfo, merge_snapshots
 from logfactory.config import Config
 from logfactory.stats import StatsRegistry, StatsWriter
 

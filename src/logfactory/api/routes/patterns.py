@@ -12,7 +12,8 @@ process are serialised: each one re-reads the topic before writing, so two revie
 cannot write back each other's stale status. Bus work runs in worker threads, never on the loop.
 
 Reviews are write access: when HTTP ingest sources have bearer tokens configured, a review needs
-one of them too (there is no separate API token in the configuration today).
+one of them too (there is no separate API token in the configuration today); the check is
+:func:`logfactory.api.auth.require_token`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from logfactory.api.auth import require_token, write_tokens
+from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.responses import error_response
 from logfactory.bus.base import Bus, BusError
-from logfactory.centre.api import NodeContext
-from logfactory.centre.api_ingest import _authorized
 from logfactory.errors import ReviewError
 from logfactory.factory.patterns.entry import STATUSES, PatternEntry
 from logfactory.factory.patterns.library import PatternLibrary
@@ -41,9 +43,9 @@ __all__ = [
     "SEVERITIES",
     "LibraryCache",
     "ReviewError",
-    "add_pattern_routes",
     "entry_json",
     "parse_review",
+    "router",
 ]
 
 CACHE_TTL_S = 1.0
@@ -169,17 +171,14 @@ _BUS: dict[str, Any] = {"description": "the bus did not answer; retry"}
 _UNKNOWN: dict[str, Any] = {"description": "no pattern with this id (or one it generalised)"}
 
 
-def _error(message: str, status_code: int) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status_code)
-
-
-def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
+def router(ctx: NodeContext, state: ApiState) -> APIRouter:
+    """The pattern library's routes over the bus of the node ``ctx`` describes."""
+    api = APIRouter()
     bus: Bus = ctx.bus
     cache = LibraryCache(lambda: load_library(bus))
-    tokens = [s.token for s in ctx.config.sources if s.type == "http" and s.token]
     review_lock = threading.Lock()
 
-    @app.get("/api/v1/patterns", responses={400: {"description": "unknown status"}, 503: _BUS})
+    @api.get("/api/v1/patterns", responses={400: {"description": "unknown status"}, 503: _BUS})
     async def list_patterns(
         workshop: str | None = Query(None, description="only this workshop"),
         status: str | None = Query(None, description="new, normal or alert"),
@@ -189,7 +188,7 @@ def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
     ) -> Response:
         """Templates, newest ``last_seen`` first, with the total that matched the filters."""
         if status is not None and status not in STATUSES:
-            return _error(f"'status' must be one of {', '.join(STATUSES)}", 400)
+            return error_response(400, f"'status' must be one of {', '.join(STATUSES)}")
 
         def work() -> bytes:
             return _page(cache.get(), workshop, status, q, limit, offset)
@@ -197,22 +196,22 @@ def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
         try:
             body = await run_in_threadpool(work)
         except BusError as exc:
-            return _error(f"the bus did not answer ({exc}); retry", 503)
+            return error_response(503, f"the bus did not answer ({exc}); retry")
         return Response(body, media_type="application/json")
 
-    @app.get("/api/v1/patterns/{pattern_id}", responses={404: _UNKNOWN, 503: _BUS})
+    @api.get("/api/v1/patterns/{pattern_id}", responses={404: _UNKNOWN, 503: _BUS})
     async def get_pattern(pattern_id: str) -> JSONResponse:
         """One template; an id it generalised from finds the current entry."""
         try:
             snap = await run_in_threadpool(cache.get)
         except BusError as exc:
-            return _error(f"the bus did not answer ({exc}); retry", 503)
+            return error_response(503, f"the bus did not answer ({exc}); retry")
         entry = snap.library.get(pattern_id)
         if entry is None:
-            return _error(f"no pattern {pattern_id!r}", 404)
+            return error_response(404, f"no pattern {pattern_id!r}")
         return JSONResponse(entry_json(entry))
 
-    @app.post(
+    @api.post(
         "/api/v1/patterns/{pattern_id}/review",
         responses={
             400: {"description": "the body is not a review (status, reason, severity)"},
@@ -221,23 +220,18 @@ def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
             413: {"description": "body too large"},
             503: _BUS,
         },
+        dependencies=[Depends(require_token(write_tokens(ctx.config)))],
     )
     async def review_pattern(pattern_id: str, request: Request) -> JSONResponse:
         """Mark a template normal, alert (with a reason) or back to new; workers apply it
         within a second. Answers with the entry as stored."""
-        if not _authorized(request.headers.get("authorization"), tokens):
-            return JSONResponse(
-                {"error": "missing or wrong bearer token"},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
         body = await request.body()
         if len(body) > MAX_REVIEW_BYTES:
-            return _error(f"body larger than {MAX_REVIEW_BYTES} bytes", 413)
+            return error_response(413, f"body larger than {MAX_REVIEW_BYTES} bytes")
         try:
             review = parse_review(body)
         except ReviewError as exc:
-            return _error(str(exc), 400)
+            return error_response(400, str(exc))
 
         def work() -> PatternEntry | None:
             with review_lock:
@@ -253,7 +247,9 @@ def add_pattern_routes(app: FastAPI, ctx: NodeContext) -> None:
         try:
             entry = await run_in_threadpool(work)
         except BusError as exc:
-            return _error(f"the review was not stored ({exc}); retry", 503)
+            return error_response(503, f"the review was not stored ({exc}); retry")
         if entry is None:
-            return _error(f"no pattern {pattern_id!r}", 404)
+            return error_response(404, f"no pattern {pattern_id!r}")
         return JSONResponse(entry_json(entry))
+
+    return api

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from tests.conftest import wait_for
 
+from logfactory.api import NodeContext, create_app
+from logfactory.api.context import ApiState
+from logfactory.api.routes.subscribe import MAX_BATCH, EventReader
+from logfactory.api.sse_reads import BATCH_BYTES, LocalWatch
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.bus.local_db import LEAN_CACHE_KIB
-from logfactory.centre.api import ApiState, NodeContext, create_app
-from logfactory.centre.api_sse import MAX_BATCH, EventReader
-from logfactory.centre.sse_reads import BATCH_BYTES, LocalWatch
 from logfactory.config import ConfigError, parse_config
 from logfactory.cursor import decode_cursor, encode_cursor
 from logfactory.event import Event, Header, encode_event, format_time, topic_for_type

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from tests.conftest import wait_for
 
+from logfactory.api import NodeContext, create_app
+from logfactory.api.routes.patterns import LibraryCache, ReviewError, parse_review
 from logfactory.bus.local import LocalBus
-from logfactory.centre.api import NodeContext, create_app
-from logfactory.centre.api_patterns import LibraryCache, ReviewError, parse_review
 from logfactory.config import Config, parse_config
 from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.factory.patterns.topic import load_library, save_changes

@@ -9,9 +9,10 @@ count: their counters are work that was done.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,13 @@ __all__ = [
     "StatsView",
     "bus_overview",
     "merge_snapshots",
+    "node_stats",
+    "process_json",
     "read_snapshots",
+    "safe_bus_overview",
 ]
+
+log = logging.getLogger(__name__)
 
 STAGES = ("intake", "sort", "decode", "filter", "process", "package")
 SOURCE_COUNTERS = ("received", "bytes", "rejected")
@@ -69,6 +75,18 @@ def read_snapshots(stats_dir: Path, own: StatsRegistry | None = None) -> list[di
     live = own.snapshot()
     live["alive"] = True
     return [s for s in snaps if s.get("process") != own.process] + [live]
+
+
+def node_stats(stats_dir: Path, own: StatsRegistry) -> StatsView:
+    """The node's numbers now: every process's snapshot (``own`` live) merged."""
+    return merge_snapshots(read_snapshots(stats_dir, own))
+
+
+def process_json(proc: ProcessInfo) -> dict[str, Any]:
+    """A process as the API shows it (``written`` is internal: ``age_s`` says it)."""
+    out = asdict(proc)
+    out.pop("written")
+    return out
 
 
 def _num(value: object) -> float:
@@ -218,6 +236,15 @@ def bus_overview(bus: Bus) -> dict[str, Any]:
                 )
         lag[group] = per_topic
     return {"topics": topics, "lag": lag}
+
+
+def safe_bus_overview(bus: Bus) -> dict[str, Any] | None:
+    """:func:`bus_overview`, or None (logged) when the bus fails to answer."""
+    try:
+        return bus_overview(bus)
+    except Exception:
+        log.exception("bus overview failed")
+        return None
 
 
 class NodeCollector(Collector):

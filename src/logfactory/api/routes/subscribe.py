@@ -1,5 +1,4 @@
-"""``GET /api/v1/subscribe``: events as Server-Sent Events, resumable without loss or repeats;
-``GET /api/v1/topics/{topic}/tail``: the last (or first) messages of a topic as JSON.
+"""``GET /api/v1/subscribe``: events as Server-Sent Events, resumable without loss or repeats.
 
 Every event's ``id:`` is a cursor (:mod:`logfactory.cursor`) holding the next offset of every
 partition of every subscribed topic *after* that event, so ``Last-Event-ID`` resumes exactly
@@ -9,11 +8,12 @@ arrives still resumes from where it subscribed instead of from "latest" again.
 
 Streams are bounded, so that subscribers cannot take the node with them (issue 13): at most
 ``http.max_subscribers`` at once and ``http.max_subscribers_per_client`` per client address,
-counted at admission (:mod:`.sse_admission`; the rest get 503 or 429 with ``Retry-After``);
-their reads share a few threads, never wait in one, and come in small batches
-(:mod:`.sse_reads`); each stream's bus connection is a lean one (a small page cache, no memory
-map). A stream's consumer is closed by whichever side finishes last (the stream or a read
-still running in its thread), and its slot is given back when the response ends, however.
+counted at admission (:mod:`logfactory.api.sse_admission`; the rest get 503 or 429 with
+``Retry-After``); their reads share a few threads, never wait in one, and come in small batches
+(:mod:`logfactory.api.sse_reads`); each stream's bus connection is a lean one (a small page
+cache, no memory map). A stream's consumer is closed by whichever side finishes last (the
+stream or a read still running in its thread), and its slot is given back when the response
+ends, however.
 """
 
 from __future__ import annotations
@@ -23,30 +23,30 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import msgspec
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from logfactory.bus.base import Bus, Consumer, Message, StartFrom, TopicSpec
-from logfactory.centre.api import ApiState, NodeContext
-from logfactory.centre.sse_admission import (
+from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.responses import error_response
+from logfactory.api.sse_admission import (
     RETRY_AFTER_S,
     Refusal,
     Slot,
     SubscriberSlots,
     trim_memory,
 )
-from logfactory.centre.sse_reads import BATCH_BYTES, RECHECK_S, BusWatch, ReadGate, watch_for
+from logfactory.api.sse_reads import BATCH_BYTES, RECHECK_S, BusWatch, ReadGate, watch_for
+from logfactory.bus.base import Bus, Consumer, Message, StartFrom, TopicSpec
 from logfactory.cursor import CursorError, Positions, decode_cursor, encode_cursor
 from logfactory.event import topic_for_type
-from logfactory.subscribe import known_types, tail
+from logfactory.subscribe import known_types
 
 __all__ = [
     "MAX_BATCH",
     "RETRY_MS",
     "EventReader",
-    "add_sse_routes",
+    "router",
     "sse_frame",
 ]
 
@@ -183,22 +183,6 @@ class EventReader:
             consumer.close()
 
 
-def _message_json(message: Message) -> dict[str, Any]:
-    value: Any
-    try:
-        value = msgspec.json.decode(message.value)
-    except msgspec.DecodeError:
-        value = message.value.decode("utf-8", "replace")
-    return {
-        "topic": message.topic,
-        "partition": message.partition,
-        "offset": message.offset,
-        "timestamp_ms": message.timestamp_ms,
-        "key": message.key.decode("utf-8", "replace") if message.key is not None else None,
-        "value": value,
-    }
-
-
 class _StreamResponse(StreamingResponse):
     """A stream that gives back its slot and closes its reader when the response ends, however
     it ends: finished, the client gone (Starlette then cancels the body where it waits, so the
@@ -248,14 +232,12 @@ class _Trim:
 
 
 def _refused(refusal: Refusal) -> JSONResponse:
-    return JSONResponse(
-        {"error": refusal.error},
-        status_code=refusal.status,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-    )
+    return error_response(refusal.status, refusal.error, {"Retry-After": str(RETRY_AFTER_S)})
 
 
-def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
+def router(ctx: NodeContext, state: ApiState) -> APIRouter:
+    """The subscribe route of the node ``ctx`` describes; its streams count in ``state``."""
+    api = APIRouter()
     known = known_types(ctx.config)
     partitions = ctx.config.bus.partitions
     http = ctx.config.http
@@ -266,7 +248,7 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
     watch = watch_for(ctx.bus)
     trim = _Trim(slots)
 
-    @app.get(
+    @api.get(
         "/api/v1/subscribe",
         responses={
             400: {"description": "unknown event type, or a cursor not from this API"},
@@ -296,10 +278,7 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
         try:
             resume = decode_cursor(last_id) if last_id else {}
         except CursorError as exc:
-            return JSONResponse(
-                {"error": f"Last-Event-ID/cursor is not a cursor from this API: {exc}"},
-                status_code=400,
-            )
+            return error_response(400, f"Last-Event-ID/cursor is not a cursor from this API: {exc}")
         # checked and counted in one step, with no await between: see sse_admission
         slot = slots.acquire(request.client.host if request.client else "")
         if isinstance(slot, Refusal):
@@ -309,17 +288,7 @@ def add_sse_routes(app: FastAPI, ctx: NodeContext, state: ApiState) -> None:
         body = _stream(ctx, gate, watch, reader, names, start, resume, limit, idle)
         return _StreamResponse(body, slot, reader, trim)
 
-    @app.get("/api/v1/topics/{topic}/tail", responses={404: {"description": "no such topic"}})
-    def topic_tail(
-        topic: str,
-        count: int = Query(20, ge=1, le=1000),
-        start: Literal["earliest", "latest"] = Query("latest", alias="from"),
-    ) -> Any:
-        """The last (``from=latest``) or first (``from=earliest``) ``count`` messages."""
-        if topic not in ctx.bus.topics():
-            return JSONResponse({"error": f"no topic {topic!r}"}, status_code=404)
-        messages = tail(ctx.bus, topic, start=start, count=count, follow=False)
-        return [_message_json(m) for m in messages]
+    return api
 
 
 async def _stream(

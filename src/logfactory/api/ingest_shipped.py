@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import msgspec
 
+from logfactory.api.ingest_body import BadBody, IngestResult
 from logfactory.bus.http_ship import RECORDS_MEDIA
-from logfactory.centre.ingest_body import BadBody, IngestResult
 from logfactory.record import decode_record
 from logfactory.topics import RAW
 

@@ -16,10 +16,8 @@ import pytest
 import zstandard
 from tests.conftest import wait_for
 
-from logfactory.bus.local import LocalBus
-from logfactory.centre import api_ingest
-from logfactory.centre.api import NodeContext, create_app
-from logfactory.centre.ingest_body import (
+from logfactory.api import NodeContext, create_app
+from logfactory.api.ingest_body import (
     BadBody,
     BodyTooLarge,
     UnsupportedEncoding,
@@ -27,6 +25,8 @@ from logfactory.centre.ingest_body import (
     encoding_of,
     split_body,
 )
+from logfactory.api.routes import ingest as api_ingest
+from logfactory.bus.local import LocalBus
 from logfactory.config import Config, parse_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry

@@ -1,0 +1,47 @@
+"""The node's HTTP API: health, stats, Prometheus metrics, HTTP ingest and SSE subscriptions.
+
+It runs inside the node process's asyncio loop (under uvicorn), next to the collectors, so it
+must never block that loop: every bus or file access runs in a worker thread. Each resource's
+routes are a router of their own in :mod:`logfactory.api.routes`, built from the node's
+:class:`~logfactory.api.context.NodeContext` and the API's shared state; who may call them is
+checked by dependencies from :mod:`logfactory.api.auth`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from fastapi import FastAPI
+
+from logfactory.api import auth
+from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.routes import docs, health, ingest, patterns, stats, subscribe, topics
+
+__all__ = ["ROUTE_MODULES", "create_app"]
+
+#: every route module, in the order their routes appear in ``/openapi.json`` and the docs
+ROUTE_MODULES: tuple[ModuleType, ...] = (
+    health,
+    stats,
+    ingest,
+    subscribe,
+    topics,
+    patterns,
+    docs,
+)
+
+
+def create_app(ctx: NodeContext) -> FastAPI:
+    """The API for one node; routes are listed in docs/http-api.md."""
+    app = FastAPI(
+        title="logfactory",
+        summary="Raw logs in, typed events out: ingest, stats, metrics and event subscriptions.",
+        docs_url=None,  # /docs and /redoc come from routes.docs, served without a CDN
+        redoc_url=None,
+    )
+    state = ApiState(ctx.registry)
+    app.state.api = state
+    auth.install(app)
+    for module in ROUTE_MODULES:
+        app.include_router(module.router(ctx, state))
+    return app

@@ -1,0 +1,54 @@
+"""What every route of the API is built from: the node that hosts it and the API's own state.
+
+:class:`NodeContext` is what the node hands to :func:`logfactory.api.create_app` (its
+configuration, bus, producer, stats); :class:`ApiState` is what the routes share while the app
+runs (today the number of SSE subscribers, which ``/api/v1/stats`` reports and the subscribe
+route changes). Each route module's ``router(ctx, state)`` takes both, so a route needs no
+global and no other route module to find what it works on.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from logfactory.bus.base import Bus, Producer
+from logfactory.config import Config
+from logfactory.stats import StatsRegistry
+
+__all__ = ["ApiState", "NodeContext"]
+
+
+@dataclass
+class NodeContext:
+    """What the API needs from the node that hosts it.
+
+    ``expected_processes`` names roles (``"factory"`` matches ``factory-1234``) of which at
+    least one live process must report for the node to be healthy; processes that reported
+    at all are always checked. ``keepalive_s`` is the SSE comment interval.
+    """
+
+    config: Config
+    bus: Bus
+    producer: Producer
+    registry: StatsRegistry
+    stats_dir: Path
+    started: float
+    expected_processes: tuple[str, ...] = ()
+    stale_after_s: float = 5.0
+    keepalive_s: float = 15.0
+
+
+class ApiState:
+    """Live numbers of the API itself, mirrored into the process's stats registry."""
+
+    def __init__(self, registry: StatsRegistry) -> None:
+        self._registry = registry
+        self._lock = threading.Lock()
+        self.subscribers = 0
+
+    def subscriber_delta(self, n: int) -> None:
+        with self._lock:
+            self.subscribers += n
+            self._registry.gauge("api.subscribers", self.subscribers)

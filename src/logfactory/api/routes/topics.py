@@ -1,0 +1,56 @@
+"""``GET /api/v1/topics/{topic}/tail``: the last (or first) messages of a topic as JSON.
+
+A look at what is on the bus now (``logfactory tail`` over HTTP), not a stream: applications
+that want every event subscribe (:mod:`logfactory.api.routes.subscribe`). Values that are JSON
+are shown as JSON, others as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from fastapi import APIRouter, Query
+
+from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.responses import error_response
+from logfactory.bus.base import Message
+from logfactory.subscribe import tail
+
+__all__ = ["message_json", "router"]
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A bus message as the API shows it: its value decoded when it is JSON."""
+    value: Any
+    try:
+        value = msgspec.json.decode(message.value)
+    except msgspec.DecodeError:
+        value = message.value.decode("utf-8", "replace")
+    return {
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "timestamp_ms": message.timestamp_ms,
+        "key": message.key.decode("utf-8", "replace") if message.key is not None else None,
+        "value": value,
+    }
+
+
+def router(ctx: NodeContext, state: ApiState) -> APIRouter:
+    """The topic routes over the bus of the node ``ctx`` describes."""
+    api = APIRouter()
+
+    @api.get("/api/v1/topics/{topic}/tail", responses={404: {"description": "no such topic"}})
+    def topic_tail(
+        topic: str,
+        count: int = Query(20, ge=1, le=1000),
+        start: Literal["earliest", "latest"] = Query("latest", alias="from"),
+    ) -> Any:
+        """The last (``from=latest``) or first (``from=earliest``) ``count`` messages."""
+        if topic not in ctx.bus.topics():
+            return error_response(404, f"no topic {topic!r}")
+        messages = tail(ctx.bus, topic, start=start, count=count, follow=False)
+        return [message_json(m) for m in messages]
+
+    return api
