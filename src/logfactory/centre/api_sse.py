@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import msgspec
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from logfactory.bus.base import Bus, Consumer, Message, StartFrom, TopicSpec
+from logfactory.bus.base import Bus, Consumer, LeanReader, Message, StartFrom, TopicSpec
 from logfactory.centre.api import ApiState, NodeContext
 from logfactory.centre.sse_admission import (
     RETRY_AFTER_S,
@@ -55,13 +55,6 @@ MAX_BATCH = 200
 """Messages per read at most (fewer when they are large: see :meth:`EventReader.want`)."""
 TRIM_EVERY = 16
 _EVENTS_PREFIX = len(topic_for_type(""))
-
-
-@runtime_checkable
-class _Lean(Protocol):
-    """A consumer that can read through a small cache (the local bus's, see Db.lean)."""
-
-    def lean(self) -> None: ...
 
 
 def sse_frame(cursor: str, event_type: str, value: bytes) -> bytes:
@@ -116,7 +109,7 @@ class EventReader:
             for topic in self.topics:
                 self._bus.ensure_topic(TopicSpec(topic, self._partitions))
             consumer = self._consumer = self._bus.consumer(None, self.topics, start)
-            if isinstance(consumer, _Lean):
+            if isinstance(consumer, LeanReader):
                 consumer.lean()
             for topic, partition in consumer.assignment():
                 saved = resume.get(topic)

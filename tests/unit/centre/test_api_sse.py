@@ -14,7 +14,7 @@ from tests.conftest import wait_for
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.bus.local_db import LEAN_CACHE_KIB
+from logfactory.bus.local.db import LEAN_CACHE_KIB
 from logfactory.centre.api import ApiState, NodeContext, create_app
 from logfactory.centre.api_sse import MAX_BATCH, EventReader
 from logfactory.centre.sse_reads import BATCH_BYTES, LocalWatch
