@@ -37,7 +37,7 @@ from tests.kafka_broker import launch
 from bench.common import free_port, latency_summary, node_latencies, percentile, write_result
 from bench.pipeline import LATENCY_CONFIG
 from logfactory.bus.kafka import KafkaBus
-from logfactory.bus.kafka_config import producer_config, split_settings
+from logfactory.bus.kafka.config import producer_config, split_settings
 from logfactory.config import Config, load_config
 from logfactory.event import decode_event, topic_for_type
 from logfactory.record import encode_record, make_record

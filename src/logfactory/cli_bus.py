@@ -65,8 +65,8 @@ def check(config_path: str | None) -> None:
       logfactory bus check -c site.yaml
     """
     from logfactory.bus.base import BusError
-    from logfactory.bus.local_repair import PROBLEMS_LISTED
-    from logfactory.bus.local_repair import check as check_bus
+    from logfactory.bus.local.repair import PROBLEMS_LISTED
+    from logfactory.bus.local.repair import check as check_bus
     from logfactory.readers import bus_directory
 
     config = _local_config(config_path)
@@ -139,7 +139,7 @@ def repair(accept_loss: bool, adopt: bool, reset_positions: bool, config_path: s
       logfactory bus repair --adopt -c site.yaml   # a backup put back in place
     """
     from logfactory.bus.base import BusError
-    from logfactory.bus.local_repair import repair as repair_bus
+    from logfactory.bus.local.repair import repair as repair_bus
     from logfactory.node_start import DataDirLock, NodeError
     from logfactory.readers import bus_directory, node_running
 

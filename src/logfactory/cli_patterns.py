@@ -46,7 +46,7 @@ def _load(config_path: str | None) -> Config:
 
 
 def _bus(config: Config) -> Bus:
-    from logfactory.subscribe import open_bus
+    from logfactory.bus import open_bus
     from logfactory.topics import ensure_topics
 
     bus = open_bus(config)

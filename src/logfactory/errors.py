@@ -107,7 +107,7 @@ class MissingBusError(BusError):
 class DamagedBusError(BusError):
     """The bus database cannot be used as it is: SQLite finds it damaged (not a database, or
     a page that does not hold what it should), or it is not the database this directory had
-    (see :mod:`logfactory.bus.local_marker`). The message names the file and the way out
+    (see :mod:`logfactory.bus.local.marker`). The message names the file and the way out
     (``logfactory bus check`` / ``repair``); the node prints it as one line and refuses to
     start, rather than running on, or creating anew, a bus whose history is gone."""
 

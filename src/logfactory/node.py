@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import uvicorn
 
 from logfactory.api import NodeContext, create_app
-from logfactory.bus.base import Bus, BusError, Producer
-from logfactory.bus.local import LocalBus
+from logfactory.bus import open_bus
+from logfactory.bus.base import Bus, BusError, Offloading, Producer, Verifiable
 from logfactory.collect.agent import Agent
 from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
 from logfactory.collect.sources.base import Source
@@ -54,7 +54,6 @@ from logfactory.node_start import (
 )
 from logfactory.node_summary import LiveSummary, SummaryLogHandler, SummaryScreen, read_totals
 from logfactory.stats import StatsRegistry, StatsWriter
-from logfactory.subscribe import open_bus
 from logfactory.topics import ensure_topics, event_types
 
 __all__ = ["Node", "NodeError", "run_factory"]
@@ -270,7 +269,7 @@ class Node:
 
     async def _main(self, sock: socket.socket | None) -> int:
         bus: Bus = open_bus(self.config)
-        if isinstance(bus, LocalBus):  # a damaged bus refuses the start (bus/local_repair.py)
+        if isinstance(bus, Verifiable):  # a damaged bus refuses the start (bus/local/repair.py)
             bus.verify()
         self.stats_dir.mkdir(parents=True, exist_ok=True)
         if self.with_collectors and self.with_api:  # the all-in-one node owns the counters
@@ -278,9 +277,9 @@ class Node:
                 old.unlink()
         ensure_topics(bus, self.config)
         # on the embedded bus the SQLite appends run in a writer process of their own, so the
-        # collectors keep this process's core (bus/local_writer.py)
+        # collectors keep this process's core (bus/local/writer.py)
         producer: Producer = (
-            bus.producer(offload=True) if isinstance(bus, LocalBus) else bus.producer(patient=True)
+            bus.offload_producer() if isinstance(bus, Offloading) else bus.producer(patient=True)
         )
         writer = StatsWriter(self.registry, self.stats_dir).start()
         stop = asyncio.Event()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from logfactory.bus.base import Bus, BusError
+from logfactory.bus import open_bus
+from logfactory.bus.base import Bus, BusError, Reachable
 from logfactory.config import Config
-from logfactory.errors import NoNodeError
+from logfactory.errors import MissingBusError, NoNodeError
 from logfactory.stats import read_all_stats
 from logfactory.topics import ensure_topics
 
@@ -110,11 +111,9 @@ def open_reader(config: Config, *, wait: bool = False) -> Bus:
             f"{config.path}: bus type http only ships records to "
             f"{config.bus.http.url or 'a central node'}; read events on that node"
         )
-    from logfactory.subscribe import open_bus
-
     bus = open_bus(config)
     try:
-        _probe_kafka(bus, config)
+        _probe(bus, config)
     except BaseException:
         bus.close()
         raise
@@ -122,16 +121,9 @@ def open_reader(config: Config, *, wait: bool = False) -> Bus:
 
 
 def _open_local_reader(config: Config, wait: bool) -> Bus:
-    from logfactory.bus.local import LocalBus, MissingBusError
-
     while True:
         try:
-            bus = LocalBus(
-                bus_directory(config),
-                fsync=config.bus.fsync,
-                default_partitions=config.bus.partitions,
-                create=False,
-            )
+            bus = open_bus(config, create=False)
         except MissingBusError:
             if not wait:
                 raise NoNodeError(
@@ -148,21 +140,11 @@ def _open_local_reader(config: Config, wait: bool) -> Bus:
         return bus
 
 
-def _probe_kafka(bus: Bus, config: Config) -> None:
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
-
-    from logfactory.bus.kafka import KafkaBus
-    from logfactory.bus.kafka_config import admin_config
-
-    if not isinstance(bus, KafkaBus):  # pragma: no cover - open_bus gave kafka a KafkaBus
-        return
-    admin = AdminClient(admin_config(bus.settings, bus.client_id))
-    try:
-        admin.list_topics(timeout=KAFKA_PROBE_S)
-    except KafkaException:
+def _probe(bus: Bus, config: Config) -> None:
+    """A bus on servers (Kafka) must have one that answers; others always do."""
+    if isinstance(bus, Reachable) and not bus.reachable(KAFKA_PROBE_S):
         raise BusError(
-            f"no Kafka broker at {bus.settings.bootstrap} answered within {KAFKA_PROBE_S:g} s "
+            f"no Kafka broker at {bus.address} answered within {KAFKA_PROBE_S:g} s "
             f"(bus.kafka.bootstrap.servers in {config.path}): start the brokers or fix the "
             "address"
-        ) from None
+        )

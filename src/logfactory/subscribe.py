@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from logfactory.bus import open_bus
 from logfactory.bus.base import (
     Bus,
     Consumer,
@@ -85,35 +86,6 @@ def find_config(path: str | Path | None) -> Config:
                 f"{DEMO_CONFIG} exists"
             )
     return load_config(path)
-
-
-def open_bus(config: Config, *, worker: str | None = None) -> Bus:
-    """The bus a configuration names; the caller owns it and must close it.
-
-    ``worker`` names a factory worker stably across its restarts; on Kafka it becomes the
-    transactional id prefix, so a restarted worker fences its crashed predecessor at once.
-    """
-    if config.bus.type == "local":
-        from logfactory.bus.local import LocalBus
-
-        return LocalBus(
-            Path(config.node.data_dir) / "bus",
-            fsync=config.bus.fsync,
-            default_partitions=config.bus.partitions,
-        )
-    if config.bus.type == "http":
-        from logfactory.bus.http_ship import HttpShipBus, ShipTarget
-
-        ship = config.bus.http
-        return HttpShipBus(ShipTarget(ship.url, ship.token, ship.ca_file, ship.verify))
-    from logfactory.bus.kafka import KafkaBus
-
-    keys = dict(config.bus.kafka)
-    if worker is not None:
-        keys.setdefault("transactional.id", f"{config.node.name}-{worker}")
-    return KafkaBus(
-        config=keys, partitions=config.bus.partitions, client_id=f"logfactory-{config.node.name}"
-    )
 
 
 def known_types(config: Config | None) -> list[str]:

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from logfactory.bus import open_bus
 from logfactory.bus.base import BusError
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import load_config
 from logfactory.event import decode_event
 from logfactory.record import encode_record, make_record
-from logfactory.subscribe import open_bus
 from logfactory.topics import RAW, ensure_topics
 
 from .conftest import stop_process

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from logfactory.bus import open_bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import load_config
 from logfactory.record import decode_record
-from logfactory.subscribe import open_bus
 from logfactory.topics import RAW
 
 from .conftest import free_port, stop_process

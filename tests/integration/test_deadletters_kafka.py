@@ -25,13 +25,13 @@ from typing import Any
 import msgspec
 import pytest
 
+from logfactory.bus import open_bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import Config, parse_config
 from logfactory.event import BUILTIN_TYPES, position_event_id, topic_for_type
 from logfactory.factory.worker import FactoryWorker
 from logfactory.record import Record, encode_record
 from logfactory.stats import StatsRegistry
-from logfactory.subscribe import open_bus
 from logfactory.topics import DEADLETTER, PARSED, RAW
 
 pytestmark = pytest.mark.integration

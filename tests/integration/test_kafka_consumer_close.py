@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from logfactory.bus import kafka_consumer
 from logfactory.bus.kafka import KafkaBus
+from logfactory.bus.kafka import consumer as kafka_consumer
 from logfactory.record import encode_record, make_record
 
 pytestmark = pytest.mark.integration

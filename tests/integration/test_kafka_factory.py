@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from logfactory.bus import open_bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import parse_config
 from logfactory.factory.worker import FactoryWorker
 from logfactory.record import encode_record, make_record
 from logfactory.stats import StatsRegistry
-from logfactory.subscribe import open_bus
 from logfactory.topics import PARSED, RAW
 
 pytestmark = pytest.mark.integration

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from logfactory.bus import open_bus
 from logfactory.bus.base import Bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import Config, parse_config
@@ -20,7 +21,7 @@ from logfactory.event import decode_event
 from logfactory.factory.worker import FactoryWorker
 from logfactory.record import encode_record, make_record
 from logfactory.stats import StatsRegistry
-from logfactory.subscribe import Subscriber, open_bus
+from logfactory.subscribe import Subscriber
 from logfactory.topics import RAW
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tests.conftest import wait_for
 from tests.kafka_broker import KafkaCluster, quiet
 
-from logfactory.bus import kafka as kafka_module
 from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.kafka import KafkaBus, KafkaConsumer
+from logfactory.bus.kafka import bus as kafka_module
 from logfactory.collect.spool import SpoolingProducer
 from logfactory.stats import StatsRegistry
 

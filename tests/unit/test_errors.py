@@ -89,7 +89,7 @@ def test_errors_module_exports_the_whole_tree_and_the_package_the_public_part() 
 
 def test_old_import_paths_still_name_the_same_classes() -> None:
     from logfactory.bus.base import BusError
-    from logfactory.bus.local_db import DamagedBusError
+    from logfactory.bus.local.db import DamagedBusError
     from logfactory.config import ConfigError as OldConfigError
     from logfactory.factory.model import DecodeError
     from logfactory.readers import NoNodeError

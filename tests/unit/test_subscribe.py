@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 from logfactory import readers
-from logfactory.bus import local
+from logfactory.bus import local, open_bus
 from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.local import LocalBus, MissingBusError
 from logfactory.config import Config, ConfigError, parse_config
 from logfactory.event import Event, Header, encode_event, topic_for_type
 from logfactory.readers import LIVE_SNAPSHOT_S, bus_directory, node_running, open_reader
 from logfactory.stats import StatsRegistry, StatsWriter
-from logfactory.subscribe import NoNodeError, Subscriber, find_config, open_bus, tail
+from logfactory.subscribe import NoNodeError, Subscriber, find_config, tail
 
 
 def put(bus: LocalBus, event_type: str, ids: range, partitions: int = 1) -> list[str]:

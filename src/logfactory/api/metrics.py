@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from logfactory.bus.base import Bus
+from logfactory.bus.base import Bus, GroupLag
 from logfactory.stats import COUNTER_NAMES, StatsRegistry, read_all_stats
 
 __all__ = [
@@ -221,7 +221,7 @@ def bus_overview(bus: Bus) -> dict[str, Any]:
             "messages": sum(high for _low, high in marks.values()),
             "retained": sum(high - low for low, high in marks.values()),
         }
-    lag_fn: Callable[[str], dict[str, int]] | None = getattr(bus, "lag", None)
+    lag_fn: Callable[[str], dict[str, int]] | None = bus.lag if isinstance(bus, GroupLag) else None
     lag: dict[str, dict[str, int]] = {}
     for group in bus.groups():
         if lag_fn is not None:

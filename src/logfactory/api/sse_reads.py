@@ -31,9 +31,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
-from logfactory.bus.base import Bus
-from logfactory.bus.local import LocalBus
-from logfactory.bus.local_db import Db, topic_heads
+from logfactory.bus.base import Bus, HeadReader, HeadWatch
 
 __all__ = [
     "BATCH_BYTES",
@@ -117,7 +115,7 @@ class LocalWatch:
     streams wait, and :data:`IDLE_STOP_S` after the last one.
     """
 
-    def __init__(self, bus: LocalBus) -> None:
+    def __init__(self, bus: HeadWatch) -> None:
         self._bus = bus
         self._gens: dict[str, int] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
@@ -174,9 +172,9 @@ class LocalWatch:
                     fut.set_result(None)
 
     def _run(self) -> None:
-        db: Db | None = None
+        db: HeadReader | None = None
         try:
-            db = self._open()
+            db = self._bus.head_reader()
             self._watch(db)
         except Exception as exc:  # streams fall back on RECHECK_S meanwhile
             with self._lock:
@@ -190,12 +188,7 @@ class LocalWatch:
             if db is not None:
                 db.close()
 
-    def _open(self) -> Db:
-        db = Db(self._bus.path, self._bus.fsync, create=False)
-        db.lean()
-        return db
-
-    def _watch(self, db: Db) -> None:
+    def _watch(self, db: HeadReader) -> None:
         """Watch while streams wait; return (forgotten as the thread) once none has waited
         for IDLE_STOP_S, or when closed."""
         last_version: int | None = None  # the version is per connection: query the heads once
@@ -214,7 +207,7 @@ class LocalWatch:
             idle_since = time.monotonic()
             version = db.data_version()
             if version != last_version:
-                heads = topic_heads(db)
+                heads = db.heads()
                 last = self._heads
                 moved = [t for t, n in heads.items() if last is None or last.get(t) != n]
                 last_version, self._heads = version, heads
@@ -231,4 +224,4 @@ class LocalWatch:
 
 def watch_for(bus: Bus) -> BusWatch:
     """The cheapest watch ``bus`` allows."""
-    return LocalWatch(bus) if isinstance(bus, LocalBus) else TickWatch()
+    return LocalWatch(bus) if isinstance(bus, HeadWatch) else TickWatch()

@@ -9,6 +9,14 @@ suite (``tests/contract``) holds both to it:
   the group resumes, and only committed work is ever skipped after a restart;
 * a :class:`Transaction` writes outputs and commits input offsets atomically, so a crash either
   loses both or keeps both (exactly once from input to output).
+
+Optional capabilities. Some buses and producers can do more than the contract; each such
+capability is a protocol here (:class:`BatchProducer`, :class:`Backlog`, :class:`SpoolState`,
+:class:`GroupLag`, :class:`Verifiable`, :class:`Offloading`, :class:`LeanReader`,
+:class:`HeadWatch`, :class:`Reachable`). Code outside ``bus/`` checks one with ``isinstance``
+once, where it receives the bus or producer (a constructor, the place the bus is opened), and
+keeps the bound method or ``None``; it never probes attributes with ``getattr`` at call
+sites, and never branches on a concrete bus class.
 """
 
 from __future__ import annotations
@@ -17,21 +25,31 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from logfactory.errors import BusError, FencedError
 
 __all__ = [
+    "Backlog",
+    "BatchProducer",
     "Bus",
     "BusError",
     "Consumer",
     "FencedError",
+    "GroupLag",
+    "HeadReader",
+    "HeadWatch",
+    "LeanReader",
     "Message",
+    "Offloading",
     "Producer",
+    "Reachable",
+    "SpoolState",
     "StartFrom",
     "TopicPartition",
     "TopicSpec",
     "Transaction",
+    "Verifiable",
     "partition_for_key",
 ]
 
@@ -172,3 +190,93 @@ class Bus(Protocol):
         """
 
     def close(self) -> None: ...
+
+
+# -- optional capabilities (see the module docstring) --------------------------------------------
+
+
+@runtime_checkable
+class BatchProducer(Protocol):
+    """A producer that takes a run of messages for one topic in one call (the local bus's
+    offloading producer): a collector hands a file chunk's lines over at once."""
+
+    def produce_many(
+        self, topic: str, values: Sequence[bytes], keys: Sequence[bytes | None]
+    ) -> None: ...
+
+
+@runtime_checkable
+class Backlog(Protocol):
+    """A producer that counts what it was given and has not written yet."""
+
+    def pending(self) -> int: ...
+
+
+@runtime_checkable
+class SpoolState(Protocol):
+    """A producer with a spool in front of the bus; ``state()`` holds at least ``bytes`` and
+    ``max_bytes`` of what it spooled (:class:`logfactory.collect.spool.Spool`)."""
+
+    def state(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class GroupLag(Protocol):
+    """A bus that computes a group's lag per topic itself (cheaper than watermarks minus
+    committed offsets, topic by topic)."""
+
+    def lag(self, group: str) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class Verifiable(Protocol):
+    """A bus whose storage can be checked for damage; raises :class:`DamagedBusError`."""
+
+    def verify(self) -> None: ...
+
+
+@runtime_checkable
+class Offloading(Protocol):
+    """A bus whose producer can do its writing in a process of its own, so that a busy
+    producing process (a node running collectors) keeps its core."""
+
+    def offload_producer(self) -> Producer: ...
+
+
+@runtime_checkable
+class LeanReader(Protocol):
+    """A consumer that can read through a small cache: for one of many readers that each
+    pass over the data once, like SSE streams."""
+
+    def lean(self) -> None: ...
+
+
+class HeadReader(Protocol):
+    """A cheap view of a bus's write heads (see :class:`HeadWatch`)."""
+
+    def data_version(self) -> int:
+        """A number that changes whenever anything was written to the bus."""
+
+    def heads(self) -> dict[str, int]:
+        """Per topic, a number that changes whenever the topic was written to."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class HeadWatch(Protocol):
+    """A bus that can tell cheaply which topics were written to (the embedded bus: one
+    SQLite pragma, no I/O), so idle readers wait for a change instead of polling."""
+
+    def head_reader(self) -> HeadReader: ...
+
+
+@runtime_checkable
+class Reachable(Protocol):
+    """A bus on servers that may not answer: ``reachable`` asks them, waiting at most
+    ``timeout`` seconds; ``address`` says where they were looked for."""
+
+    @property
+    def address(self) -> str: ...
+
+    def reachable(self, timeout: float) -> bool: ...

@@ -38,7 +38,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from logfactory.bus.base import BusError, Producer
+from logfactory.bus.base import Backlog, BatchProducer, BusError, Producer
 from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Reconciling, Source
 from logfactory.collect.sources.build import AGENT_TYPES, build_source
 from logfactory.collect.sources.file_reconcile import RawLog
@@ -80,7 +80,7 @@ class _Emitter:
         self._produce = producer.produce
         self._produce_many: (
             Callable[[str, Sequence[bytes], Sequence[bytes | None]], None] | None
-        ) = getattr(producer, "produce_many", None)
+        ) = producer.produce_many if isinstance(producer, BatchProducer) else None
         self._pending = pending
         self.counts = counts  # received, bytes, and both as last published
 
@@ -154,7 +154,9 @@ class Agent:
         self.producer = producer
         self.hostname = hostname or socket.gethostname()
         self.checkpoint_interval = checkpoint_interval
-        self._pending: Callable[[], int] | None = getattr(producer, "pending", None)
+        self._pending: Callable[[], int] | None = (
+            producer.pending if isinstance(producer, Backlog) else None
+        )
         self._flushing = asyncio.Lock()  # one producer.flush at a time (see _durable)
         self._counts: dict[str, list[int]] = {}  # name -> [received, bytes, flushed r, flushed b]
         self._ready = asyncio.Event()

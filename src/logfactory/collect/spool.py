@@ -40,7 +40,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from logfactory.bus.base import BusError, Producer
+from logfactory.bus.base import Backlog, BusError, Producer
 from logfactory.collect.spool_health import SpoolHealth
 from logfactory.collect.spool_store import Row, SpoolStore
 from logfactory.stats import StatsRegistry
@@ -81,7 +81,7 @@ class SpoolingProducer:
         self.path = Path(path)
         self._inner = inner
         self._inner_produce = inner.produce
-        self._inner_pending = getattr(inner, "pending", None)
+        self._inner_pending = inner.pending if isinstance(inner, Backlog) else None
         self._registry = registry
         self._max_bytes = max_bytes
         self._flush_timeout = flush_timeout

@@ -56,8 +56,8 @@ def run_worker_resilient(
     first_backoff: float = 0.5,
 ) -> None:
     """Run workers one after another until ``stop``; see the module docstring."""
+    from logfactory.bus import open_bus
     from logfactory.factory.worker import FactoryWorker
-    from logfactory.subscribe import open_bus
 
     backoff = first_backoff
     failing_since: float | None = None

@@ -18,7 +18,7 @@ from logfactory.api.routes.subscribe import MAX_BATCH, EventReader
 from logfactory.api.sse_reads import BATCH_BYTES, LocalWatch
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.bus.local_db import LEAN_CACHE_KIB
+from logfactory.bus.local.db import LEAN_CACHE_KIB
 from logfactory.config import ConfigError, parse_config
 from logfactory.cursor import decode_cursor, encode_cursor
 from logfactory.event import Event, Header, encode_event, format_time, topic_for_type

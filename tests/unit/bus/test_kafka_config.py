@@ -8,7 +8,7 @@ from confluent_kafka import KafkaError
 
 from logfactory.bus.base import BusError, FencedError
 from logfactory.bus.kafka import KafkaBus
-from logfactory.bus.kafka_config import (
+from logfactory.bus.kafka.config import (
     BUS_KEYS,
     FENCED_CODES,
     admin_config,
@@ -18,7 +18,7 @@ from logfactory.bus.kafka_config import (
     topic_config,
     txn_producer_config,
 )
-from logfactory.bus.kafka_consumer import raise_mapped
+from logfactory.bus.kafka.errors import raise_mapped
 from logfactory.config import BusConfig
 
 

@@ -11,9 +11,9 @@ import socket
 
 import pytest
 
-from logfactory.bus import kafka_group_offsets
 from logfactory.bus.base import BusError
 from logfactory.bus.kafka import KafkaBus
+from logfactory.bus.kafka import group_offsets as kafka_group_offsets
 
 
 def test_a_timed_out_query_renews_the_reader_once(

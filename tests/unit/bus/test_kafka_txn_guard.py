@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from logfactory.bus import kafka_txn
 from logfactory.bus.base import BusError
-from logfactory.bus.kafka_txn import TxnProducer
+from logfactory.bus.kafka import txn as kafka_txn
+from logfactory.bus.kafka.txn import TxnProducer
 
 
 def _producer() -> TxnProducer:

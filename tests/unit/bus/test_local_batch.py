@@ -14,7 +14,7 @@ from tests.contract.conftest import drain, key_for, read_all
 
 from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.bus.local_batch import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, groups
+from logfactory.bus.local.batch import MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, groups
 
 
 def _append_together(bus: LocalBus, topic: str, items: list[tuple[bytes | None, bytes]]) -> None:

@@ -24,8 +24,8 @@ from tests.unit.factory_run import demo_config_file
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import DamagedBusError, LocalBus
-from logfactory.bus.local_marker import LostBusError, SwappedBusError
-from logfactory.bus.local_repair import RepairRefused, check, repair
+from logfactory.bus.local.marker import LostBusError, SwappedBusError
+from logfactory.bus.local.repair import RepairRefused, check, repair
 from logfactory.cli import cli
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,8 +20,8 @@ from tests.conftest import wait_for
 
 from logfactory.bus.base import BusError, Message, TopicSpec, partition_for_key
 from logfactory.bus.local import LocalBus
-from logfactory.bus.local_db import process_start
-from logfactory.bus.local_writer import OffloadProducer
+from logfactory.bus.local.db import process_start
+from logfactory.bus.local.writer import OffloadProducer
 
 
 @pytest.fixture

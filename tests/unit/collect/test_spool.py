@@ -366,7 +366,7 @@ def test_collector_settings_are_checked(text: str, message: str) -> None:
 def test_the_collectors_kafka_producer_never_times_out_unless_configured(
     monkeypatch: pytest.MonkeyPatch, user: dict[str, int], timeout: int, queue: int
 ) -> None:
-    import logfactory.bus.kafka as kafka_module
+    import logfactory.bus.kafka.bus as kafka_module
 
     seen: list[dict[str, object]] = []
 

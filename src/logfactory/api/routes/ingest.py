@@ -57,7 +57,7 @@ from logfactory.api.ingest_records import (
 )
 from logfactory.api.ingest_shipped import ingest_shipped
 from logfactory.api.responses import error_response
-from logfactory.bus.base import BusError, Producer
+from logfactory.bus.base import Backlog, BusError, Producer, SpoolState
 from logfactory.collect.agent import BACKLOG_HIGH
 from logfactory.config import Config
 
@@ -70,11 +70,11 @@ __all__ = [
     "MAX_IN_FLIGHT",
     "IngestResult",
     "IngestSource",
+    "Overload",
     "ingest_items",
     "ingest_lines",
     "ingest_sources",
     "is_ndjson",
-    "overload",
     "router",
     "unrouted_tags",
     "unrouted_warning",
@@ -148,21 +148,27 @@ def unrouted_warning(tag: str) -> str:
     )
 
 
-def overload(producer: object, in_flight: int) -> tuple[str, int] | None:
-    """(reason, Retry-After seconds) when a request must be turned away, else None."""
-    if in_flight >= MAX_IN_FLIGHT:
-        return f"{in_flight} ingest requests are in progress", RETRY_AFTER_S
-    state = getattr(producer, "state", None)
-    if callable(state):
-        st = state()
-        if int(st.get("bytes", 0)) > int(st.get("max_bytes", 1 << 62)):
-            return "the bus is unreachable and the spool is full", RETRY_AFTER_SPOOL_FULL_S
-    pending = getattr(producer, "pending", None)
-    if callable(pending):
-        backlog = int(pending())
-        if backlog > BACKLOG_LIMIT:
-            return f"{backlog} records wait for the bus", RETRY_AFTER_S
-    return None
+class Overload:
+    """When a request must be turned away. What the producer can tell (a spool's state, a
+    backlog) is found once, when the routes are built, not probed per request."""
+
+    def __init__(self, producer: Producer) -> None:
+        self._state = producer.state if isinstance(producer, SpoolState) else None
+        self._pending = producer.pending if isinstance(producer, Backlog) else None
+
+    def __call__(self, in_flight: int) -> tuple[str, int] | None:
+        """(reason, Retry-After seconds) when a request must be turned away, else None."""
+        if in_flight >= MAX_IN_FLIGHT:
+            return f"{in_flight} ingest requests are in progress", RETRY_AFTER_S
+        if self._state is not None:
+            st = self._state()
+            if int(st.get("bytes", 0)) > int(st.get("max_bytes", 1 << 62)):
+                return "the bus is unreachable and the spool is full", RETRY_AFTER_SPOOL_FULL_S
+        if self._pending is not None:
+            backlog = int(self._pending())
+            if backlog > BACKLOG_LIMIT:
+                return f"{backlog} records wait for the bus", RETRY_AFTER_S
+        return None
 
 
 async def _read_raw(request: Request, limit: int) -> bytes:
@@ -185,6 +191,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     sources = ingest_sources(ctx.config)
     source_of = token_holder([(s.token, s) for s in sources])
     producer: Producer = ctx.producer
+    overload = Overload(producer)
     registry = ctx.registry
     in_flight = 0  # only touched on the event loop
     logged_unrouted: set[str] = set()  # each unrouted tag is logged once, not per request
@@ -214,7 +221,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         except UnsupportedEncoding as exc:
             registry.add(group, "refused")
             return error_response(415, str(exc))
-        busy = overload(producer, in_flight)
+        busy = overload(in_flight)
         if busy is not None:
             reason, retry_after = busy
             registry.add(group, "throttled")

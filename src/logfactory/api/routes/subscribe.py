@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -37,7 +37,7 @@ from logfactory.api.sse_admission import (
     trim_memory,
 )
 from logfactory.api.sse_reads import BATCH_BYTES, RECHECK_S, BusWatch, ReadGate, watch_for
-from logfactory.bus.base import Bus, Consumer, Message, StartFrom, TopicSpec
+from logfactory.bus.base import Bus, Consumer, LeanReader, Message, StartFrom, TopicSpec
 from logfactory.cursor import CursorError, Positions, decode_cursor, encode_cursor
 from logfactory.event import topic_for_type
 from logfactory.subscribe import known_types
@@ -55,13 +55,6 @@ MAX_BATCH = 200
 """Messages per read at most (fewer when they are large: see :meth:`EventReader.want`)."""
 TRIM_EVERY = 16
 _EVENTS_PREFIX = len(topic_for_type(""))
-
-
-@runtime_checkable
-class _Lean(Protocol):
-    """A consumer that can read through a small cache (the local bus's, see Db.lean)."""
-
-    def lean(self) -> None: ...
 
 
 def sse_frame(cursor: str, event_type: str, value: bytes) -> bytes:
@@ -116,7 +109,7 @@ class EventReader:
             for topic in self.topics:
                 self._bus.ensure_topic(TopicSpec(topic, self._partitions))
             consumer = self._consumer = self._bus.consumer(None, self.topics, start)
-            if isinstance(consumer, _Lean):
+            if isinstance(consumer, LeanReader):
                 consumer.lean()
             for topic, partition in consumer.assignment():
                 saved = resume.get(topic)

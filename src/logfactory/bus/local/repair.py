@@ -6,10 +6,10 @@ lines, the events made of them, the groups' offsets). So the check only reads (t
 opened read-only), and the repair does what the state asks and no more:
 
 * damaged (SQLite finds bad pages): every readable message is copied into a new database with
-  the same bus id (:mod:`logfactory.bus.local_salvage`), and the damaged file is moved aside as
+  the same bus id (:mod:`logfactory.bus.local.salvage`), and the damaged file is moved aside as
   ``bus.sqlite3.damaged-<time>``, never deleted;
 * lost (the marker says a bus lived here, the database is missing or empty, see
-  :mod:`logfactory.bus.local_marker`), or damaged beyond reading its list of topics: only with
+  :mod:`logfactory.bus.local.marker`), or damaged beyond reading its list of topics: only with
   ``accept_loss`` is a new empty bus started, under a new id;
 * swapped (the database is another bus's): only with ``adopt`` does the marker take its id.
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import (
+from logfactory.bus.local.db import (
     BUS_ID,
     CREATED_MS,
     DB_NAME,
@@ -41,7 +41,7 @@ from logfactory.bus.local_db import (
     new_bus_id,
     now_ms,
 )
-from logfactory.bus.local_marker import (
+from logfactory.bus.local.marker import (
     MARKER_NAME,
     POSITION_GLOBS,
     Marker,
@@ -49,7 +49,7 @@ from logfactory.bus.local_marker import (
     read_marker,
     write_marker,
 )
-from logfactory.bus.local_salvage import NothingToSalvage, SalvageReport, salvage
+from logfactory.bus.local.salvage import NothingToSalvage, SalvageReport, salvage
 from logfactory.errors import RepairRefused
 
 __all__ = [

@@ -8,7 +8,7 @@ Layout. One table per topic whose integer primary key packs ``partition << 40 | 
 partition is one contiguous, ordered range of the table's b-tree and reading is a range scan.
 A row holds one message or, outside compacted topics, a packed run of consecutive messages
 appended together (keyed by the first one's offset; ``n`` says how many; see
-:mod:`logfactory.bus.local_batch`).
+:mod:`logfactory.bus.local.batch`).
 ``heads`` keeps, per partition, the next offset and the stored value bytes, so offsets never go
 back (even after retention deleted every row) and size retention needs no scan. Writers take
 SQLite's single write lock (``BEGIN IMMEDIATE``); appends are therefore totally ordered and a
@@ -41,37 +41,28 @@ processes must share one pid namespace (one machine, one container).
 
 from __future__ import annotations
 
-import itertools
-import operator
-import random
-import sqlite3
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from logfactory.bus.base import BusError, StartFrom, TopicSpec
-from logfactory.bus.local_batch import groups, pack
-from logfactory.bus.local_consumer import LocalConsumer, LocalTransaction
-from logfactory.bus.local_db import (
+from logfactory.bus.local.append import Appender
+from logfactory.bus.local.consumer import LocalConsumer, LocalTransaction
+from logfactory.bus.local.db import (
     DB_NAME,
-    MAX_OFFSET,
-    MAX_PARTITIONS,
-    TOPIC_TABLE,
     DamagedBusError,
     Db,
-    Entry,
     MissingBusError,
     damaged_text,
     init_schema,
     integrity_problems,
     marks,
-    now_ms,
-    rid_of,
 )
-from logfactory.bus.local_maintenance import maintain
-from logfactory.bus.local_marker import bind_marker, lost_error, read_marker, refuse_if_gone
-from logfactory.bus.local_producer import LocalProducer
-from logfactory.bus.local_writer import OffloadProducer
+from logfactory.bus.local.heads import LocalHeads
+from logfactory.bus.local.maintenance import maintain
+from logfactory.bus.local.marker import bind_marker, lost_error, read_marker, refuse_if_gone
+from logfactory.bus.local.producer import LocalProducer
+from logfactory.bus.local.topics import TopicTable
+from logfactory.bus.local.writer import OffloadProducer
 
 __all__ = [
     "DamagedBusError",
@@ -81,50 +72,6 @@ __all__ = [
     "LocalTransaction",
     "MissingBusError",
 ]
-
-
-_KEY = operator.itemgetter(1)
-_VALUE = operator.itemgetter(2)
-_ROWS_PER_INSERT = 16  # measured: 16 rows a statement beat 1, 8 and 32 (and stays far below
-# SQLite's limit of bound variables)
-_MULTI = ",".join(["(?,?,?,?)"] * _ROWS_PER_INSERT)
-
-
-def _insert_rows(c: sqlite3.Connection, tid: int, flat: list[object]) -> None:
-    """Insert rows given as one flat list of (rid, time, key, value) values into ``t<tid>``."""
-    step = 4 * _ROWS_PER_INSERT
-    full = len(flat) // step * step
-    if full:
-        c.executemany(
-            f"INSERT INTO t{tid} (rid, ts, key, value) VALUES {_MULTI}",
-            [flat[i : i + step] for i in range(0, full, step)],
-        )
-    if full < len(flat):
-        c.executemany(
-            f"INSERT INTO t{tid} (rid, ts, key, value) VALUES (?,?,?,?)",
-            [flat[i : i + 4] for i in range(full, len(flat), 4)],
-        )
-
-
-def _insert_packed(
-    c: sqlite3.Connection, tid: int, first: int, now: int, entries: Sequence[Entry]
-) -> int:
-    """Insert ``entries`` (consecutive offsets from rid ``first``) as packed rows of several
-    messages each (:mod:`logfactory.bus.local_batch`); their value bytes, for ``heads``."""
-    rows: list[tuple[int, int, bytes | None, bytes, int, int | None]] = []
-    rid, total = first, 0
-    for run in groups(entries):
-        n = len(run)
-        if n == 1:
-            size = len(run[0][2])
-            rows.append((rid, now, run[0][1], run[0][2], 1, None))
-        else:
-            size = sum(len(e[2]) for e in run)
-            rows.append((rid, now, None, pack([(e[1], e[2]) for e in run]), n, size))
-        total += size
-        rid += n
-    c.executemany(f"INSERT INTO t{tid} VALUES (?,?,?,?,?,?)", rows)
-    return total
 
 
 class LocalBus:
@@ -154,9 +101,9 @@ class LocalBus:
         marker = read_marker(self.directory)
         refuse_if_gone(self.path, marker)
         self._db = Db(self.path, fsync, create=create)
-        self._topic_cache: dict[str, tuple[int, int]] = {}
-        self._compacted: set[str] = set()  # topics whose rows stay one message each
-        self._rr = itertools.count(random.randrange(1 << 20))
+        self._topics = TopicTable(self._db, default_partitions)
+        self.appender = Appender(self._topics)
+        """The append path the bus's producers, transactions and writer process share."""
         try:
             try:
                 init_schema(self._db, self.path, create=create and marker is None)
@@ -171,67 +118,18 @@ class LocalBus:
 
     # -- topics ---------------------------------------------------------------------------
     def ensure_topic(self, spec: TopicSpec) -> int:
-        info = self._topic(spec.name, create=False)
-        if info is not None:
-            return info[1]
-        if not spec.name or not 1 <= spec.partitions <= MAX_PARTITIONS:
-            raise BusError(f"topic {spec.name!r}: needs a name and 1..{MAX_PARTITIONS} partitions")
-        with self._db.write() as c:
-            row = c.execute("SELECT partitions FROM topics WHERE name=?", (spec.name,)).fetchone()
-            if row is not None:
-                return int(row[0])
-            (next_id,) = c.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM topics").fetchone()
-            c.execute(
-                "INSERT INTO topics VALUES (?,?,?,?,?,?)",
-                (
-                    spec.name,
-                    next_id,
-                    spec.partitions,
-                    int(spec.compact),
-                    spec.retention_ms,
-                    spec.retention_bytes,
-                ),
-            )
-            c.execute(TOPIC_TABLE.format(tid=next_id))
-            if spec.compact:
-                c.execute(f"CREATE INDEX t{next_id}_key ON t{next_id}(key, rid)")
-            c.executemany(
-                "INSERT INTO heads (topic, partition, next) VALUES (?,?,0)",
-                [(spec.name, p) for p in range(spec.partitions)],
-            )
-        return spec.partitions
-
-    def _topic(self, name: str, create: bool = True) -> tuple[int, int] | None:
-        """(table id, partitions) of a topic; auto-created with defaults when ``create``."""
-        cached = self._topic_cache.get(name)
-        if cached is not None:
-            return cached
-        rows = self._db.query("SELECT id, partitions, compact FROM topics WHERE name=?", (name,))
-        row = rows[0] if rows else None
-        if row is None:
-            if not create:
-                return None
-            self.ensure_topic(TopicSpec(name, self.default_partitions))
-            return self._topic(name, create=False)
-        info = (int(row[0]), int(row[1]))
-        if row[2]:
-            self._compacted.add(name)
-        self._topic_cache[name] = info
-        return info
+        return self._topics.ensure(spec)
 
     def topic_info(self, name: str) -> tuple[int, int]:
         """(table id, partitions); creates the topic with the defaults if it does not exist."""
-        info = self._topic_cache.get(name) or self._topic(name)
-        if info is None:  # pragma: no cover - _topic(create=True) always answers
-            raise BusError(f"topic {name!r} could not be created")
-        return info
+        return self._topics.info(name)
 
     def topics(self) -> dict[str, int]:
         rows = self._db.query("SELECT name, partitions FROM topics")
         return {str(n): int(p) for n, p in rows}
 
     def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
-        info = self._topic(topic, create=False)
+        info = self._topics.find(topic)
         if info is None:
             return {}
         tid, partitions = info
@@ -267,11 +165,20 @@ class LocalBus:
     ) -> LocalProducer | OffloadProducer:
         """``patient`` is accepted for the bus contract and ignored: local writes never time
         out (a failed write is an error, not a wait). ``offload``: the SQLite appends run in a
-        child process (:mod:`logfactory.bus.local_writer_process`), so a busy producing process (a
+        child process (:mod:`logfactory.bus.local.writer_process`), so a busy producing process (a
         collector) keeps its own core for itself."""
         if offload:
             return OffloadProducer(self, max_buffered=max_buffered)
         return LocalProducer(self, max_buffered=max_buffered)
+
+    def offload_producer(self, *, max_buffered: int = 100_000) -> OffloadProducer:
+        """The producer a node's collectors use (:class:`~logfactory.bus.base.Offloading`):
+        ``producer(offload=True)``."""
+        return OffloadProducer(self, max_buffered=max_buffered)
+
+    def head_reader(self) -> LocalHeads:
+        """A view of the write heads for a watcher (:class:`~logfactory.bus.base.HeadWatch`)."""
+        return LocalHeads(self.path, self.fsync)
 
     def consumer(
         self, group: str | None, topics: Sequence[str], start: StartFrom = "earliest"
@@ -282,69 +189,6 @@ class LocalBus:
         if not isinstance(consumer, LocalConsumer) or consumer.bus_path != self.path.resolve():
             raise BusError("a local-bus transaction needs a consumer of the same local bus")
         return LocalTransaction(self, consumer)
-
-    def _append(self, c: sqlite3.Connection, batch: Sequence[Entry]) -> None:
-        """Append messages inside the caller's write transaction, in the given order.
-
-        Package-internal: the producer's writer thread and transactions call it, so appends
-        share this bus's topic cache and round-robin counter. Topics were resolved when the
-        messages were queued, so this never creates one (which would wait on the very write
-        lock this transaction holds).
-
-        This is the embedded bus's hot path (a collector appends every line here), so the
-        per-message Python work is kept to placing the message in its partition's list. Then,
-        partition by partition (the b-tree only ever appends), consecutive messages share
-        packed rows (:mod:`logfactory.bus.local_batch`: a row costs the same whatever it
-        holds); compacted topics keep one message a row, inserted ``_ROWS_PER_INSERT`` to a
-        statement, which halves the sqlite3 module's parameter binding.
-        """
-        now = now_ms()
-        cache = self._topic_cache
-        rr = self._rr
-        crc32 = zlib.crc32
-        compacted = self._compacted
-        per_topic: dict[str, tuple[int, list[list[Entry]]]] = {}
-        for entry in batch:
-            topic, key, _value = entry
-            slot = per_topic.get(topic)
-            if slot is None:
-                info = cache.get(topic) or self._topic(topic, create=False)
-                if info is None:
-                    raise BusError(f"topic {topic!r} does not exist")
-                slot = per_topic[topic] = (info[0], [[] for _ in range(info[1])])
-            parts = slot[1]
-            # partition_for_key, inlined
-            parts[crc32(key) % len(parts) if key is not None else next(rr) % len(parts)].append(
-                entry
-            )
-        updates: list[tuple[int, int, str, int]] = []
-        for topic, (tid, parts) in per_topic.items():
-            for p, entries in enumerate(parts):
-                if not entries:
-                    continue
-                row = c.execute(
-                    "SELECT next, bytes FROM heads WHERE topic=? AND partition=?", (topic, p)
-                ).fetchone()
-                if row is None:
-                    raise BusError(f"topic {topic!r} has no partition {p}")
-                start, size, count = int(row[0]), int(row[1]), len(entries)
-                if start + count > MAX_OFFSET + 1:
-                    raise BusError(f"{topic}[{p}] is full ({MAX_OFFSET} offsets)")
-                first = rid_of(p, start)
-                if count > 1 and topic not in compacted:
-                    size += _insert_packed(c, tid, first, now, entries)
-                else:
-                    values = list(map(_VALUE, entries))
-                    rows = zip(
-                        range(first, first + count),
-                        itertools.repeat(now),
-                        map(_KEY, entries),
-                        values,
-                    )
-                    _insert_rows(c, tid, list(itertools.chain.from_iterable(rows)))
-                    size += sum(map(len, values))
-                updates.append((start + count, size, topic, p))
-        c.executemany("UPDATE heads SET next=?, bytes=? WHERE topic=? AND partition=?", updates)
 
     # -- maintenance ----------------------------------------------------------------------
     def verify(self) -> None:

@@ -18,13 +18,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from logfactory.bus.base import BusError
 from logfactory.errors import DamagedBusError, MissingBusError
-
-if TYPE_CHECKING:
-    from logfactory.bus.local import LocalBus
 
 __all__ = [
     "BUS_ID",
@@ -62,7 +59,7 @@ MAX_PARTITIONS = 1 << 22
 # One message waiting to be appended: (topic, key, value).
 Entry = tuple[str, bytes | None, bytes]
 
-# 3: topic tables gained ``n`` (messages in the row, see logfactory.bus.local_batch)
+# 3: topic tables gained ``n`` (messages in the row, see logfactory.bus.local.batch)
 SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE topics (
@@ -158,31 +155,6 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (
         getattr(exc, "sqlite_errorcode", None) in _BUSY_CODES or "locked" in str(exc)
     )
-
-
-BUSY_RETRY_S = 60.0
-
-
-def append_retrying(db: Db, bus: LocalBus, batch: Sequence[Entry]) -> None:
-    """Append ``batch`` in one write transaction, retried while the database is busy.
-
-    Retrying is safe because a transaction that met a busy database was rolled back: nothing of
-    it was written. Another process holding the write lock past SQLite's busy timeout (a long
-    maintenance step, a reader's checkpoint) is waited out for up to ``BUSY_RETRY_S``; any other
-    error is the caller's to report.
-    """
-    deadline = time.monotonic() + BUSY_RETRY_S
-    delay = 0.005
-    while True:
-        try:
-            with db.write() as c:
-                bus._append(c, batch)
-            return
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 def as_bytes(value: object, key: object) -> tuple[bytes, bytes | None]:
@@ -395,7 +367,7 @@ def init_schema(db: Db, path: Path, *, create: bool = True) -> None:
 def create_schema(c: sqlite3.Connection, bus_id: int | None = None) -> int:
     """The tables of an empty bus, inside the caller's transaction; its id (:data:`BUS_ID`):
     ``bus_id``, or a new random one. The id and the time of creation go into ``meta``, where
-    the directory's marker (:mod:`logfactory.bus.local_marker`) finds them."""
+    the directory's marker (:mod:`logfactory.bus.local.marker`) finds them."""
     for stmt in _SCHEMA.split(";"):
         if stmt.strip():
             c.execute(stmt)

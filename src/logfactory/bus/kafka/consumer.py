@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka import KafkaError, KafkaException
@@ -32,11 +32,10 @@ from confluent_kafka import TopicPartition as RdTopicPartition
 
 from logfactory.bus.base import BusError, FencedError, Message, StartFrom, TopicPartition
 from logfactory.bus.bounded_call import bounded_call
-from logfactory.bus.kafka_config import FENCED_CODES, consumer_config
-
-if TYPE_CHECKING:
-    from logfactory.bus.kafka import KafkaBus
-    from logfactory.bus.kafka_txn import TxnProducer
+from logfactory.bus.kafka.config import consumer_config
+from logfactory.bus.kafka.errors import error_name, raise_mapped
+from logfactory.bus.kafka.sites import ConsumerSite
+from logfactory.bus.kafka.txn import TxnProducer
 
 __all__ = ["KafkaConsumer"]
 
@@ -68,25 +67,12 @@ _TRANSIENT = frozenset(
 )
 
 
-def error_name(err: KafkaError) -> str:
-    name = err.name()
-    return name if isinstance(name, str) else str(err.code())
-
-
-def raise_mapped(err: KafkaError, what: str) -> None:
-    """Raise the bus error matching a librdkafka error: fenced or plain."""
-    name = error_name(err)
-    if name in FENCED_CODES:
-        raise FencedError(f"{what}: this member lost its partitions ({name}: {err.str()})")
-    raise BusError(f"{what}: {name}: {err.str()}")
-
-
 class KafkaConsumer:
     """One librdkafka consumer. ``group=None`` reads every partition, commits nowhere."""
 
     def __init__(
         self,
-        bus: KafkaBus,
+        bus: ConsumerSite,
         group: str | None,
         topics: Sequence[str],
         start: StartFrom = "earliest",

@@ -4,11 +4,12 @@ Why: a collector is one Python process, and with :class:`~logfactory.bus.local.L
 its source, its emit loop and the SQLite appends share one GIL, so it can never use more than
 one core. :class:`OffloadProducer` keeps only the cheap part in the caller's process - resolving
 the topic (topics are created here, never in the child) and queueing the message - and ships
-batches to ``python -m logfactory.bus.local_writer_process``, which appends them with the same code
-path (``LocalBus._append``) as the in-process producer.
+batches to ``python -m logfactory.bus.local.writer_process``, which appends them with the same
+append path (:class:`~logfactory.bus.local.append.Appender`) as the in-process producer.
 
-Protocol (private to this module and :mod:`~logfactory.bus.local_writer_process`, the child; parent
-and child always come from the same installation):
+Protocol (:mod:`~logfactory.bus.local.wire`, shared with the child,
+:mod:`~logfactory.bus.local.writer_process`; parent and child always come from the same
+installation):
 
 * parent -> child, on the child's stdin: frames of ``<u32 payload length><u32 count>`` then a
   msgpack array of ``[topic, key, value]``, in produce order;
@@ -42,18 +43,28 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import msgspec
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import Entry, as_bytes
-from logfactory.bus.local_writer_process import ACK, FAILED, HEADER, LEN, write_all
+from logfactory.bus.local.db import Entry, as_bytes
+from logfactory.bus.local.wire import ACK, FAILED, HEADER, LEN, write_all
 
-if TYPE_CHECKING:
-    from logfactory.bus.local import LocalBus
+__all__ = ["OffloadProducer", "WriterSite"]
 
-__all__ = ["OffloadProducer"]
+
+class WriterSite(Protocol):
+    """What an offloading producer needs of its bus: where it is, and topic names."""
+
+    @property
+    def directory(self) -> Path: ...
+
+    @property
+    def fsync(self) -> bool: ...
+
+    def topic_info(self, name: str) -> tuple[int, int]: ...
+
 
 _PIPE_BYTES = 1 << 20  # a bigger pipe: fewer wake-ups on both sides when Linux allows it
 _START_TIMEOUT_S = 60.0
@@ -71,7 +82,7 @@ def _child_env() -> dict[str, str]:
     site directory (a source checkout): the child must run the very same code. A site
     directory is never added, as it would shadow the standard library."""
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])  # src/, above logfactory/bus/local/
     sites = {str(Path(d).resolve()) for d in [*site.getsitepackages(), site.getusersitepackages()]}
     if root not in sites:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
@@ -87,7 +98,7 @@ class OffloadProducer:
 
     FRAME_MESSAGES = 4096  # the child starts on a frame while the next one is being sent
 
-    def __init__(self, bus: LocalBus, *, max_buffered: int = 100_000) -> None:
+    def __init__(self, bus: WriterSite, *, max_buffered: int = 100_000) -> None:
         self._bus = bus
         self._max = max_buffered
         self._lock = threading.Lock()
@@ -104,7 +115,7 @@ class OffloadProducer:
         # the child's own diagnostics, for errors; closed by close()/_abort()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         env = _child_env()
-        args = [sys.executable, "-m", "logfactory.bus.local_writer_process", str(bus.directory)]
+        args = [sys.executable, "-m", "logfactory.bus.local.writer_process", str(bus.directory)]
         if bus.fsync:
             args.append("--fsync")
         try:

@@ -4,7 +4,7 @@
 Both only ever delete rows: offsets of the remaining messages never change, and age and size
 retention delete only a prefix of a partition, so the low watermark is always the first row
 left. ``heads.bytes`` is kept exact by every deletion so size retention needs no scan. Both work
-on whole rows, so a packed row of several messages (:mod:`logfactory.bus.local_batch`) goes as
+on whole rows, so a packed row of several messages (:mod:`logfactory.bus.local.batch`) goes as
 one, except where size retention's cut falls inside one: that row is rewritten with the
 messages it keeps, so retention stays exact to the message.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from logfactory.bus.local_batch import pack, unpack
-from logfactory.bus.local_db import MAX_OFFSET, Db, now_ms, rid_of
+from logfactory.bus.local.batch import pack, unpack
+from logfactory.bus.local.db import MAX_OFFSET, Db, now_ms, rid_of
 
 __all__ = ["maintain"]
 

@@ -1,8 +1,8 @@
 """The embedded bus's writer process: appends what an :class:`OffloadProducer` sends it.
 
 Why a module of its own: this is all the child process (``python -m
-logfactory.bus.local_writer_process``) runs, so it imports only what writing needs, and the
-wire protocol it shares with :mod:`logfactory.bus.local_writer` (the parent side, where the
+logfactory.bus.local.writer_process``) runs, so it imports only what writing needs, and the
+wire protocol it shares with :mod:`logfactory.bus.local.writer` (the parent side, where the
 protocol and the guarantees are described) is defined here, once.
 """
 
@@ -12,31 +12,20 @@ import argparse
 import os
 import select
 import signal
-import struct
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import Db, Entry, append_retrying
+from logfactory.bus.local.append import Appender
+from logfactory.bus.local.bus import LocalBus
+from logfactory.bus.local.db import Db, Entry
+from logfactory.bus.local.wire import ACK, FAILED, HEADER, LEN, write_all
 
-__all__ = ["ACK", "FAILED", "HEADER", "LEN", "main", "write_all"]
-
-#: parent -> child frame header: payload length, message count
-HEADER = struct.Struct("<II")
-#: child -> parent: messages durably appended so far, or FAILED then LEN + UTF-8 text
-ACK = struct.Struct("<q")
-LEN = struct.Struct("<I")
-FAILED = -1
-
-
-def write_all(fd: int, data: bytes | bytearray) -> None:
-    with memoryview(data) as view:
-        done = 0
-        while done < len(view):
-            done += os.write(fd, view[done:])
-
+__all__ = ["WriterBus", "main"]
 
 # One transaction groups the frames already waiting, up to about this many messages: past a few
 # thousand, bigger transactions are no faster, and small ones keep acknowledgements frequent, so
@@ -95,17 +84,28 @@ class _Frames:
             del buf[:pos]
 
 
+class WriterBus(Protocol):
+    """What the writer needs of the bus it appends to."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def appender(self) -> Appender: ...
+
+    def close(self) -> None: ...
+
+
 class _Writer:
-    """Appends batches in write transactions, retrying a busy database like LocalProducer."""
+    """Appends batches in write transactions, retrying a busy database like LocalProducer,
+    through the bus's own append path."""
 
-    def __init__(self, directory: str, fsync: bool) -> None:
-        from logfactory.bus.local import LocalBus  # the child only: local imports this module
-
-        self.bus = LocalBus(directory, fsync=fsync)
-        self.db = Db(self.bus.path, fsync)
+    def __init__(self, bus: WriterBus, fsync: bool) -> None:
+        self.bus = bus
+        self.db = Db(bus.path, fsync)
 
     def write(self, batch: Sequence[Entry]) -> None:
-        append_retrying(self.db, self.bus, batch)
+        self.bus.appender.append_retrying(self.db, batch)
 
     def close(self) -> None:
         self.db.close()
@@ -133,7 +133,7 @@ class _Acks:
 
 
 def _serve(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m logfactory.bus.local_writer_process")
+    parser = argparse.ArgumentParser(prog="python -m logfactory.bus.local.writer_process")
     parser.add_argument("directory", help="the local bus directory (bus.sqlite3 inside)")
     parser.add_argument("--fsync", action="store_true", help="the bus's fsync setting")
     opts = parser.parse_args(argv)
@@ -143,7 +143,7 @@ def _serve(argv: Sequence[str]) -> int:
     os.dup2(2, 1)  # a stray print must never corrupt the protocol
     writer: _Writer | None = None
     try:
-        writer = _Writer(opts.directory, opts.fsync)
+        writer = _Writer(LocalBus(opts.directory, fsync=opts.fsync), opts.fsync)
         acks.send(ACK.pack(0))
         frames = _Frames(0)
         written = 0

@@ -29,7 +29,7 @@ import lz4.block  # type: ignore[import-untyped]
 import msgspec
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import Entry
+from logfactory.bus.local.db import Entry
 
 __all__ = ["MAX_BATCH_BYTES", "MAX_BATCH_MESSAGES", "groups", "pack", "unpack"]
 

@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 from logfactory.bus.base import BusError, TopicPartition
-from logfactory.bus.kafka_config import KafkaSettings, consumer_config
+from logfactory.bus.kafka.config import KafkaSettings, consumer_config
 
 __all__ = ["GroupOffsets"]
 

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import Db, Entry, append_retrying, as_bytes
+from logfactory.bus.local.append import Appender
+from logfactory.bus.local.db import Db, Entry, as_bytes
 
-if TYPE_CHECKING:
-    from logfactory.bus.local import LocalBus
+__all__ = ["LocalProducer", "ProducerSite"]
 
-__all__ = ["LocalProducer"]
+
+class ProducerSite(Protocol):
+    """What a producer needs of its bus: the database, topic names, and the append path."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def fsync(self) -> bool: ...
+
+    @property
+    def appender(self) -> Appender: ...
+
+    def topic_info(self, name: str) -> tuple[int, int]: ...
 
 
 class LocalProducer:
@@ -24,8 +38,9 @@ class LocalProducer:
     other failure is kept and raised by every later call.
     """
 
-    def __init__(self, bus: LocalBus, *, max_buffered: int = 100_000) -> None:
+    def __init__(self, bus: ProducerSite, *, max_buffered: int = 100_000) -> None:
         self._bus = bus
+        self._appender = bus.appender
         self._db = Db(bus.path, bus.fsync)
         self._max = max_buffered
         self._cond = threading.Condition()
@@ -99,7 +114,7 @@ class LocalProducer:
                 self._cond.notify_all()
 
     def _write(self, batch: list[Entry]) -> None:
-        append_retrying(self._db, self._bus, batch)
+        self._appender.append_retrying(self._db, batch)
 
     def close(self) -> None:
         """Write everything still queued, then release the connection."""

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka import KafkaException
@@ -38,10 +38,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from logfactory.bus.base import BusError, TopicPartition
-from logfactory.bus.kafka_config import consumer_config
-
-if TYPE_CHECKING:
-    from logfactory.bus.kafka import KafkaBus
+from logfactory.bus.kafka.config import consumer_config
+from logfactory.bus.kafka.sites import ClientSite, MaintenanceSite
 
 __all__ = ["Rules", "close_maintenance", "maintain"]
 
@@ -95,7 +93,7 @@ def _rules(admin: AdminClient, topics: list[str]) -> dict[str, Rules]:
     return out
 
 
-def _scanner(bus: KafkaBus, cache: dict[Any, Any]) -> RdConsumer:
+def _scanner(bus: ClientSite, cache: dict[Any, Any]) -> RdConsumer:
     """One group-less reader per bus, reused by every maintenance run."""
     reader = cache.get("scanner")
     if reader is None:
@@ -107,7 +105,7 @@ def _scanner(bus: KafkaBus, cache: dict[Any, Any]) -> RdConsumer:
 
 
 def _scan(
-    bus: KafkaBus,
+    bus: ClientSite,
     cache: dict[Any, Any],
     todo: dict[TopicPartition, tuple[_Scan, Rules, int, int]],
 ) -> None:
@@ -172,7 +170,7 @@ def _cut(rules: Rules, state: _Scan, low: int, high: int, young: int | None) -> 
     return min(cut, high)
 
 
-def maintain(bus: KafkaBus, admin: AdminClient, cache: dict[Any, Any]) -> dict[str, int]:
+def maintain(bus: MaintenanceSite, admin: AdminClient, cache: dict[Any, Any]) -> dict[str, int]:
     """Apply every topic's retention and compaction; dropped message counts per topic.
 
     A constant number of requests per run, whatever the number of topics: metadata, topic

@@ -13,12 +13,14 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from logfactory.bus.base import BusError, FencedError, Message, StartFrom, TopicPartition
-from logfactory.bus.local_batch import unpack
-from logfactory.bus.local_db import (
+from logfactory.bus.local.append import Appender
+from logfactory.bus.local.batch import unpack
+from logfactory.bus.local.db import (
     MAX_OFFSET,
     Db,
     Entry,
@@ -29,10 +31,25 @@ from logfactory.bus.local_db import (
     rid_of,
 )
 
-if TYPE_CHECKING:
-    from logfactory.bus.local import LocalBus
+__all__ = ["ConsumerSite", "LocalConsumer", "LocalTransaction"]
 
-__all__ = ["LocalConsumer", "LocalTransaction"]
+
+class ConsumerSite(Protocol):
+    """What a consumer and its transactions need of their bus."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def fsync(self) -> bool: ...
+
+    @property
+    def session_timeout_ms(self) -> int: ...
+
+    @property
+    def appender(self) -> Appender: ...
+
+    def topic_info(self, name: str) -> tuple[int, int]: ...
 
 
 def _member_alive(pid: int, started: int, fresh: bool) -> bool:
@@ -50,7 +67,7 @@ def _expand(
     want: int,
 ) -> list[Message]:
     """Up to ``want`` messages from offset ``pos`` on, out of rows in rid order; packed rows
-    (``n > 1``, :mod:`logfactory.bus.local_batch`) are opened, and the part of the first row
+    (``n > 1``, :mod:`logfactory.bus.local.batch`) are opened, and the part of the first row
     before ``pos`` is skipped. Rows are pulled one at a time, so a large row left unread costs
     nothing."""
     out: list[Message] = []
@@ -82,7 +99,7 @@ class LocalConsumer:
     REBALANCE_INTERVAL_S = 0.5
 
     def __init__(
-        self, bus: LocalBus, group: str | None, topics: Sequence[str], start: StartFrom
+        self, bus: ConsumerSite, group: str | None, topics: Sequence[str], start: StartFrom
     ) -> None:
         if start not in ("earliest", "latest"):
             raise BusError(f"start must be 'earliest' or 'latest', not {start!r}")
@@ -348,12 +365,13 @@ class LocalConsumer:
 
     def _transact(
         self,
-        bus: LocalBus,
+        appender: Appender,
         batch: Sequence[Entry],
         offsets: Mapping[TopicPartition, int],
         held: Mapping[TopicPartition, int],
     ) -> None:
-        """Append ``batch`` and store ``offsets`` in one write transaction.
+        """Append ``batch`` (through the transaction's bus's ``appender``) and store
+        ``offsets`` in one write transaction.
 
         ``held`` are the lease epochs when the transaction began: a partition lost (and maybe
         taken back) since then fences the commit; one first taken inside it is checked now.
@@ -366,7 +384,7 @@ class LocalConsumer:
         with self._db.write() as c:
             if offsets and self._group is not None:
                 self._store_offsets(c, self._group, offsets, {**self._epochs, **held})
-            bus._append(c, batch)
+            appender.append(c, batch)
         self._dirty = True  # our own appends do not move our data_version
 
     def _check_open(self) -> None:
@@ -398,7 +416,7 @@ class LocalTransaction:
     everything, a :class:`FencedError` at exit means nothing was written either.
     """
 
-    def __init__(self, bus: LocalBus, consumer: LocalConsumer) -> None:
+    def __init__(self, bus: ConsumerSite, consumer: LocalConsumer) -> None:
         self._bus = bus
         self._consumer = consumer
         self._batch: list[Entry] = []
@@ -433,4 +451,4 @@ class LocalTransaction:
             raise BusError("transaction already finished")
         self._done = True
         if exc_type is None:
-            self._consumer._transact(self._bus, self._batch, self._offsets, self._held)
+            self._consumer._transact(self._bus.appender, self._batch, self._offsets, self._held)

@@ -12,13 +12,13 @@ How the contract maps (held by ``tests/contract``, which runs against both buses
 * durability: idempotent producer, ``acks=all``, lz4; ``flush`` raises :class:`BusError` if any
   message could not be delivered within ``message.timeout.ms`` (errors are sticky);
 * reading: ``read_committed`` consumers, manual synchronous commits, start offsets resolved
-  by the bus (see :mod:`logfactory.bus.kafka_consumer`); watermarks are the log start offset
+  by the bus (see :mod:`logfactory.bus.kafka.consumer`); watermarks are the log start offset
   and the last *stable* offset, i.e. what a read_committed reader can reach;
-* transactions: see :mod:`logfactory.bus.kafka_txn`; when the ``with`` block returns, the
+* transactions: see :mod:`logfactory.bus.kafka.txn`; when the ``with`` block returns, the
   outputs are readable (the bus waits for the commit markers, bounded);
 * retention and compaction: Kafka applies them itself, but only to closed segments and on
   its own schedule; :meth:`KafkaBus.maintain` enforces them now with DeleteRecords (see
-  :mod:`logfactory.bus.kafka_maintenance`).
+  :mod:`logfactory.bus.kafka.maintenance`).
 """
 
 from __future__ import annotations
@@ -36,17 +36,18 @@ from confluent_kafka import TopicPartition as RdTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec  # type: ignore[attr-defined]
 
 from logfactory.bus.base import BusError, StartFrom, TopicPartition, TopicSpec
-from logfactory.bus.kafka_config import (
+from logfactory.bus.kafka.config import (
     KafkaSettings,
     admin_config,
     producer_config,
     split_settings,
     topic_config,
 )
-from logfactory.bus.kafka_consumer import KafkaConsumer
-from logfactory.bus.kafka_group_offsets import GroupOffsets
-from logfactory.bus.kafka_maintenance import close_maintenance, maintain
-from logfactory.bus.kafka_txn import KafkaTransaction, TxnProducer
+from logfactory.bus.kafka.consumer import KafkaConsumer
+from logfactory.bus.kafka.group_offsets import GroupOffsets
+from logfactory.bus.kafka.maintenance import close_maintenance, maintain
+from logfactory.bus.kafka.transaction import KafkaTransaction
+from logfactory.bus.kafka.txn import TxnProducer
 
 if TYPE_CHECKING:
     from logfactory.config import BusConfig
@@ -351,9 +352,24 @@ class KafkaBus:
             if todo:
                 time.sleep(0.002)
 
+    @property
+    def address(self) -> str:
+        """The bootstrap servers (:class:`~logfactory.bus.base.Reachable`)."""
+        return self.settings.bootstrap
+
+    def reachable(self, timeout: float) -> bool:
+        """Whether a broker answers a metadata request within ``timeout`` seconds, asked on a
+        client of its own (readers check this once, instead of waiting without a word)."""
+        admin = AdminClient(admin_config(self.settings, self.client_id))
+        try:
+            admin.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return True
+
     # -- groups ---------------------------------------------------------------------------
     def committed(self, group: str, topic: str) -> dict[int, int]:
-        """Through :class:`~logfactory.bus.kafka_group_offsets.GroupOffsets`, never the admin
+        """Through :class:`~logfactory.bus.kafka.group_offsets.GroupOffsets`, never the admin
         API, which crashes the process on a NOT_COORDINATOR answer (librdkafka#5040)."""
         partitions = self._parts.get(topic) or self._describe(topic)
         if partitions is None:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_db import (
+from logfactory.bus.local.db import (
     BUS_ID,
     CREATED_MS,
     SCHEMA_VERSION,

@@ -11,7 +11,7 @@ succeeds, then bisects back to the first readable key: a damaged region costs ab
 
 What a row must be to be kept: inside the topic's partitions, after the previous row of its
 partition (no overlap), with a packed batch that unpacks to as many messages as its row says
-(:mod:`logfactory.bus.local_batch`). Kept rows keep their offsets, so consumers' committed
+(:mod:`logfactory.bus.local.batch`). Kept rows keep their offsets, so consumers' committed
 offsets stay meaningful, and each partition's next offset never goes back (the highest of its
 old head, its committed offsets and the salvaged rows). Members and leases are session state
 and start empty; retention and compaction go on as before.
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local_batch import unpack
-from logfactory.bus.local_db import (
+from logfactory.bus.local.batch import unpack
+from logfactory.bus.local.db import (
     MAX_OFFSET,
     MAX_PARTITIONS,
     TOPIC_TABLE,

@@ -28,22 +28,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import Producer as RdProducer
 from confluent_kafka import TopicPartition as RdTopicPartition
 
 from logfactory.bus.base import BusError, TopicPartition
 from logfactory.bus.bounded_call import bounded_call
-from logfactory.bus.kafka_config import txn_producer_config
-from logfactory.bus.kafka_consumer import KafkaConsumer, error_name, raise_mapped
+from logfactory.bus.kafka.config import txn_producer_config
+from logfactory.bus.kafka.errors import error_name, raise_mapped
+from logfactory.bus.kafka.sites import ClientSite
 
-if TYPE_CHECKING:
-    from logfactory.bus.kafka import KafkaBus
-
-__all__ = ["KafkaTransaction", "TxnProducer"]
+__all__ = ["GroupMember", "TxnProducer"]
 
 _TIMEOUT = 30.0
 # sending offsets takes milliseconds, seconds while a coordinator moves; librdkafka's own
@@ -53,10 +51,20 @@ GUARD_S = _OFFSETS_TIMEOUT + 5.0
 Entry = tuple[str, bytes | None, bytes]
 
 
+class GroupMember(Protocol):
+    """The consumer whose input offsets a transaction commits."""
+
+    @property
+    def group(self) -> str | None: ...
+
+    @property
+    def raw(self) -> RdConsumer: ...
+
+
 class TxnProducer:
     """A transactional producer; ``broken`` once it is fenced or hit a fatal error."""
 
-    def __init__(self, bus: KafkaBus, transactional_id: str) -> None:
+    def __init__(self, bus: ClientSite, transactional_id: str) -> None:
         conf: dict[str, Any] = dict(
             txn_producer_config(bus.settings, bus.client_id, transactional_id)
         )
@@ -83,7 +91,7 @@ class TxnProducer:
             self._high[tp] = msg.offset()
 
     def run(
-        self, consumer: KafkaConsumer, batch: list[Entry], offsets: Mapping[TopicPartition, int]
+        self, consumer: GroupMember, batch: list[Entry], offsets: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, int]:
         """One broker transaction; returns the highest offset written per partition."""
         p = self._p
@@ -152,56 +160,3 @@ class TxnProducer:
         with contextlib.suppress(KafkaException, RuntimeError):
             self._p.flush(5.0)
         del self._p  # release librdkafka's threads and connections now, not at GC
-
-
-class KafkaTransaction:
-    """Outputs and input offsets of one batch; sent to the broker only when the block ends."""
-
-    def __init__(self, bus: KafkaBus, consumer: KafkaConsumer) -> None:
-        self._bus = bus
-        self._consumer = consumer
-        self._batch: list[Entry] = []
-        self._offsets: dict[TopicPartition, int] = {}
-        self._held = consumer.epochs()
-        self._done = False
-
-    def produce(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        if self._done:
-            raise BusError("transaction already finished")
-        self._batch.append((topic, key, value))
-
-    def commit_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
-        if self._done:
-            raise BusError("transaction already finished")
-        self._offsets.update(offsets)
-
-    def __enter__(self) -> KafkaTransaction:
-        self._held = self._consumer.epochs()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._done:
-            return
-        self._done = True
-        if exc_type is not None or (not self._batch and not self._offsets):
-            return  # nothing was sent, so nothing needs undoing
-        consumer = self._consumer
-        offsets = self._offsets if consumer.group is not None else {}
-        if offsets:
-            consumer.check_owner(list(offsets), self._held)
-        for topic in {t for t, _k, _v in self._batch}:
-            self._bus.topic_partitions(topic)
-        producer = consumer.txn
-        if producer is None:
-            producer = TxnProducer(self._bus, self._bus.txn_id(consumer.group))
-        elif producer.broken:  # fenced or fatal: a new instance under the same (stable) id
-            producer.close()
-            producer = TxnProducer(self._bus, producer.transactional_id)
-        consumer.txn = producer
-        written = producer.run(consumer, self._batch, offsets)
-        self._bus.wait_visible(written)
