@@ -30,7 +30,8 @@ from logfactory.bus.base import Bus, BusError, Offloading, Producer, Verifiable
 from logfactory.collect.agent import Agent
 from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
 from logfactory.collect.sources.base import Source
-from logfactory.collect.sources.demo import DemoSource
+from logfactory.collect.sources.build import build_source
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file_reconcile import BusRawLog
 from logfactory.collect.tls import TlsConfigError
 from logfactory.config import Config
@@ -233,8 +234,9 @@ class Node:
         return _QuietServer(config)
 
     def _agent(self, producer: Producer, bus: Bus) -> tuple[Agent, dict[int, Source]]:
+        ctx = SourceContext(self.data_dir, self.registry, node=self.config.node)
         demos: dict[int, Source] = {
-            i: DemoSource(sc, self.config.node)
+            i: build_source(sc, ctx)
             for i, sc in enumerate(self.config.sources)
             if sc.type == "demo"
         }

@@ -25,6 +25,7 @@ from tests.unit.collect.test_sql_source import AgentRunner, Reader
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.kafka_input import KafkaInputSource
 from logfactory.config import Config, NodeConfig, source_config
 from logfactory.record import Record
@@ -194,11 +195,16 @@ def test_tombstones_are_rejected_and_bad_utf8_is_kept(
 
 def test_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bootstrap\.servers"):
-        KafkaInputSource(source_config(type="kafka", topics=["t"]))
+        KafkaInputSource(source_config(type="kafka", topics=["t"]), SourceContext(tmp_path))
     with pytest.raises(ValueError, match="'topics'"):
-        KafkaInputSource(source_config(type="kafka", kafka={"bootstrap.servers": "h:9092"}))
+        KafkaInputSource(
+            source_config(type="kafka", kafka={"bootstrap.servers": "h:9092"}),
+            SourceContext(tmp_path),
+        )
     kafka: dict[str, str | int | bool] = {"bootstrap.servers": "h:1", "enable.auto.commit": True}
-    src = KafkaInputSource(source_config(type="kafka", name="x", topics=["t"], kafka=kafka))
+    src = KafkaInputSource(
+        source_config(type="kafka", name="x", topics=["t"], kafka=kafka), SourceContext(tmp_path)
+    )
     assert src.group == "logfactory-x" and src.settings["enable.auto.commit"] is False
 
 
@@ -207,7 +213,7 @@ def test_lag_is_the_topic_end_minus_what_was_received(
 ) -> None:
     produce(kafka_bootstrap, site_topic, 0, 300)
     cfg = config(tmp_path, kafka_bootstrap, site_topic)
-    src = KafkaInputSource(cfg.sources[0], name="site", batch_size=10)
+    src = KafkaInputSource(cfg.sources[0], SourceContext(tmp_path, name="site"), batch_size=10)
     consumer = src._open()
     try:
         got: list[Any] = []

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from logfactory.cli import cli
 from logfactory.config import Config, ConfigError, load_config, parse_config
 from logfactory.config.fields import SYSLOG_FIELDS
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import make_record
 
 ROOT = Path(__file__).resolve().parents[2]

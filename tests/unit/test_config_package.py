@@ -24,7 +24,7 @@ from logfactory.config import (
     parse_config,
     source_config,
 )
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src" / "logfactory"

@@ -15,7 +15,7 @@ from logfactory.config import Config, FieldMatch, Match, load_config
 from logfactory.event import BUILTIN_TYPES
 from logfactory.factory.matching import compile_match
 from logfactory.factory.model import Decoded, DecodeError, Position
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import Record
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"

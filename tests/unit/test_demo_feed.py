@@ -10,10 +10,12 @@ import re
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.demo import DemoGenerator, DemoSource
 from logfactory.config import NodeConfig, source_config
 from logfactory.record import Record
@@ -236,7 +238,7 @@ def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="hosts"):
         DemoGenerator(1, 0, START)
     with pytest.raises(ValueError, match="rate"):
-        DemoSource(source_config(type="demo", rate=-1), NodeConfig())
+        DemoSource(source_config(type="demo", rate=-1), SourceContext(Path("unused")))
 
 
 def test_generation_runs_on_simulated_time_and_gives_what_is_asked() -> None:
@@ -249,7 +251,8 @@ def test_generation_runs_on_simulated_time_and_gives_what_is_asked() -> None:
 
 def test_source_emits_records_in_real_time_until_stopped() -> None:
     source = DemoSource(
-        source_config(type="demo", rate=400, seed=3, tag="demo-syslog"), NodeConfig()
+        source_config(type="demo", rate=400, seed=3, tag="demo-syslog"),
+        SourceContext(Path("unused"), node=NodeConfig()),  # the demo feed keeps nothing on disk
     )
     assert source.name == "demo"
     got: list[Record] = []

@@ -16,7 +16,7 @@ from logfactory.factory.filter import FilterStage
 from logfactory.factory.model import Decoded, Position
 from logfactory.factory.package import Outputs, Packager
 from logfactory.factory.patterns.library import PatternLibrary
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import Record
 from logfactory.topics import event_types
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from logfactory.config import load_config
 from logfactory.factory.model import Position
 from logfactory.factory.sort import Sorter
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import make_record, now_ns
 from logfactory.topics import DEADLETTER, PARSED
 

@@ -26,7 +26,7 @@ from logfactory.factory.sort import (
     Sorter,
     _header,
 )
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import Record, make_record
 
 CONFIG = r"""
@@ -504,7 +504,7 @@ def test_next_deadline_is_the_earliest_open_timeout() -> None:
     from logfactory.config import parse_config
     from logfactory.factory.model import Position
     from logfactory.factory.sort import Sorter
-    from logfactory.factory.workshops.base import build_workshops
+    from logfactory.factory.workshops import build_workshops
     from logfactory.record import make_record
 
     config = parse_config("workshops:\n  syslog: {format: syslog, multiline: {timeout: 1s}}\n")

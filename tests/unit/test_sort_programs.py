@@ -20,7 +20,7 @@ from logfactory.factory import sort
 from logfactory.factory.model import Position
 from logfactory.factory.sort import Ready, Sorter
 from logfactory.factory.worker import FactoryWorker
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import encode_record, make_record
 from logfactory.stats import StatsRegistry
 from logfactory.topics import PARSED, RAW

@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from logfactory.bus.base import Backlog, BatchProducer, BusError, Producer
 from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Reconciling, Source
 from logfactory.collect.sources.build import AGENT_TYPES, build_source
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file_reconcile import RawLog
 from logfactory.collect.spool import SpoolingProducer
 from logfactory.config import Config, SourceConfig
@@ -123,7 +124,10 @@ class _Emitter:
 
 
 class Agent:
-    """Runs ``config.sources`` of type file and syslog, plus ``extra_sources``."""
+    """Runs the ``config.sources`` whose type is in ``AGENT_TYPES``, plus ``extra_sources``.
+
+    Each is built by the source registry from one :class:`SourceContext` (the data directory,
+    ``registry``, ``hostname``, the node's settings and ``raw_log``), named uniquely."""
 
     def __init__(
         self,
@@ -163,15 +167,14 @@ class Agent:
         self._failure: BaseException | None = None
         self.failed_source: Source | None = None  # the first source that failed, if any
         self.by_index: dict[int, Source] = {}  # index in config.sources -> its source
-        self.sources: list[Source] = self._build(config.sources)
+        # raw_log lets file sources skip, after a crash, what is on the bus
+        ctx = SourceContext(config.data_dir, registry, self.hostname, config.node, raw_log=raw_log)
+        self.sources: list[Source] = self._build(config.sources, ctx)
         self.sources.extend(extra_sources)
-        reconciling = [s for s in self.sources if isinstance(s, Reconciling)]
-        # lets file sources skip, after a crash, what is on the bus; read only if one needs it
-        self.raw_log = raw_log if reconciling else None
-        for src in reconciling:
-            src.raw_log = raw_log
+        # read at checkpoints only if a source needs it
+        self.raw_log = raw_log if any(isinstance(s, Reconciling) for s in self.sources) else None
 
-    def _build(self, configs: Sequence[SourceConfig]) -> list[Source]:
+    def _build(self, configs: Sequence[SourceConfig], ctx: SourceContext) -> list[Source]:
         out: list[Source] = []
         names: set[str] = set()
         for index, sc in enumerate(configs):
@@ -182,12 +185,7 @@ class Agent:
             while name in names:
                 name, i = f"{base}-{i}", i + 1
             names.add(name)
-            out.append(
-                build_source(
-                    sc, name=name, data_dir=self.config.data_dir, registry=self.registry,
-                    hostname=self.hostname,
-                )
-            )  # fmt: skip
+            out.append(build_source(sc, ctx.named(name)))
             self.by_index[index] = out[-1]
         return out
 

@@ -8,7 +8,7 @@ that span its own keys; ``listeners()`` says which addresses it binds, for the c
 two listeners of a node need the same one.
 
 New source types follow the same pattern: a struct here with its ``tag``, added to
-:data:`SourceConfig`, and the collector that takes it (``collect/sources/build.py``).
+:data:`SourceConfig`, and the collector that takes it (a row in ``collect/sources/build.py``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 WorkshopFormat = Literal["syslog", "kv", "slurm", "json"]
-# plain data for the factory, which builds one workshop class per format and checks it has all
+# plain data for the factory's registry (factory/workshops/__init__.py); a test holds the two equal
 WORKSHOP_FORMATS: tuple[str, ...] = typing.get_args(WorkshopFormat)
 
 

@@ -25,6 +25,7 @@ from logfactory.event import composite_event_id, format_time
 from logfactory.factory.matching import Matcher, Template, record_values
 from logfactory.factory.model import Decoded, Draft
 from logfactory.factory.patterns.library import Observation, PatternLibrary
+from logfactory.factory.workshops import FREE_TEXT_FORMATS
 
 __all__ = ["FilterStage", "FilterStats", "mined_workshops"]
 
@@ -41,7 +42,7 @@ def mined_workshops(config: Config) -> frozenset[str]:
     return frozenset(
         name
         for name, ws in config.workshops.items()
-        if (ws.mine if ws.mine is not None else ws.format == "syslog" or name in listed)
+        if (ws.mine if ws.mine is not None else ws.format in FREE_TEXT_FORMATS or name in listed)
     )
 
 

@@ -37,7 +37,7 @@ from logfactory.factory.partition_state import (
 from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.factory.process.rules import ProcessStage
 from logfactory.factory.sort import Sorter
-from logfactory.factory.workshops.base import Workshop, build_workshops
+from logfactory.factory.workshops import Workshop, build_workshops
 from logfactory.record import Record, now_ns
 from logfactory.stats import StatsRegistry
 from logfactory.topics import PATTERNS, RAW, STATE, ensure_topics, event_types

@@ -12,6 +12,7 @@ from tests.unit.collect.test_file_source import AgentThread, Reader, write
 
 from logfactory.api import NodeContext, create_app
 from logfactory.bus.local import LocalBus
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file import FileSource
 from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.stats import StatsRegistry
@@ -74,7 +75,7 @@ def test_no_match_is_a_problem_when_no_source_has_anything_to_read(
 
 
 def test_why_a_source_reads_nothing(tmp_path: Path, logs: Path) -> None:
-    src = FileSource(secure(logs), data_dir=tmp_path)
+    src = FileSource(secure(logs), SourceContext(tmp_path))
     src._rescan()
     assert src.idle_reason == f"file source 'secure': no file matches {logs / 'secure*'}"
     write(logs / "secure-1.gz", b"\x1f\x8b")

@@ -18,6 +18,7 @@ from tests.conftest import wait_for
 from logfactory.bus.base import BusError
 from logfactory.bus.local import LocalBus, LocalConsumer
 from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file import FileSource
 from logfactory.config import Config, NodeConfig, source_config
 from logfactory.record import Record, decode_record
@@ -358,7 +359,7 @@ def test_lag_counts_the_bytes_written_but_not_yet_emitted(
     write(logs / "a.log", numbered("a", 0, 100))
     write(logs / "b.log", "unterminated tail")
     config = config_for(tmp_path, logs)
-    src = FileSource(config.sources[0], data_dir=tmp_path / "data", name="app")
+    src = FileSource(config.sources[0], SourceContext(tmp_path / "data", name="app"))
     src._load_positions()
     src._rescan()
     sizes = sum(p.stat().st_size for p in logs.iterdir())

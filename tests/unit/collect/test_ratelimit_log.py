@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from pathlib import Path
 
 import pytest
 
 from logfactory.collect.ratelimit_log import RateLimitedLog
 from logfactory.collect.sources import kafka_input
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.kafka_input import KafkaInputSource
 from logfactory.config import source_config
 from logfactory.record import Record
@@ -90,7 +92,7 @@ def test_a_kafka_source_whose_broker_is_down_logs_each_error_once(
     config = source_config(
         type="kafka", name="site", kafka={"bootstrap.servers": f"127.0.0.1:{port}"}, topics=["t"]
     )
-    src = KafkaInputSource(config)
+    src = KafkaInputSource(config, SourceContext(Path("unused")))  # offsets live in Kafka
 
     def errors() -> int:
         return int(src.registry.snapshot()["counters"].get("source:site", {}).get("errors", 0))

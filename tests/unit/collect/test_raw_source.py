@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.raw import RawSource
 from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.record import Record, decode_record
@@ -222,7 +223,7 @@ def split_model(data: bytes, limit: int) -> tuple[list[bytes], int]:
 )
 @example(chunks=[b"abc\r", b"\n"], limit=3)  # the CR of a CRLF split from its LF at the limit
 def test_stream_framing_matches_the_model_for_any_bytes(chunks: list[bytes], limit: int) -> None:
-    src = RawSource(raw_config(max_frame_bytes=limit))
+    src = RawSource(raw_config(max_frame_bytes=limit), SourceContext(Path("unused")))
     reasons: list[str] = []
     decoder = src.new_decoder(reasons.append)
     frames: list[bytes] = []
@@ -239,7 +240,7 @@ def test_stream_framing_matches_the_model_for_any_bytes(chunks: list[bytes], lim
 @given(data=st.binary(max_size=300), limit=st.integers(1, 50))
 def test_datagrams_match_the_model_for_any_bytes(data: bytes, limit: int) -> None:
     registry = StatsRegistry("t")
-    src = RawSource(raw_config(max_frame_bytes=limit), registry=registry)
+    src = RawSource(raw_config(max_frame_bytes=limit), SourceContext(Path("unused"), registry))
     src.on_datagrams([(data, ("10.0.0.9", 5000))], 1 << 17)
     lines, rejected = split_model(data, limit)
     assert [r.raw or r.line.encode() for r in src._queue] == lines

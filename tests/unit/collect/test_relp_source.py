@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.relp import RelpSource
 from logfactory.config import (
     Config,
@@ -66,7 +68,8 @@ class GatedEmit:
 
 def source(registry: StatsRegistry | None = None, **keys: Any) -> RelpSource:
     config = source_config(type="relp", name="relp", tag="sys", listen="127.0.0.1:0", **keys)
-    return RelpSource(config, registry=registry)
+    # a relp source keeps nothing on disk
+    return RelpSource(config, SourceContext(Path("unused"), registry or StatsRegistry("t")))
 
 
 async def serve(src: RelpSource, emit: GatedEmit, body: Callable[[int], Awaitable[None]]) -> None:

@@ -22,6 +22,7 @@ from tests.conftest import wait_for
 
 from logfactory.bus.local import LocalBus, LocalConsumer
 from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.sql import (
     SqlSource,
     decode_value,
@@ -244,7 +245,7 @@ def test_source_position_advances_only_per_fully_emitted_poll(tmp_path: Path, db
     sc = sql_config(tmp_path, db, max_rows=3, interval="1h").sources[0]
 
     async def main() -> tuple[list[Record], list[Any]]:
-        src = SqlSource(sc, data_dir=tmp_path / "data", name="events")
+        src = SqlSource(sc, SourceContext(tmp_path / "data", name="events"))
         got: list[Record] = []
         seen: list[Any] = []
         stop = asyncio.Event()
@@ -257,7 +258,7 @@ def test_source_position_advances_only_per_fully_emitted_poll(tmp_path: Path, db
 
         await asyncio.wait_for(src.run(emit, stop), 10)  # 10 rows in 4 polls despite 1h
         await src.commit(src.checkpoint())
-        again = SqlSource(sc, data_dir=tmp_path / "data", name="events")
+        again = SqlSource(sc, SourceContext(tmp_path / "data", name="events"))
         stop2 = asyncio.Event()
         stop2.set()
         await again.run(emit, stop2)
@@ -387,7 +388,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"sources\[0\]\.interval: 'soon' is not a duration"):
         parse_config("sources:\n  - {type: sql, interval: soon}\n")  # refused as it loads
     with pytest.raises(ValueError, match="needs 'connection', 'query' and 'tracking_column'"):
-        SqlSource(bad[0], data_dir=tmp_path)
+        SqlSource(bad[0], SourceContext(tmp_path))
     good = sql_config(tmp_path, tmp_path / "x.db")
     assert check_config(good) == []
 
@@ -438,7 +439,7 @@ def test_rows_become_json_safe_lines(tmp_path: Path) -> None:
     rows = [(1, when, Decimal("3.10"), b"\x00\x01\xfe", None), (2, when, None, None, b"n\xff")]
     sc = source_config(type="sql", connection="DSN=site", query=QUERY, tracking_column="ID",
                       host_column="host", tag="db")  # fmt: skip
-    src = SqlSource(sc, data_dir=tmp_path, hostname="me")
+    src = SqlSource(sc, SourceContext(tmp_path, hostname="me"))
     conn = _Conn(rows)
     records, position, full = src._fetch(conn, 0)
     assert conn.cur.params == (0,)
@@ -460,7 +461,7 @@ def test_sqlite_url_with_odd_characters_in_the_path(tmp_path: Path) -> None:
     sc = sql_config(tmp_path, db).sources[0]
 
     async def main() -> list[Record]:
-        src = SqlSource(sc, data_dir=tmp_path / "data", name="events")
+        src = SqlSource(sc, SourceContext(tmp_path / "data", name="events"))
         got: list[Record] = []
         stop = asyncio.Event()
 

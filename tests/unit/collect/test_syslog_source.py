@@ -20,6 +20,7 @@ from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import BACKLOG_HIGH, RAW_TOPIC, Agent
 from logfactory.collect.sources.base import Emit, parse_listen
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.syslog import SyslogSource, header_host
 from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.record import Record, decode_record, make_record
@@ -458,7 +459,7 @@ def test_a_full_queue_pauses_the_sockets_until_drained(
 
 
 def test_lag_is_what_was_accepted_and_not_yet_emitted(tmp_path: Path) -> None:
-    src = SyslogSource(syslog_config(), data_dir=tmp_path)
+    src = SyslogSource(syslog_config(), SourceContext(tmp_path))
     assert src.lag() == (0, "records")
     for i in range(3):
         src.push(f"<13>Nov 22 00:15:51 web01 app: {i}".encode(), "10.0.0.1", {})

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import logfactory.collect.sources.syslog as syslog_module
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.raw import RawSource
 from logfactory.collect.sources.syslog import SyslogSource, udp_drops
 from logfactory.collect.sources.syslog_udp import open_udp_socket
@@ -68,7 +69,9 @@ def test_a_source_reports_what_the_kernel_dropped(
     monkeypatch.setattr(syslog_module, "DROP_POLL_S", 0.02)
     config: dict[str, Any] = {"type": cls.kind, "listen": "127.0.0.1:0", "protocols": ["udp"]}
     registry = StatsRegistry("t")
-    src = cls(source_config(**config, udp_rcvbuf=4096), name="u", registry=registry)
+    src = cls(
+        source_config(**config, udp_rcvbuf=4096), SourceContext(Path("unused"), registry, name="u")
+    )
     got: list[Record] = []
     release = asyncio.Event()
     sent = 2000

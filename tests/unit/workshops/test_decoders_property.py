@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from logfactory.config import parse_config
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.factory.workshops.timeparse import MAX_NS, MIN_NS
 from logfactory.record import make_record
 

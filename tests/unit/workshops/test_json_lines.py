@@ -8,7 +8,7 @@ import pytest
 
 from logfactory.config import parse_config
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import make_record
 
 WORKSHOPS = build_workshops(

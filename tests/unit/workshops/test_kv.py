@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from logfactory.config import parse_config
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.factory.workshops.kv import convert_value, parse_pairs
 from logfactory.record import make_record
 

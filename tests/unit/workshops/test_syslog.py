@@ -9,7 +9,7 @@ import pytest
 
 from logfactory.config import parse_config
 from logfactory.factory.model import DecodedParts, DecodeError
-from logfactory.factory.workshops.base import Workshop, build_workshops
+from logfactory.factory.workshops import Workshop, build_workshops
 from logfactory.record import Record, make_record
 
 CONFIG = """

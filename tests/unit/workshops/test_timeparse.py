@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from logfactory.config import parse_config
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.factory.workshops.timeparse import (
     parse_epoch,
     parse_iso,

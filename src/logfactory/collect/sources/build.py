@@ -1,56 +1,64 @@
-"""One place that turns a ``sources:`` entry into its collector.
+"""The source registry: the one place that turns a ``sources:`` entry into its collector.
 
-Why a table of lazy imports: a source type may need a library or a system package that a node
-without such a source should not have to load (pyodbc needs unixODBC's ``libodbc``), so each
-module is imported only when a configured source asks for it.
+Every source type's class is built the same way, ``cls(config, ctx)`` (its configuration struct
+and a :class:`~.context.SourceContext`), so the registry is a table from the ``type`` key to
+the class. Why a table of module names, imported lazily: a source type may need a library or a
+system package that a node without such a source should not have to load (pyodbc needs
+unixODBC's ``libodbc``), so each module is imported only when a configured source asks for it.
+
+A new source type is a struct in ``config/sources.py`` and a row here; a test checks that every
+type of the configuration's tagged union has one (or is :data:`SERVED_ELSEWHERE`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from collections.abc import Callable
+from typing import cast
 
 from logfactory.collect.sources.base import Source
+from logfactory.collect.sources.context import SourceContext
 from logfactory.config import SourceConfig
-from logfactory.stats import StatsRegistry
 
-__all__ = ["AGENT_TYPES", "build_source"]
+__all__ = [
+    "AGENT_TYPES",
+    "SERVED_ELSEWHERE",
+    "SOURCE_BUILDERS",
+    "SourceBuilder",
+    "build_source",
+    "source_builder",
+]
 
-# types the agent runs; ``http`` is served by the API, ``demo`` is added by the node
-AGENT_TYPES = frozenset({"file", "syslog", "raw", "relp", "snmp", "sql", "kafka"})
+SourceBuilder = Callable[[SourceConfig, SourceContext], Source]
+
+# type -> (module, class); the class takes (its config struct, SourceContext)
+SOURCE_BUILDERS: dict[str, tuple[str, str]] = {
+    "file": ("logfactory.collect.sources.file", "FileSource"),
+    "syslog": ("logfactory.collect.sources.syslog", "SyslogSource"),
+    "raw": ("logfactory.collect.sources.raw", "RawSource"),
+    "relp": ("logfactory.collect.sources.relp", "RelpSource"),
+    "snmp": ("logfactory.collect.sources.snmp", "SnmpSource"),
+    "sql": ("logfactory.collect.sources.sql", "SqlSource"),
+    "kafka": ("logfactory.collect.sources.kafka_input", "KafkaInputSource"),
+    "demo": ("logfactory.collect.sources.demo", "DemoSource"),
+}
+
+# types with no collector object: what serves them instead
+SERVED_ELSEWHERE: dict[str, str] = {"http": "the HTTP API's ingest route"}
+
+# types the agent runs; ``demo`` is added by the node (it is a feed, not an input)
+AGENT_TYPES = frozenset(SOURCE_BUILDERS) - {"demo"}
 
 
-def build_source(
-    sc: SourceConfig, *, name: str, data_dir: Path, registry: StatsRegistry, hostname: str
-) -> Source:
-    """The source for ``sc`` (whose type is in :data:`AGENT_TYPES`)."""
-    if sc.type == "file":
-        from logfactory.collect.sources.file import FileSource
+def source_builder(source_type: str) -> SourceBuilder:
+    """The class that builds sources of ``source_type`` (its module imported now)."""
+    try:
+        module, name = SOURCE_BUILDERS[source_type]
+    except KeyError:
+        raise ValueError(f"source type {source_type!r} is not supported by the collector") from None
+    return cast(SourceBuilder, getattr(importlib.import_module(module), name))
 
-        return FileSource(sc, data_dir=data_dir, name=name, hostname=hostname)
-    if sc.type == "syslog":
-        from logfactory.collect.sources.syslog import SyslogSource
 
-        return SyslogSource(sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname)
-    if sc.type == "raw":
-        from logfactory.collect.sources.raw import RawSource
-
-        return RawSource(sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname)
-    if sc.type == "relp":
-        from logfactory.collect.sources.relp import RelpSource
-
-        return RelpSource(sc, name=name, registry=registry)
-    if sc.type == "sql":
-        from logfactory.collect.sources.sql import SqlSource
-
-        return SqlSource(sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname)
-    if sc.type == "kafka":
-        from logfactory.collect.sources.kafka_input import KafkaInputSource
-
-        return KafkaInputSource(
-            sc, name=name, registry=registry, data_dir=data_dir, hostname=hostname
-        )
-    if sc.type == "snmp":
-        from logfactory.collect.sources.snmp import SnmpSource
-
-        return SnmpSource(sc, name=name, registry=registry, data_dir=data_dir)
-    raise ValueError(f"source type {sc.type!r} is not supported by the collector")
+def build_source(sc: SourceConfig, ctx: SourceContext) -> Source:
+    """The source for ``sc``, built from ``ctx``."""
+    return source_builder(sc.type)(sc, ctx)

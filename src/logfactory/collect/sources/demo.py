@@ -27,9 +27,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.demo_catalogue import SEC, Line
 from logfactory.collect.sources.demo_stories import Step, Stories
-from logfactory.config import DemoSourceConfig, NodeConfig
+from logfactory.config import DemoSourceConfig
 from logfactory.record import Record
 
 __all__ = ["DemoGenerator", "DemoSource"]
@@ -121,13 +122,14 @@ class DemoSource:
     Config: ``rate``, ``hosts`` (compute nodes), ``seed`` (deterministic content when set) and
     ``tag`` (the tag of the syslog-format lines, default ``syslog``; the other tags are fixed:
     ``sce``, ``apps``, ``cluster``). Lines carry the current time. If ``emit`` falls behind, lines
-    go out back to back until the feed has caught up with the clock.
+    go out back to back until the feed has caught up with the clock. Syslog times are written
+    in the node's time zone (``ctx.node.timezone``).
     """
 
-    def __init__(self, config: DemoSourceConfig, node: NodeConfig) -> None:
-        self.name = config.name or "demo"
+    def __init__(self, config: DemoSourceConfig, ctx: SourceContext) -> None:
+        self.name = ctx.name or config.name or "demo"
         self._config = config
-        self._node = node
+        self._node = node = ctx.node
         self._ready = asyncio.Event()
         # fail at construction (bad rate, hosts or time zone), not inside the running task
         DemoGenerator(config.seed, config.hosts, 0, rate=config.rate, timezone=node.timezone)

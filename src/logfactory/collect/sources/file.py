@@ -56,6 +56,7 @@ from typing import Any
 from logfactory.bus.base import BusError
 from logfactory.collect.sources import file_positions as positions
 from logfactory.collect.sources.base import Emit
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file_gzip import decompressor, gunzip_head, read_gz
 from logfactory.collect.sources.file_lineage import (
     FP_LEN,
@@ -85,10 +86,8 @@ class FileSource:
     def __init__(
         self,
         config: FileSourceConfig,
+        ctx: SourceContext,
         *,
-        data_dir: Path,
-        name: str | None = None,
-        hostname: str = "-",
         chunk_size: int = 1 << 20,
         poll_interval: float = 0.1,
         rescan_interval: float = 1.0,
@@ -96,14 +95,14 @@ class FileSource:
     ) -> None:
         if not config.paths:
             raise ValueError("a file source needs 'paths': a list of globs")
-        self.name = name or config.name or "file"
+        self.name = ctx.name or config.name or "file"
         self.tag = config.tag or "file"
-        self.hostname = hostname
+        self.hostname = ctx.hostname
         self.patterns = [os.path.abspath(os.path.expanduser(p)) for p in config.paths]
         self.start_at = config.start_at
         self.idle_timeout = float(config.idle_timeout)
         self.read_gzip = config.read_gzip
-        self.positions_path = Path(data_dir) / "collect" / f"{self.name}.positions.json"
+        self.positions_path = Path(ctx.data_dir) / "collect" / f"{self.name}.positions.json"
         self.chunk_size = chunk_size
         self.max_line_bytes = config.max_frame_bytes
         self.poll_interval = poll_interval
@@ -122,7 +121,7 @@ class FileSource:
         self._write_lock = threading.Lock()
         self._ready = asyncio.Event()
         self._error: BaseException | None = None
-        self.raw_log: RawLog | None = None  # set by the agent when it can read the bus back
+        self.raw_log: RawLog | None = ctx.raw_log  # when the bus can be read back
         self._saved_marks: dict[int, int] | None = None
 
     async def started(self) -> None:

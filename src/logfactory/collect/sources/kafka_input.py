@@ -38,7 +38,6 @@ import contextlib
 import logging
 import re
 import threading
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -46,9 +45,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from logfactory.collect.ratelimit_log import RateLimitedLog
 from logfactory.collect.sources.base import Emit
+from logfactory.collect.sources.context import SourceContext
 from logfactory.config import KafkaSourceConfig
 from logfactory.record import Record, make_record
-from logfactory.stats import StatsRegistry
 
 __all__ = ["KafkaInputSource"]
 
@@ -70,11 +69,8 @@ class KafkaInputSource:
     def __init__(
         self,
         config: KafkaSourceConfig,
+        ctx: SourceContext,
         *,
-        name: str | None = None,
-        registry: StatsRegistry | None = None,
-        data_dir: Path | None = None,  # offsets live in the source cluster; kept for the table
-        hostname: str = "-",
         batch_size: int = 500,
         poll_timeout: float = 0.1,
     ) -> None:
@@ -82,9 +78,9 @@ class KafkaInputSource:
             raise ValueError("a kafka source needs 'kafka: {bootstrap.servers: HOST:PORT,...}'")
         if not config.topics:
             raise ValueError("a kafka source needs 'topics': a list of topic names")
-        self.name = name or config.name or "kafka"
+        self.name = ctx.name or config.name or "kafka"
         self.tag = config.tag or "kafka"
-        self.registry = registry or StatsRegistry("kafka")
+        self.registry = ctx.registry
         self._log = RateLimitedLog(log, ERROR_LOG_INTERVAL_S)
         self.group_counters = f"source:{self.name}"
         self.topics = list(config.topics)

@@ -37,7 +37,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, cast
 
 from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
-from logfactory.collect.sources.base import RUN_RECORDS, Emit, parse_listen
+from logfactory.collect.sources.base import Emit, parse_listen
+from logfactory.collect.sources.context import SourceContext
+from logfactory.collect.sources.pump import drain, pump
 from logfactory.collect.sources.relp_frame import (
     SERVERCLOSE,
     Frame,
@@ -48,7 +50,6 @@ from logfactory.collect.sources.relp_frame import (
 from logfactory.collect.sources.syslog import _RejectLog, header_host
 from logfactory.config import RelpSourceConfig
 from logfactory.record import Record, make_record
-from logfactory.stats import StatsRegistry
 
 __all__ = ["RelpSource"]
 
@@ -61,30 +62,15 @@ FLUSH_RETRY_S = 0.5  # after a failed flush, before the next try
 _OK = b"200 OK"
 
 
-def _take(queue: deque[Record]) -> list[Record]:
-    """Up to ``RUN_RECORDS`` records from the front of ``queue``."""
-    if len(queue) <= RUN_RECORDS:
-        run = list(queue)
-        queue.clear()
-        return run
-    return [queue.popleft() for _ in range(RUN_RECORDS)]
-
-
 class RelpSource:
     """Listens on ``config.listen`` (TCP) for RELP sessions; one Record per ``syslog`` frame."""
 
     kind: ClassVar[str] = "relp"
 
-    def __init__(
-        self,
-        config: RelpSourceConfig,
-        *,
-        name: str | None = None,
-        registry: StatsRegistry | None = None,
-    ) -> None:
+    def __init__(self, config: RelpSourceConfig, ctx: SourceContext) -> None:
         if not config.listen:
             raise ValueError("a relp source needs 'listen: HOST:PORT'")
-        self.name = name or config.name or self.kind
+        self.name = ctx.name or config.name or self.kind
         self.tag = config.tag or "syslog"
         self.host, self.port = parse_listen(config.listen)
         self.max_frame_bytes = config.max_frame_bytes
@@ -96,7 +82,7 @@ class RelpSource:
             busy=lambda conn: bool(cast(_RelpConnection, conn).acks),  # answers still due
         )
         self.bound: tuple[str, int] | None = None
-        self._registry = registry
+        self._registry = ctx.registry
         self._group = f"source:{self.name}"
         self._reject_log = _RejectLog(self.name, kind=self.kind)
         self._queue: deque[Record] = deque()
@@ -146,17 +132,27 @@ class RelpSource:
         self.bound = server.sockets[0].getsockname()[:2]
         self._ready.set()
         flusher = asyncio.create_task(self._flusher(flush))
-        watcher = asyncio.create_task(self._watch(stop))
+        queue = self._queue
+
+        async def emitted(run: list[Record]) -> None:
+            await emit.many(run)
+            self._emitted += len(run)
+
+        async def send(run: list[Record]) -> None:
+            await emitted(run)
+            self._flush_wake.set()
+            if self._paused and len(queue) <= QUEUE_LOW:
+                self._paused = False
+                for conn in list(self.conns):
+                    conn.unhold("queue")
+
         try:
-            await self._pump(emit, stop)
+            await pump(queue, self._wake, stop, send)
             server.close()
             for conn in list(self.conns):
                 conn.hold("stop")
             # everything accepted before the stop goes out, and is answered
-            while self._queue:
-                run = _take(self._queue)
-                await emit.many(run)
-                self._emitted += len(run)
+            await drain(queue, emitted)
             self._final = True
             self._flush_wake.set()
             await flusher
@@ -164,32 +160,9 @@ class RelpSource:
                 conn.end(hint=True)
         finally:
             server.close()
-            for task in (flusher, watcher):
-                task.cancel()
+            flusher.cancel()
             for conn in list(self.conns):
                 conn.abort()
-
-    async def _watch(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        self._wake.set()
-
-    async def _pump(self, emit: Emit, stop: asyncio.Event) -> None:
-        queue = self._queue
-        while not stop.is_set():
-            while queue:
-                run = _take(queue)
-                await emit.many(run)
-                self._emitted += len(run)
-                self._flush_wake.set()
-                if self._paused and len(queue) <= QUEUE_LOW:
-                    self._paused = False
-                    for conn in list(self.conns):
-                        conn.unhold("queue")
-                if stop.is_set():
-                    return
-            self._wake.clear()
-            if not queue and not stop.is_set():
-                await self._wake.wait()
 
     async def _flusher(self, flush: Callable[[], Awaitable[None]]) -> None:
         """One flush at a time, each covering every record emitted before it; then answers."""
@@ -217,8 +190,7 @@ class RelpSource:
         """Records not known durable are not answered: the sessions waiting for them end, and
         their senders send those frames again (the records may then come twice)."""
         log.error("relp source %r: the bus did not take its records (%s)", self.name, exc)
-        if self._registry is not None:
-            self._registry.add(self._group, "errors")
+        self._registry.add(self._group, "errors")
         for conn in list(self._waiting):
             conn.abort()
 
@@ -249,8 +221,7 @@ class RelpSource:
             self._waiting.discard(conn)
 
     def count(self, counter: str) -> None:
-        if self._registry is not None:
-            self._registry.add(self._group, counter)
+        self._registry.add(self._group, counter)
 
     def reject(self, reason: str, peer: str) -> None:
         self.count("rejected")

@@ -37,7 +37,6 @@ import contextlib
 import logging
 import re
 from collections import deque
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -51,6 +50,8 @@ from pysnmp.proto.api import v1, v2c  # type: ignore[import-untyped]
 
 from logfactory.collect.ratelimit_log import RateLimitedLog
 from logfactory.collect.sources.base import Emit, parse_listen
+from logfactory.collect.sources.context import SourceContext
+from logfactory.collect.sources.pump import drain, pump
 from logfactory.collect.sources.snmp_setup import (
     BadCounters,
     OidNames,
@@ -62,7 +63,6 @@ from logfactory.collect.sources.snmp_setup import (
 from logfactory.collect.udp_socket import DropWatch, open_udp_socket
 from logfactory.config import SnmpSourceConfig
 from logfactory.record import Record, make_record
-from logfactory.stats import StatsRegistry
 
 __all__ = ["SnmpSource", "snmp_value"]
 
@@ -115,24 +115,17 @@ class _Transport6(udp6.Udp6AsyncioTransport):  # type: ignore[misc]
 class SnmpSource:
     """Receives traps and informs on ``config.listen`` (UDP); see the module docstring."""
 
-    def __init__(
-        self,
-        config: SnmpSourceConfig,
-        *,
-        data_dir: Path,
-        name: str | None = None,
-        registry: StatsRegistry | None = None,
-    ) -> None:
+    def __init__(self, config: SnmpSourceConfig, ctx: SourceContext) -> None:
         if not config.listen:
             raise ValueError("an snmp source needs 'listen: HOST:PORT'")
-        self.name = name or config.name or "snmp"
+        self.name = ctx.name or config.name or "snmp"
         self.tag = config.tag or "snmp"
         self.host, self.port = parse_listen(config.listen)
         self.config = config
-        self.data_dir = data_dir
+        self.data_dir = ctx.data_dir
         self.bound: tuple[str, int] | None = None
         self.engine_id: bytes = b""  # ours, once started: v3 inform senders need it
-        self._registry = registry
+        self._registry = ctx.registry
         self._group = f"source:{self.name}"
         self._names: OidNames | None = None
         self._bad: BadCounters | None = None
@@ -169,20 +162,17 @@ class SnmpSource:
             self._ready.set()
             raise
         self._ready.set()
-        watcher = asyncio.create_task(self._watch(stop))
         drops = asyncio.create_task(self._drops.run()) if self._drops is not None else None
         try:
-            await self._pump(emit, stop)
+            await pump(self._queue, self._wake, stop, emit.many)
         finally:
-            watcher.cancel()
             if drops is not None:
                 drops.cancel()
             if self._drops is not None:
                 self._drops.close()  # the last look, while the socket is open
             await self._close(eng, receiver)
         # everything accepted before the stop goes out
-        while self._queue:
-            await emit(self._queue.popleft())
+        await drain(self._queue, emit.many)
 
     async def _start(self, loop: asyncio.AbstractEventLoop) -> tuple[Any, Any]:
         cfg = self.config
@@ -227,21 +217,6 @@ class SnmpSource:
         if isinstance(timer, asyncio.Future):
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
-
-    async def _watch(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        self._wake.set()
-
-    async def _pump(self, emit: Emit, stop: asyncio.Event) -> None:
-        queue = self._queue
-        while not stop.is_set():
-            while queue:
-                await emit(queue.popleft())
-                if stop.is_set():
-                    return
-            self._wake.clear()
-            if not queue and not stop.is_set():
-                await self._wake.wait()
 
     # -- called by pysnmp, synchronously, on the loop ------------------------------------------
     def _datagram(self, transport: Any, address: Any, data: bytes) -> None:
@@ -325,8 +300,7 @@ class SnmpSource:
 
     # -- accounting ------------------------------------------------------------------------
     def _count(self, counter: str) -> None:
-        if self._registry is not None:
-            self._registry.add(self._group, counter)
+        self._registry.add(self._group, counter)
 
     def _reject(self, reason: str, address: Any) -> None:
         self._count("rejected")

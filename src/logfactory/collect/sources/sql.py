@@ -39,6 +39,7 @@ from typing import Any
 import msgspec
 
 from logfactory.collect.sources.base import Emit
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.sql_connection import (
     connect,
     parse_connection,
@@ -48,7 +49,6 @@ from logfactory.collect.sources.sql_connection import (
 from logfactory.collect.sources.sql_position import UNSET, PositionFile, decode_value, encode_value
 from logfactory.config import SqlSourceConfig
 from logfactory.record import Record, make_record
-from logfactory.stats import StatsRegistry
 
 __all__ = ["SqlSource", "decode_value", "encode_value", "parse_connection", "prepare_query"]
 
@@ -85,11 +85,7 @@ class SqlSource:
     def __init__(
         self,
         config: SqlSourceConfig,
-        *,
-        data_dir: Path,
-        name: str | None = None,
-        registry: StatsRegistry | None = None,
-        hostname: str = "-",
+        ctx: SourceContext,
     ) -> None:
         if not config.connection or not config.query or not config.tracking_column:
             raise ValueError("a sql source needs 'connection', 'query' and 'tracking_column'")
@@ -99,17 +95,17 @@ class SqlSource:
         self._max_backoff = max(MAX_BACKOFF_S, self.interval)
         if config.max_rows < 1:
             raise ValueError("max_rows must be at least 1")
-        self.name = name or config.name or "sql"
+        self.name = ctx.name or config.name or "sql"
         self.tag = config.tag or "sql"
-        self.registry = registry or StatsRegistry("sql")
+        self.registry = ctx.registry
         self.group = f"source:{self.name}"
         self.tracking_column = config.tracking_column
         self.host_column = config.host_column
         self.message_column = config.message_column
         self.max_rows = config.max_rows
         self.initial_value = config.initial_value
-        self.default_host = config.host or db_name or hostname
-        self.state_path = Path(data_dir) / "collect" / f"{self.name}.sql.json"
+        self.default_host = config.host or db_name or ctx.hostname
+        self.state_path = Path(ctx.data_dir) / "collect" / f"{self.name}.sql.json"
         self._state = PositionFile(self.state_path, self.tracking_column, self.name)
         self._position: Any = UNSET  # tracking value after the last fully emitted poll
         self._find_end = config.start_at == "end" and config.initial_value is None

@@ -42,14 +42,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, cast
 
 from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
-from logfactory.collect.sources.base import RUN_RECORDS, Emit, parse_listen
+from logfactory.collect.sources.base import Emit, parse_listen
+from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.framing import FrameDecoder
+from logfactory.collect.sources.pump import drain, pump
 from logfactory.collect.sources.syslog_udp import UdpReader, open_udp_socket, udp_drops
 from logfactory.collect.tls import TlsServerProtocol, server_context
 from logfactory.collect.udp_socket import DropWatch
 from logfactory.config import SocketSourceConfig
 from logfactory.record import Record, make_record, now_ns
-from logfactory.stats import StatsRegistry
 
 __all__ = ["SyslogSource", "header_host", "udp_drops"]
 
@@ -58,16 +59,6 @@ log = logging.getLogger(__name__)
 DROP_POLL_S = 1.0
 QUEUE_HIGH = 20_000
 QUEUE_LOW = 5_000
-
-
-def _take(queue: deque[Record]) -> list[Record]:
-    """Up to ``RUN_RECORDS`` records from the front of ``queue``."""
-    if len(queue) <= RUN_RECORDS:
-        run = list(queue)
-        queue.clear()
-        return run
-    popleft = queue.popleft
-    return [popleft() for _ in range(RUN_RECORDS)]
 
 
 PEER_CACHE_MAX = 4096  # UDP senders remembered (address text, meta); cleared when full
@@ -170,24 +161,17 @@ class _RejectLog:
 class SyslogSource:
     """Listens on ``config.listen`` for ``config.protocols``, and on ``config.tls_listen`` for TLS.
 
-    ``data_dir`` holds the self-signed certificate when TLS is on without ``tls_cert``; a bad TLS
-    setting raises :class:`~logfactory.collect.tls.TlsConfigError` here, before anything runs."""
+    ``ctx.data_dir`` holds the self-signed certificate when TLS is on without ``tls_cert``; a bad
+    TLS setting raises :class:`~logfactory.collect.tls.TlsConfigError` here, before anything
+    runs."""
 
     kind: ClassVar[str] = "syslog"
 
-    def __init__(
-        self,
-        config: SocketSourceConfig,
-        *,
-        name: str | None = None,
-        registry: StatsRegistry | None = None,
-        data_dir: Path | None = None,
-        hostname: str | None = None,
-    ) -> None:
+    def __init__(self, config: SocketSourceConfig, ctx: SourceContext) -> None:
         kind = self.kind
         if not config.listen and not config.tls_listen:
             raise ValueError(f"a {kind} source needs 'listen: HOST:PORT' (or tls_listen)")
-        self.name = name or config.name or kind
+        self.name = ctx.name or config.name or kind
         self.tag = config.tag or kind
         self.host, self.port = parse_listen(config.listen) if config.listen else ("", 0)
         self.protocols = list(config.protocols) if config.listen else []
@@ -201,11 +185,11 @@ class SyslogSource:
         if config.tls_listen:
             self.tls_host, self.tls_port = parse_listen(config.tls_listen)
             self.tls, self.tls_cert = server_context(
-                config, data_dir or Path("data"), hostname=hostname, key=f"source {self.name!r}"
+                config, ctx.data_dir, hostname=ctx.hostname, key=f"source {self.name!r}"
             )
         self.bound: dict[str, tuple[str, int]] = {}
         self._drops: DropWatch | None = None  # the UDP socket's kernel drops, once listening
-        self._registry = registry
+        self._registry = ctx.registry
         self._group = f"source:{self.name}"
         self._reject_log = _RejectLog(self.name, kind=kind)
         self._handshaking: set[TlsServerProtocol] = set()
@@ -304,17 +288,22 @@ class SyslogSource:
                 server.close()
             raise
         self._ready.set()
-        watcher = asyncio.create_task(self._watch(stop))
         if udp is not None:
             self._drops = DropWatch(
                 udp.sock, kind=self.kind, name=self.name, registry=self._registry, logger=log
             )
         drops = asyncio.create_task(self._drops.run(DROP_POLL_S)) if self._drops else None
         servers = [s for s in (server, tls_server) if s is not None]
+        queue = self._queue
+
+        async def send(run: list[Record]) -> None:
+            await emit.many(run)
+            if self._paused and len(queue) <= QUEUE_LOW:
+                self._resume()
+
         try:
-            await self._pump(emit, stop)
+            await pump(queue, self._wake, stop, send)
         finally:
-            watcher.cancel()
             if drops is not None:
                 drops.cancel()
             for srv in servers:
@@ -330,15 +319,13 @@ class SyslogSource:
             for srv in servers:
                 await srv.wait_closed()
         # everything accepted before the stop goes out
-        while self._queue:
-            await emit.many(_take(self._queue))
+        await drain(queue, emit.many)
 
     def _limit(self, proto: str) -> ConnectionLimit:
         registry, group = self._registry, self._group
 
         def count(counter: str) -> None:
-            if registry is not None:
-                registry.add(group, counter)
+            registry.add(group, counter)
 
         limit = ConnectionLimit(
             f"{self.kind} source {self.name!r} ({proto})", self.max_connections,
@@ -353,27 +340,10 @@ class SyslogSource:
             self.tls, _TcpProtocol(self, "tls"), self.reject, live=self._handshaking
         )
 
-    async def _watch(self, stop: asyncio.Event) -> None:
-        await stop.wait()
-        self._wake.set()
-
     @property
     def dropped(self) -> int:
         """Datagrams the kernel dropped for the UDP socket (counted once a second)."""
         return 0 if self._drops is None else self._drops.total
-
-    async def _pump(self, emit: Emit, stop: asyncio.Event) -> None:
-        queue = self._queue
-        while not stop.is_set():
-            while queue:
-                await emit.many(_take(queue))
-                if self._paused and len(queue) <= QUEUE_LOW:
-                    self._resume()
-                if stop.is_set():
-                    return
-            self._wake.clear()
-            if not queue and not stop.is_set():
-                await self._wake.wait()
 
     # -- called by the protocols -----------------------------------------------------------
     def push(self, frame: bytes, peer_ip: str, meta: dict[str, Any]) -> None:
@@ -400,8 +370,7 @@ class SyslogSource:
                 reader.resume_reading()
 
     def reject(self, reason: str, peer: str) -> None:
-        if self._registry is not None:
-            self._registry.add(self._group, "rejected")
+        self._registry.add(self._group, "rejected")
         self._reject_log(reason, peer)
 
 

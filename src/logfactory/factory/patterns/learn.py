@@ -26,7 +26,7 @@ from logfactory.factory.filter import FilterStage, mined_workshops
 from logfactory.factory.model import Decoded, DecodeError, Position
 from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.factory.sort import Ready, Sorter
-from logfactory.factory.workshops.base import Workshop, build_workshops
+from logfactory.factory.workshops import Workshop, build_workshops
 from logfactory.record import make_record, now_ns
 
 __all__ = ["LearnError", "LearnSummary", "Learner"]

@@ -1,4 +1,5 @@
-"""The workshop contract, and the one place that builds workshops from the configuration.
+"""The workshop contract and what the workshops share (the registry that builds them from the
+configuration is the package, :mod:`logfactory.factory.workshops`).
 
 A workshop turns one :class:`Record` into :class:`DecodedParts` (UTC time, free-text message,
 fields) or raises :class:`DecodeError` with a reason fit for the dead letter: a reason of format,
@@ -12,14 +13,14 @@ else the collecting host ``record.host``), ``program``/``pid`` where the format 
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from logfactory.config import Config, WorkshopConfig
 from logfactory.factory.model import DecodedParts
 from logfactory.factory.workshops.timeparse import zone
 from logfactory.record import Record
 
-__all__ = ["Workshop", "build_workshops", "record_text", "workshop_zone"]
+__all__ = ["Delegating", "Workshop", "WorkshopFactory", "record_text", "workshop_zone"]
 
 
 class Workshop(Protocol):
@@ -33,6 +34,20 @@ class Workshop(Protocol):
     def decode_message(
         self, message: str, fields: dict[str, Any], default_time_ns: int
     ) -> DecodedParts: ...
+
+
+class WorkshopFactory(Protocol):
+    """How the registry builds every format's workshop: its name in ``workshops:``, its
+    configuration and the zone of times without one (:func:`workshop_zone`)."""
+
+    def __call__(self, name: str, ws: WorkshopConfig, tz: tzinfo, /) -> Workshop: ...
+
+
+@runtime_checkable
+class Delegating(Protocol):
+    """A workshop that hands some programs' messages to others (``delegate:``; syslog)."""
+
+    def set_delegates(self, delegates: dict[str, Workshop]) -> None: ...
 
 
 def record_text(record: Record) -> str:
@@ -52,31 +67,3 @@ def record_text(record: Record) -> str:
 def workshop_zone(ws: WorkshopConfig, config: Config) -> tzinfo:
     """The zone for naive and year-less times: the workshop's own, else the node's."""
     return zone(ws.timezone or config.node.timezone)
-
-
-def build_workshops(config: Config) -> dict[str, Workshop]:
-    """One workshop per ``config.workshops`` entry, with syslog delegation wired to the target
-    workshop objects (the config check has already verified every target exists)."""
-    # imported here: the format modules import this module's helpers
-    from logfactory.factory.workshops.json_lines import JsonWorkshop
-    from logfactory.factory.workshops.kv import KvWorkshop
-    from logfactory.factory.workshops.slurm import SlurmWorkshop
-    from logfactory.factory.workshops.syslog import SyslogWorkshop
-
-    out: dict[str, Workshop] = {}
-    syslogs: list[tuple[SyslogWorkshop, WorkshopConfig]] = []
-    for name, ws in config.workshops.items():
-        tz = workshop_zone(ws, config)
-        if ws.format == "syslog":
-            syslog = SyslogWorkshop(name, tz)
-            syslogs.append((syslog, ws))
-            out[name] = syslog
-        elif ws.format == "kv":
-            out[name] = KvWorkshop(name, ws, tz)
-        elif ws.format == "slurm":
-            out[name] = SlurmWorkshop(name, tz)
-        else:
-            out[name] = JsonWorkshop(name, ws, tz)
-    for syslog, ws in syslogs:
-        syslog.set_delegates({program: out[target] for program, target in ws.delegate.items()})
-    return out

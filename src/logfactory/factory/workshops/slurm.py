@@ -36,6 +36,7 @@ from datetime import tzinfo
 from functools import lru_cache
 from typing import Any
 
+from logfactory.config import WorkshopConfig
 from logfactory.factory.model import DecodedParts, DecodeError
 from logfactory.factory.workshops.base import record_text
 from logfactory.factory.workshops.kv import convert_value
@@ -179,7 +180,8 @@ def _classify(message: str, fields: dict[str, Any]) -> None:
 class SlurmWorkshop:
     """Decodes slurmctld lines; see the module docstring for the events and fields."""
 
-    def __init__(self, name: str, tz: tzinfo) -> None:
+    def __init__(self, name: str, ws: WorkshopConfig, tz: tzinfo) -> None:
+        # ``ws``: the registry's signature; a slurm workshop has no options
         self.name = name
         self._tz = tz
 

@@ -24,6 +24,7 @@ import re
 from datetime import tzinfo
 from typing import Any
 
+from logfactory.config import WorkshopConfig
 from logfactory.factory.model import DecodedParts, DecodeError
 from logfactory.factory.workshops.base import Workshop, record_text
 from logfactory.factory.workshops.timeparse import MONTHS, NUMBERS, parse_iso, resolve_yearless
@@ -120,7 +121,8 @@ class SyslogWorkshop:
     ``uptime`` (float, kernel lines ``[  123.456789] ...``).
     """
 
-    def __init__(self, name: str, tz: tzinfo) -> None:
+    def __init__(self, name: str, ws: WorkshopConfig, tz: tzinfo) -> None:
+        # ``ws``: the registry's signature; delegation is wired by set_delegates
         self.name = name
         self._tz = tz
         self._delegates: dict[str, Workshop] = {}
