@@ -233,6 +233,17 @@ class Node:
             ) from exc
         return _QuietServer(config)
 
+    def _spool_carries_on(self) -> bool:
+        """Whether a bus that cannot be reached at start is an outage to spool through, not a
+        configuration to refuse: only collectors, on a spooling bus, that have spooled before
+        (a first start against a wrong address still fails)."""
+        settings = self.config.collector
+        spooling = settings.spool == "always" or (
+            settings.spool == "auto" and self.config.bus.type != "local"
+        )
+        spool = self.config.data_dir / "spool" / "collector.db"
+        return self.with_collectors and not self.with_factory and spooling and spool.exists()
+
     def _agent(self, producer: Producer, bus: Bus) -> tuple[Agent, dict[int, Source]]:
         ctx = SourceContext(self.data_dir, self.registry, node=self.config.node)
         demos: dict[int, Source] = {
@@ -277,7 +288,15 @@ class Node:
         if self.with_collectors and self.with_api:  # the all-in-one node owns the counters
             for old in self.stats_dir.glob("*.json"):  # a previous run's are not ours
                 old.unlink()
-        ensure_topics(bus, self.config)
+        try:
+            ensure_topics(bus, self.config)
+        except BusError as exc:
+            if not self._spool_carries_on():
+                raise
+            # a collector restarted in an outage (after a crash): spool, as it would have done
+            # had it kept running; the spool it left proves the bus was right before
+            log.warning("bus not reachable at start (%s): collecting into the spool", exc)
+            self._say(f"warning     bus not reachable at start, collecting into the spool: {exc}")
         # on the embedded bus the SQLite appends run in a writer process of their own, so the
         # collectors keep this process's core (bus/local/writer.py)
         producer: Producer = (

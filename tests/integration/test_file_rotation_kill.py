@@ -117,7 +117,8 @@ def test_rotations_and_sigkill_lose_nothing(tmp_path: Path) -> None:
         writer.send_signal(signal.SIGHUP)
         wait_for(lambda: grown(app, step), 20, "the new file")
         # a checkpoint that knows the rename: reconciling by path covers the lines since then
-        # (a rotation inside the crash window is sent again, see file_reconcile)
+        # (a rotation inside the crash window is sent again, see file_reconcile; kills inside
+        # that window are tests/e2e/test_crash_collectors.py's)
         wait_for(
             lambda: positions.exists() and "app.log.1" in positions.read_text(),
             20,

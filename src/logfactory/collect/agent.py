@@ -61,6 +61,7 @@ YIELD_EVERY = 64
 BACKLOG_HIGH = 60_000
 BACKLOG_LOW = 30_000
 BACKLOG_MAX_WAIT_S = 1.0  # then produce anyway: a broken producer raises there, loudly
+MARKS_TIMEOUT_S = 5.0  # the bound on reading where logs.raw ends, at a checkpoint
 
 
 class _Emitter:
@@ -162,6 +163,7 @@ class Agent:
             producer.pending if isinstance(producer, Backlog) else None
         )
         self._flushing = asyncio.Lock()  # one producer.flush at a time (see _durable)
+        self._marks_query: asyncio.Future[dict[int, int]] | None = None  # see _bus_marks
         self._counts: dict[str, list[int]] = {}  # name -> [received, bytes, flushed r, flushed b]
         self._ready = asyncio.Event()
         self._failure: BaseException | None = None
@@ -279,14 +281,29 @@ class Agent:
 
     async def _bus_marks(self) -> dict[int, int] | None:
         """Where ``logs.raw`` ends now, for sources that reconcile after a crash; None when
-        nobody needs it or the bus cannot say (then a crash may re-send, as before)."""
+        nobody needs it or the bus cannot say (then a crash may re-send, as before).
+
+        Bounded by ``MARKS_TIMEOUT_S``: on Kafka the query waits up to 30 s for brokers that
+        went away, and this checkpoint's flush, which is what notices the outage and switches
+        to the spool, must not wait behind it (it did: 35 s of traffic held in memory, no
+        position committed, health silent). A query still running is not started again."""
         raw_log = self.raw_log
         if raw_log is None:
             return None
         if self.spool is not None and self.spool.state()["mode"] != "direct":
             return None  # records wait in the spool, where reading logs.raw cannot see them
+        pending = self._marks_query
+        if pending is None or pending.done():
+            pending = asyncio.get_running_loop().run_in_executor(None, raw_log.marks)
+            # an error of a query nobody awaited any more is only this checkpoint's None
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._marks_query = pending
         try:
-            return await asyncio.get_running_loop().run_in_executor(None, raw_log.marks)
+            # shielded: a query that outlives the bound finishes in its thread, unawaited
+            return await asyncio.wait_for(asyncio.shield(pending), MARKS_TIMEOUT_S)
+        except TimeoutError:
+            log.debug("logs.raw watermarks not answered within %g s", MARKS_TIMEOUT_S)
+            return None
         except BusError as exc:
             log.debug("logs.raw watermarks unavailable at this checkpoint: %s", exc)
             return None

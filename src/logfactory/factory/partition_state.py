@@ -24,6 +24,7 @@ import msgspec
 from logfactory.bus.base import Bus, BusError, Consumer, TopicPartition
 from logfactory.factory.process.rules import ProcessStage
 from logfactory.factory.sort import Sorter
+from logfactory.record import now_ns
 from logfactory.topics import STATE
 
 __all__ = ["PartitionState", "StateFeed", "WorkerState", "state_key"]
@@ -66,7 +67,7 @@ class PartitionState:
         try:
             state = _state_decoder.decode(value)
             if state.sort:
-                self.sorter.restore(state.sort)
+                self.sorter.restore(state.sort, now_ns())
             if state.process:
                 self.process.restore(state.process)
         except (ValueError, msgspec.DecodeError) as exc:

@@ -50,7 +50,8 @@ deterministic event id does not depend on how many lines followed. A line whose 
 UTF-8 (``raw`` set) merges like any other; the merged record's ``raw`` is then the lines' bytes
 joined by ``\\n``, each line's original bytes where it had them. Open records are part of the
 worker's durable state: :meth:`Sorter.snapshot` is stored with the committed input offsets.
-``now_ns`` must be wall-clock time (:func:`logfactory.record.now_ns`): deadlines survive a restart.
+``now_ns`` must be wall-clock time (:func:`logfactory.record.now_ns`): deadlines survive a restart
+(restored records wait for the partition's next line first: :data:`RESUME_GRACE_NS`).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ from logfactory.factory.model import DecodeError, Position
 from logfactory.factory.workshops.base import Workshop
 from logfactory.record import Record
 
-__all__ = ["DEFAULT_CONTINUATION", "MAX_OPEN_PER_STREAM", "Ready", "Sorter"]
+__all__ = ["DEFAULT_CONTINUATION", "MAX_OPEN_PER_STREAM", "RESUME_GRACE_NS", "Ready", "Sorter"]
 
 Ready = tuple[Record, Position, str]
 """A record ready for decoding, the position of its first line, and its workshop's name."""
@@ -161,6 +162,13 @@ _kernel_without_header = re.compile(_KERNEL_TAIL).match
 # A kernel WARNING or BUG() begins with this line; the report's first line comes after it.
 _CUT_HERE = "------------[ cut here ]------------"
 _search_continuation = _FAST_CONTINUATION.search
+
+RESUME_GRACE_NS = 10_000_000_000
+"""After a restore (a restart, or a partition taken over), how long open records wait for the
+partition's first line before their timeouts count again. Why: the time the partition had no
+owner, and the time its new owner needs to fetch its backlog, is no time in which their next
+lines could be read; a timeout run out meanwhile would cut traces whose next lines are already
+waiting on the bus. Only a partition with no more input waits this long for its last lines."""
 
 MAX_OPEN_PER_STREAM = 256
 """Traces in progress (records of two lines or more) one stream may hold, one per program. Past
@@ -273,6 +281,8 @@ class Sorter:
         # stream -> program -> its trace in progress (two lines or more); no empty entries, and
         # each stream's traces in the order they were last extended (the latest last)
         self._traces: dict[_StreamKey, dict[_Program, _Open]] = {}
+        # after restore(now_ns=...): open records wait for the first line until then
+        self._resume_until: int | None = None
 
     # -- routing -----------------------------------------------------------------------------
     def _resolve(self, tag: str) -> tuple[str, _Rules | None]:
@@ -295,6 +305,8 @@ class Sorter:
         """Records ready for decoding after ``record`` arrived (none, it, or merged ones), in
         the order of their first lines. Raises :class:`DecodeError` when the record's source
         tag has no workshop."""
+        if self._resume_until is not None:
+            self._resume(now_ns)
         workshop, rules = self._by_tag.get(record.source) or self._resolve(record.source)
         if rules is None:
             return [(record, position, workshop)]
@@ -481,13 +493,31 @@ class Sorter:
         """Open records idle past their timeout (cheap when nothing is open)."""
         if not self._single and not self._traces:
             return []
+        if self._resume_until is not None:  # restored, no line read since: see RESUME_GRACE_NS
+            if now_ns < self._resume_until:
+                return []
+            self._resume_until = None
         return self._take(now_ns)
+
+    def _resume(self, now_ns: int) -> None:
+        """The first line after a restore: every open record's timeout counts from now."""
+        self._resume_until = None
+        held = list(self._single.values())
+        held += [c for traces in self._traces.values() for c in traces.values()]
+        for current in held:
+            rules = self._rules.get(current.workshop)
+            if rules is not None:
+                current.deadline = max(current.deadline, now_ns + rules.timeout_ns)
 
     def next_deadline(self) -> int | None:
         """When the earliest open record times out (ns), so the worker wakes just then."""
         deadlines = [c.deadline for c in self._single.values()]
         deadlines += [c.deadline for traces in self._traces.values() for c in traces.values()]
-        return min(deadlines) if deadlines else None
+        if not deadlines:
+            return None
+        if self._resume_until is not None:
+            return max(min(deadlines), self._resume_until)
+        return min(deadlines)
 
     def flush_all(self) -> list[Ready]:
         """Every open record, e.g. at shutdown or at the end of a replay."""
@@ -526,10 +556,15 @@ class Sorter:
         ]
         return _encode(_Snapshot(version=_SNAPSHOT_VERSION, pending=pending))
 
-    def restore(self, data: bytes) -> None:
+    def restore(self, data: bytes, now_ns: int | None = None) -> None:
         """Replace the open records by those of a :meth:`snapshot` (``b""``: none). Raises
-        ``ValueError`` for data that is not a snapshot, or one of a newer version."""
+        ``ValueError`` for data that is not a snapshot, or one of a newer version.
+
+        With ``now_ns`` (a worker taking the partition over, at that time), the open records
+        wait for the partition's next line, up to :data:`RESUME_GRACE_NS`, and their timeouts
+        count from that line on."""
         self._single, self._traces = {}, {}
+        self._resume_until = None if now_ns is None else now_ns + RESUME_GRACE_NS
         if not data:
             return
         try:

@@ -115,7 +115,9 @@ class FactoryWorker:
         parts = self.parts
         for tp in [tp for tp, part in parts.items() if epochs.get(tp) != part.epoch]:
             del parts[tp]
-        new = {(m.topic, m.partition) for m in batch} - parts.keys()
+        # every assigned partition, not only those in this batch: a partition whose input
+        # has ended may hold lines (or windows) that only its timeout will emit
+        new = ({(m.topic, m.partition) for m in batch} | epochs.keys()) - parts.keys()
         if not new:
             return
         self._states.catch_up(self._stopping)
