@@ -42,10 +42,10 @@ from tests.e2e.conftest import free_port, stop_process
 from tests.integration.test_file_rotation_kill import WRITER
 from tests.kafka_broker import port_open
 
+from logfactory.bus import open_bus
 from logfactory.bus.base import Bus
 from logfactory.config import load_config
 from logfactory.record import Record, decode_record
-from logfactory.subscribe import open_bus
 from logfactory.topics import PARSED, RAW
 
 pytestmark = pytest.mark.e2e

@@ -36,10 +36,10 @@ from tests.crash_traffic import (
     settle,
 )
 
+from logfactory.bus import open_bus
 from logfactory.bus.base import Bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import load_config
-from logfactory.subscribe import open_bus
 from logfactory.topics import RAW, ensure_topics
 
 from .conftest import stop_process

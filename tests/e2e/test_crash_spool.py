@@ -49,10 +49,10 @@ from tests.e2e.test_crash_collectors import Proc, _read
 from tests.integration.test_file_rotation_kill import WRITER
 from tests.kafka_broker import KafkaCluster, port_open
 
+from logfactory.bus import open_bus
 from logfactory.bus.base import Bus, BusError
 from logfactory.config import load_config
 from logfactory.record import decode_record
-from logfactory.subscribe import open_bus
 from logfactory.topics import RAW
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from __future__ import annotations
 from logfactory.config import parse_config
 from logfactory.factory.model import Position
 from logfactory.factory.sort import RESUME_GRACE_NS, Sorter
-from logfactory.factory.workshops.base import build_workshops
+from logfactory.factory.workshops import build_workshops
 from logfactory.record import make_record
 
 CONFIG = """
