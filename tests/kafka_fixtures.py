@@ -37,9 +37,17 @@ def kafka_single(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClus
         cluster.stop_all(timeout=3.0)  # throwaway data: no need to wait for a clean shutdown
 
 
+SHARED_PARTITIONS = 4
+"""The partition count of the node's fixed topics (``logs.raw``, ``logs.parsed``, ...) on the
+shared broker: Kafka cannot change a topic's count, so every test that runs a node's topics on
+``kafka_bootstrap`` configures this one (a test needing another count starts its own broker
+with ``make_kafka``)."""
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(kafka_single: KafkaCluster) -> str:
-    """``bootstrap.servers`` of the shared single-node broker."""
+    """``bootstrap.servers`` of the shared single-node broker (node topics: see
+    :data:`SHARED_PARTITIONS`)."""
     return kafka_single.bootstrap
 
 

@@ -41,6 +41,7 @@ from tests.conftest import wait_for
 from tests.e2e.conftest import free_port, stop_process
 from tests.integration.test_file_rotation_kill import WRITER
 from tests.kafka_broker import port_open
+from tests.kafka_fixtures import SHARED_PARTITIONS
 
 from logfactory.bus import open_bus
 from logfactory.bus.base import Bus
@@ -94,7 +95,10 @@ def procs() -> Iterator[list[Proc]]:
 def _bus_yaml(kind: str, bootstrap: str | None) -> str:
     if kind == "local":
         return ""
-    return f"bus: {{type: kafka, partitions: 2, kafka: {{bootstrap.servers: '{bootstrap}'}}}}\n"
+    return (
+        f"bus: {{type: kafka, partitions: {SHARED_PARTITIONS}, "
+        f"kafka: {{bootstrap.servers: '{bootstrap}'}}}}\n"
+    )
 
 
 @pytest.fixture(params=["local", "kafka"])

@@ -24,6 +24,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from tests.kafka_fixtures import SHARED_PARTITIONS
 
 from logfactory.bus import open_bus
 from logfactory.bus.kafka import KafkaBus
@@ -40,7 +41,7 @@ CONFIG = """
 node: {{name: dlk, data_dir: {data}, timezone: UTC}}
 bus:
   type: kafka
-  partitions: 4  # as test_file_reconcile_kafka's logs.raw: a topic's count cannot change
+  partitions: {partitions}  # the shared broker's count: see kafka_fixtures.SHARED_PARTITIONS
   kafka: {{bootstrap.servers: "{bootstrap}", session.timeout.ms: 6000}}
 workshops:
   syslog: {{format: syslog}}
@@ -136,7 +137,13 @@ def test_letters_on_kafka_are_whole_and_written_once(tmp_path: Path, kafka_boots
     n = uuid.uuid4().hex[:10]
     group = f"dl-{n}"
     config = parse_config(
-        CONFIG.format(data=tmp_path / "d", bootstrap=kafka_bootstrap, group=group), "dlk.yaml"
+        CONFIG.format(
+            data=tmp_path / "d",
+            bootstrap=kafka_bootstrap,
+            group=group,
+            partitions=SHARED_PARTITIONS,
+        ),
+        "dlk.yaml",
     )
     # a mapping's type the worker does not have: only a config built in code gets past the check
     config = msgspec.structs.replace(config, event_types=[])

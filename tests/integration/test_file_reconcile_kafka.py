@@ -4,6 +4,7 @@ from saved marks to the end, every partition, nothing before the marks."""
 from __future__ import annotations
 
 import pytest
+from tests.kafka_fixtures import SHARED_PARTITIONS
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.kafka import KafkaBus
@@ -15,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_reading_logs_raw_back_from_marks_on_kafka(kafka_topic: str, kafka_bootstrap: str) -> None:
-    bus = KafkaBus(kafka_bootstrap, config={"log_level": 0}, partitions=4)
+    bus = KafkaBus(kafka_bootstrap, config={"log_level": 0}, partitions=SHARED_PARTITIONS)
     try:
-        bus.ensure_topic(TopicSpec(RAW, 4))
+        bus.ensure_topic(TopicSpec(RAW, SHARED_PARTITIONS))
         raw_log = BusRawLog(bus)
         producer = bus.producer()
 
