@@ -20,6 +20,7 @@ from logfactory.stats import read_all_stats
 from logfactory.topics import ensure_topics
 
 __all__ = [
+    "DEMO_CONFIG",
     "KAFKA_PROBE_S",
     "LIVE_SNAPSHOT_S",
     "NoNodeError",
@@ -40,6 +41,9 @@ READER_WAIT_POLL_S = 0.5
 KAFKA_PROBE_S = 5.0
 """How long a reader gives the Kafka brokers to answer before it says that none does."""
 
+DEMO_CONFIG = Path("examples/demo.yaml")
+"""The configuration ``make run`` uses, found relative to the working directory."""
+
 
 def bus_directory(config: Config) -> Path:
     """Where a configuration's local bus lives (``<node.data_dir>/bus``)."""
@@ -51,8 +55,6 @@ def _where(config: Config) -> str:
 
 
 def _how_to_start(config: Config) -> str:
-    from logfactory.subscribe import DEMO_CONFIG
-
     command = f"`logfactory run -c {config.path}`"
     if Path(config.path).resolve() == DEMO_CONFIG.resolve():
         return f"`make run` or {command}"

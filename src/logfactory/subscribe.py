@@ -45,7 +45,7 @@ from logfactory.bus.base import (
 )
 from logfactory.config import BusConfig, Config, ConfigError, load_config
 from logfactory.event import BUILTIN_TYPES, topic_for_type
-from logfactory.readers import NoNodeError, open_reader, require_node
+from logfactory.readers import DEMO_CONFIG, NoNodeError, open_reader, require_node
 from logfactory.topics import event_types
 
 __all__ = [
@@ -59,9 +59,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-DEMO_CONFIG = Path("examples/demo.yaml")
-"""The configuration ``make run`` uses, found relative to the working directory."""
 
 _TYPE_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 _decode_json = msgspec.json.Decoder(dict[str, Any]).decode

@@ -1,4 +1,8 @@
-"""The bus topics the node uses, and how each is created."""
+"""The bus topics the node uses, and how each is created.
+
+The fixed topics' names live in :mod:`logfactory.topic_names` (which the bus itself may import)
+and are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterable
 from logfactory.bus.base import Bus, TopicSpec
 from logfactory.config import Config
 from logfactory.event import BUILTIN_TYPES, topic_for_type
+from logfactory.topic_names import DEADLETTER, PARSED, PATTERNS, RAW, STATE
 
 __all__ = [
     "DEADLETTER",
@@ -17,12 +22,6 @@ __all__ = [
     "ensure_topics",
     "event_types",
 ]
-
-RAW = "logs.raw"
-PARSED = "logs.parsed"
-DEADLETTER = "logs.deadletter"
-PATTERNS = "patterns.library"
-STATE = "factory.state"
 
 
 def event_types(config: Config) -> list[str]:

@@ -35,7 +35,7 @@ import msgspec
 import zstandard
 
 from logfactory.bus.base import BusError, Consumer, Producer, StartFrom, TopicSpec, Transaction
-from logfactory.topics import RAW
+from logfactory.topic_names import RAW
 
 __all__ = ["RECORDS_MEDIA", "HttpShipBus", "HttpShipProducer", "ShipTarget"]
 
