@@ -41,7 +41,8 @@ peers:
 
 # pytest itself dying of a signal (not a failing test) prints the test that was running and,
 # for a crash in a Python thread, every thread's stack (kept by tests/crash_report.py in var/).
-test: venv peers kafka-jars
+# make check first: a lint, type or layering failure fails the run before the long suite starts
+test: venv peers kafka-jars check
 	@echo "LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q"
 	@LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -gt 128 ]; then \
@@ -53,6 +54,7 @@ check: venv
 	$(BIN)/ruff check src tests bench kafka docs/hooks
 	$(BIN)/ruff format --check src tests bench kafka docs/hooks
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports --no-cache
 
 bench: venv
 	$(BIN)/python -m bench.run_all
