@@ -592,7 +592,20 @@ def check(
         unique = {e["header"]["id"]: e for e in out.events["NEW_PATTERN"]}
         out = Outputs({**out.events, "NEW_PATTERN": list(unique.values())}, out.parsed,
                       out.deadletters)  # fmt: skip
-    loose_accounts = {exp.accounts[u] for u in loose if u in exp.accounts}
+    problems += _check_events(out, exp, loose)
+    problems += _check_alerts(out, exp, loose)
+    templates = Counter(
+        " ".join(str(e["body"]["template"]).split()[:4]) for e in out.events["NEW_PATTERN"]
+    )
+    problems += _diff("NEW_PATTERN templates", templates, exp.templates)
+    problems += _check_parsed(out, exp, loose)
+    problems += _check_deadletters(out, exp, loose)
+    return problems
+
+
+def _check_events(out: Outputs, exp: Expected, loose: frozenset[int]) -> list[str]:
+    """Event ids unique; each event type's units as the model has them, with their flags."""
+    problems: list[str] = []
     ids = Counter(e["header"]["id"] for evs in out.events.values() for e in evs)
     if dup := [i for i, c in ids.items() if c > 1]:
         problems.append(f"{len(dup)} event ids appear more than once, e.g. {dup[:3]}")
@@ -606,6 +619,14 @@ def check(
             problems.append(
                 f"SSH_LOGIN invalid_utf8 flags {len(flagged)} != {len(exp.invalid_utf8)}"
             )
+    return problems
+
+
+def _check_alerts(out: Outputs, exp: Expected, loose: frozenset[int]) -> list[str]:
+    """One PASSWORD_ATTACK per (account, first hit) of the model, each at the threshold, and
+    no other alert; accounts of ``loose`` units are not compared."""
+    problems: list[str] = []
+    loose_accounts = {exp.accounts[u] for u in loose if u in exp.accounts}
     attacks = Counter(
         (e["body"]["account"], datetime.fromisoformat(e["body"]["first_seen"]))
         for e in out.events["ALERT"]
@@ -621,11 +642,12 @@ def check(
     bad_counts = [e for e in out.events["ALERT"] if e["body"].get("count") != THRESHOLD]
     if bad_counts:
         problems.append(f"{len(bad_counts)} PASSWORD_ATTACK events without count {THRESHOLD}")
-    templates = Counter(
-        " ".join(str(e["body"]["template"]).split()[:4]) for e in out.events["NEW_PATTERN"]
-    )
-    problems += _diff("NEW_PATTERN templates", templates, exp.templates)
-    # logs.parsed: one document per record, each multi-line record whole
+    return problems
+
+
+def _check_parsed(out: Outputs, exp: Expected, loose: frozenset[int]) -> list[str]:
+    """logs.parsed: one document per record, each multi-line record whole."""
+    problems: list[str] = []
     parsed: Counter[int] = Counter()
     for doc in out.parsed:
         n = _unit(doc["message"])
@@ -641,7 +663,12 @@ def check(
         if (n in exp.invalid_utf8) != ("original_b64" in doc):
             problems.append(f"logs.parsed unit {n}: original_b64 presence is wrong")
     problems += _diff("logs.parsed units", parsed, exp.parsed, loose)
-    # logs.deadletter: one letter per bad input, from the right stage, with its fields
+    return problems
+
+
+def _check_deadletters(out: Outputs, exp: Expected, loose: frozenset[int]) -> list[str]:
+    """logs.deadletter: one letter per bad input, from the right stage, with its fields."""
+    problems: list[str] = []
     letters: Counter[int] = Counter()
     for letter in out.deadletters:
         text = letter.get("line") or base64.b64decode(letter.get("original_b64", "")).decode(

@@ -280,7 +280,10 @@ class Node:
             for warning in plan.warnings:
                 self._say(f"warning     {warning}")
 
-    async def _main(self, sock: socket.socket | None) -> int:
+    def _open_bus(self) -> Bus:
+        """The node's bus, verified, with its topics; the counters' directory, cleared of a
+        previous run's files by the all-in-one node. Raises what ``ensure_topics`` raises,
+        unless a collector restarted in an outage can carry on into its spool."""
         bus: Bus = open_bus(self.config)
         if isinstance(bus, Verifiable):  # a damaged bus refuses the start (bus/local/repair.py)
             bus.verify()
@@ -297,6 +300,20 @@ class Node:
             # had it kept running; the spool it left proves the bus was right before
             log.warning("bus not reachable at start (%s): collecting into the spool", exc)
             self._say(f"warning     bus not reachable at start, collecting into the spool: {exc}")
+        return bus
+
+    def _say_stopped(self, delivered: bool, agent: Agent | None) -> None:
+        """The last line: whether everything accepted reached the bus, and if not, where it is."""
+        if delivered:
+            self._say("stopped cleanly; everything accepted is on the bus")
+        elif agent is not None and agent.spool is not None:
+            self._say("stopped; the bus is unreachable, what it did not confirm is in the "
+                      "spool and is sent at the next start")  # fmt: skip
+        else:
+            self._say("stopped; the bus did not confirm everything in time (see the log)")
+
+    async def _main(self, sock: socket.socket | None) -> int:
+        bus = self._open_bus()
         # on the embedded bus the SQLite appends run in a writer process of their own, so the
         # collectors keep this process's core (bus/local/writer.py)
         producer: Producer = (
@@ -362,13 +379,7 @@ class Node:
                 producer.close()
             writer.stop()
             bus.close()
-        if delivered:
-            self._say("stopped cleanly; everything accepted is on the bus")
-        elif agent is not None and agent.spool is not None:
-            self._say("stopped; the bus is unreachable, what it did not confirm is in the "
-                      "spool and is sent at the next start")  # fmt: skip
-        else:
-            self._say("stopped; the bus did not confirm everything in time (see the log)")
+        self._say_stopped(delivered, agent)
         return 0
 
     STOP_FLUSH_TIMEOUT_S = 10.0

@@ -147,27 +147,37 @@ def _check(value: Any, schema: dict[str, Any], where: str, errors: list[str]) ->
             errors.append(f"{at}: expected {' or '.join(types)}, got {type(value).__name__}")
             return
     if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0):
-            errors.append(f"{at}: must not be empty")
-        pattern = schema.get("pattern")
-        if pattern is not None and _regex(pattern).search(value) is None:
-            errors.append(f"{at}: {value!r} does not match {pattern}")
+        _check_string(value, schema, at, errors)
     elif isinstance(value, int | float) and not isinstance(value, bool):
         minimum = schema.get("minimum")
         if minimum is not None and value < minimum:
             errors.append(f"{at}: {value!r} is below the minimum {minimum}")
     elif isinstance(value, dict):
-        prefix = f"{where}." if where else ""
-        for name in schema.get("required", ()):
-            if name not in value:
-                errors.append(f"{prefix}{name}: required but missing")
-        properties: dict[str, Any] = schema.get("properties", {})
-        extra = schema.get("additionalProperties", True)
-        for name, item in value.items():
-            sub = properties.get(name)
-            if sub is not None:
-                _check(item, sub, f"{prefix}{name}", errors)
-            elif extra is False:
-                errors.append(f"{prefix}{name}: not allowed here")
-            elif isinstance(extra, dict):
-                _check(item, extra, f"{prefix}{name}", errors)
+        _check_object(value, schema, where, errors)
+
+
+def _check_string(value: str, schema: dict[str, Any], at: str, errors: list[str]) -> None:
+    if len(value) < schema.get("minLength", 0):
+        errors.append(f"{at}: must not be empty")
+    pattern = schema.get("pattern")
+    if pattern is not None and _regex(pattern).search(value) is None:
+        errors.append(f"{at}: {value!r} does not match {pattern}")
+
+
+def _check_object(
+    value: dict[str, Any], schema: dict[str, Any], where: str, errors: list[str]
+) -> None:
+    prefix = f"{where}." if where else ""
+    for name in schema.get("required", ()):
+        if name not in value:
+            errors.append(f"{prefix}{name}: required but missing")
+    properties: dict[str, Any] = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for name, item in value.items():
+        sub = properties.get(name)
+        if sub is not None:
+            _check(item, sub, f"{prefix}{name}", errors)
+        elif extra is False:
+            errors.append(f"{prefix}{name}: not allowed here")
+        elif isinstance(extra, dict):
+            _check(item, extra, f"{prefix}{name}", errors)

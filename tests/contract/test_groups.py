@@ -80,7 +80,8 @@ def test_members_split_partitions_and_hand_over_on_close(
         assert messages, f"{who} read nothing"
         assert {(m.topic, m.partition) for m in messages} <= mine[who]
     everything = Counter(m.value for messages in reads.values() for m in messages)
-    assert len(everything) == PARTS * 250 and max(everything.values()) == 1
+    assert len(everything) == PARTS * 250
+    assert max(everything.values()) == 1
 
     # ``second`` reads a batch but commits only half of it per partition, then leaves.
     _produce(bus, topic, 100, "two")

@@ -50,7 +50,8 @@ def test_payloads_must_be_bytes(tmp_path: Path) -> None:
     producer.produce("t", bytearray(b"ba"), memoryview(b"mk"))  # type: ignore[arg-type]
     producer.close()
     [m] = read_all(bus, "t")
-    assert (m.key, m.value) == (b"mk", b"ba") and type(m.value) is bytes
+    assert (m.key, m.value) == (b"mk", b"ba")
+    assert type(m.value) is bytes
     bus.close()
 
 
@@ -101,13 +102,20 @@ def test_transaction_is_fenced_after_losing_and_retaking_a_partition(tmp_path: P
     producer.close()
     slow = bus.consumer("g", ["in"])
     batch = drain(slow, 5)
-    with pytest.raises(FencedError), bus.transaction(slow) as tx:
-        tx.produce("out", b"from the old lease")
-        tx.commit_offsets({("in", 0): 5})
-        other = LocalBus(tmp_path, session_timeout_ms=300).consumer("g", ["in"])
-        wait_for(lambda: (other.poll(1, 0.05), other.assignment() == [("in", 0)])[1], timeout=10)
-        other.close()  # the partition is free again and the slow member takes it back
-        wait_for(lambda: (slow.poll(1, 0.05), slow.assignment() == [("in", 0)])[1], timeout=10)
+
+    def commit_after_losing_and_retaking() -> None:
+        with bus.transaction(slow) as tx:
+            tx.produce("out", b"from the old lease")
+            tx.commit_offsets({("in", 0): 5})
+            other = LocalBus(tmp_path, session_timeout_ms=300).consumer("g", ["in"])
+            wait_for(
+                lambda: (other.poll(1, 0.05), other.assignment() == [("in", 0)])[1], timeout=10
+            )
+            other.close()  # the partition is free again and the slow member takes it back
+            wait_for(lambda: (slow.poll(1, 0.05), slow.assignment() == [("in", 0)])[1], timeout=10)
+
+    with pytest.raises(FencedError):
+        commit_after_losing_and_retaking()
     assert bus.watermarks("out") == {0: (0, 0)}
     assert bus.committed("g", "in") == {}
     assert len(batch) == 5
@@ -199,7 +207,8 @@ def test_incremental_compaction_on_a_big_topic(tmp_path: Path) -> None:
     assert bus.maintain() == {"c": 500}
     stored = {m.key: m.value for m in read_all(bus, "c")}
     assert len(stored) == 3000
-    assert stored[b"k7"] == b"again7" and stored[b"k2999"] == b"29999"
+    assert stored[b"k7"] == b"again7"
+    assert stored[b"k2999"] == b"29999"
     bus.close()
 
 
@@ -217,7 +226,8 @@ def test_keyless_messages_spread_round_robin(tmp_path: Path) -> None:
         producer.produce("t", b"y")
     producer.close()
     counts = [hi for _lo, hi in bus.watermarks("t").values()]
-    assert sum(counts) == 406 and max(counts) - min(counts) <= 4
+    assert sum(counts) == 406
+    assert max(counts) - min(counts) <= 4
     bus.close()
 
 

@@ -62,11 +62,16 @@ def test_exception_in_transaction_writes_neither_outputs_nor_offsets(
     src, dst, group = _setup(bus, names)
     consumer = bus.consumer(group, [src])
     messages = drain(consumer, 10)
-    with pytest.raises(RuntimeError, match="boom"), bus.transaction(consumer) as tx:
-        for m in messages:
-            tx.produce(dst, b"out" + m.value)
-        tx.commit_offsets(_offsets(messages))
-        raise RuntimeError("boom")
+
+    def fail_inside_the_transaction() -> None:
+        with bus.transaction(consumer) as tx:
+            for m in messages:
+                tx.produce(dst, b"out" + m.value)
+            tx.commit_offsets(_offsets(messages))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_inside_the_transaction()
     assert _ends(bus, dst) == {0: 0, 1: 0}
     assert bus.committed(group, src) == {}
     consumer.close()
@@ -93,10 +98,15 @@ def test_fenced_consumer_cannot_commit_and_writes_nothing(
         return len(other.assignment()) == 2
 
     wait_for(took_over, timeout=15, what="the live member to take every partition")
-    with pytest.raises(FencedError), bus.transaction(stale) as tx:
-        for m in stale_batch:
-            tx.produce(dst, b"stale" + m.value)
-        tx.commit_offsets(_offsets(stale_batch))
+
+    def commit_the_stale_batch() -> None:
+        with bus.transaction(stale) as tx:
+            for m in stale_batch:
+                tx.produce(dst, b"stale" + m.value)
+            tx.commit_offsets(_offsets(stale_batch))
+
+    with pytest.raises(FencedError):
+        commit_the_stale_batch()
     with pytest.raises(FencedError):
         stale.commit(_offsets(stale_batch))
     assert _ends(bus, dst) == {0: 0, 1: 0}

@@ -32,7 +32,8 @@ class Corpus:
     records: list[dict[str, object]] = field(default_factory=list)
 
     def add(self, text: str) -> int:
-        assert "\n" not in text and text == text.rstrip(), text
+        assert "\n" not in text, text
+        assert text == text.rstrip(), text
         self.lines.append(text)
         return len(self.lines)
 

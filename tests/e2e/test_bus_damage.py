@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 from tests.bus_damage import HISTORY, fill, overwrite_second_half
-
-from .conftest import NodeProcess, demo_config
-from .test_node_start_errors import ended, up
+from tests.e2e.conftest import NodeProcess, demo_config
+from tests.e2e.test_node_start_errors import ended, up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -65,7 +64,8 @@ def test_a_half_overwritten_bus_is_refused_then_repaired_and_served(
     assert "Traceback" not in out
 
     checked = _cli(config, "bus", "check")
-    assert checked.returncode == 1 and "DAMAGED" in checked.stdout, checked
+    assert checked.returncode == 1, checked
+    assert "DAMAGED" in checked.stdout, checked
     repaired = _cli(config, "bus", "repair")
     assert repaired.returncode == 0, repaired
     salvaged = int(repaired.stdout.split("salvaged ", 1)[1].split(" ", 1)[0].replace(",", ""))

@@ -21,8 +21,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import wait_for
-
-from .conftest import free_port
+from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.e2e
 

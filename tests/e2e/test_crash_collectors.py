@@ -194,7 +194,8 @@ def test_syslog_tcp_kill_loses_only_the_unread_tail_and_repeats_nothing(
     on_bus_at_kill = len(_tcp_numbers(_raw_records(cfg), run))
     procs[-1].kill()
     before.join(60)
-    assert not before.is_alive() and before.error is not None, "the sender never noticed"
+    assert not before.is_alive(), "the sender never noticed"
+    assert before.error is not None, "the sender never noticed"
     sent_before = before.sent
 
     procs.append(Proc("collect", cfg, tmp_path / "collect.log"))

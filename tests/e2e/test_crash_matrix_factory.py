@@ -30,12 +30,11 @@ from tests.crash_traffic import (
     read_outputs,
     settle,
 )  # fmt: skip
+from tests.e2e.conftest import stop_process
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import load_config
 from logfactory.topics import RAW, ensure_topics
-
-from .conftest import stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -75,7 +74,8 @@ def test_factory_sigkill_with_every_kind_of_state_live(tmp_path: Path) -> None:
             at_kill = committed()
             assert before < at_kill < total, "the kill must land mid-stream"
             held, windows = live_state(bus)
-            assert held > 0 and windows > 0, f"no state in flight at the kill: {held}, {windows}"
+            assert held > 0, f"no state in flight at the kill: {held}, {windows}"
+            assert windows > 0, f"no state in flight at the kill: {held}, {windows}"
 
         proc = _factory(path, log)
         try:
@@ -89,5 +89,7 @@ def test_factory_sigkill_with_every_kind_of_state_live(tmp_path: Path) -> None:
     problems = check(outputs, expected)
     assert not problems, "\n".join(problems) + "\n" + log.read_text()[-3000:]
     # the model is not vacuous: every kind of unit is there
-    assert expected.traces > 500 and len(expected.attacks) > 100 and len(expected.templates) == 40
+    assert expected.traces > 500
+    assert len(expected.attacks) > 100
+    assert len(expected.templates) == 40
     assert {stage for stage, _h in expected.deadletters.values()} == {"intake", "sort", "decode"}

@@ -35,14 +35,13 @@ from tests.crash_traffic import (
     read_outputs,
     settle,
 )
+from tests.e2e.conftest import stop_process
 
 from logfactory.bus import open_bus
 from logfactory.bus.base import Bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import load_config
 from logfactory.topics import RAW, ensure_topics
-
-from .conftest import stop_process
 
 # the waits below add up to well under this in the worst case; let them, not pytest, decide
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -104,7 +103,8 @@ def test_kafka_factory_sigkill_with_every_kind_of_state_live(
             at_kill = _committed(bus, group)
             assert before < at_kill < total, "the kill must land mid-stream"
             held, windows = live_state(bus)
-            assert held > 0 and windows > 0, f"no state in flight at the kill: {held}, {windows}"
+            assert held > 0, f"no state in flight at the kill: {held}, {windows}"
+            assert windows > 0, f"no state in flight at the kill: {held}, {windows}"
         proc = _worker(path, "1", log)
         try:
             _finish(bus, group, total, [log])
@@ -165,7 +165,8 @@ def test_kafka_survivor_resumes_the_killed_workers_windows_and_traces(
         ends = {p: hi for p, (_lo, hi) in bus.watermarks(RAW).items()}
         assert any(committed.get(p, 0) < ends[p] for p in victim_parts), "victim was done"
         held, windows = live_state(bus, victim_parts)
-        assert held > 0 and windows > 0, f"no state in the victim's partitions: {held}, {windows}"
+        assert held > 0, f"no state in the victim's partitions: {held}, {windows}"
+        assert windows > 0, f"no state in the victim's partitions: {held}, {windows}"
         _finish(bus, group, total, logs)
         assert _assignments(bootstrap, group).get("logfactory-two", set()) >= victim_parts
         outputs = read_outputs(bus)

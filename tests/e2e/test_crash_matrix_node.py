@@ -37,11 +37,10 @@ from tests.crash_traffic import (
     read_outputs,
     settle,
 )
+from tests.e2e.conftest import free_port
 
 from logfactory.bus.local import LocalBus
 from logfactory.topics import RAW
-
-from .conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import wait_for
-
-from .conftest import demo_config
+from tests.e2e.conftest import demo_config
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +93,8 @@ def test_a_node_start_ends_a_stale_factory_of_its_worker_id_only(
         raise AssertionError(f"the node left the stale factory {stale.pid} running") from None
     wait_for(lambda: _factory_pid(node) is not None, BOUND_S, "the node starts its own factory")
     own = _factory_pid(node)
-    assert own is not None and own != stale.pid
+    assert own is not None
+    assert own != stale.pid
     reap.append(own)
     assert _running(own)
     assert f"ended pid {stale.pid}" in node.output()

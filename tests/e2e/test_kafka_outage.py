@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.e2e.conftest import free_port, stop_process
 
 from logfactory.bus import open_bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import load_config
 from logfactory.record import decode_record
 from logfactory.topics import RAW
-
-from .conftest import free_port, stop_process
 
 pytestmark = pytest.mark.e2e
 

@@ -13,13 +13,12 @@ from typing import Any
 
 import jsonschema
 import pytest
+from tests.e2e.conftest import demo_config
 
 from logfactory.config import load_config
 from logfactory.event import BUILTIN_TYPES
 from logfactory.schemas import schema_for
 from logfactory.subscribe import Subscriber
-
-from .conftest import demo_config
 
 pytestmark = pytest.mark.e2e
 

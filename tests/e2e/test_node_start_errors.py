@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import wait_for
-
-from .conftest import NodeProcess, demo_config, free_port, free_port_both
+from tests.e2e.conftest import NodeProcess, demo_config, free_port, free_port_both
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +66,8 @@ def test_a_port_in_use_names_the_address_the_config_line_and_another_node(
     line = line_of(config, f"127.0.0.1:{port}")
     assert status == 1, out
     assert f"Error: {config}:{line}: {key}: cannot listen on tcp 127.0.0.1:{port}" in out
-    assert "already in use" in out and "Another logfactory node may be running" in out
+    assert "already in use" in out
+    assert "Another logfactory node may be running" in out
     assert "Traceback" not in out
 
 
@@ -102,12 +102,15 @@ def test_configurations_that_cannot_work_exit_2(tmp_path: Path, start_node: Star
     bad = tmp_path / "bad.yaml"
     bad.write_text("node:\n  data_dir: x\nsourcez: []\n")
     status, out = ended(start_node(bad))
-    assert status == 2 and f"Error: {bad}:" in out and "sourcez" in out, out
+    assert status == 2, out
+    assert f"Error: {bad}:" in out, out
+    assert "sourcez" in out, out
     assert "Traceback" not in out
     empty = tmp_path / "empty.yaml"
     empty.write_text(f"node: {{data_dir: {tmp_path / 'data'}}}\n")
     status, out = ended(start_node(empty, role="collect"))
-    assert status == 2 and "`logfactory collect` has nothing to do" in out, out
+    assert status == 2, out
+    assert "`logfactory collect` has nothing to do" in out, out
 
 
 def test_a_file_source_following_nothing_is_said_at_start_and_in_health(
@@ -131,7 +134,9 @@ def test_a_file_source_following_nothing_is_said_at_start_and_in_health(
     assert f"warning     file source 'secure': no file matches {logs}/secure\n" in out
     assert f"source      net (syslog): udp 127.0.0.1:{syslog_port}\n" in out
     status, body = health(http_port)
-    assert status == 200 and body["status"] == "ok", body  # the syslog source can collect
+    # the syslog source can collect
+    assert status == 200, body
+    assert body["status"] == "ok", body
     assert body["warnings"] == [f"node: file source 'secure': no file matches {logs}/secure"]
     (logs / "secure").write_text("Dec  6 01:40:20 login01 sshd[1]: hello\n")
     wait_for(lambda: "warnings" not in health(http_port)[1], 30, "the warning to clear")

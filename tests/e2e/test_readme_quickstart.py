@@ -19,11 +19,10 @@ from typing import Any
 
 import pytest
 from tests.conftest import wait_for
+from tests.e2e.conftest import ROOT, demo_config
 
 from logfactory.config import load_config
 from logfactory.subscribe import Subscriber
-
-from .conftest import ROOT, demo_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -61,8 +60,10 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str
 
 def test_the_readme_commands_show_what_it_says(tmp_path: Path, start_node: Any) -> None:
     assert DEADLETTER_CMD in README
-    assert ATTACK_LINE in README and "for i in 1 2 3 4 5; do" in README
-    assert INGEST_LINE in README and "ingest?source=syslog" in README
+    assert ATTACK_LINE in README
+    assert "for i in 1 2 3 4 5; do" in README
+    assert INGEST_LINE in README
+    assert "ingest?source=syslog" in README
     config_path, syslog_port, http_port = demo_config(tmp_path)
     config = load_config(config_path)
     node = start_node(config_path)
@@ -94,19 +95,24 @@ def test_the_readme_commands_show_what_it_says(tmp_path: Path, start_node: Any) 
                     login = env
     assert attack is not None, "no PASSWORD_ATTACK for mallory"
     assert attack["header"]["subtype"] == "PASSWORD_ATTACK"
-    assert attack["body"]["count"] == 5 and attack["body"]["addrs"] == ["10.0.0.9"]
+    assert attack["body"]["count"] == 5
+    assert attack["body"]["addrs"] == ["10.0.0.9"]
     assert login is not None, "the ingest example made no SSH_LOGIN"
-    assert login["header"]["host"] == "web01" and login["body"]["addr"] == "10.0.0.7"
+    assert login["header"]["host"] == "web01"
+    assert login["body"]["addr"] == "10.0.0.7"
 
     # the dead-letter example ends by itself: the demo's torn heartbeat comes at ~18 s
     out = _cli(config_path, "tail", "logs.deadletter", "--count", "1")
     assert out.returncode == 0, out.stderr
     letter = json.loads(out.stdout)
     assert letter["reason"] == "not valid JSON: Input data was truncated", letter
-    assert letter["source"] == "cluster" and letter["stage"] == "decode", letter
+    assert letter["source"] == "cluster", letter
+    assert letter["stage"] == "decode", letter
 
     # a tag the demo cannot route: accepted, with the warning the README describes
     status, answer = _post(f"{base}/api/v1/ingest?source=app", b"hello\n", {})
-    assert status == 200 and answer["accepted"] == 1
-    assert "no route" in answer["warnings"][0] and "logs.deadletter" in answer["warnings"][0]
+    assert status == 200
+    assert answer["accepted"] == 1
+    assert "no route" in answer["warnings"][0]
+    assert "logs.deadletter" in answer["warnings"][0]
     assert node.stop() == 0

@@ -106,7 +106,8 @@ def test_ingest_over_a_socket_uses_the_peer_address(
 ) -> None:
     base, _ = server
     r = httpx.post(f"{base}/api/v1/ingest?source=t", content=b"hello\nworld\n", timeout=10)
-    assert r.json()["accepted"] == 2 and r.json()["errors"] == []
+    assert r.json()["accepted"] == 2
+    assert r.json()["errors"] == []
     consumer = local_bus.consumer(None, ["logs.raw"], "earliest")
     records = [decode_record(m.value) for m in consumer.poll(10, 1.0)]
     consumer.close()
@@ -199,7 +200,8 @@ def test_one_client_gets_its_share_and_no_more(
         statuses = [read_head(s)[0] for s in mine[:2]]
         status, headers, body = read_head(mine[2])
         assert statuses == [200, 200]
-        assert status == 429 and headers["retry-after"].isdigit()
+        assert status == 429
+        assert headers["retry-after"].isdigit()
         assert b"per client" in body
         other = connect(base, "127.0.0.2")  # another client still gets in
         other.sendall(SUBSCRIBE)
@@ -249,6 +251,7 @@ def test_idle_streams_hold_no_thread_and_wake_on_their_events(
     for s in socks:
         while got[s].count(b"data: ") < 3:
             got[s] += _recv(s)
-        assert b"w2" in got[s] and b"event: USER_OP" not in got[s]
+        assert b"w2" in got[s]
+        assert b"event: USER_OP" not in got[s]
         s.close()
     wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")

@@ -123,11 +123,14 @@ def test_messages_once_each_and_a_clean_restart_reads_only_new_ones(
     assert numbers(reader.poll()) == Counter(range(n))
     assert committed(kafka_bootstrap, "logfactory-site", site_topic) == n
     rec = next(r for r in reader.records if json.loads(r.line)["i"] == 7)
-    assert rec.source == "app" and rec.host == "n3"
-    assert rec.meta["topic"] == site_topic and rec.meta["key"] == "host2"
+    assert rec.source == "app"
+    assert rec.host == "n3"
+    assert rec.meta["topic"] == site_topic
+    assert rec.meta["key"] == "host2"
     assert set(rec.meta) == {"topic", "partition", "offset", "key"}
     counters = first.registry.snapshot()["counters"]["source:site"]
-    assert counters["received"] == n and "rejected" not in counters
+    assert counters["received"] == n
+    assert "rejected" not in counters
 
     produce(kafka_bootstrap, site_topic, n, n + 40)
     second = start(runners, cfg, bus)
@@ -159,7 +162,9 @@ def test_crash_before_commit_rereads_never_skips(
     again.stop()
     assert committed(kafka_bootstrap, "crashy", site_topic) == n
     got = numbers(reader.poll())
-    assert set(got) == set(range(n)) and max(got.values()) == 2 and len(reader.records) == 2 * n
+    assert set(got) == set(range(n))
+    assert max(got.values()) == 2
+    assert len(reader.records) == 2 * n
     assert {r.host for r in reader.records} == {f"host{i}" for i in range(5)}
 
     produce(kafka_bootstrap, site_topic, n, n + 10)
@@ -167,7 +172,8 @@ def test_crash_before_commit_rereads_never_skips(
     reader.wait_count(2 * n + 10, timeout=30)
     last.stop()
     got = numbers(reader.poll())
-    assert all(got[i] == 1 for i in range(n, n + 10)) and len(reader.records) == 2 * n + 10
+    assert all(got[i] == 1 for i in range(n, n + 10))
+    assert len(reader.records) == 2 * n + 10
 
 
 def test_tombstones_are_rejected_and_bad_utf8_is_kept(
@@ -188,7 +194,8 @@ def test_tombstones_are_rejected_and_bad_utf8_is_kept(
     runner.stop()
     recs = sorted(reader.poll(), key=lambda r: r.meta["offset"])
     assert [r.line for r in recs] == ["caf\ufffd latin-1", "plain"]
-    assert recs[0].raw == b"caf\xe9 latin-1" and "key" not in recs[0].meta
+    assert recs[0].raw == b"caf\xe9 latin-1"
+    assert "key" not in recs[0].meta
     assert {r.host for r in recs} == {"edge01"}
     assert runner.registry.snapshot()["counters"]["source:site"]["rejected"] == 1
 
@@ -205,7 +212,8 @@ def test_config_errors(tmp_path: Path) -> None:
     src = KafkaInputSource(
         source_config(type="kafka", name="x", topics=["t"], kafka=kafka), SourceContext(tmp_path)
     )
-    assert src.group == "logfactory-x" and src.settings["enable.auto.commit"] is False
+    assert src.group == "logfactory-x"
+    assert src.settings["enable.auto.commit"] is False
 
 
 def test_lag_is_the_topic_end_minus_what_was_received(

@@ -26,7 +26,8 @@ WARM = Path.home() / ".m2" / "repository"
 
 def _broker_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("kafka_broker_cli", REPO / "kafka" / "broker.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -41,13 +42,15 @@ def test_announcement_says_what_where_and_how_big(tmp_path: Path) -> None:
     version = re.search(r"<kafka\.version>([^<]+)<", POM.read_text())
     assert version is not None
     assert f"Apache Kafka {version[1]}" in text
-    assert "Maven Central" in text and "~/.m2/repository" in text
+    assert "Maven Central" in text
+    assert "~/.m2/repository" in text
     assert str(tmp_path / "lib") in text
     assert re.search(r"about \d+ MB", text)
     assert "class-data-sharing" in text
     # with the jars in place only the archive is left to do, and only that is announced
     cds_only = broker.announcement(tmp_path / "lib", fetch=False, cds=True)
-    assert "Maven" not in cds_only and "class-data-sharing" in cds_only
+    assert "Maven" not in cds_only
+    assert "class-data-sharing" in cds_only
 
 
 def test_count_reads_mavens_transfer_lines() -> None:
@@ -79,7 +82,8 @@ def test_without_maven_the_step_announces_then_says_what_to_install(
     assert broker.jars(out) == 1
     assert out.getvalue().startswith("Fetching the Apache Kafka")
     err = capsys.readouterr().err
-    assert err.startswith("kafka jars: mvn not found") and "apt-get install maven" in err
+    assert err.startswith("kafka jars: mvn not found")
+    assert "apt-get install maven" in err
     assert "Traceback" not in err
 
 

@@ -136,7 +136,8 @@ def test_workers_share_discovered_templates(tmp_path: Path, make_kafka: Any) -> 
             assert p is not None
             w.commit(p)
         raced = [x for x in _announced(bus) if x[1] != pattern]
-        assert len(raced) == 2 and raced[0] == raced[1], raced
+        assert len(raced) == 2, raced
+        assert raced[0] == raced[1], raced
 
         # a subscriber sees each announced template once
         sub = Subscriber(["NEW_PATTERN"], config=config, bus=bus, start="earliest")

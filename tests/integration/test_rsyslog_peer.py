@@ -126,7 +126,8 @@ def test_rsyslog_forwards_over_udp_tcp_and_tls(tmp_path: Path, local_bus: LocalB
         try:
             await asyncio.wait_for(agent.wait_ready(), 10)
             src = agent.sources[0]
-            assert isinstance(src, SyslogSource) and src.tls_cert is not None
+            assert isinstance(src, SyslogSource)
+            assert src.tls_cert is not None
             inputs = free_ports(3)
             work = tmp_path / "rsyslog-work"
             work.mkdir()

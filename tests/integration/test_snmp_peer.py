@@ -77,7 +77,8 @@ def test_net_snmp_traps_and_informs(tmp_path: Path, local_bus: LocalBus) -> None
         try:
             await asyncio.wait_for(agent.wait_ready(), 10)
             src = agent.sources[0]
-            assert isinstance(src, SnmpSource) and src.bound is not None
+            assert isinstance(src, SnmpSource)
+            assert src.bound is not None
             to = f"127.0.0.1:{src.bound[1]}"
             assert agent.listen_addresses == [f"snmp udp {to}"]
             trap, inform = ["snmptrap", "-m", ""], ["snmpinform", "-m", "", "-r", "1", "-t", "3"]

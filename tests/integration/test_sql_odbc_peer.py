@@ -119,7 +119,8 @@ def test_pyodbc_driver_rows_once_each_across_restarts_and_a_crash(
     assert {i for i in got if got.count(i) > 1} <= {12, 13, 14}  # only the uncommitted tail
 
     rec = next(r for r in reader.records if json.loads(r.line)["id"] == 3)
-    assert rec.source == "db" and rec.host == "node1"
+    assert rec.source == "db"
+    assert rec.host == "node1"
     assert json.loads(rec.line) == {
         "id": 3, "at": "2026-01-01T00:00:03", "host": "node1", "msg": "message 3 ünïcode",
         "sev": 3, "payload": base64.b64encode(bytes([3, 0xFF])).decode(),

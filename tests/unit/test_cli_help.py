@@ -59,5 +59,6 @@ def test_every_option_has_help_and_the_command_shows_examples(path: tuple[str, .
     assert "Examples:" in text, text
     examples = text.split("Examples:", 1)[1].split("Options:", 1)[0]
     runnable = [line.strip() for line in examples.splitlines() if line.strip()]
-    assert runnable and all(line.startswith("logfactory ") for line in runnable), runnable
+    assert runnable, runnable
+    assert all(line.startswith("logfactory ") for line in runnable), runnable
     assert f"logfactory {' '.join(path)}" in examples, examples

@@ -98,7 +98,8 @@ def test_list_has_a_header_and_readable_times_and_show_too(tmp_path: Path) -> No
     for key in ("first_seen", "last_seen"):
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", shown[key]), shown
     empty = runner.invoke(cli, ["patterns", "list", "--status", "alert", "-c", config])
-    assert empty.exit_code == 0 and empty.output.splitlines()[0] == header
+    assert empty.exit_code == 0
+    assert empty.output.splitlines()[0] == header
 
 
 def test_ids_are_given_by_any_unique_prefix(tmp_path: Path) -> None:
@@ -138,4 +139,5 @@ def test_ids_are_given_by_any_unique_prefix(tmp_path: Path) -> None:
         unknown.output
     )
     nothing = runner.invoke(cli, ["patterns", "show", "p-", "-c", config])
-    assert nothing.exit_code == 1 and "is no pattern id" in nothing.output
+    assert nothing.exit_code == 1
+    assert "is no pattern id" in nothing.output

@@ -85,14 +85,18 @@ def test_the_loaded_source_is_its_types_struct() -> None:
         "sources:\n  - {type: file, paths: [a]}\n  - {type: syslog, listen: '127.0.0.1:5514'}\n"
     )
     file, syslog = config.sources
-    assert isinstance(file, FileSourceConfig) and file.type == "file"
-    assert isinstance(syslog, SyslogSourceConfig) and syslog.type == "syslog"
-    assert not hasattr(syslog, "paths") and not hasattr(file, "listen")
+    assert isinstance(file, FileSourceConfig)
+    assert file.type == "file"
+    assert isinstance(syslog, SyslogSourceConfig)
+    assert syslog.type == "syslog"
+    assert not hasattr(syslog, "paths")
+    assert not hasattr(file, "listen")
 
 
 def test_source_config_builds_and_checks_a_source_from_its_keys() -> None:
     made = source_config(type="sql", interval="20ms", connection="DSN=x")
-    assert made.type == "sql" and made.interval == 0.02
+    assert made.type == "sql"
+    assert made.interval == 0.02
     with pytest.raises(msgspec.ValidationError, match="unknown field `paths`"):
         source_config(type="kafka", paths=["a"])
 
@@ -110,7 +114,8 @@ def test_durations_and_sizes_are_numbers_once_loaded_and_keep_their_spelling() -
         " window: 1h, suppress: 0}\n"
     )
     http, file = config.sources
-    assert http.type == "http" and file.type == "file"
+    assert http.type == "http"
+    assert file.type == "file"
     ml = config.workshops["s"].multiline
     assert ml is not None
     rule = config.rules[0]
@@ -128,7 +133,9 @@ def test_durations_and_sizes_are_numbers_once_loaded_and_keep_their_spelling() -
     }
     for key, (value, number, text) in numbers.items():
         assert isinstance(value, Duration | Size), key
-        assert value == number and value.text == text and str(value) == str(number), key
+        assert value == number, key
+        assert value.text == text, key
+        assert str(value) == str(number), key
     assert isinstance(config.collector.spool_max_bytes, int)  # sizes are whole bytes
 
 
@@ -202,7 +209,8 @@ def test_the_config_layer_imports_nothing_of_the_collectors_or_the_factory() -> 
         if module not in seen:
             seen.add(module)
             todo += sorted(_logfactory_imports(module))
-    assert "logfactory.config.reference" in seen and "logfactory.sqlconn" in seen
+    assert "logfactory.config.reference" in seen
+    assert "logfactory.sqlconn" in seen
     allowed = ("logfactory.config", "logfactory.errors", "logfactory.event", "logfactory.sqlconn")
     assert sorted(m for m in seen if not m.startswith(allowed)) == []
 
@@ -214,7 +222,8 @@ def test_the_sql_settings_parser_imports_nothing_of_logfactory() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
     ]
-    assert imported and not [m for m in imported if m.startswith("logfactory")]
+    assert imported
+    assert not [m for m in imported if m.startswith("logfactory")]
 
 
 def test_the_collectors_and_the_factory_cover_the_types_the_config_offers() -> None:

@@ -60,7 +60,8 @@ def test_each_golden_covers_its_file_once(name: str, day: int) -> None:
     assert sorted(numbers) == [line.number for line in sent]
     for rec in expected:
         lines = golden_lines(rec)
-        assert lines == sorted(lines) and (lines[0], lines[-1]) == (rec["first"], rec["last"])
+        assert lines == sorted(lines)
+        assert (lines[0], lines[-1]) == (rec["first"], rec["last"])
     assert [rec["first"] for rec in expected] == sorted(rec["first"] for rec in expected)
 
 

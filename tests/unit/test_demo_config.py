@@ -102,15 +102,18 @@ def test_password_rule_matches_the_feed_and_extracts_account_and_addr(config: Co
         if tag != "syslog" or "Failed password" not in line:
             continue
         head = SYSLOG.match(line)
-        assert head and head[2] == rule.when.program
+        assert head
+        assert head[2] == rule.when.program
         found = rx.search(line[head.end() :])
         assert found, line
-        assert found["account"] in line and found["account"] != "invalid"
+        assert found["account"] in line
+        assert found["account"] != "invalid"
         assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", found["addr"])
         seen[found["account"]] += 1
     assert max(seen.values()) >= 6  # a burst
     one = rx.search("Failed password for invalid user admin from 192.0.2.7 port 4242 ssh2")
-    assert one and (one["account"], one["addr"]) == ("admin", "192.0.2.7")
+    assert one
+    assert (one["account"], one["addr"]) == ("admin", "192.0.2.7")
 
 
 def _decoded(config: Config, dead: list[str] | None = None) -> list[Decoded]:
@@ -124,7 +127,8 @@ def _decoded(config: Config, dead: list[str] | None = None) -> list[Decoded]:
         try:
             parts = workshops[config.factory.routes.get(tag, tag)].decode(record)
         except DecodeError as exc:
-            assert dead is not None, f"{line!r}: {exc}"
+            if dead is None:
+                raise AssertionError(f"{line!r}: {exc}") from exc
             dead.append(f"{tag}: {exc}")
             continue
         out.append(Decoded(record=record, position=Position("logs.raw", 0, i),

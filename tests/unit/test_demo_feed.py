@@ -92,7 +92,8 @@ def classify(tag: str, host: str, line: str) -> str:
     if tag == "syslog":
         m = SYSLOG.match(line)
         assert m, f"not an RFC 3164 line: {line!r}"
-        assert 0 <= int(m["pri"]) <= 191 and m["host"] == host
+        assert 0 <= int(m["pri"]) <= 191
+        assert m["host"] == host
         program, msg = m["program"], m["msg"]
         if program == "kernel":
             assert KERNEL_UPTIME.match(msg), line
@@ -111,7 +112,8 @@ def classify(tag: str, host: str, line: str) -> str:
     if tag == "cluster" and not line.endswith("}"):  # the torn heartbeat, for dead letters
         with pytest.raises(json.JSONDecodeError):
             json.loads(line)
-        assert line.startswith('{"time":"') and len(line) > 20, line
+        assert line.startswith('{"time":"'), line
+        assert len(line) > 20, line
         return "torn"
     obj = json.loads(line)
     assert isinstance(obj, dict)
@@ -123,7 +125,8 @@ def classify(tag: str, host: str, line: str) -> str:
     assert tag == "cluster", f"unexpected tag {tag!r}"
     assert obj["state"] in {"up", "degraded"}
     for key in ("nodes_total", "nodes_down", "running_jobs", "queued_jobs"):
-        assert isinstance(obj[key], int) and obj[key] >= 0
+        assert isinstance(obj[key], int)
+        assert obj[key] >= 0
     assert obj["nodes_down"] <= obj["nodes_total"]
     return f"cluster-{obj['cluster']}"
 

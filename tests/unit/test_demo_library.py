@@ -63,7 +63,8 @@ def test_events_of_unmined_workshops_carry_no_pattern_and_stay_valid(demo: Confi
         for envelope in read_topic(demo, f"events.{event_type}"):
             assert validate(envelope, demo) == [], envelope
             header = envelope["header"]
-            assert header["severity"] and header["schema"] == 1
+            assert header["severity"]
+            assert header["schema"] == 1
             if event_type in ("USER_OP", "ADMIN_OP", "JOB_STATUS", "APP_STATUS", "CLUSTER_STATUS"):
                 assert "pattern" not in header, envelope
             seen.add(event_type)

@@ -79,7 +79,8 @@ def test_benchmarks_page_names_each_run_and_its_machine(tmp_path: Path) -> None:
     rows = table.splitlines()
     assert len(rows) == 4  # header, rule, two files
     assert "| `pipeline.json` | 2026-12-06T04:51:42Z | Test CPU, 2 cores" in table
-    assert "reference loop 37.1 ms" in table and "records/s 42,807; p99 ms 8.83" in table
+    assert "reference loop 37.1 ms" in table
+    assert "records/s 42,807; p99 ms 8.83" in table
     assert "`broken.json` | cannot be read" in table
     page = bench_results.on_page_markdown("before\n<!-- bench-results -->\nafter")
     assert "<!-- bench-results -->" not in page
@@ -121,7 +122,8 @@ def test_first_page_is_the_readme_tour_not_a_copy() -> None:
     assert readme_page.MARKER in index
     assert "make run" not in index
     part = readme_page.readme_part(README.read_text())
-    assert "make run" in part and "make test" in part
+    assert "make run" in part
+    assert "make test" in part
     assert "## Architecture" not in part
     assert "](docs/" not in part
     assert "[File tail and HTTP ingest](sources/file-http.md)" in part

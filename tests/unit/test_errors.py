@@ -102,7 +102,8 @@ def test_old_import_paths_still_name_the_same_classes() -> None:
         errors.NoNodeError,
     )
     # the built-in bases they had before the tree still catch them
-    assert issubclass(ConfigError, ValueError) and issubclass(BusError, RuntimeError)
+    assert issubclass(ConfigError, ValueError)
+    assert issubclass(BusError, RuntimeError)
 
 
 def _invoke_raising(monkeypatch: pytest.MonkeyPatch, exc: BaseException) -> Result:

@@ -83,7 +83,8 @@ def test_alert_template_fires_first_match_only() -> None:
         "pid": "4242",
         "proc": "java",
     }
-    assert alert.pattern == d.pattern and d.pattern is not None
+    assert alert.pattern == d.pattern
+    assert d.pattern is not None
     assert d.template == "Out of memory: Killed process <*> (java) total-vm:<*>"
     assert d.pattern_status == "new"
     assert alert.id is None  # the package stage derives it from the position
@@ -240,7 +241,8 @@ def test_structured_workshops_are_not_mined_by_default() -> None:
             assert f.apply(d) == []
             assert (d.pattern, d.template, d.pattern_status) == (None, None, None)
     assert len(lib) == 0
-    assert f.stats.new == 0 and f.stats.normal == 12
+    assert f.stats.new == 0
+    assert f.stats.normal == 12
     # free text still is
     d = record("session opened for user root")
     assert [x.type for x in f.apply(d)] == ["NEW_PATTERN"]
@@ -286,7 +288,8 @@ def test_events_of_unmined_workshops_are_valid_envelopes_without_a_pattern() -> 
     out = Outputs()
     Packager({t: f"events.{t}" for t in BUILTIN_TYPES}).add_record(out, d, drafts)
     parsed, *events = [json.loads(value) for _, _, value in out.messages]
-    assert "pattern" not in parsed and "status" not in parsed
+    assert "pattern" not in parsed
+    assert "status" not in parsed
     for envelope in events:
         assert "pattern" not in envelope["header"]
         # (the bodies are this test config's, not the types' contract: the header's is checked)

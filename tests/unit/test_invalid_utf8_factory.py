@@ -11,14 +11,14 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from tests.unit.factory_run import demo_config_file, read_topic, run_worker
+
 from logfactory.config import load_config
 from logfactory.factory.model import Position
 from logfactory.factory.sort import Sorter
 from logfactory.factory.workshops import build_workshops
 from logfactory.record import make_record, now_ns
 from logfactory.topics import DEADLETTER, PARSED
-
-from .factory_run import demo_config_file, read_topic, run_worker
 
 FAILED = [
     f"<38>Dec  7 09:00:0{i} web02 sshd[330{i}]: Failed password for invalid user mallory from "

@@ -61,7 +61,8 @@ def test_a_port_in_use_names_the_address_the_line_and_another_node(tmp_path: Pat
             bind_api_socket(config)
     text = str(caught.value)
     assert text.startswith(f"{config.path}:4: http.listen: cannot listen on tcp 127.0.0.1:")
-    assert "already in use" in text and "Another logfactory node may be running" in text
+    assert "already in use" in text
+    assert "Another logfactory node may be running" in text
 
 
 def test_other_listen_errors_say_what_to_do(tmp_path: Path) -> None:
@@ -140,7 +141,8 @@ def test_the_banner_lists_every_source_with_what_it_follows() -> None:
 def test_a_configuration_without_sources_says_what_the_node_still_does() -> None:
     empty = Config(path="empty.yaml")
     rows = banner_lines(empty, {}, ingest_url="http://h:1/api/v1/ingest", collectors=True)
-    assert len(rows) == 1 and rows[0].startswith("sources     none in empty.yaml: records come")
+    assert len(rows) == 1
+    assert rows[0].startswith("sources     none in empty.yaml: records come")
     rows = banner_lines(empty, {}, ingest_url=None, collectors=True)
     assert "nothing is collected" in rows[0]
 

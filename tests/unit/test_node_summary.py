@@ -46,8 +46,10 @@ def test_a_line_that_fits_is_not_cut_and_no_width_means_no_cut() -> None:
     summary.update(Totals(records_in=7), 1.0)
     assert summary.line(80, clock="12:04:05") == "12:04:05 | in=7"
     full = busy().line(None, clock="t")
-    assert "AUTH_FAILURE=150000" in full and "…" not in full
-    assert fit("abc", 6) == "abc" and fit("abcdef", 6) == "ab…"
+    assert "AUTH_FAILURE=150000" in full
+    assert "…" not in full
+    assert fit("abc", 6) == "abc"
+    assert fit("abcdef", 6) == "ab…"
 
 
 def test_only_non_zero_counters_with_rates_per_second() -> None:
@@ -69,7 +71,8 @@ def test_a_quick_last_update_keeps_the_rates_and_counters_never_go_backwards() -
     summary = busy(seconds=10.0)
     assert summary.in_rate == 50.0
     summary.update(Totals(records_in=1501), 110.1)  # drawn at stop, 0.1 s later
-    assert summary.in_rate == 50.0 and summary.totals.records_in == 1501
+    assert summary.in_rate == 50.0
+    assert summary.totals.records_in == 1501
     summary.update(Totals(records_in=0), 120.0)  # a restarted process: from zero again
     assert summary.in_rate == 0.0
 

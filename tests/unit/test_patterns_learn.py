@@ -120,7 +120,8 @@ def test_gzip_history_is_read_like_plain(tmp_path: Path) -> None:
         learner.finish()
         assert sum(seen) == path.stat().st_size
         results.append(sorted(e.template for e in library.entries()))
-    assert results[0] == results[1] and results[0]
+    assert results[0] == results[1]
+    assert results[0]
 
 
 def test_unknown_or_unmined_workshop_is_a_clear_error(tmp_path: Path) -> None:
@@ -146,4 +147,5 @@ def test_unknown_or_unmined_workshop_is_a_clear_error(tmp_path: Path) -> None:
              str(tmp_path / "o.jsonl"), "-c", str(tmp_path / "c.yaml")],
         )  # fmt: skip
         assert result.exit_code == 1, result.output
-        assert words in result.output and "Traceback" not in result.output
+        assert words in result.output
+        assert "Traceback" not in result.output

@@ -42,7 +42,8 @@ def _feed(sorter: Sorter, index: int, now: int) -> list[str]:
 
 def test_a_restored_trace_waits_for_the_partitions_next_line_then_merges_whole() -> None:
     before = _make()
-    assert _feed(before, 0, T0) == [] and _feed(before, 1, T0) == []
+    assert _feed(before, 0, T0) == []
+    assert _feed(before, 1, T0) == []
     snapshot = before.snapshot()
 
     later = T0 + 5_000 * MS  # restored 5 s later: the 250 ms timeout ran out meanwhile
@@ -51,9 +52,11 @@ def test_a_restored_trace_waits_for_the_partitions_next_line_then_merges_whole()
     assert after.flush_due(later) == []
     assert after.flush_due(later + 2_000 * MS) == []  # the backlog is still being fetched
     deadline = after.next_deadline()
-    assert deadline is not None and deadline >= later + RESUME_GRACE_NS
+    assert deadline is not None
+    assert deadline >= later + RESUME_GRACE_NS
     now = later + 3_000 * MS  # the partition's first line arrives
-    assert _feed(after, 2, now) == [] and _feed(after, 3, now) == []
+    assert _feed(after, 2, now) == []
+    assert _feed(after, 3, now) == []
     assert after.flush_due(now) == []
     assert _feed(after, 4, now) == ["\n".join(TRACE[:4])]  # whole, every line once
     assert after.pending() == 1  # "job done" waits as the stream's single-line record

@@ -34,7 +34,8 @@ def test_the_writer_survives_a_failing_directory_and_writes_again(
         wait_for(lambda: "stats" in registry.problems(), BOUND_S, "the failure is reported")
         registry.add("stage:decode", "received", 7)
         problem = registry.problems()["stats"]
-        assert str(snapshot) in problem and "retrying" in problem
+        assert str(snapshot) in problem
+        assert "retrying" in problem
         wait_for(lambda: writer._failures >= 5, BOUND_S, "more attempts, still logged only once")
         assert sum(r.levelno == logging.ERROR for r in caplog.records) == 1
 

@@ -106,7 +106,8 @@ def test_root_page_links_to_the_docs_and_health(client: TestClient) -> None:
     assert resp.headers["content-type"].startswith("text/html")
     links = refs(resp.text).links
     assert links == ["/docs", "/redoc", "/api/v1/health"]
-    assert "hpc&lt;1&gt;" in resp.text and "hpc<1>" not in resp.text
+    assert "hpc&lt;1&gt;" in resp.text
+    assert "hpc<1>" not in resp.text
     for link in links[:2]:
         assert client.get(link).status_code == 200
     assert client.get(links[2]).status_code in (200, 503)  # 503: no factory runs in this test

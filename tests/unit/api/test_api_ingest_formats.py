@@ -140,7 +140,8 @@ def test_every_encoding_delivers_every_line(
     assert r.json()["accepted"] == len(LINES)
     assert fake.lines() == LINES
     counters = ctx.registry.snapshot()["counters"]["source:http"]
-    assert counters["bytes"] == len(TEXT) and counters["received"] == len(LINES)
+    assert counters["bytes"] == len(TEXT)
+    assert counters["received"] == len(LINES)
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4"])
@@ -152,7 +153,8 @@ def test_corrupt_or_truncated_bodies_are_400_with_the_reason(
     for body, reason in ((b"\x00garbage" * 8, "does not decompress"), (good[:-9], "truncated")):
         r = c.post("/api/v1/ingest", content=body, headers={"Content-Encoding": encoding})
         assert r.status_code == 400
-        assert encoding in r.json()["error"] and reason in r.json()["error"]
+        assert encoding in r.json()["error"]
+        assert reason in r.json()["error"]
     assert fake.produced == []
     assert ctx.registry.snapshot()["counters"]["source:http"]["refused"] == 2
 
@@ -161,7 +163,8 @@ def test_unknown_or_stacked_encodings_are_415(client: tuple[TestClient, NodeCont
     c, _ = client
     for enc in ("br", "gzip, zstd", "deflate"):
         r = c.post("/api/v1/ingest", content=b"x", headers={"Content-Encoding": enc})
-        assert r.status_code == 415 and "gzip, zstd or lz4" in r.json()["error"]
+        assert r.status_code == 415
+        assert "gzip, zstd or lz4" in r.json()["error"]
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "zstd", "lz4"])
@@ -197,7 +200,8 @@ def test_json_array_of_objects_and_strings(
     body = [{"line": "obj", "host": "h1", "level": "warn"}, "a plain string", 5, {"x": 1}, ""]
     r = c.post("/api/v1/ingest", json=body)
     assert r.status_code == 200
-    assert r.json()["accepted"] == 2 and r.json()["rejected"] == 2
+    assert r.json()["accepted"] == 2
+    assert r.json()["rejected"] == 2
     assert [e["item"] for e in r.json()["errors"]] == [3, 4]
     records = [decode_record(v) for v in fake.produced]
     assert [(rec.host, rec.line) for rec in records] == [
@@ -212,7 +216,8 @@ def test_a_broken_json_array_is_400(client: tuple[TestClient, NodeContext]) -> N
     r = c.post(
         "/api/v1/ingest", content=b'[{"line": "a"}, ', headers={"Content-Type": "application/json"}
     )
-    assert r.status_code == 400 and "not a JSON array" in r.json()["error"]
+    assert r.status_code == 400
+    assert "not a JSON array" in r.json()["error"]
 
 
 def test_format_follows_the_content_type_and_falls_back_to_the_body() -> None:
@@ -264,11 +269,13 @@ def test_overload_is_429_with_retry_after_and_nothing_is_read(
     fake.backlog = api_ingest.BACKLOG_LIMIT + 1
     r = c.post("/api/v1/ingest", content=b"a\n")
     assert r.status_code == 429
-    assert int(r.headers["retry-after"]) >= 1 and "wait for the bus" in r.json()["error"]
+    assert int(r.headers["retry-after"]) >= 1
+    assert "wait for the bus" in r.json()["error"]
     fake.backlog = 0
     fake.spool = {"bytes": 101, "max_bytes": 100}  # the spool is over its limit
     r = c.post("/api/v1/ingest", content=b"a\n")
-    assert r.status_code == 429 and "spool is full" in r.json()["error"]
+    assert r.status_code == 429
+    assert "spool is full" in r.json()["error"]
     assert int(r.headers["retry-after"]) == api_ingest.RETRY_AFTER_SPOOL_FULL_S
     fake.spool = None
     assert c.post("/api/v1/ingest", content=b"a\n").status_code == 200
@@ -288,12 +295,16 @@ def test_200_only_after_the_flush_and_in_flight_requests_are_bounded(
     )
     first.start()
     wait_for(fake.flushing.is_set, 10, "the flush to start")
-    assert answers == [] and fake.durable == 0  # produced, not durable: no answer yet
+    # produced, not durable: no answer yet
+    assert answers == []
+    assert fake.durable == 0
     second = c.post("/api/v1/ingest", content=b"z\n")  # one request in flight is the limit
-    assert second.status_code == 429 and "in progress" in second.json()["error"]
+    assert second.status_code == 429
+    assert "in progress" in second.json()["error"]
     fake.release.set()
     first.join(10)
-    assert answers == [200] and fake.durable == 2
+    assert answers == [200]
+    assert fake.durable == 2
     assert c.post("/api/v1/ingest", content=b"z\n").status_code == 200
 
 
@@ -321,5 +332,6 @@ def test_each_token_selects_its_source(
         ("open", "o"),
     ]
     counters = ctx.registry.snapshot()["counters"]
-    assert counters["source:web"]["received"] == 1 and counters["source:open"]["received"] == 1
+    assert counters["source:web"]["received"] == 1
+    assert counters["source:open"]["received"] == 1
     assert counters["source:batch"]["refused"] == 1

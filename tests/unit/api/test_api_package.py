@@ -45,7 +45,8 @@ def package_modules(package: ModuleType) -> dict[str, Path]:
     out = {package.__name__: Path(str(package.__file__))}
     for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
         spec = importlib.util.find_spec(info.name)
-        assert spec is not None and spec.origin is not None, info.name
+        assert spec is not None, info.name
+        assert spec.origin is not None, info.name
         out[info.name] = Path(spec.origin)
     return out
 
@@ -261,7 +262,8 @@ def test_refused_credentials_are_answered_by_the_auth_module_alike(ctx: NodeCont
             assert r.headers["www-authenticate"] == "Bearer"
         good = {"Authorization": "Bearer s3cret"}
         accepted = client.post("/api/v1/ingest", content=b"a line\n", headers=good)
-        assert accepted.status_code == 200 and accepted.json()["accepted"] == 1
+        assert accepted.status_code == 200
+        assert accepted.json()["accepted"] == 1
         # the token lets the review through to the library, which has no such pattern
         unknown = client.post("/api/v1/patterns/p1/review", json={"status": "normal"}, headers=good)
         assert unknown.status_code == 404

@@ -85,15 +85,20 @@ def test_list_is_newest_first_with_filters_and_pages(
         "session closed for user=<*>",
     ]
     first = everything["patterns"][0]
-    assert first["status"] == "new" and first["lineage"] == [] and first["reason"] is None
-    assert first["count"] == 2 and first["last_seen"] == 6 * SEC
+    assert first["status"] == "new"
+    assert first["lineage"] == []
+    assert first["reason"] is None
+    assert first["count"] == 2
+    assert first["last_seen"] == 6 * SEC
     assert templates(c.get("/api/v1/patterns?workshop=app").json()) == ["request served in <*> ms"]
     assert templates(c.get("/api/v1/patterns?q=disK%20%3C").json()) == ["Disk <*> FULL"]
     page = c.get("/api/v1/patterns?limit=1&offset=1").json()
-    assert page["total"] == 3 and templates(page) == ["request served in <*> ms"]
+    assert page["total"] == 3
+    assert templates(page) == ["request served in <*> ms"]
     assert c.get("/api/v1/patterns?status=alert").json() == {"total": 0, "patterns": []}
     bad = c.get("/api/v1/patterns?status=bad")
-    assert bad.status_code == 400 and "status" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "status" in bad.json()["error"]
     assert c.get("/api/v1/patterns?limit=0").status_code == 422
 
 
@@ -102,9 +107,11 @@ def test_get_follows_lineage_and_unknown_is_404(client: tuple[TestClient, dict[s
     general = ids["session closed for user=<*>"]
     assert c.get(f"/api/v1/patterns/{general}").json()["lineage"] == [ids["alice"]]
     via_old = c.get(f"/api/v1/patterns/{ids['alice']}")
-    assert via_old.status_code == 200 and via_old.json()["id"] == general
+    assert via_old.status_code == 200
+    assert via_old.json()["id"] == general
     missing = c.get("/api/v1/patterns/p-nope")
-    assert missing.status_code == 404 and missing.json() == {"error": "no pattern 'p-nope'"}
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "no pattern 'p-nope'"}
 
 
 def test_review_is_stored_on_the_bus_and_seen_at_once(
@@ -124,7 +131,8 @@ def test_review_is_stored_on_the_bus_and_seen_at_once(
         "critical",
     )
     stored = load_library(local_bus).get(disk)
-    assert stored is not None and (stored.status, stored.reason) == ("alert", "a disk is full")
+    assert stored is not None
+    assert (stored.status, stored.reason) == ("alert", "a disk is full")
     # the cache was dropped by the review: no waiting for it to expire
     assert templates(c.get("/api/v1/patterns?status=alert").json()) == ["Disk <*> FULL"]
     # an old id reviews the entry it generalised into; alert defaults to severity high
@@ -164,13 +172,15 @@ def test_bad_reviews_are_400_and_change_nothing(
     assert r.status_code == 400
     assert error in r.json()["error"]
     stored = load_library(local_bus).get(disk)
-    assert stored is not None and stored.status == "new"
+    assert stored is not None
+    assert stored.status == "new"
 
 
 def test_reviewing_an_unknown_id_is_404(client: tuple[TestClient, dict[str, str]]) -> None:
     c, _ids = client
     r = c.post("/api/v1/patterns/p-nope/review", json={"status": "normal"})
-    assert r.status_code == 404 and r.json() == {"error": "no pattern 'p-nope'"}
+    assert r.status_code == 404
+    assert r.json() == {"error": "no pattern 'p-nope'"}
 
 
 def test_a_review_over_http_reaches_factory_workers(tmp_path: Path, local_bus: LocalBus) -> None:
@@ -183,7 +193,8 @@ def test_a_review_over_http_reaches_factory_workers(tmp_path: Path, local_bus: L
     running = FactoryWorker(config, local_bus, StatsRegistry("w1"))
     try:
         seen = running.library.get(disk)
-        assert seen is not None and seen.status == "new"
+        assert seen is not None
+        assert seen.status == "new"
         with c:
             r = c.post(
                 f"/api/v1/patterns/{disk}/review", json={"status": "alert", "reason": "disk full"}
@@ -199,7 +210,8 @@ def test_a_review_over_http_reaches_factory_workers(tmp_path: Path, local_bus: L
         started_after = FactoryWorker(config, local_bus, StatsRegistry("w2"))
         try:
             entry = started_after.library.get(disk)
-            assert entry is not None and (entry.status, entry.severity) == ("alert", "high")
+            assert entry is not None
+            assert (entry.status, entry.severity) == ("alert", "high")
         finally:
             started_after.close()
     finally:
@@ -216,12 +228,14 @@ def test_reviews_need_the_ingest_bearer_token_when_one_is_configured(
     url = f"/api/v1/patterns/{ids['Disk <*> FULL']}/review"
     with c:
         denied = c.post(url, json={"status": "normal"})
-        assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+        assert denied.status_code == 401
+        assert denied.headers["www-authenticate"] == "Bearer"
         wrong = c.post(url, json={"status": "normal"}, headers={"Authorization": "Bearer x"})
         assert wrong.status_code == 401
         assert c.get("/api/v1/patterns").json()["total"] == 3  # reading needs no token
         ok = c.post(url, json={"status": "normal"}, headers={"Authorization": "Bearer s3cret"})
-        assert ok.status_code == 200 and ok.json()["status"] == "normal"
+        assert ok.status_code == 200
+        assert ok.json()["status"] == "normal"
     ctx.producer.close()
 
 
@@ -234,9 +248,11 @@ def test_cache_loads_once_per_ttl_and_not_across_an_invalidation() -> None:
 
     cache = LibraryCache(load, ttl_s=3600)
     first = cache.get()
-    assert cache.get() is first and len(loads) == 1
+    assert cache.get() is first
+    assert len(loads) == 1
     cache.invalidate()
-    assert cache.get() is not first and len(loads) == 2
+    assert cache.get() is not first
+    assert len(loads) == 2
 
     calls = 0
 
@@ -250,8 +266,10 @@ def test_cache_loads_once_per_ttl_and_not_across_an_invalidation() -> None:
     racing = LibraryCache(load_during_review, ttl_s=3600)
     stale = racing.get()  # served to its caller, but not kept
     fresh = racing.get()
-    assert fresh is not stale and calls == 2
-    assert racing.get() is fresh and calls == 2
+    assert fresh is not stale
+    assert calls == 2
+    assert racing.get() is fresh
+    assert calls == 2
 
 
 def test_concurrent_readers_share_one_load() -> None:
@@ -273,7 +291,8 @@ def test_concurrent_readers_share_one_load() -> None:
     release.set()
     for t in threads:
         t.join(5)
-    assert len(results) == 4 and len(loads) == 1
+    assert len(results) == 4
+    assert len(loads) == 1
     assert all(r is results[0] for r in results)
 
 

@@ -111,7 +111,8 @@ def test_events_arrive_in_order_with_type_id_and_one_line_envelope(
     assert {e["event"] for e in events} == {"ALERT"}
     assert all("\n" not in e["data"] for e in events)
     envelope = json.loads(events[2]["data"])
-    assert envelope["body"] == {"i": 2} and envelope["header"]["type"] == "ALERT"
+    assert envelope["body"] == {"i": 2}
+    assert envelope["header"]["type"] == "ALERT"
     # each id is the position after its event: the last one stands at the end of the topic
     assert decode_cursor(events[-1]["id"]) == {"events.ALERT": [6]}
 
@@ -164,7 +165,9 @@ def test_latest_skips_stored_events_and_first_id_resumes_from_subscription(
     r = client.get("/api/v1/subscribe", params={"types": "USER_OP", "idle": 0.2})
     blocks = parse_sse(r.text)
     assert events_of(r.text) == []
-    assert len(blocks) == 1 and "id" in blocks[0] and blocks[0]["retry"] == "2000"
+    assert len(blocks) == 1
+    assert "id" in blocks[0]
+    assert blocks[0]["retry"] == "2000"
     new = put_events(local_bus, "USER_OP", range(3, 6))
     again = client.get(
         "/api/v1/subscribe",
@@ -204,7 +207,8 @@ def test_bad_requests_are_400_with_reason(
     assert r.status_code == 400
     assert needle in r.json()["error"]
     if "NOPE" in needle:
-        assert "ALERT" in r.json()["known"] and "BACKUP" in r.json()["known"]
+        assert "ALERT" in r.json()["known"]
+        assert "BACKUP" in r.json()["known"]
 
 
 def test_live_stream_keepalive_and_cleanup_on_disconnect(
@@ -237,7 +241,8 @@ def test_tail_returns_last_or_first_messages(client: TestClient, local_bus: Loca
     put_events(local_bus, "ALERT", range(5), partitions=1)
     last = client.get("/api/v1/topics/events.ALERT/tail", params={"count": 2}).json()
     assert [m["value"]["header"]["id"] for m in last] == ["ALERT-3", "ALERT-4"]
-    assert last[0]["offset"] == 3 and last[0]["key"] == "h0"
+    assert last[0]["offset"] == 3
+    assert last[0]["key"] == "h0"
     first = client.get(
         "/api/v1/topics/events.ALERT/tail", params={"count": 2, "from": "earliest"}
     ).json()
@@ -256,7 +261,8 @@ def test_a_stream_reads_through_a_lean_connection(local_bus: LocalBus) -> None:
     assert conn.execute("PRAGMA cache_size").fetchone()[0] == -LEAN_CACHE_KIB
     assert conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
     frames, n = reader.read(10)
-    assert n == 3 and frames.count(b"data: ") == 3
+    assert n == 3
+    assert frames.count(b"data: ") == 3
     reader.close()
     factory = local_bus.consumer("g", ["events.ALERT"], "earliest")  # everyone else: as before
     assert factory._db.conn.execute("PRAGMA cache_size").fetchone()[0] == -16384  # type: ignore[attr-defined]
@@ -312,7 +318,8 @@ def test_the_watch_wakes_the_streams_of_a_topic_that_moved(local_bus: LocalBus) 
         moved, other_still_waits = asyncio.run(scenario())
     finally:
         watch.close()
-    assert moved and other_still_waits
+    assert moved
+    assert other_still_waits
 
 
 def test_subscriber_caps_must_be_positive() -> None:

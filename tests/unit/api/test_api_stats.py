@@ -102,13 +102,15 @@ def test_stats_sum_processes_and_show_bus_and_processes(
     assert list(body["stages"])[:6] == ["intake", "sort", "decode", "filter", "process", "package"]
     assert body["stages"]["intake"]["received"] == 0
     assert body["sources"]["syslog"] == {"received": 5, "bytes": 500, "rejected": 0}
-    assert body["events"] == {"ALERT": 6} and body["deadletter"] == 2
+    assert body["events"] == {"ALERT": 6}
+    assert body["deadletter"] == 2
     assert body["other"] == {"custom": {"things": 14}}
     assert body["bus"]["topics"]["logs.raw"] == {"partitions": 2, "messages": 10, "retained": 10}
     assert body["bus"]["lag"] == {"factory": {"logs.raw": 6}}
     names = [(p["name"], p["alive"]) for p in body["processes"]]
     assert names == [("factory-1", True), ("factory-2", True), ("node", True)]
-    assert body["uptime_s"] >= 10 and body["api"] == {"subscribers": 0}
+    assert body["uptime_s"] >= 10
+    assert body["api"] == {"subscribers": 0}
 
 
 def test_health_ok_then_degraded_for_stale_and_dead_processes(
@@ -116,7 +118,8 @@ def test_health_ok_then_degraded_for_stale_and_dead_processes(
 ) -> None:
     write_factory(ctx.stats_dir, "factory-1", decode=1)
     ok = client.get("/api/v1/health")
-    assert ok.status_code == 200 and ok.json()["status"] == "ok"
+    assert ok.status_code == 200
+    assert ok.json()["status"] == "ok"
     write_factory(ctx.stats_dir, "collector", decode=1, written=time.time() - 30)
     write_factory(ctx.stats_dir, "worker-2", decode=1, pid=dead_pid(), written=time.time() - 2)
     bad = client.get("/api/v1/health")
@@ -124,8 +127,10 @@ def test_health_ok_then_degraded_for_stale_and_dead_processes(
     body = bad.json()
     assert body["status"] == "degraded"
     assert len(body["problems"]) == 2
-    assert "collector" in body["problems"][0] and "not reported for 30" in body["problems"][0]
-    assert "worker-2" in body["problems"][1] and "not running" in body["problems"][1]
+    assert "collector" in body["problems"][0]
+    assert "not reported for 30" in body["problems"][0]
+    assert "worker-2" in body["problems"][1]
+    assert "not running" in body["problems"][1]
 
 
 def test_health_needs_expected_roles_and_a_bus(
@@ -133,7 +138,8 @@ def test_health_needs_expected_roles_and_a_bus(
 ) -> None:
     ctx.expected_processes = ("factory",)
     r = client.get("/api/v1/health")
-    assert r.status_code == 503 and "no factory process" in r.json()["problems"][0]
+    assert r.status_code == 503
+    assert "no factory process" in r.json()["problems"][0]
     write_factory(ctx.stats_dir, f"factory-{os.getpid()}", decode=1)
     assert client.get("/api/v1/health").status_code == 200
 
@@ -142,7 +148,8 @@ def test_health_needs_expected_roles_and_a_bus(
 
     monkeypatch.setattr(local_bus, "topics", broken)
     r = client.get("/api/v1/health")
-    assert r.status_code == 503 and r.json()["problems"] == ["bus: BusError: database is locked"]
+    assert r.status_code == 503
+    assert r.json()["problems"] == ["bus: BusError: database is locked"]
     assert client.get("/api/v1/stats").json()["bus"] == {"error": "the bus did not answer"}
 
 
@@ -153,7 +160,8 @@ def test_metrics_are_prometheus_text_with_merged_numbers(
     write_factory(ctx.stats_dir, "factory-2", decode=20)
     fill_bus(local_bus)
     r = client.get("/metrics")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(r.text)
@@ -229,7 +237,8 @@ def test_a_restarted_process_forgives_its_dead_predecessor() -> None:
     # a sibling that was already running when the other died does not hide the death
     sibling = proc("factory-3", started=100.0)
     problems = process_problems([dead, sibling], own="node")
-    assert len(problems) == 1 and "factory-1" in problems[0]
+    assert len(problems) == 1
+    assert "factory-1" in problems[0]
 
 
 def test_own_process_is_never_stale() -> None:
@@ -253,9 +262,11 @@ def test_merge_ignores_junk_without_failing() -> None:
         ],
         now=0.0,
     )
-    assert view.stages["decode"]["sent"] == 2 and view.stages["decode"]["received"] == 0
+    assert view.stages["decode"]["sent"] == 2
+    assert view.stages["decode"]["received"] == 0
     assert view.sources["s"]["bytes"] == 1
-    assert view.events == {"ALERT": 0} and view.deadletter == 0
+    assert view.events == {"ALERT": 0}
+    assert view.deadletter == 0
     assert [p.name for p in view.processes] == ["x", "y"]
 
 

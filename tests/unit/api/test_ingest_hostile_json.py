@@ -80,7 +80,8 @@ def test_the_reasons_name_what_is_wrong(tmp_path: Path, local_bus: LocalBus) -> 
     ctx.producer.close()
     utf8, deep = r.json()["errors"]
     assert utf8 == {"line": 1, "error": "not a JSON object: a string is not valid UTF-8 (byte 15)"}
-    assert deep["line"] == 2 and "nested too deeply" in deep["error"]
+    assert deep["line"] == 2
+    assert "nested too deeply" in deep["error"]
 
 
 @pytest.mark.parametrize("bad", list(BAD))
@@ -91,7 +92,8 @@ def test_a_json_array_with_a_bad_item_is_400_and_nothing_lands_however_often_ret
     body = b"[\n" + b",\n".join([GOOD[0], GOOD[1], BAD[bad], GOOD[2]]) + b"\n]"
     with c:
         r = c.post("/api/v1/ingest", content=body, headers={"Content-Type": "application/json"})
-        assert r.status_code == 400 and r.json()["error"].startswith("not a JSON array")
+        assert r.status_code == 400
+        assert r.json()["error"].startswith("not a JSON array")
         if bad == "invalid_utf8":
             assert "not valid UTF-8 (line 4)" in r.json()["error"]
         assert _post_like_a_client(c, body, "application/json") == [400] * 4
@@ -108,10 +110,12 @@ def test_a_single_bad_object_is_400_or_rejected_as_line_1(
     with c:
         r = c.post("/api/v1/ingest", content=BAD[bad], headers={"Content-Type": "application/json"})
         if bad == "deep_array":  # a body that starts with '[' is an array
-            assert r.status_code == 400 and "nested too deeply" in r.json()["error"]
+            assert r.status_code == 400
+            assert "nested too deeply" in r.json()["error"]
         else:
             assert r.status_code == 200, r.text
-            assert r.json()["accepted"] == 0 and [e["line"] for e in r.json()["errors"]] == [1]
+            assert r.json()["accepted"] == 0
+            assert [e["line"] for e in r.json()["errors"]] == [1]
     ctx.producer.close()
     assert _lines(local_bus) == []
 
@@ -198,5 +202,6 @@ def test_a_200_names_every_line_it_did_not_take(
         assert _lines(local_bus) == ["good one", "good two"]
     else:
         assert r.status_code == 400, r.text
-        assert "11 lines are bad" in r.json()["error"] and "none was taken" in r.json()["error"]
+        assert "11 lines are bad" in r.json()["error"]
+        assert "none was taken" in r.json()["error"]
         assert _lines(local_bus) == []

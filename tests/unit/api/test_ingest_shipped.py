@@ -29,7 +29,8 @@ def test_shipped_records_are_written_as_the_edge_made_them(
     r = c.post("/api/v1/ingest", content=body, headers=HEADERS)
     assert r.status_code == 200, r.text
     answer = r.json()
-    assert answer["accepted"] == 2 and answer["rejected"] == 1
+    assert answer["accepted"] == 2
+    assert answer["rejected"] == 1
     assert answer["errors"][0]["record"] == 2
     assert "not a logfactory record" in answer["errors"][0]["error"]
     got = raw_records(local_bus)

@@ -87,7 +87,8 @@ def test_consumer_guarantees_cannot_be_overridden() -> None:
     assert conf["session.timeout.ms"] == 6000
     assert "linger.ms" not in conf
     admin = admin_config(s, "cid")
-    assert "linger.ms" not in admin and "session.timeout.ms" not in admin
+    assert "linger.ms" not in admin
+    assert "session.timeout.ms" not in admin
     assert admin["bootstrap.servers"] == "h:1"
 
 
@@ -95,7 +96,9 @@ def test_topic_settings() -> None:
     s = split_settings({"bootstrap.servers": "h:1", "min.insync.replicas": 1})
     plain = topic_config(s, compact=False, retention_ms=None, retention_bytes=None)
     assert plain["cleanup.policy"] == "delete"
-    assert "retention.ms" not in plain and "retention.bytes" not in plain  # broker default
+    # broker default
+    assert "retention.ms" not in plain
+    assert "retention.bytes" not in plain
     assert int(plain["max.message.bytes"]) > 10 * 1024 * 1024
     aged = topic_config(s, compact=False, retention_ms=700, retention_bytes=1000)
     assert (aged["retention.ms"], aged["retention.bytes"]) == ("700", "1000")
@@ -154,6 +157,7 @@ def test_transactional_producer_retries_concurrent_transactions_quickly_unless_t
     assert conf["retry.backoff.ms"] == 10
     assert conf["transactional.id"] == "lf.g.0"
     assert conf["message.timeout.ms"] <= conf["transaction.timeout.ms"] == 10_000
-    assert conf["acks"] == "all" and conf["enable.idempotence"] is True
+    assert conf["acks"] == "all"
+    assert conf["enable.idempotence"] is True
     own = split_settings({"bootstrap.servers": "h:1", "retry.backoff.ms": 250})
     assert txn_producer_config(own, "c", "lf.g.0")["retry.backoff.ms"] == 250

@@ -27,7 +27,8 @@ def test_a_call_that_returns_passes_through() -> None:
     producer = _producer()
     producer._guarded("op", seen.append, 7)
     assert seen == [7]
-    assert not producer.broken and not producer.abandoned
+    assert not producer.broken
+    assert not producer.abandoned
 
 
 def test_a_call_that_fails_raises_its_own_error() -> None:
@@ -47,7 +48,8 @@ def test_a_call_that_never_returns_abandons_the_producer(monkeypatch: pytest.Mon
     try:
         with pytest.raises(BusError, match="send_offsets_to_transaction did not return"):
             producer._guarded("send_offsets_to_transaction", release.wait)
-        assert producer.broken and producer.abandoned
+        assert producer.broken
+        assert producer.abandoned
         producer.close()  # must not touch the librdkafka instance a call is still inside
         assert producer._closed
     finally:

@@ -91,7 +91,8 @@ def test_a_reader_of_a_lost_bus_says_so_in_one_line_and_does_not_wait(
     line = _error_line(result)
     assert f"Error: {bus_dir / 'bus.sqlite3'} is missing or empty" in line
     assert f"`logfactory bus repair --accept-loss -c {config}`" in line
-    assert f"{tmp_path / 'd' / 'collect'}/*.positions.json" in line and "--reset-positions" in line
+    assert f"{tmp_path / 'd' / 'collect'}/*.positions.json" in line
+    assert "--reset-positions" in line
 
 
 def test_a_half_overwritten_bus_is_refused_checked_and_salvaged(tmp_path: Path) -> None:

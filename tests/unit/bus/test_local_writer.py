@@ -243,7 +243,8 @@ def test_close_wakes_a_producer_blocked_on_backpressure(bus: LocalBus) -> None:
     closer = threading.Thread(target=producer.close)
     closer.start()
     thread.join(timeout=30)
-    assert errors and "closed" in str(errors[0])
+    assert errors
+    assert "closed" in str(errors[0])
     os.kill(producer.writer_pid, signal.SIGCONT)
     closer.join(timeout=30)
     assert not closer.is_alive()

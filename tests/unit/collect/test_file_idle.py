@@ -80,7 +80,8 @@ def test_why_a_source_reads_nothing(tmp_path: Path, logs: Path) -> None:
     assert src.idle_reason == f"file source 'secure': no file matches {logs / 'secure*'}"
     write(logs / "secure-1.gz", b"\x1f\x8b")
     src._rescan()
-    assert src.idle_reason is not None and "only .gz files match" in src.idle_reason
+    assert src.idle_reason is not None
+    assert "only .gz files match" in src.idle_reason
     assert "read_gzip: true" in src.idle_reason
     write(logs / "secure", "x\n")
     src._rescan()
@@ -101,7 +102,8 @@ def test_health_lists_warnings_apart_and_stays_ok(tmp_path: Path, local_bus: Loc
             r = client.get("/api/v1/health")
             assert r.status_code == 200, r.text
             body = r.json()
-            assert body["status"] == "ok" and "problems" not in body
+            assert body["status"] == "ok"
+            assert "problems" not in body
             assert body["warnings"] == [f"node: {text}"]
             stats = client.get("/api/v1/stats").json()
             assert stats["processes"][0]["problems"] == {"warning:source:secure:idle": text}

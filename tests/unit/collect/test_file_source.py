@@ -64,7 +64,8 @@ class AgentThread:
         return self
 
     def stop(self) -> None:
-        assert self._loop is not None and self._stop is not None
+        assert self._loop is not None
+        assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(20)
         assert not self._thread.is_alive()
@@ -141,12 +142,14 @@ def test_lines_arrive_once_in_order_with_meta(
     assert reader.lines(a) == [f"a line {i}" for i in range(150)]
     rec = next(r for r in reader.records if r.line == "a line 1")
     assert rec.meta == {"path": str(a), "offset": len("a line 0\n")}
-    assert rec.source == "app" and rec.host == socket.gethostname()
+    assert rec.source == "app"
+    assert rec.host == socket.gethostname()
     last_b = [r for r in reader.records if r.meta["path"] == str(b)][-1]
     assert last_b.meta["offset"] == len(b"b first\r\nb second\n")
     agent.stop()
     counters = agent.registry.snapshot()["counters"]["source:app"]
-    assert counters["received"] == 153 and counters["bytes"] > 153 * 20
+    assert counters["received"] == 153
+    assert counters["bytes"] > 153 * 20
     assert len(reader.poll()) == 153
 
 
@@ -174,7 +177,8 @@ def test_restart_resumes_without_resend_or_skip(
     agent.stop()
     positions = json.loads((tmp_path / "data/collect/app.positions.json").read_text())
     (entry,) = positions["files"]
-    assert entry["offset"] == len(numbered("x", 0, 1000)) and entry["path"] == str(app)
+    assert entry["offset"] == len(numbered("x", 0, 1000))
+    assert entry["path"] == str(app)
     assert entry["ino"] == app.stat().st_ino
     write(app, " done\n" + numbered("x", 1000, 1500))  # while the agent is down
     start(run, config, bus)

@@ -89,7 +89,8 @@ def test_gzip_files_are_read_once_whole_and_never_again(
     wait_for(lambda: all(t.done for t in source_of(agent)._tails.values()), 10, "done")
     agent.stop()
     entries = {e["path"]: e for e in positions(tmp_path)["files"]}
-    assert entries[str(old)]["done"] and entries[str(later)]["done"]
+    assert entries[str(old)]["done"]
+    assert entries[str(later)]["done"]
     start(run, cfg, bus)
     write(logs / "app.log", "fresh\n")
     assert reader.wait_count(154)[-1].line == "fresh"

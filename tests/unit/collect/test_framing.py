@@ -71,7 +71,8 @@ def test_an_octet_count_over_the_limit_breaks_the_stream() -> None:
     without a count: the decoder gives up instead and its owner closes the connection."""
     reasons: list[str] = []
     dec = FrameDecoder(on_reject=reasons.append)  # 1 MiB: counts of up to nine digits are read
-    assert dec.feed(b"5 <13>a") == [b"<13>a"] and dec.broken is None
+    assert dec.feed(b"5 <13>a") == [b"<13>a"]
+    assert dec.broken is None
     out = dec.feed(b"5 <13>b999999999 <13>" + b"x" * 300)
     assert out == [b"<13>b"]  # what came before the count is delivered
     assert dec.rejected == 1
@@ -86,7 +87,8 @@ def test_an_octet_count_over_the_limit_breaks_the_stream() -> None:
 def test_a_count_just_over_the_limit_split_across_reads_breaks_it_too() -> None:
     dec = FrameDecoder(max_frame_bytes=1000)
     assert feed_all(dec, b"4 <1>a10", b"01 <13>", b"y" * 1001) == [b"<1>a"]
-    assert dec.broken is not None and dec.rejected == 1
+    assert dec.broken is not None
+    assert dec.rejected == 1
 
 
 def test_oversized_newline_frame_is_skipped_to_its_end() -> None:

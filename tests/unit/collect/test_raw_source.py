@@ -131,7 +131,8 @@ def test_tls_lines(tmp_path: Path, local_bus: LocalBus) -> None:
     got: list[Record] = []
 
     async def scenario(src: RawSource) -> None:
-        assert src.tls_cert is not None and "tls" in src.bound
+        assert src.tls_cert is not None
+        assert "tls" in src.bound
         ctx = ssl.create_default_context(cafile=str(src.tls_cert))
         _, w = await asyncio.open_connection(
             *src.bound["tls"], ssl=ctx, server_hostname="localhost"

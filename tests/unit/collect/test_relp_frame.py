@@ -90,7 +90,9 @@ def test_a_large_frame_is_refused_from_its_header_before_its_data_arrives() -> N
     assert decoder.error is not None
     ok = RelpDecoder(100)
     assert ok.feed(b"1 syslog 100 " + b"x" * 50) == []
-    assert ok.error is None and ok.pending() == 63  # waiting, within the limit
+    # waiting, within the limit
+    assert ok.error is None
+    assert ok.pending() == 63
 
 
 def test_responses_and_offers() -> None:
@@ -101,7 +103,9 @@ def test_responses_and_offers() -> None:
         "commands": ["syslog", "eventlog"],
     }
     text, ok = open_answer(b"relp_version=0\nrelp_software=x\ncommands=syslog", "logfactory")
-    assert ok and text == b"200 OK\nrelp_version=0\nrelp_software=logfactory\ncommands=syslog"
+    assert ok
+    assert text == b"200 OK\nrelp_version=0\nrelp_software=logfactory\ncommands=syslog"
     assert open_answer(b"commands=syslog", "x") == (b"500 the open offers no relp_version", False)
     text, ok = open_answer(b"relp_version=0\ncommands=eventlog", "x")
-    assert not ok and text.startswith(b"500 ")
+    assert not ok
+    assert text.startswith(b"500 ")

@@ -230,7 +230,8 @@ def test_a_session_that_is_not_opened_properly_ends(
         got = [await read_frame(reader)]
         if got[0] != SERVERCLOSE:
             got.append(await read_frame(reader))
-        assert got[0] == first and got[-1] == SERVERCLOSE
+        assert got[0] == first
+        assert got[-1] == SERVERCLOSE
         assert await reader.read() == b""
         writer.close()
 
@@ -310,7 +311,8 @@ def test_with_the_agent_an_answered_line_is_on_the_bus(tmp_path: Any, bus: Local
         try:
             await asyncio.wait_for(agent.wait_ready(), 10)
             src = agent.sources[0]
-            assert isinstance(src, RelpSource) and src.bound is not None
+            assert isinstance(src, RelpSource)
+            assert src.bound is not None
             reader, writer = await connect(src.bound[1])
             for n in range(2, 202):
                 writer.write(frame(n, "syslog", b"line %d" % n))

@@ -175,7 +175,9 @@ def test_engine_identity_is_made_once_and_boots_grow(tmp_path: Path) -> None:
     first, boots1 = load_identity(tmp_path, "traps", None)
     again, boots2 = load_identity(tmp_path, "traps", None)
     assert (again, boots1, boots2) == (first, 1, 2)
-    assert 5 <= len(first) <= 32 and first[0] & 0x80  # RFC 3411 enterprise-specific format
+    # RFC 3411 enterprise-specific format
+    assert 5 <= len(first) <= 32
+    assert first[0] & 0x80
     assert load_identity(tmp_path, "other", None)[0] != first  # one engine per source
     assert load_identity(tmp_path, "traps", "0x8000000001020304") == (
         bytes.fromhex("8000000001020304"), 1,  # a new id: its boots start afresh
@@ -214,7 +216,8 @@ def run_agent(tmp_path: Path, bus: LocalBus, source: SourceConfig, scenario: Sce
         try:
             await asyncio.wait_for(agent.wait_ready(), 10)
             src = agent.sources[0]
-            assert isinstance(src, SnmpSource) and src.bound is not None
+            assert isinstance(src, SnmpSource)
+            assert src.bound is not None
             await scenario(agent, src, src.bound)
         finally:
             stop.set()
@@ -351,7 +354,8 @@ def test_garbage_and_wrong_communities_are_rejected(
     assert "names" not in json.loads(got[0].line)  # no mibs configured
     assert counters(agent)["rejected"] == len(garbage) + 1
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "rejected a datagram from 127.0.0.1:" in warnings[0]
+    assert len(warnings) == 1
+    assert "rejected a datagram from 127.0.0.1:" in warnings[0]
 
 
 def test_port_in_use_fails_the_agent(tmp_path: Path, local_bus: LocalBus) -> None:
@@ -417,7 +421,8 @@ def test_a_burst_of_traps_waits_in_the_large_receive_buffer(
     c = counters(agent)
     assert c.get("received", 0) + c.get("dropped", 0) == sent
     if rcvbuf >= sent * 4096:  # far more than a small datagram takes in the kernel
-        assert c["received"] == sent and "dropped" not in c
+        assert c["received"] == sent
+        assert "dropped" not in c
     assert c.get("rejected", 0) == 0
 
 
@@ -459,7 +464,9 @@ def test_traps_the_kernel_drops_are_counted_and_shown(
     assert 0 < dropped < sent
     assert counters(agent)["received"] + dropped == sent
     status, body = views["health"]
-    assert status == 200 and body["status"] == "ok"  # data lost, node working: a warning
+    # data lost, node working: a warning
+    assert status == 200
+    assert body["status"] == "ok"
     (warning,) = body["warnings"]
     assert warning.startswith(
         f"test: snmp source 'traps': the kernel dropped {dropped:,} UDP datagrams in the last "
@@ -469,5 +476,6 @@ def test_traps_the_kernel_drops_are_counted_and_shown(
     key = ("logfactory_source_records_total", (("outcome", "dropped"), ("source", "traps")))
     assert views["metrics"][key] == dropped
     logged = [r.getMessage() for r in caplog.records if "UDP datagrams" in r.getMessage()]
-    assert len(logged) == 1 and "snmp source 'traps': the kernel dropped" in logged[0]
+    assert len(logged) == 1
+    assert "snmp source 'traps': the kernel dropped" in logged[0]
     assert "warning:source:traps:dropped" not in agent.registry.problems()  # gone with it

@@ -120,7 +120,8 @@ def test_an_outage_spools_to_disk_and_a_restart_resends_in_order(tmp_path: Path)
         spool.produce("logs.raw", v, b"h")
     spool.flush()  # does not raise: the checkpoint may commit positions
     state = spool.state()
-    assert state["mode"] == "spooling" and "not yet delivered" in state["error"]
+    assert state["mode"] == "spooling"
+    assert "not yet delivered" in state["error"]
     assert state["since"] is not None
     for v in vals(8, 120):
         spool.produce("logs.raw", v, b"h")
@@ -146,7 +147,8 @@ def test_an_outage_spools_to_disk_and_a_restart_resends_in_order(tmp_path: Path)
     again.produce("logs.raw", b"newer", b"h")
     again.flush()
     assert fresh.values() == [*vals(5, 120), b"new", b"newer"]
-    assert again.state()["records"] == 0 and rows_on_disk(path) == []
+    assert again.state()["records"] == 0
+    assert rows_on_disk(path) == []
     assert "spool" not in registry.problems()
     again.close()
 
@@ -173,7 +175,9 @@ def test_the_drain_waits_for_old_in_flight_messages_then_resends_and_goes_direct
         spool.produce("logs.raw", v, b"a")
     assert inner.values() == vals(0, 2010)
     state = spool.state()
-    assert state["records"] == 0 and state["bytes"] == 0 and state["error"] is None
+    assert state["records"] == 0
+    assert state["bytes"] == 0
+    assert state["error"] is None
     counters = registry.snapshot()["counters"]["spool"]
     assert counters == {"spooled": 1990, "resent": 1990}  # the 10 copies were never resent
     spool.close()
@@ -197,7 +201,8 @@ def test_over_max_bytes_the_sources_are_slowed_not_dropped(
     assert spool.pending() >= OVER_LIMIT_BACKLOG  # on disk, still over
     inner.set_up(True)
     wait_for(lambda: spool.state()["mode"] == "direct", 10, "the spool to drain")
-    assert len(inner.delivered) == 31 and spool.pending() == 0
+    assert len(inner.delivered) == 31
+    assert spool.pending() == 0
     spool.close()
 
 
@@ -209,7 +214,8 @@ def test_a_failing_produce_spools_the_message_instead(tmp_path: Path) -> None:
     inner.broken = True
     spool.produce("logs.raw", b"two")  # does not raise
     spool.flush()
-    assert spool.state()["mode"] == "spooling" and "broken" in spool.state()["error"]
+    assert spool.state()["mode"] == "spooling"
+    assert "broken" in spool.state()["error"]
     assert rows_on_disk(tmp_path / "c.db") == [b"two"]
     inner.broken = False
     wait_for(lambda: spool.state()["mode"] == "direct", 10, "the spool to drain")
@@ -308,7 +314,8 @@ def test_the_agent_keeps_collecting_through_an_outage(tmp_path: Path) -> None:
     inner.set_up(False)
     agent = Agent(config, inner, StatsRegistry("t"), extra_sources=[_Lines(300)],
                   checkpoint_interval=0.05)  # fmt: skip
-    assert agent.spool is not None and agent.producer is agent.spool
+    assert agent.spool is not None
+    assert agent.producer is agent.spool
     spool = agent.spool
 
     async def main() -> None:
@@ -353,7 +360,9 @@ def test_collector_settings_are_checked(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(text)
     loaded = parse_config("collector: {spool_max_bytes: 2GiB}\n").collector.spool_max_bytes
-    assert loaded == 2 * 2**30 and loaded.text == "2GiB"  # bytes; and as the file wrote them
+    # bytes; and as the file wrote them
+    assert loaded == 2 * 2**30
+    assert loaded.text == "2GiB"
 
 
 @pytest.mark.parametrize(
@@ -395,7 +404,8 @@ def test_a_damaged_spool_is_moved_aside_not_a_crash_loop(tmp_path: Path) -> None
     spool.flush()
     assert inner.delivered == [("logs.raw", b"h1", b"after")]
     damaged = list(path.parent.glob("c.db.damaged-*"))
-    assert damaged and damaged[0].read_bytes().startswith(b"SQLite format 3")
+    assert damaged
+    assert damaged[0].read_bytes().startswith(b"SQLite format 3")
     assert registry.snapshot()["counters"]["spool"]["quarantined"] == 1
     spool.close()
 
@@ -443,7 +453,9 @@ def test_flushes_from_two_threads_run_one_at_a_time_and_forget_nothing_unconfirm
     inner.gate.set()
     first.join(10)
     second.join(10)
-    assert inner.second_in.is_set() and not first.is_alive() and not second.is_alive()
+    assert inner.second_in.is_set()
+    assert not first.is_alive()
+    assert not second.is_alive()
     inner.set_up(False)
     for v in vals(15, 20):  # in flight: only the spool's copy keeps them
         spool.produce("logs.raw", v, b"h")

@@ -88,13 +88,15 @@ class AgentRunner:
 
     def stop(self) -> None:
         """A clean stop: the agent flushes the bus and commits the final positions."""
-        assert self._loop is not None and self._stop is not None
+        assert self._loop is not None
+        assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._join()
 
     def crash(self) -> None:
         """Like a SIGKILL for positions: the agent is cancelled, no final checkpoint."""
-        assert self._loop is not None and self._task is not None
+        assert self._loop is not None
+        assert self._task is not None
         self._loop.call_soon_threadsafe(self._task.cancel)
         self._join()
 
@@ -198,13 +200,16 @@ def test_rows_once_each_across_clean_restarts(
     second.stop()
     assert sorted(ids(reader.poll())) == list(range(1, 12))
     rec = reader.records[0]
-    assert rec.source == "sql" and rec.host == "site"  # host defaults to the database's name
+    # host defaults to the database's name
+    assert rec.source == "sql"
+    assert rec.host == "site"
     assert json.loads(rec.line) == {
         "id": 1, "ts": "2026-01-01T00:00:01Z", "host": "h1", "msg": "message 1"
     }  # fmt: skip
     assert rec.meta == {"tracking": 1}
     counters = second.registry.snapshot()["counters"]["source:events"]
-    assert counters["received"] == 3 and "errors" not in counters
+    assert counters["received"] == 3
+    assert "errors" not in counters
 
 
 def test_crash_before_commit_rereads_only_the_uncommitted_rows(
@@ -236,7 +241,8 @@ def test_crash_before_commit_rereads_only_the_uncommitted_rows(
     insert(db, 11, 12)
     wait_for(lambda: 11 in ids(reader.poll()), 10, "row 11")
     fourth.stop()
-    assert ids(reader.poll()).count(11) == 1 and ids(reader.records).count(10) == 1
+    assert ids(reader.poll()).count(11) == 1
+    assert ids(reader.records).count(10) == 1
 
 
 def test_source_position_advances_only_per_fully_emitted_poll(tmp_path: Path, db: Path) -> None:
@@ -268,7 +274,8 @@ def test_source_position_advances_only_per_fully_emitted_poll(tmp_path: Path, db
     got, seen = asyncio.run(main())
     assert ids(got) == list(range(1, 11))
     assert seen[:4] == [seen[0], seen[0], seen[0], 3]  # rows 1-3 carry the start, then 3
-    assert seen[-1] == 9 and saved_position(tmp_path) == 10
+    assert seen[-1] == 9
+    assert saved_position(tmp_path) == 10
 
 
 # -- tracking columns and where to start ---------------------------------------------------
@@ -291,11 +298,11 @@ def test_tracking_by_timestamp_with_initial_value(
     reader.wait_count(8)
     second.stop()
     by_line = {r.line: r for r in reader.poll()}  # hosts differ: partitions interleave
-    assert len(reader.records) == 8 and sorted(by_line) == sorted(
-        f"message {i}" for i in range(5, 13)
-    )
+    assert len(reader.records) == 8
+    assert sorted(by_line) == sorted(f"message {i}" for i in range(5, 13))
     rec = by_line["message 5"]
-    assert rec.host == "h2" and rec.meta["tracking"] == "2026-01-01T00:00:05Z"
+    assert rec.host == "h2"
+    assert rec.meta["tracking"] == "2026-01-01T00:00:05Z"
     assert rec.meta["row"] == {"ts": "2026-01-01T00:00:05Z", "msg": "message 5", "host": "h2"}
 
 
@@ -381,7 +388,8 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     problems = check_config(Config(sources=bad))
     where = {path: text for path, text in problems}
     assert where[("sources", 0, "connection")] == "a sql source needs 'connection'"
-    assert ("sources", 0, "query") in where and ("sources", 0, "tracking_column") in where
+    assert ("sources", 0, "query") in where
+    assert ("sources", 0, "tracking_column") in where
     assert "unsupported connection URL scheme 'mysql'" in where[("sources", 1, "connection")]
     assert "exactly one placeholder" in where[("sources", 1, "query")]
     assert where[("sources", 1, "max_rows")] == "max_rows must be at least 1"
@@ -405,7 +413,8 @@ VALUES: list[Any] = [
 def test_tracked_values_round_trip_through_json(value: Any) -> None:
     doc = json.loads(json.dumps(encode_value(value)))
     back = decode_value(doc)
-    assert back == value and type(back) is type(value)
+    assert back == value
+    assert type(back) is type(value)
 
 
 class _Cursor:
@@ -443,13 +452,16 @@ def test_rows_become_json_safe_lines(tmp_path: Path) -> None:
     conn = _Conn(rows)
     records, position, full = src._fetch(conn, 0)
     assert conn.cur.params == (0,)
-    assert position == 2 and not full
+    assert position == 2
+    assert not full
     doc = json.loads(records[0].line)
     assert doc == {
         "id": 1, "at": "2026-03-04T05:06:07.890000", "amount": "3.10",
         "blob": base64.b64encode(b"\x00\x01\xfe").decode(), "host": None,
     }  # fmt: skip
-    assert records[0].host == "site" and records[0].source == "db"  # the DSN's name
+    # the DSN's name
+    assert records[0].host == "site"
+    assert records[0].source == "db"
     assert records[1].host == "n\ufffd"  # undecodable host bytes are replaced, not fatal
     assert src._fetch(_Conn([]), 2) == ([], src.checkpoint(), False)
 
@@ -474,4 +486,5 @@ def test_sqlite_url_with_odd_characters_in_the_path(tmp_path: Path) -> None:
         return got
 
     got = asyncio.run(main())
-    assert ids(got) == [1, 2] and {r.host for r in got} == {"my db #1?"}
+    assert ids(got) == [1, 2]
+    assert {r.host for r in got} == {"my db #1?"}

@@ -253,7 +253,8 @@ def test_tcp_connections_with_both_framings(
     assert {r.meta["transport"] for r in got} == {"tcp"}
     assert len({r.meta["peer"] for r in got}) == 2
     assert counters(agent)["rejected"] == 1
-    assert "rejected a frame" in caplog.text and "max_frame_bytes=2048" in caplog.text
+    assert "rejected a frame" in caplog.text
+    assert "max_frame_bytes=2048" in caplog.text
 
 
 def test_frames_accepted_before_stop_are_delivered(tmp_path: Path, local_bus: LocalBus) -> None:
@@ -289,7 +290,8 @@ def test_frames_accepted_before_stop_are_delivered(tmp_path: Path, local_bus: Lo
         producer.close()
     got = asyncio.run(read_until(local_bus, sent + 1))
     assert [r.line for r in got[:sent]] == [f"<13>Nov 22 00:15:51 h app: {i}" for i in range(sent)]
-    assert got[sent].line.endswith("unfinished") and got[sent].meta["truncated"] is True
+    assert got[sent].line.endswith("unfinished")
+    assert got[sent].meta["truncated"] is True
     assert counters(agent)["received"] == sent + 1
 
 
@@ -304,9 +306,9 @@ def test_port_in_use_fails_loudly(tmp_path: Path, local_bus: LocalBus) -> None:
 
     async def main() -> None:
         task = asyncio.create_task(agent.run(asyncio.Event()))
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=r"(?i)address already in use"):
             await asyncio.wait_for(agent.wait_ready(), 10)
-        with pytest.raises(OSError):
+        with pytest.raises(OSError, match=r"(?i)address already in use"):
             await asyncio.wait_for(task, 10)
 
     try:
@@ -388,7 +390,9 @@ def test_emit_waits_while_the_bus_backlog_is_high(tmp_path: Path) -> None:
 
     asyncio.run(main())
     topic, value, key = producer.produced[7]
-    assert topic == RAW_TOPIC and key == b"h1" and decode_record(value).line == "line 7"
+    assert topic == RAW_TOPIC
+    assert key == b"h1"
+    assert decode_record(value).line == "line 7"
     assert producer.flushes >= 1
     assert agent.registry.snapshot()["counters"]["source:d"]["received"] == 500
 

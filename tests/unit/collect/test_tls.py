@@ -237,8 +237,8 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, local_bus: Loc
         assert src.tls_cert is not None
         port = src.bound["tls"][1]
         anonymous = client_context(src.tls_cert)
-        # TLS 1.3: the server's refusal arrives after the client's handshake completed
-        with pytest.raises((ssl.SSLError, ConnectionError)):
+
+        async def send_anonymously() -> None:
             r, w = await asyncio.open_connection(
                 "127.0.0.1", port, ssl=anonymous, server_hostname="localhost"
             )
@@ -247,6 +247,10 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, local_bus: Loc
             await asyncio.wait_for(r.read(), 5)
             w.close()
             await w.wait_closed()
+
+        # TLS 1.3: the server's refusal arrives after the client's handshake completed
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            await send_anonymously()
         await send_tls(
             port, client_context(src.tls_cert, client), b"<13>Nov 22 00:15:51 c1 app: welcome\n"
         )

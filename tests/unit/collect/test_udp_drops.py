@@ -41,7 +41,8 @@ def test_udp_drops_reads_the_kernel_counter() -> None:
                 break
             received += 1
         dropped = udp_drops(rx)
-        assert dropped is not None and dropped > 0
+        assert dropped is not None
+        assert dropped > 0
         assert received + dropped == sent
     finally:
         rx.close()
@@ -146,10 +147,12 @@ def test_drop_watch_counts_logs_once_per_run_and_warns_for_a_minute(
     watch = DropWatch(rx, kind="raw", name="u", registry=registry, clock=clock)
     try:
         with caplog.at_level(logging.INFO, logger="logfactory.collect.udp_socket"):
-            assert watch.check() == 0 and registry.problems() == {}
+            assert watch.check() == 0
+            assert registry.problems() == {}
             fill(rx, 200)
             first = watch.check()
-            assert first > 0 and first == udp_drops(rx) == watch.total
+            assert first > 0
+            assert first == udp_drops(rx) == watch.total
             assert registry.snapshot()["counters"]["source:u"] == {"dropped": first}
             assert (
                 f"dropped {first:,} UDP datagrams in the last minute"

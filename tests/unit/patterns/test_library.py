@@ -42,7 +42,8 @@ def test_ids_derive_from_workshop_and_template() -> None:
     obs = lib.observe("syslog", ROOT, T)
     assert obs.template == ROOT_TEMPLATE
     assert obs.pattern_id == pattern_id("syslog", ROOT_TEMPLATE)
-    assert obs.pattern_id.startswith("p-") and len(obs.pattern_id) == 22
+    assert obs.pattern_id.startswith("p-")
+    assert len(obs.pattern_id) == 22
     assert lib.observe("other", ROOT, T).pattern_id != obs.pattern_id
 
 
@@ -96,7 +97,8 @@ def test_generalisation_keeps_lineage_and_carries_the_status() -> None:
         False,
     )
     entry = lib.get(old)  # the old id follows the lineage
-    assert entry is not None and entry.id == obs.pattern_id
+    assert entry is not None
+    assert entry.id == obs.pattern_id
     assert entry.lineage == [old, alice]  # both specific templates fold into the general one
     assert entry.count == 3
     lib.set_status(old, "normal")  # reviewing by the old id reviews the general entry
@@ -164,7 +166,9 @@ def test_apply_restores_another_library() -> None:
         assert obs.pattern_id == source.observe("syslog", line, T).pattern_id
     assert restored.observe("syslog", LINES[4], T).status == "alert"
     entry = restored.get(oom)
-    assert entry is not None and entry.reason == "OOM" and entry.severity == "critical"
+    assert entry is not None
+    assert entry.reason == "OOM"
+    assert entry.severity == "critical"
 
 
 def test_apply_redirects_a_template_generalised_elsewhere() -> None:
@@ -179,7 +183,8 @@ def test_apply_redirects_a_template_generalised_elsewhere() -> None:
     assert here.get(specific) is not None
     assert here.get(specific).id == general  # type: ignore[union-attr]
     obs = here.observe("syslog", ROOT, T + 2)
-    assert obs.pattern_id == general and not obs.is_new
+    assert obs.pattern_id == general
+    assert not obs.is_new
     assert (
         here.observe("syslog", "Failed password for carol from 1.2.3.4 port 1 ssh2", T).pattern_id
         == general
@@ -215,7 +220,7 @@ def test_apply_rejects_garbage() -> None:
         b'{"id": 1}',
         b'{"id":"p","workshop":"w","template":"t","status":"weird"}',
     ):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="pattern entry"):
             lib.apply(bad)
     assert len(lib) == 0
 

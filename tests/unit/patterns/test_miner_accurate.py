@@ -103,7 +103,8 @@ def test_any_text_mines_without_error(text: str) -> None:
     miner = AccurateMiner()
     first, _ = miner.add("w", text)
     again, previous = miner.add("w", text)
-    assert again is first and previous is None
+    assert again is first
+    assert previous is None
     assert "\n" not in first.text
 
 
@@ -135,11 +136,13 @@ def test_two_words_stay_apart_a_third_reveals_a_variable() -> None:
     oracle, _ = miner.add("w", USERS[1])
     assert admin is not oracle
     guest, previous = miner.add("w", "Invalid user guest from 10.0.0.3")
-    assert guest is admin and previous == "Invalid user admin from <*>"
+    assert guest is admin
+    assert previous == "Invalid user admin from <*>"
     assert guest.text == "Invalid user <*> from <*>"
     # the absorbed cluster reports the generalisation once (the library folds its entry)
     again, before = miner.add("w", USERS[1])
-    assert again is oracle and before == "Invalid user oracle from <*>"
+    assert again is oracle
+    assert before == "Invalid user oracle from <*>"
     assert again.text == guest.text
     assert miner.add("w", USERS[1]) == (oracle, None)
     assert miner.current(oracle) is admin
@@ -149,7 +152,8 @@ def test_values_of_one_key_generalise_at_once() -> None:
     miner = AccurateMiner()
     first, _ = miner.add("w", "auth failure; rhost=10.0.0.1 user=root")
     second, previous = miner.add("w", "auth failure; rhost=10.0.0.2 user=alice")
-    assert second is first and previous == "auth failure; rhost=<*> user=root"
+    assert second is first
+    assert previous == "auth failure; rhost=<*> user=root"
     assert second.text == "auth failure; rhost=<*> user=<*>"
 
 
@@ -203,10 +207,12 @@ def test_seed_and_retemplate() -> None:
     seeded = miner.seed("w", "Failed password for <*> from <*> port <*> ssh2")
     assert miner.seed("w", "Failed password for <*> from <*> port <*> ssh2") is seeded
     cluster, previous = miner.add("w", SSHD[0])
-    assert cluster is seeded and previous is None
+    assert cluster is seeded
+    assert previous is None
     first_wild = miner.seed("w", "<*> connected")
     cluster, previous = miner.add("w", "alice connected")
-    assert cluster is first_wild and previous is None
+    assert cluster is first_wild
+    assert previous is None
     assert miner.retemplate(first_wild, "<*> <*>")
     assert first_wild.text == "<*> <*>"
     assert not miner.retemplate(first_wild, "three token template")
@@ -255,7 +261,8 @@ def test_new_values_at_a_generalised_kept_word_skip_the_search(
     for n in range(5, 60):
         ip = f"10.{n}.{n * 3}.1{n}"  # new shapes too
         cluster, previous = miner.add("w", f"Accepted password for usr{n} from {ip} port 2 ssh2")
-        assert cluster is general and previous is None
+        assert cluster is general
+        assert previous is None
     assert searches[0] <= 1  # at most once, for the first user with two digits (a new plan)
     assert len(general.values[3]) == 4  # joining still records values (bounded)
 

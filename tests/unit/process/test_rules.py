@@ -193,7 +193,7 @@ def test_suppression_survives_restore() -> None:
 def test_restore_rejects_garbage_and_ignores_unknown_rules() -> None:
     stage = ProcessStage(rules())
     for bad in (b"", b"{}", b"[1]", b'{"version": 2, "watermark": 0, "rules": {}}'):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="process-stage snapshot"):
             stage.restore(bad)
     stage.restore(b'{"version": 1, "watermark": 5, "rules": {"gone": [["k", 0, []]]}}')
     assert stage.open_windows() == 0

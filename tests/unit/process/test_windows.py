@@ -26,7 +26,8 @@ def test_fire_empties_and_suppresses() -> None:
     w.add(hit(2), 100)
     taken = w.fire(until_ns=500)
     assert [h.time_ns for h in taken] == [1, 2]
-    assert w.hits == [] and w.suppressed_until == 500
+    assert w.hits == []
+    assert w.suppressed_until == 500
 
 
 def test_prune_returns_how_many() -> None:

@@ -152,7 +152,8 @@ def run_all(data: bytes | str) -> None:
         try:
             parts = WORKSHOPS[name].decode(record)
         except DecodeError as exc:
-            assert exc.reason
+            if not exc.reason:
+                raise AssertionError(f"{name}: a DecodeError without a reason") from exc
             continue
         check(parts, name)
         if record.raw is not None:  # not UTF-8: decoded exactly as its replacement text is
@@ -165,7 +166,8 @@ def run_messages(text: str) -> None:
         try:
             parts = WORKSHOPS[name].decode_message(text, {"host": "h", "program": "p"}, RECEIVED)
         except DecodeError as exc:
-            assert exc.reason
+            if not exc.reason:
+                raise AssertionError(f"{name}: a DecodeError without a reason") from exc
             continue
         check(parts, name)
 

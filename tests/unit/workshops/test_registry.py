@@ -51,7 +51,8 @@ def test_every_format_builds_its_workshop_which_decodes_its_lines(fmt: str) -> N
     options = f", {OPTIONS[fmt]}" if fmt in OPTIONS else ""
     config = parse_config(f"workshops:\n  w: {{format: {fmt}{options}}}\n")
     workshop = build_workshops(config)["w"]
-    assert type(workshop) is cast(object, cls) and workshop.name == "w"
+    assert type(workshop) is cast(object, cls)
+    assert workshop.name == "w"
     line, field, value = SAMPLES[fmt]
     parts = workshop.decode(make_record("t", "h", line))
     assert parts.fields[field] == value
@@ -66,4 +67,5 @@ def test_delegation_is_wired_to_the_built_workshops() -> None:
     syslog = build_workshops(config)["syslog"]
     line = "<30>Nov 21 22:38:28 mgmt01 slurmctld[9]: sched: Allocate JobId=77 NodeList=cn02"
     parts = syslog.decode(make_record("syslog", "mgmt01", line))
-    assert parts.fields["job_id"] == "77" and parts.fields["program"] == "slurmctld"
+    assert parts.fields["job_id"] == "77"
+    assert parts.fields["program"] == "slurmctld"

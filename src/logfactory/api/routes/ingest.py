@@ -185,6 +185,38 @@ async def _read_raw(request: Request, limit: int) -> bytes:
     return bytes(out)
 
 
+def _ingest_body(
+    producer: Producer,
+    src: IngestSource,
+    raw: bytes,
+    encoding: Any,
+    content_type: str | None,
+    source: str,
+    host: str | None,
+    peer: str | None,
+) -> tuple[IngestResult, int]:
+    """Inflate and split one request body and produce its records (in a worker thread): the
+    result and the inflated size. Raises what :func:`decompress` and :func:`split_body` raise
+    (nothing produced then), or BusError."""
+    body = decompress(raw, encoding, src.max_body)
+    kind, payload = split_body(body, content_type)
+    common: dict[str, Any] = {
+        "source": source,
+        "host": host or peer or "-",
+        "peer": peer,
+        "produce": producer.produce,
+    }
+    if kind == "records":  # an edge collector's own records
+        result = ingest_shipped(payload, producer.produce)
+    elif kind == "items":
+        result = ingest_items(payload, max_line=src.max_line, **common)
+    else:
+        result = ingest_lines(payload, ndjson=kind == "ndjson", max_line=src.max_line, **common)
+    if result.accepted:
+        producer.flush(FLUSH_TIMEOUT_S)  # the 200 the caller sends promises durability
+    return result, len(body)
+
+
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The ingest route of the node ``ctx`` describes, one source per ``type: http`` entry."""
     api = APIRouter()
@@ -248,25 +280,8 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         content_type = request.headers.get("content-type")
 
         def work() -> tuple[IngestResult, int]:
-            body = decompress(raw, encoding, src.max_body)
-            kind, payload = split_body(body, content_type)
-            common: dict[str, Any] = {
-                "source": source or src.tag,
-                "host": host or peer or "-",
-                "peer": peer,
-                "produce": producer.produce,
-            }
-            if kind == "records":  # an edge collector's own records
-                result = ingest_shipped(payload, producer.produce)
-            elif kind == "items":
-                result = ingest_items(payload, max_line=src.max_line, **common)
-            else:
-                result = ingest_lines(
-                    payload, ndjson=kind == "ndjson", max_line=src.max_line, **common
-                )
-            if result.accepted:
-                producer.flush(FLUSH_TIMEOUT_S)  # the 200 below promises durability
-            return result, len(body)
+            tag = source or src.tag
+            return _ingest_body(producer, src, raw, encoding, content_type, tag, host, peer)
 
         try:
             result, size = await run_in_threadpool(work)

@@ -131,7 +131,8 @@ class OffloadProducer:
         except BaseException:
             self._stderr.close()
             raise
-        assert self._proc.stdin is not None and self._proc.stdout is not None
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
         self._in = self._proc.stdin
         self._out = self._proc.stdout
         _grow_pipe(self._in.fileno())

@@ -180,7 +180,8 @@ class FileSource:
         self._tails = {k: v for k, v in self._tails.items() if v is not t}
 
     # -- blocking work (thread executor) ---------------------------------------------------
-    def _io_step(self, rescan: bool) -> tuple[list[tuple[Tail, bytes]], list[Tail], list[Tail]]:
+    # hot path (every poll of every followed file, in the read thread): kept in one piece
+    def _io_step(self, rescan: bool) -> tuple[list[tuple[Tail, bytes]], list[Tail], list[Tail]]:  # noqa: C901
         if rescan:
             self._rescan()
         now = time.monotonic()

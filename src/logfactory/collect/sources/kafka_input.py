@@ -249,7 +249,9 @@ class KafkaInputSource:
                     self._on_error(err)
                 continue
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            assert topic is not None and partition is not None and offset is not None
+            assert topic is not None
+            assert partition is not None
+            assert offset is not None
             offsets[(topic, partition)] = offset + 1
             value = msg.value()
             if value is None:

@@ -253,6 +253,30 @@ class SyslogSource:
 
     # -- running ---------------------------------------------------------------------------
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
+        udp, servers = await self._listen()
+        self._ready.set()
+        if udp is not None:
+            self._drops = DropWatch(
+                udp.sock, kind=self.kind, name=self.name, registry=self._registry, logger=log
+            )
+        drops = asyncio.create_task(self._drops.run(DROP_POLL_S)) if self._drops else None
+        queue = self._queue
+
+        async def send(run: list[Record]) -> None:
+            await emit.many(run)
+            if self._paused and len(queue) <= QUEUE_LOW:
+                self._resume()
+
+        try:
+            await pump(queue, self._wake, stop, send)
+        finally:
+            await self._close(udp, servers, drops)
+        # everything accepted before the stop goes out
+        await drain(queue, emit.many)
+
+    async def _listen(self) -> tuple[UdpReader | None, list[asyncio.Server]]:
+        """Bind every configured listener (UDP, TCP, TLS). If one fails, the ones bound so far
+        are closed and the failure is kept for ``wait_ready`` before it is raised."""
         loop = asyncio.get_running_loop()
         udp: UdpReader | None = None
         server: asyncio.Server | None = None
@@ -287,39 +311,30 @@ class SyslogSource:
             if server is not None:
                 server.close()
             raise
-        self._ready.set()
+        return udp, [s for s in (server, tls_server) if s is not None]
+
+    async def _close(
+        self,
+        udp: UdpReader | None,
+        servers: list[asyncio.Server],
+        drops: asyncio.Task[None] | None,
+    ) -> None:
+        """Stop listening, end every connection (open or still in its TLS handshake), and wait
+        until the servers are closed."""
+        if drops is not None:
+            drops.cancel()
+        for srv in servers:
+            srv.close()
         if udp is not None:
-            self._drops = DropWatch(
-                udp.sock, kind=self.kind, name=self.name, registry=self._registry, logger=log
-            )
-        drops = asyncio.create_task(self._drops.run(DROP_POLL_S)) if self._drops else None
-        servers = [s for s in (server, tls_server) if s is not None]
-        queue = self._queue
-
-        async def send(run: list[Record]) -> None:
-            await emit.many(run)
-            if self._paused and len(queue) <= QUEUE_LOW:
-                self._resume()
-
-        try:
-            await pump(queue, self._wake, stop, send)
-        finally:
-            if drops is not None:
-                drops.cancel()
-            for srv in servers:
-                srv.close()
-            if udp is not None:
-                if self._drops is not None:
-                    self._drops.close()  # the last look, while the socket is open
-                udp.close()
-            for conn in list(self._conns):
-                conn.finish(at_stop=True)
-            for pending in list(self._handshaking):
-                pending.abort()
-            for srv in servers:
-                await srv.wait_closed()
-        # everything accepted before the stop goes out
-        await drain(queue, emit.many)
+            if self._drops is not None:
+                self._drops.close()  # the last look, while the socket is open
+            udp.close()
+        for conn in list(self._conns):
+            conn.finish(at_stop=True)
+        for pending in list(self._handshaking):
+            pending.abort()
+        for srv in servers:
+            await srv.wait_closed()
 
     def _limit(self, proto: str) -> ConnectionLimit:
         registry, group = self._registry, self._group
