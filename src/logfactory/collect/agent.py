@@ -45,7 +45,7 @@ from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file_reconcile import RawLog
 from logfactory.collect.spool import SpoolingProducer
 from logfactory.config import Config, SourceConfig
-from logfactory.record import Record, encode_record, encode_records
+from logfactory.record import Record, encode_record, encode_records, now_ns
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
 
@@ -128,7 +128,7 @@ class Agent:
     """Runs the ``config.sources`` whose type is in ``AGENT_TYPES``, plus ``extra_sources``.
 
     Each is built by the source registry from one :class:`SourceContext` (the data directory,
-    ``registry``, ``hostname``, the node's settings and ``raw_log``), named uniquely."""
+    ``registry``, ``hostname``, the node's settings, ``raw_log`` and ``clock``), named uniquely."""
 
     def __init__(
         self,
@@ -141,6 +141,7 @@ class Agent:
         hostname: str | None = None,
         checkpoint_interval: float = 1.0,
         spool_name: str = "collector",
+        clock: Callable[[], int] = now_ns,
     ) -> None:
         self.config = config
         self.registry = registry
@@ -170,7 +171,9 @@ class Agent:
         self.failed_source: Source | None = None  # the first source that failed, if any
         self.by_index: dict[int, Source] = {}  # index in config.sources -> its source
         # raw_log lets file sources skip, after a crash, what is on the bus
-        ctx = SourceContext(config.data_dir, registry, self.hostname, config.node, raw_log=raw_log)
+        ctx = SourceContext(
+            config.data_dir, registry, self.hostname, config.node, raw_log=raw_log, clock=clock
+        )
         self.sources: list[Source] = self._build(config.sources, ctx)
         self.sources.extend(extra_sources)
         # read at checkpoints only if a source needs it

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from logfactory.config import NodeConfig
+from logfactory.record import now_ns
 from logfactory.stats import StatsRegistry
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ class SourceContext:
             positions with it after a crash (the file source); None when it cannot be read
         name: the source's name, unique in its agent (default: the config's ``name``, else
             its type)
+        clock: the receive time of what arrives now, in ns since the epoch (the wall clock;
+            a test gives a fixed one and asserts the records' ``received``)
     """
 
     data_dir: Path
@@ -46,6 +50,7 @@ class SourceContext:
     node: NodeConfig = field(default_factory=NodeConfig)
     raw_log: RawLog | None = None
     name: str | None = None
+    clock: Callable[[], int] = now_ns
 
     def named(self, name: str) -> SourceContext:
         """This context for the source called ``name``."""

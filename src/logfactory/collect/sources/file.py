@@ -108,7 +108,7 @@ class FileSource:
         self.poll_interval = poll_interval
         self.rescan_interval = rescan_interval
         self.rotate_grace = rotate_grace
-        self._lines = LineFramer(self.tag, self.hostname, self.max_line_bytes)
+        self._lines = LineFramer(self.tag, self.hostname, self.max_line_bytes, ctx.clock)
         self.lineage = Lineage()
         self._tails: dict[Key, Tail] = {}
         self._known: dict[Key, dict[str, Any]] = {}  # persisted but not (yet) seen this run

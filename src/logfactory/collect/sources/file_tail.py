@@ -14,6 +14,7 @@ one read share its receive time and go to ``emit.many`` in runs of ``RUN_RECORDS
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +58,10 @@ class LineFramer:
     """Turns the bytes read from a :class:`Tail` into records for ``emit`` and keeps the tail's
     ``rest``/``base``/``emitted``/``window`` in step with what was handed over."""
 
-    __slots__ = ("host", "limit", "tag")
+    __slots__ = ("clock", "host", "limit", "tag")
 
-    def __init__(self, tag: str, host: str, limit: int) -> None:
+    def __init__(self, tag: str, host: str, limit: int, clock: Callable[[], int] = now_ns) -> None:
+        self.clock = clock
         self.tag = tag
         self.host = host
         self.limit = limit
@@ -73,7 +75,7 @@ class LineFramer:
         t.rest = rest = lines.pop()
         t.base = off + len(buf) - len(rest)
         tag, host, path, limit = self.tag, self.host, t.path, self.limit
-        received = now_ns()  # one read, one receive time
+        received = self.clock()  # one read, one receive time
         run: list[Record] = []
         for line in lines:
             nxt = off + len(line) + 1
@@ -90,7 +92,8 @@ class LineFramer:
                 try:
                     text = line.decode()
                 except UnicodeDecodeError:
-                    run.append(make_record(tag, host, line, {"path": path, "offset": off}))
+                    meta = {"path": path, "offset": off}
+                    run.append(make_record(tag, host, line, meta, received))
                 else:
                     run.append(Record(tag, host, received, text, {"path": path, "offset": off}))
             off = nxt
@@ -123,7 +126,7 @@ class LineFramer:
         limit = self.limit
         for i in range(0, len(line), limit):
             meta = {"path": path, "offset": off + i, "truncated": True}
-            await emit(make_record(self.tag, self.host, line[i : i + limit], meta))
+            await emit(make_record(self.tag, self.host, line[i : i + limit], meta, self.clock()))
 
     async def rest(self, t: Tail, emit: Emit) -> None:
         """Deliver the unterminated last line as it is (idle file, or one we let go of)."""
@@ -132,7 +135,8 @@ class LineFramer:
         rest = t.rest
         line = rest[:-1] if rest.endswith(b"\r") else rest
         if line:
-            await emit(make_record(self.tag, self.host, line, {"path": t.path, "offset": t.base}))
+            meta = {"path": t.path, "offset": t.base}
+            await emit(make_record(self.tag, self.host, line, meta, self.clock()))
         slide(t, rest, len(rest))
         t.base += len(rest)
         t.emitted = t.base

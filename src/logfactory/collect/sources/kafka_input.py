@@ -81,6 +81,7 @@ class KafkaInputSource:
         self.name = ctx.name or config.name or "kafka"
         self.tag = config.tag or "kafka"
         self.registry = ctx.registry
+        self._clock = ctx.clock
         self._log = RateLimitedLog(log, ERROR_LOG_INTERVAL_S)
         self.group_counters = f"source:{self.name}"
         self.topics = list(config.topics)
@@ -242,6 +243,7 @@ class KafkaInputSource:
         offsets: _Offsets = {}
         rejected = 0
         tag, fixed, field = self.tag, self._host_fixed, self._host_field
+        received = self._clock()  # one poll, one receive time
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -268,7 +270,7 @@ class KafkaInputSource:
                 host = _json_field(value, field)
             else:
                 host = key or "-"
-            records.append(make_record(tag, host, value, meta))
+            records.append(make_record(tag, host, value, meta, received))
         if rejected:
             self.registry.add(self.group_counters, "rejected", rejected)
         return records, offsets

@@ -54,5 +54,5 @@ class RawSource(SyslogSource):
                 self.push(line, ip, {"peer": peer, "transport": "udp"})
 
     def push(self, frame: bytes, peer_ip: str, meta: dict[str, Any]) -> None:
-        self._queue.append(make_record(self.tag, peer_ip, frame, meta))
+        self._queue.append(make_record(self.tag, peer_ip, frame, meta, self._clock()))
         self._wake.set()

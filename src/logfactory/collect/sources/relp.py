@@ -83,6 +83,7 @@ class RelpSource:
         )
         self.bound: tuple[str, int] | None = None
         self._registry = ctx.registry
+        self._clock = ctx.clock
         self._group = f"source:{self.name}"
         self._reject_log = _RejectLog(self.name, kind=self.kind)
         self._queue: deque[Record] = deque()
@@ -197,7 +198,8 @@ class RelpSource:
     # -- called by the connections ---------------------------------------------------------
     def push(self, frame: bytes, peer_ip: str, meta: dict[str, Any]) -> int:
         """Queue one record; its sequence number (answered once that many are durable)."""
-        self._queue.append(make_record(self.tag, header_host(frame) or peer_ip, frame, meta))
+        host = header_host(frame) or peer_ip
+        self._queue.append(make_record(self.tag, host, frame, meta, self._clock()))
         self._pushed += 1
         self._wake.set()
         if not self._paused and len(self._queue) >= QUEUE_HIGH:

@@ -126,6 +126,7 @@ class SnmpSource:
         self.bound: tuple[str, int] | None = None
         self.engine_id: bytes = b""  # ours, once started: v3 inform senders need it
         self._registry = ctx.registry
+        self._clock = ctx.clock
         self._group = f"source:{self.name}"
         self._names: OidNames | None = None
         self._bad: BadCounters | None = None
@@ -295,7 +296,8 @@ class SnmpSource:
             if names:
                 doc["names"] = names
         line = _encode(doc).decode()
-        self._queue.append(make_record(self.tag, host, line, {"peer": peer, "transport": "udp"}))
+        meta = {"peer": peer, "transport": "udp"}
+        self._queue.append(make_record(self.tag, host, line, meta, self._clock()))
         self._wake.set()
 
     # -- accounting ------------------------------------------------------------------------

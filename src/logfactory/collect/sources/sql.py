@@ -98,6 +98,7 @@ class SqlSource:
         self.name = ctx.name or config.name or "sql"
         self.tag = config.tag or "sql"
         self.registry = ctx.registry
+        self._clock = ctx.clock
         self.group = f"source:{self.name}"
         self.tracking_column = config.tracking_column
         self.host_column = config.host_column
@@ -241,6 +242,7 @@ class SqlSource:
         encode = msgspec.json.encode
         to_builtins = msgspec.to_builtins
         out: list[Record] = []
+        received = self._clock()  # one fetch, one receive time
         for row in rows:
             doc = to_builtins(dict(zip(names, row, strict=True)), enc_hook=_safe)
             meta: dict[str, Any] = {"tracking": doc[names[ti]]}
@@ -252,7 +254,7 @@ class SqlSource:
             host = self.default_host
             if hi is not None and row[hi] is not None:
                 host = _text(row[hi])
-            out.append(make_record(self.tag, host, line, meta))
+            out.append(make_record(self.tag, host, line, meta, received))
         position = _newest([r[ti] for r in rows], self._position)
         return out, position, len(rows) >= self.max_rows
 

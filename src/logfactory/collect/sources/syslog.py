@@ -50,7 +50,7 @@ from logfactory.collect.sources.syslog_udp import UdpReader, open_udp_socket, ud
 from logfactory.collect.tls import TlsServerProtocol, server_context
 from logfactory.collect.udp_socket import DropWatch
 from logfactory.config import SocketSourceConfig
-from logfactory.record import Record, make_record, now_ns
+from logfactory.record import Record, make_record
 
 __all__ = ["SyslogSource", "header_host", "udp_drops"]
 
@@ -190,6 +190,7 @@ class SyslogSource:
         self.bound: dict[str, tuple[str, int]] = {}
         self._drops: DropWatch | None = None  # the UDP socket's kernel drops, once listening
         self._registry = ctx.registry
+        self._clock = ctx.clock
         self._group = f"source:{self.name}"
         self._reject_log = _RejectLog(self.name, kind=kind)
         self._handshaking: set[TlsServerProtocol] = set()
@@ -225,7 +226,7 @@ class SyslogSource:
         datagrams of one wake-up share a receive time; a datagram of ``bufsize`` bytes was
         truncated by the kernel and is rejected like an oversized one."""
         peers, limit, tag = self._peers, self.max_frame_bytes, self.tag
-        received = now_ns()
+        received = self._clock()
         append = self._queue.append
         for data, addr in grams:
             cut = len(data) == bufsize
@@ -363,7 +364,7 @@ class SyslogSource:
     # -- called by the protocols -----------------------------------------------------------
     def push(self, frame: bytes, peer_ip: str, meta: dict[str, Any]) -> None:
         host = header_host(frame) or peer_ip
-        self._queue.append(make_record(self.tag, host, frame, meta))
+        self._queue.append(make_record(self.tag, host, frame, meta, self._clock()))
         self._wake.set()
 
     def lag(self) -> tuple[int, str]:
