@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from .conftest import free_port, free_port_both
+from tests.helpers.ports import free_port, free_port_both
 
 pytestmark = pytest.mark.e2e
 

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
-
-from .conftest import free_port
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -25,8 +25,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from tests.conftest import wait_for
-from tests.crash_traffic import (
+from tests.helpers.crash_traffic import (
     check,
     config_yaml,
     generate,
@@ -35,14 +34,14 @@ from tests.crash_traffic import (
     read_outputs,
     settle,
 )
+from tests.helpers.nodes import stop_process
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus import open_bus
 from logfactory.bus.base import Bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import load_config
 from logfactory.topics import RAW, ensure_topics
-
-from .conftest import stop_process
 
 # the waits below add up to well under this in the worst case; let them, not pytest, decide
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]

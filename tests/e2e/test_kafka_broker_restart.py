@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.nodes import stop_process
 
 from logfactory.bus import open_bus
 from logfactory.bus.base import BusError
@@ -21,8 +22,6 @@ from logfactory.config import load_config
 from logfactory.event import decode_event
 from logfactory.record import encode_record, make_record
 from logfactory.topics import RAW, ensure_topics
-
-from .conftest import stop_process
 
 # its own waits add up to 120 + 180 + 60 s in the worst case: let them, not pytest, decide
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]

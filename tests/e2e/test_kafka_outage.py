@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.nodes import stop_process
+from tests.helpers.ports import free_port
 
 from logfactory.bus import open_bus
 from logfactory.bus.kafka import KafkaBus
 from logfactory.config import load_config
 from logfactory.record import decode_record
 from logfactory.topics import RAW
-
-from .conftest import free_port, stop_process
 
 pytestmark = pytest.mark.e2e
 

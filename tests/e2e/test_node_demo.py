@@ -11,15 +11,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the dev set
 import pytest
+from tests.helpers.nodes import demo_config
 
 from logfactory.config import load_config
 from logfactory.event import BUILTIN_TYPES
 from logfactory.schemas import schema_for
 from logfactory.subscribe import Subscriber
-
-from .conftest import demo_config
 
 pytestmark = pytest.mark.e2e
 

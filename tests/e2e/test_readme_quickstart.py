@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.nodes import ROOT, demo_config
+from tests.helpers.waiting import wait_for
 
 from logfactory.config import load_config
 from logfactory.subscribe import Subscriber
-
-from .conftest import ROOT, demo_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
