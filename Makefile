@@ -53,7 +53,7 @@ test: venv peers kafka-jars check
 check: venv
 	$(BIN)/ruff check src tests bench kafka docs/hooks
 	$(BIN)/ruff format --check src tests bench kafka docs/hooks
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict
 	$(BIN)/lint-imports --no-cache
 
 bench: venv

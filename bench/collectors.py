@@ -219,7 +219,7 @@ def _run_senders(target: Callable[..., None], port: int, rate: int, seconds: flo
     ]
     for p in procs:
         p.start()
-    total = sum(out.get(timeout=seconds + 60) for _ in procs)
+    total = sum(int(out.get(timeout=seconds + 60)) for _ in procs)
     for p in procs:
         p.join()
     return total

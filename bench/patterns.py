@@ -50,9 +50,10 @@ _DRAIN3_VAR = re.compile(r"<(?:ID|IP|SEQ|HEX|NUM|\*)>")
 
 
 def _drain3_miner() -> Any:
-    from drain3 import TemplateMiner
-    from drain3.masking import MaskingInstruction
-    from drain3.template_miner_config import TemplateMinerConfig
+    # drain3 ships no type information
+    from drain3 import TemplateMiner  # type: ignore[import-untyped]
+    from drain3.masking import MaskingInstruction  # type: ignore[import-untyped]
+    from drain3.template_miner_config import TemplateMinerConfig  # type: ignore[import-untyped]
 
     config = TemplateMinerConfig()
     config.masking_instructions = [MaskingInstruction(p, name) for p, name in DRAIN3_MASKS]
@@ -174,7 +175,7 @@ def memory(count: int, templates: int) -> dict[str, Any]:
 
 
 def _mean(rows: dict[str, dict[str, Any]], who: str, key: str) -> float:
-    return round(sum(r[who][key] for r in rows.values()) / len(rows), 4)
+    return round(sum(float(r[who][key]) for r in rows.values()) / len(rows), 4)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -192,20 +192,20 @@ def _sse_clients(port: int, n: int, query: str, stop: Any, out: Any, ready: Any)
     t0 = time.perf_counter()
     while not stop.is_set() and sel.get_map():
         for key, _ in sel.select(0.1):
-            s = key.fileobj
-            assert isinstance(s, socket.socket)
+            conn = key.fileobj
+            assert isinstance(conn, socket.socket)
             try:
-                got = s.recv_into(buf)
+                got = conn.recv_into(buf)
             except OSError:
                 got = 0
             if not got:
-                sel.unregister(s)
+                sel.unregister(conn)
                 continue
             total += got
-            if s in heads and b"\r\n" not in heads[s]:
-                heads[s] += bytes(buf[: min(got, 64)])
-                if b"\r\n" in heads[s]:
-                    code = heads[s].split(b" ", 2)[1].decode()
+            if conn in heads and b"\r\n" not in heads[conn]:
+                heads[conn] += bytes(buf[: min(got, 64)])
+                if b"\r\n" in heads[conn]:
+                    code = heads[conn].split(b" ", 2)[1].decode()
                     statuses[code] = statuses.get(code, 0) + 1
     seconds = time.perf_counter() - t0
     for s in socks:
@@ -380,7 +380,7 @@ def _listener_settings() -> tuple[str, str]:
     from logfactory.config import HttpConfig
 
     # a struct per source type since issue 14 item 1; one SourceConfig struct before it
-    syslog = getattr(config, "SyslogSourceConfig", None) or config.SourceConfig
+    syslog: Any = getattr(config, "SyslogSourceConfig", None) or config.SourceConfig
     source = http = ""
     if "connection_idle_timeout" in syslog.__struct_fields__:
         source = f", connection_idle_timeout: {IDLE_TIMEOUT_S}s"

@@ -1,15 +1,20 @@
-"""Shared fixtures: a fresh local bus per test, and a way to wait for a condition without sleeps."""
+"""Shared fixtures: a fresh local bus per test (also with logs.raw made), the collector agents a
+test started; the Kafka brokers and the crash report as plugins.
+
+Helpers that are not fixtures (``wait_for`` and the rest) live in tests/helpers/."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from tests.helpers.agent import AgentRunner
 
+from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
+from logfactory.collect.agent import RAW_TOPIC
 
 # real Apache Kafka brokers (KRaft) for the Kafka bus tests, started on free ports
 pytest_plugins = ["tests.kafka_fixtures", "tests.crash_report"]
@@ -27,13 +32,19 @@ def local_bus(tmp_path: Path) -> Iterator[LocalBus]:
     bus.close()
 
 
-def wait_for(
-    predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` until it is truthy; fail the test with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+@pytest.fixture
+def bus(local_bus: LocalBus) -> LocalBus:
+    """The local bus with ``logs.raw`` made, as a node makes it before its collectors start."""
+    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
+    return local_bus
+
+
+@pytest.fixture
+def runners(local_bus: LocalBus) -> Iterator[list[AgentRunner]]:
+    """The collector agents a test started (tests/helpers/agent.py); those still running are
+    stopped at teardown, before the bus they write to closes."""
+    started: list[AgentRunner] = []
+    yield started
+    for r in started:
+        if r.alive():
+            r.stop()

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.conftest import wait_for
-from tests.contract.conftest import BusFactory, drain, key_for, read_all
+from tests.helpers.bus import drain, key_for, read_all
+from tests.helpers.contract import BusFactory
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import Bus, Consumer, TopicSpec
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from tests.contract.conftest import BusFactory, Child, read_all
+from tests.helpers.bus import read_all
+from tests.helpers.contract import BusFactory, Child
 
 from logfactory.bus.base import Message, partition_for_key
 

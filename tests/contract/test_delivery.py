@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from tests.conftest import wait_for
-from tests.contract.conftest import BusFactory, Child, read_all
+from tests.helpers.bus import read_all
+from tests.helpers.contract import BusFactory, Child
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import Bus, TopicSpec
 

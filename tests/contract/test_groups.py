@@ -8,8 +8,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from tests.conftest import wait_for
-from tests.contract.conftest import BusFactory, Child, drain, key_for
+from tests.helpers.bus import drain, key_for
+from tests.helpers.contract import BusFactory, Child
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import Bus, Consumer, Message, TopicSpec
 

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
-from tests.contract.conftest import Child, drain, read_all
+from tests.helpers.bus import drain, read_all
+from tests.helpers.contract import Child
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import BusError, FencedError, TopicSpec
 from logfactory.bus.local import LocalBus

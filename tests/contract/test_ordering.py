@@ -7,7 +7,8 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
 
-from tests.contract.conftest import BusFactory, Child, read_all
+from tests.helpers.bus import read_all
+from tests.helpers.contract import BusFactory, Child
 
 from logfactory.bus.base import TopicSpec, partition_for_key
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from tests.contract.conftest import BusFactory, drain, read_all
+from tests.helpers.bus import drain, read_all
+from tests.helpers.contract import BusFactory
 
 from logfactory.bus.base import TopicSpec
 

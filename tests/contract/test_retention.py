@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from tests.conftest import wait_for
-from tests.contract.conftest import BusFactory, drain, key_for, read_all
+from tests.helpers.bus import drain, key_for, read_all
+from tests.helpers.contract import BusFactory
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import Bus, TopicSpec
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tests.conftest import wait_for
-from tests.contract.conftest import BusFactory, drain, read_all
+from tests.helpers.bus import drain, read_all
+from tests.helpers.contract import BusFactory
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import Bus, FencedError, Message, TopicSpec
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.worker import bus_of
 
-from logfactory.bus.local import LocalBus
 from logfactory.config import Config, parse_config
 from logfactory.factory import worker as worker_module
 from logfactory.factory.worker import FactoryWorker
@@ -115,10 +115,6 @@ def config_for(data: Path, new_patterns: bool = False) -> tuple[Config, Path]:
     return parse_config(text), path
 
 
-def bus_of(config: Config) -> LocalBus:
-    return LocalBus(Path(config.node.data_dir) / "bus", default_partitions=config.bus.partitions)
-
-
 def run_worker(
     config: Config, input_records: list[Record], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,19 +146,6 @@ def run_worker(
         bus.close()
 
 
-def read_topic(config: Config, topic: str) -> list[dict[str, Any]]:
-    bus = bus_of(config)
-    try:
-        consumer = bus.consumer(None, [topic], "earliest")
-        out: list[dict[str, Any]] = []
-        while batch := consumer.poll(5000, timeout=0.2):
-            out += [json.loads(m.value) for m in batch]
-        consumer.close()
-        return out
-    finally:
-        bus.close()
-
-
 def first_line(parsed: dict[str, Any], sent: list[Line]) -> int:
     """The file line number of a ``logs.parsed`` record's first line (its position on logs.raw,
     partition 0: the index of the record in what was sent)."""
@@ -188,10 +171,10 @@ def differences(
         got[n] = p
     for rec in expected:
         first = rec["first"]
-        p = got.pop(first, None)
-        if p is None:
+        if first not in got:
             yield f"line {first}: no record begins here, expected {rec}"
             continue
+        p = got.pop(first)
         program = p["fields"].get("program")
         if (program, p["host"]) != (rec["program"], rec["host"]):
             yield f"line {first}: program, host {program}, {p['host']}, expected {rec}"

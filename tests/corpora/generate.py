@@ -380,7 +380,7 @@ def messages(day: int) -> Corpus:
     def one(host: str, program: str, pid: int | None, message: str, new: bool = False) -> None:
         c.single(*line(host, program, pid, message), new=new)
 
-    def routine(host: str) -> tuple[str, str | None, int | None, str]:
+    def routine(host: str) -> tuple[str, int | None, str]:
         """One routine line of ``host``: (program, pid, message) plus nothing else."""
         r = rng.random()
         node = host.startswith("cn")
@@ -846,7 +846,9 @@ def kernel(day: int) -> Corpus:
                 pass
             return line
 
-        between = {i: [other()] for i in range(2, len(lines)) if rng.random() < 0.15}
+        between: dict[int, list[tuple[str, str | None, str]]] = {
+            i: [other()] for i in range(2, len(lines)) if rng.random() < 0.15
+        }
         c.trace(
             [sl(clock, host, "kernel", None, m) for m in lines],
             "kernel",

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import demo_config
+from tests.helpers.bus import read_all
+from tests.helpers.nodes import demo_config
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import load_config
@@ -54,14 +55,7 @@ def _healthy(base: str, timeout: float = 30.0) -> dict[str, Any]:
 
 def _read(bus: LocalBus, topic: str) -> list[dict[str, Any]]:
     """Everything on ``topic`` up to its end as of now (the demo feed keeps writing)."""
-    ends = {(topic, p): hi for p, (_lo, hi) in bus.watermarks(topic).items()}
-    consumer = bus.consumer(None, [topic], "earliest")
-    out: list[dict[str, Any]] = []
-    while any(consumer.position().get(tp, 0) < hi for tp, hi in ends.items()):
-        batch = consumer.poll(5000, timeout=1.0)
-        out += [json.loads(m.value) for m in batch if m.offset < ends[(topic, m.partition)]]
-    consumer.close()
-    return out
+    return [json.loads(m.value) for m in read_all(bus, topic)]
 
 
 def _b64(data: bytes) -> str:

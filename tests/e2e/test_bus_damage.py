@@ -12,9 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.bus_damage import HISTORY, fill, overwrite_second_half
-from tests.e2e.conftest import NodeProcess, demo_config
-from tests.e2e.test_node_start_errors import ended, up
+from tests.helpers.bus_damage import HISTORY, fill, overwrite_second_half
+from tests.helpers.nodes import NodeProcess, demo_config, ended, up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import free_port
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

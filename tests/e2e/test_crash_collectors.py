@@ -32,64 +32,24 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import free_port, stop_process
-from tests.integration.test_file_rotation_kill import WRITER
+from tests.helpers.bus import read_node_topic
+from tests.helpers.nodes import Proc
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
+from tests.helpers.writer import WRITER
 from tests.kafka_broker import port_open
 from tests.kafka_fixtures import SHARED_PARTITIONS
 
-from logfactory.bus import open_bus
-from logfactory.bus.base import Bus
-from logfactory.config import load_config
 from logfactory.record import Record, decode_record
 from logfactory.topics import PARSED, RAW
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "crash-matrix-token"
-
-
-# -- processes -------------------------------------------------------------------------------
-class Proc:
-    """A ``logfactory`` subprocess in its own session, its output in a log file."""
-
-    def __init__(self, role: str, config: Path, log: Path) -> None:
-        self.log = log
-        args = [sys.executable, "-m", "logfactory", role, "-c", str(config)]
-        if role == "collect":
-            args.append("--quiet")
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> int:
-        """A clean stop (SIGINT): everything accepted is flushed."""
-        stop_process(self.proc, signal.SIGINT, timeout=60)
-        return int(self.proc.returncode)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    """Every process a test starts; whatever still runs at the end is killed."""
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        if p.proc.poll() is None:
-            os.killpg(p.proc.pid, signal.SIGKILL)
-            p.proc.wait(30)
 
 
 def _bus_yaml(kind: str, bootstrap: str | None) -> str:
@@ -110,29 +70,8 @@ def bus_yaml(request: pytest.FixtureRequest) -> str:
     return _bus_yaml("kafka", request.getfixturevalue("kafka_bootstrap"))
 
 
-def _read(config: Path, topic: str) -> list[tuple[int, int, bytes]]:
-    """(partition, offset, value) of every message on ``topic`` up to its end as of now."""
-    bus: Bus = open_bus(load_config(config))
-    try:
-        ends = {p: hi for p, (_lo, hi) in bus.watermarks(topic).items()}
-        consumer = bus.consumer(None, [topic], "earliest")
-        out: list[tuple[int, int, bytes]] = []
-        deadline = time.monotonic() + 60
-        try:
-            while any(consumer.position().get((topic, p), 0) < hi for p, hi in ends.items()):
-                assert time.monotonic() < deadline, f"reading {topic} to {ends} took over 60 s"
-                for m in consumer.poll(5000, timeout=0.5):
-                    if m.offset < ends.get(m.partition, 0):
-                        out.append((m.partition, m.offset, m.value))
-        finally:
-            consumer.close()
-        return out
-    finally:
-        bus.close()
-
-
 def _raw_records(config: Path) -> list[Record]:
-    return [decode_record(v) for _p, _o, v in _read(config, RAW)]
+    return [decode_record(v) for _p, _o, v in read_node_topic(config, RAW)]
 
 
 # -- 1. syslog over plain TCP ------------------------------------------------------------------
@@ -359,7 +298,7 @@ def test_http_ingest_kill_keeps_every_answered_batch(
 
     def parsed() -> Counter[str]:
         out: Counter[str] = Counter()
-        for _p, _o, value in _read(cfg, PARSED):
+        for _p, _o, value in read_node_topic(cfg, PARSED):
             doc = json.loads(value)
             if run in doc.get("message", ""):
                 out[doc["message"]] += 1
@@ -446,7 +385,11 @@ def test_file_tail_killed_inside_rotation_windows_loses_nothing(
             ino = app.stat().st_ino
             # a checkpoint knows this file: the kill lands between two checkpoints of it
             checkpointed = f'"ino": {ino},'
-            wait_for(lambda c=checkpointed: c in _text(positions), 60, f"a checkpoint of file {k}")
+
+            def checkpoint_saved(c: str = checkpointed) -> bool:
+                return c in _text(positions)
+
+            wait_for(checkpoint_saved, 60, f"a checkpoint of file {k}")
             rotated = logs / f"app.log.{k}"
             os.rename(app, rotated)
             if k % 2 == 0:  # the new file exists and is being written when the kill lands

@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
-from tests.crash_traffic import (
+from tests.helpers.crash_traffic import (
     check,
     config_yaml,
     generate,
@@ -30,7 +29,8 @@ from tests.crash_traffic import (
     read_outputs,
     settle,
 )  # fmt: skip
-from tests.e2e.conftest import stop_process
+from tests.helpers.nodes import stop_process
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import load_config

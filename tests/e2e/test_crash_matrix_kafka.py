@@ -25,8 +25,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from tests.conftest import wait_for
-from tests.crash_traffic import (
+from tests.helpers.crash_traffic import (
     check,
     config_yaml,
     generate,
@@ -35,7 +34,8 @@ from tests.crash_traffic import (
     read_outputs,
     settle,
 )
-from tests.e2e.conftest import stop_process
+from tests.helpers.nodes import stop_process
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus import open_bus
 from logfactory.bus.base import Bus

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
-from tests.crash_traffic import (
+from tests.helpers.crash_traffic import (
     Line,
     check,
     config_yaml,
@@ -37,7 +36,8 @@ from tests.crash_traffic import (
     read_outputs,
     settle,
 )
-from tests.e2e.conftest import free_port
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.topics import RAW

@@ -38,15 +38,16 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import free_port
-from tests.e2e.test_crash_collectors import Proc, _read
-from tests.integration.test_file_rotation_kill import WRITER
+from tests.helpers.bus import read_node_topic
+from tests.helpers.nodes import Proc
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
+from tests.helpers.writer import WRITER
 from tests.kafka_broker import KafkaCluster, port_open
 
 from logfactory.bus import open_bus
@@ -119,16 +120,6 @@ class KafkaCentral:
         self.cluster.stop(0, timeout=5.0)  # a controlled shutdown can take 30 s: not needed
 
 
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        if p.proc.poll() is None:
-            os.killpg(p.proc.pid, signal.SIGKILL)
-            p.proc.wait(30)
-
-
 @pytest.fixture(params=["http", "kafka"])
 def central(
     request: pytest.FixtureRequest, tmp_path: Path, procs: list[Proc]
@@ -198,7 +189,7 @@ class Edge:
 def _numbers(config: Path) -> Counter[int]:
     """Line numbers of the file's lines on ``logs.raw`` (duplicates count above 1)."""
     try:
-        records = [decode_record(v) for _p, _o, v in _read(config, RAW)]
+        records = [decode_record(v) for _p, _o, v in read_node_topic(config, RAW)]
     except BusError:  # a broker just restarted: no leader known yet
         return Counter()
     return Counter(int(r.line[:9]) for r in records if r.source == "app")

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import demo_config
+from tests.helpers.nodes import demo_config
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import NodeProcess, free_port, free_port_both
+from tests.helpers.nodes import NodeProcess
+from tests.helpers.ports import free_port, free_port_both
+from tests.helpers.waiting import wait_for
 from tests.kafka_broker import port_open
 
 from logfactory.bus.base import BusError

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import stop_process
+from tests.helpers.nodes import stop_process
 
 from logfactory.bus import open_bus
 from logfactory.bus.base import BusError

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import free_port, stop_process
+from tests.helpers.nodes import stop_process
+from tests.helpers.ports import free_port
 
 from logfactory.bus import open_bus
 from logfactory.bus.kafka import KafkaBus

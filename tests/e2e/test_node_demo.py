@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the dev set
 import pytest
-from tests.e2e.conftest import demo_config
+from tests.helpers.nodes import demo_config
 
 from logfactory.config import load_config
 from logfactory.event import BUILTIN_TYPES

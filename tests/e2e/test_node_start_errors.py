@@ -4,52 +4,22 @@ cannot work; and a file source that follows nothing is said at start and on the 
 
 from __future__ import annotations
 
-import json
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import NodeProcess, demo_config, free_port, free_port_both
+from tests.helpers.nodes import NodeProcess, demo_config, ended, health, up
+from tests.helpers.ports import free_port, free_port_both
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 Start = Callable[..., NodeProcess]
-EXIT_S = 60.0  # a refused start exits in about a second; this only bounds a hang
 
 
 def line_of(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
-
-
-def ended(node: NodeProcess) -> tuple[int, str]:
-    return node.proc.wait(timeout=EXIT_S), node.output()
-
-
-def health(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def answers(port: int) -> bool:
-    try:
-        health(port)
-    except OSError:
-        return False
-    return True
-
-
-def up(node: NodeProcess, port: int) -> None:
-    """Wait for the node's API; a node that exited instead fails the test with its output."""
-    wait_for(lambda: answers(port) or node.proc.poll() is not None, 60, "the API")
-    assert node.proc.poll() is None, node.output()
 
 
 @pytest.mark.parametrize("which", ["http", "syslog"])
@@ -134,8 +104,7 @@ def test_a_file_source_following_nothing_is_said_at_start_and_in_health(
     assert f"warning     file source 'secure': no file matches {logs}/secure\n" in out
     assert f"source      net (syslog): udp 127.0.0.1:{syslog_port}\n" in out
     status, body = health(http_port)
-    # the syslog source can collect
-    assert status == 200, body
+    assert status == 200, body  # the syslog source can collect
     assert body["status"] == "ok", body
     assert body["warnings"] == [f"node: file source 'secure': no file matches {logs}/secure"]
     (logs / "secure").write_text("Dec  6 01:40:20 login01 sshd[1]: hello\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import demo_config
+from tests.helpers.nodes import demo_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

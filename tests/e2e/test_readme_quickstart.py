@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import ROOT, demo_config
+from tests.helpers.nodes import ROOT, demo_config
+from tests.helpers.waiting import wait_for
 
 from logfactory.config import load_config
 from logfactory.subscribe import Subscriber

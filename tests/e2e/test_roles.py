@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.e2e.conftest import free_port, free_port_both
+from tests.helpers.ports import free_port, free_port_both
 
 pytestmark = pytest.mark.e2e
 

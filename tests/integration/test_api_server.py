@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 
 from logfactory.api import NodeContext, create_app
 from logfactory.bus.base import TopicSpec

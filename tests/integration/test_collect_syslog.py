@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from pathlib import Path
 
 import pytest
+from tests.helpers.sources import read_until
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.syslog import SyslogSource
 from logfactory.config import Config, NodeConfig, source_config
-from logfactory.record import Record, decode_record
+from logfactory.record import Record
 from logfactory.stats import StatsRegistry
 
 pytestmark = pytest.mark.integration
@@ -38,21 +38,6 @@ async def logger(port: int, transport: str, flags: list[str], message: str) -> N
         "-t", "lftest", message,
     )  # fmt: skip
     assert await asyncio.wait_for(proc.wait(), 10) == 0
-
-
-async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Record]:
-    consumer = bus.consumer(None, [RAW_TOPIC])
-    loop = asyncio.get_running_loop()
-    out: list[Record] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < n:
-            assert time.monotonic() < deadline, f"timed out with {len(out)}/{n} records"
-            msgs = await loop.run_in_executor(None, consumer.poll, 1000, 0.05)
-            out += [decode_record(m.value) for m in msgs]
-        return out
-    finally:
-        consumer.close()
 
 
 def test_logger_over_udp_and_tcp_all_framings(tmp_path: Path, local_bus: LocalBus) -> None:

@@ -11,12 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
+from tests.helpers.writer import WRITER
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC
@@ -29,30 +29,6 @@ RATE = 50_000
 # appends numbered lines, 500 per write(2) (O_APPEND: a write lands whole in one file), until
 # SIGTERM; SIGHUP reopens the path, as applications do after a rotation by rename. Each write
 # goes out at full speed; the average is held at RATE lines/s so that the test stays short
-WRITER = textwrap.dedent(
-    """
-    import os, signal, sys, time
-    path, rate = sys.argv[1], int(sys.argv[2])
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    state = {"reopen": False, "stop": False}
-    signal.signal(signal.SIGHUP, lambda *_: state.update(reopen=True))
-    signal.signal(signal.SIGTERM, lambda *_: state.update(stop=True))
-    fd = os.open(path, flags, 0o644)
-    n, start = 0, time.monotonic()
-    while not state["stop"]:
-        ahead = start + n / rate - time.monotonic()
-        if ahead > 0:
-            time.sleep(ahead)
-        if state["reopen"]:
-            state["reopen"] = False
-            os.close(fd)
-            fd = os.open(path, flags, 0o644)
-        os.write(fd, "".join(f"{i:09d} the quick brown fox\\n" for i in range(n, n + 500)).encode())
-        n += 500
-    os.close(fd)
-    print(n, flush=True)
-    """
-)
 
 
 def start_collector(cfg: Path) -> subprocess.Popen[bytes]:

@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from tests.kafka_broker import KafkaCluster, quiet
 
 pytestmark = pytest.mark.integration

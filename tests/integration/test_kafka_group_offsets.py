@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from tests.kafka_broker import KafkaCluster, quiet
 
 from logfactory.bus.base import TopicSpec
@@ -120,10 +120,10 @@ def test_offsets_read_through_every_broker_restart_without_a_crash(
         except subprocess.TimeoutExpired:
             reader.kill()
             reader.wait()
-    err = errors.read_text()
-    assert reader.returncode == 0, f"the reader died ({reader.returncode}):\n{err[-3000:]}"
+    stderr = errors.read_text()
+    assert reader.returncode == 0, f"the reader died ({reader.returncode}):\n{stderr[-3000:]}"
     final = last()
-    assert final["wrong"] == 0, err[-3000:]
+    assert final["wrong"] == 0, stderr[-3000:]
     assert final["answers"] > 0
 
 

@@ -12,31 +12,26 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
-from tests.conftest import wait_for
-from tests.unit.collect.test_sql_source import AgentRunner, Reader
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # confluent_kafka.admin does not re-export it in its stubs
+from tests.helpers.agent import AgentRunner, Reader, start
+from tests.helpers.configs import source_as, source_of
+from tests.helpers.waiting import wait_for
+from tests.kafka_broker import quiet
 
-from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.collect.agent import RAW_TOPIC
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.kafka_input import KafkaInputSource
-from logfactory.config import Config, NodeConfig, source_config
+from logfactory.config import Config, KafkaSourceConfig, NodeConfig, source_config
 from logfactory.record import Record
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
-
-
-def quiet(conf: dict[str, Any]) -> dict[str, Any]:
-    return {"log_level": 0, "error_cb": lambda _err: None, **conf}
 
 
 @pytest.fixture
@@ -56,33 +51,12 @@ def produce(bootstrap: str, topic: str, start: int, stop: int, extra: int = 0) -
     assert len(producer) == 0
 
 
-@pytest.fixture
-def bus(local_bus: LocalBus) -> LocalBus:
-    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    return local_bus
-
-
-@pytest.fixture
-def runners() -> Iterator[list[AgentRunner]]:
-    started: list[AgentRunner] = []
-    yield started
-    for r in started:
-        if r.alive():
-            r.stop()
-
-
 def config(tmp_path: Path, bootstrap: str, topic: str, **kw: Any) -> Config:
     source = source_config(
         type="kafka", name="site", tag="app", topics=[topic],
         kafka={"bootstrap.servers": bootstrap, "session.timeout.ms": 6000}, **kw,
     )  # fmt: skip
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
-
-
-def start(runners: list[AgentRunner], cfg: Config, bus: LocalBus, **kw: Any) -> AgentRunner:
-    runner = AgentRunner(cfg, bus, **kw).start()
-    runners.append(runner)
-    return runner
 
 
 def positions(records: list[Record]) -> Counter[tuple[int, int]]:
@@ -152,7 +126,10 @@ def test_crash_before_commit_rereads_never_skips(
     reader.wait_count(n, timeout=30)
     src = crashing.source
     assert isinstance(src, KafkaInputSource)
-    emitted = lambda: sum(cast(tuple[dict[Any, int], bool], src.checkpoint())[0].values())  # noqa: E731
+
+    def emitted() -> int:
+        return sum(cast(tuple[dict[Any, int], bool], src.checkpoint())[0].values())
+
     wait_for(lambda: emitted() == n, 10, "all offsets emitted")
     crashing.crash()
     assert committed(kafka_bootstrap, "crashy", site_topic) == 0  # nothing was committed
@@ -202,15 +179,18 @@ def test_tombstones_are_rejected_and_bad_utf8_is_kept(
 
 def test_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"bootstrap\.servers"):
-        KafkaInputSource(source_config(type="kafka", topics=["t"]), SourceContext(tmp_path))
+        KafkaInputSource(
+            source_as(KafkaSourceConfig, type="kafka", topics=["t"]), SourceContext(tmp_path)
+        )
     with pytest.raises(ValueError, match="'topics'"):
         KafkaInputSource(
-            source_config(type="kafka", kafka={"bootstrap.servers": "h:9092"}),
+            source_as(KafkaSourceConfig, type="kafka", kafka={"bootstrap.servers": "h:9092"}),
             SourceContext(tmp_path),
         )
     kafka: dict[str, str | int | bool] = {"bootstrap.servers": "h:1", "enable.auto.commit": True}
     src = KafkaInputSource(
-        source_config(type="kafka", name="x", topics=["t"], kafka=kafka), SourceContext(tmp_path)
+        source_as(KafkaSourceConfig, type="kafka", name="x", topics=["t"], kafka=kafka),
+        SourceContext(tmp_path),
     )
     assert src.group == "logfactory-x"
     assert src.settings["enable.auto.commit"] is False
@@ -221,7 +201,8 @@ def test_lag_is_the_topic_end_minus_what_was_received(
 ) -> None:
     produce(kafka_bootstrap, site_topic, 0, 300)
     cfg = config(tmp_path, kafka_bootstrap, site_topic)
-    src = KafkaInputSource(cfg.sources[0], SourceContext(tmp_path, name="site"), batch_size=10)
+    sc = source_of(cfg, KafkaSourceConfig)
+    src = KafkaInputSource(sc, SourceContext(tmp_path, name="site"), batch_size=10)
     consumer = src._open()
     try:
         got: list[Any] = []

@@ -24,8 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
-from tests.e2e.conftest import free_port
+from tests.helpers.ports import free_port
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.helpers.ports import free_ports
+from tests.helpers.sources import read_until
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.syslog import SyslogSource
 from logfactory.config import Config, NodeConfig, source_config
-from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
 
 pytestmark = pytest.mark.integration
@@ -59,17 +60,6 @@ input(type="imtcp" address="127.0.0.1" port="{in_tls}" ruleset="to_tls")
 """
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 async def port_open(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -90,20 +80,6 @@ async def logger(port: int, lines: Path) -> None:
         "--rfc5424=notq", "-t", "lftest", "-f", str(lines),
     )  # fmt: skip
     assert await asyncio.wait_for(proc.wait(), 20) == 0
-
-
-async def read_until(bus: LocalBus, n: int, timeout: float = 30.0) -> list[Record]:
-    consumer = bus.consumer(None, [RAW_TOPIC])
-    loop = asyncio.get_running_loop()
-    out: list[Record] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(out) < n:
-                msgs = await loop.run_in_executor(None, consumer.poll, 5000, 0.05)
-                out += [decode_record(m.value) for m in msgs]
-        return out
-    finally:
-        consumer.close()
 
 
 def test_rsyslog_forwards_over_udp_tcp_and_tls(tmp_path: Path, local_bus: LocalBus) -> None:

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.sources import read_until
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.snmp import SnmpSource
 from logfactory.config import Config, NodeConfig, SnmpV3User, source_config
-from logfactory.record import Record, decode_record
+from logfactory.record import Record
 from logfactory.stats import StatsRegistry
 
 pytestmark = pytest.mark.integration
@@ -39,21 +40,6 @@ async def run(*argv: str) -> int:
     assert proc.returncode is not None
     assert b"Cannot" not in err, err  # e.g. an unparsable OID: the test itself would be wrong
     return proc.returncode
-
-
-async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Record]:
-    consumer = bus.consumer(None, [RAW_TOPIC])
-    loop = asyncio.get_running_loop()
-    out: list[Record] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < n:
-            assert time.monotonic() < deadline, f"timed out with {len(out)}/{n} records"
-            msgs = await loop.run_in_executor(None, consumer.poll, 1000, 0.05)
-            out += [decode_record(m.value) for m in msgs]
-        return out
-    finally:
-        consumer.close()
 
 
 def test_net_snmp_traps_and_informs(tmp_path: Path, local_bus: LocalBus) -> None:

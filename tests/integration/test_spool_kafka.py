@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
-from tests.conftest import wait_for
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # confluent_kafka.admin does not re-export it in its stubs
+from tests.helpers.waiting import wait_for
 from tests.kafka_broker import KafkaCluster, quiet
 
 from logfactory.bus.base import BusError, TopicSpec

@@ -10,38 +10,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pyodbc
+import pyodbc  # type: ignore[import-not-found]  # a C module: its pyodbc.pyi is not PEP 561
 import pytest
-from tests.conftest import wait_for
-from tests.unit.collect.test_sql_source import AgentRunner, Reader, ids
+from tests.helpers.agent import AgentRunner, Reader, ids
+from tests.helpers.waiting import wait_for
 
-from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.collect.agent import RAW_TOPIC
 from logfactory.config import Config, NodeConfig, source_config
 
 pytestmark = pytest.mark.integration
 
 DRIVER = "SQLite3"
-
-
-@pytest.fixture
-def bus(local_bus: LocalBus) -> LocalBus:
-    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    return local_bus
-
-
-@pytest.fixture
-def runners() -> Iterator[list[AgentRunner]]:
-    started: list[AgentRunner] = []
-    yield started
-    for r in started:
-        if r.alive():
-            r.stop()
 
 
 def odbc(db: Path) -> str:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from click.testing import CliRunner
-from tests.unit.factory_run import demo_config_file
+from tests.helpers.worker import demo_config_file
 
 from logfactory.cli import cli
 

@@ -7,9 +7,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tests.helpers.configs import source_of
 
 from logfactory.cli import cli
-from logfactory.config import Config, ConfigError, load_config, parse_config
+from logfactory.config import (
+    Config,
+    ConfigError,
+    RawSourceConfig,
+    SyslogSourceConfig,
+    load_config,
+    parse_config,
+)
 from logfactory.config.fields import SYSLOG_FIELDS
 from logfactory.factory.workshops import build_workshops
 from logfactory.record import make_record
@@ -87,11 +95,13 @@ def test_listeners_that_can_all_bind_pass(second: str) -> None:
 
 def test_one_syslog_source_takes_udp_and_tcp_of_one_port() -> None:
     text = "sources:\n  - {type: syslog, listen: '0.0.0.0:514', protocols: [udp, tcp, udp]}\n"
-    assert parse_config(text).sources[0].listen == "0.0.0.0:514"
+    assert source_of(parse_config(text), SyslogSourceConfig).listen == "0.0.0.0:514"
     text = (
         "sources:\n  - {type: raw, listen: '0.0.0.0:514', protocols: [udp], tls_listen: ':514'}\n"
     )
-    assert parse_config(text).sources[0].tls_listen == ":514"  # TLS is TCP: no clash
+    assert (
+        source_of(parse_config(text), RawSourceConfig).tls_listen == ":514"
+    )  # TLS is TCP: no clash
     assert "is already taken by sources[0].listen" in _error(text.replace("[udp]", "[tcp]"))
 
 
@@ -100,7 +110,7 @@ def test_an_edge_without_http_source_runs_no_api() -> None:
         "bus: {type: http, http: {url: 'http://central:8080/api/v1/ingest'}}\n"
         "sources:\n  - {type: syslog, listen: '127.0.0.1:8080', protocols: [tcp]}\n"
     )
-    assert parse_config(text).sources[0].listen == "127.0.0.1:8080"
+    assert source_of(parse_config(text), SyslogSourceConfig).listen == "127.0.0.1:8080"
     assert "HTTP API" in _error(text + "  - {type: http, name: ingest}\n")
 
 

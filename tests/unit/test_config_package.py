@@ -218,7 +218,7 @@ def test_the_config_layer_imports_nothing_of_the_collectors_or_the_factory() -> 
 def test_the_sql_settings_parser_imports_nothing_of_logfactory() -> None:
     tree = ast.parse((SRC / "sqlconn.py").read_text(encoding="utf-8"))
     imported = [
-        getattr(node, "module", None) or node.names[0].name  # type: ignore[attr-defined]
+        getattr(node, "module", None) or node.names[0].name
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
     ]

@@ -12,9 +12,10 @@ import asyncio
 import socket
 
 import pytest
+from tests.helpers.configs import source_of
 
 from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
-from logfactory.config import parse_config
+from logfactory.config import SocketSourceConfig, parse_config
 from logfactory.node_limits import plan_connections, reserve
 
 CONFIG = """
@@ -32,7 +33,8 @@ def test_a_low_limit_is_shared_out_and_only_an_explicit_value_lowered_is_a_warni
     assert plan.reserve == reserve(1024) == 256
     # 744 left: "small" wants 50; the other three listeners ("both" has two) share 694
     assert plan.caps == {"small": 50, "both": 231, "api": 232}
-    assert [sc.max_connections for sc in plan.config.sources] == [50, 231, None]
+    limits = [source_of(plan.config, SocketSourceConfig, i).max_connections for i in range(3)]
+    assert limits == [50, 231, None]
     assert plan.config.http.max_connections == 232
     assert plan.warnings == []  # defaults lowered: the banner's limits line says so
 

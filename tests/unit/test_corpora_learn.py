@@ -21,14 +21,13 @@ from tests.corpora.corpora import (
     MANIFEST,
     NAMES,
     SYSLOG_NAMES,
-    bus_of,
     config_for,
     first_line,
     golden,
-    read_topic,
     records,
     run_worker,
 )
+from tests.helpers.worker import bus_of, read_topic
 
 from logfactory.cli import cli
 from logfactory.factory.patterns.topic import load_library

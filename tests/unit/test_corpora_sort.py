@@ -21,10 +21,10 @@ from tests.corpora.corpora import (
     differences,
     golden,
     golden_lines,
-    read_topic,
     records,
     run_worker,
 )
+from tests.helpers.worker import read_topic
 
 from logfactory.topics import DEADLETTER, PARSED
 

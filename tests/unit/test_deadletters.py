@@ -26,7 +26,8 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.unit.factory_run import bus_of
+from tests.helpers.bus import read_all
+from tests.helpers.worker import bus_of
 
 from logfactory.config import Config, parse_config
 from logfactory.event import BUILTIN_TYPES, topic_for_type
@@ -384,12 +385,7 @@ def _read(config: Config, topic: str) -> list[tuple[str, bytes]]:
     """(position, value) of every message on ``topic``."""
     bus = bus_of(config)
     try:
-        consumer = bus.consumer(None, [topic], "earliest")
-        out: list[tuple[str, bytes]] = []
-        while batch := consumer.poll(5000, timeout=0.1):
-            out += [(f"{m.topic}/{m.partition}/{m.offset}", m.value) for m in batch]
-        consumer.close()
-        return out
+        return [(f"{m.topic}/{m.partition}/{m.offset}", m.value) for m in read_all(bus, topic)]
     finally:
         bus.close()
 

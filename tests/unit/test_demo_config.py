@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from logfactory.collect.sources.demo import DemoGenerator
-from logfactory.config import Config, FieldMatch, Match, load_config
+from logfactory.config import (
+    Config,
+    DemoSourceConfig,
+    FieldMatch,
+    Match,
+    SyslogSourceConfig,
+    load_config,
+)
 from logfactory.event import BUILTIN_TYPES
 from logfactory.factory.matching import compile_match
 from logfactory.factory.model import Decoded, DecodeError, Position
@@ -46,11 +53,12 @@ def test_demo_config_has_the_documented_shape(config: Config) -> None:
     assert config.node.data_dir == "var/demo"
     assert config.bus.type == "local"
     assert config.http.listen == "127.0.0.1:8080"
-    by_type = {s.type: s for s in config.sources}
-    assert set(by_type) == {"syslog", "http", "demo"}
-    assert by_type["syslog"].listen == "127.0.0.1:5514"
-    assert set(by_type["syslog"].protocols) == {"udp", "tcp"}
-    assert by_type["demo"].rate == 50
+    assert {s.type for s in config.sources} == {"syslog", "http", "demo"}
+    (syslog,) = (s for s in config.sources if isinstance(s, SyslogSourceConfig))
+    (demo,) = (s for s in config.sources if isinstance(s, DemoSourceConfig))
+    assert syslog.listen == "127.0.0.1:5514"
+    assert set(syslog.protocols) == {"udp", "tcp"}
+    assert demo.rate == 50
     formats = {name: ws.format for name, ws in config.workshops.items()}
     assert formats == {"syslog": "syslog", "slurm": "slurm", "sce": "kv", "apps": "json",
                        "cluster": "json"}  # fmt: skip
@@ -92,7 +100,12 @@ def test_types_and_alerts_cover_the_demo_promise(config: Config) -> None:
 
 def test_password_rule_matches_the_feed_and_extracts_account_and_addr(config: Config) -> None:
     rule = next(r for r in config.rules if r.name == "password-attack")
-    assert (rule.key, rule.threshold, rule.window, rule.suppress) == ("account", 5, 60, 300)
+    assert (rule.key, rule.threshold, float(rule.window), float(rule.suppress)) == (
+        "account",
+        5,
+        60.0,
+        300.0,
+    )
     assert (rule.window.text, rule.suppress.text) == ("60s", "5m")  # as the file wrote them
     assert rule.collect == ["addr"]
     assert rule.when.message is not None
@@ -119,7 +132,7 @@ def test_password_rule_matches_the_feed_and_extracts_account_and_addr(config: Co
 def _decoded(config: Config, dead: list[str] | None = None) -> list[Decoded]:
     """The first 30 s of the feed decoded; what does not decode goes to ``dead`` (reasons)."""
     workshops = build_workshops(config)
-    out = []
+    out: list[Decoded] = []
     for i, (t, tag, host, line) in enumerate(DemoGenerator(6, 8, START).timed()):
         if t >= START + 30 * SEC:
             return out

@@ -14,10 +14,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.helpers.configs import source_as
 
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.demo import DemoGenerator, DemoSource
-from logfactory.config import NodeConfig, source_config
+from logfactory.config import DemoSourceConfig, NodeConfig
 from logfactory.record import Record
 
 SEC = 1_000_000_000
@@ -133,7 +134,7 @@ def classify(tag: str, host: str, line: str) -> str:
 
 def timed_kinds(seed: int, seconds: float) -> list[tuple[float, str, str]]:
     gen = DemoGenerator(seed, 8, START)
-    out = []
+    out: list[tuple[float, str, str]] = []
     for t, tag, host, line in gen.timed():
         if t >= START + seconds * SEC:
             return out
@@ -241,7 +242,7 @@ def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ValueError, match="hosts"):
         DemoGenerator(1, 0, START)
     with pytest.raises(ValueError, match="rate"):
-        DemoSource(source_config(type="demo", rate=-1), SourceContext(Path("unused")))
+        DemoSource(source_as(DemoSourceConfig, type="demo", rate=-1), SourceContext(Path("unused")))
 
 
 def test_generation_runs_on_simulated_time_and_gives_what_is_asked() -> None:
@@ -254,7 +255,7 @@ def test_generation_runs_on_simulated_time_and_gives_what_is_asked() -> None:
 
 def test_source_emits_records_in_real_time_until_stopped() -> None:
     source = DemoSource(
-        source_config(type="demo", rate=400, seed=3, tag="demo-syslog"),
+        source_as(DemoSourceConfig, type="demo", rate=400, seed=3, tag="demo-syslog"),
         SourceContext(Path("unused"), node=NodeConfig()),  # the demo feed keeps nothing on disk
     )
     assert source.name == "demo"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from tests.unit.factory_run import bus_of, read_topic, run_worker
+from tests.helpers.worker import bus_of, read_topic, run_worker
 
 from logfactory.collect.sources.demo import DemoGenerator
 from logfactory.config import Config, load_config

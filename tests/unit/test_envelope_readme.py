@@ -44,7 +44,9 @@ def _produced() -> dict[str, Any]:
     drafts = FilterStage(config, PatternLibrary()).apply(decoded)
     out = Outputs()
     Packager({t: f"events.{t}" for t in event_types(config)}).add_record(out, decoded, drafts)
-    events = [json.loads(value) for topic, _, value in out.messages if topic == "events.USER_OP"]
+    events: list[dict[str, Any]] = [
+        json.loads(value) for topic, _, value in out.messages if topic == "events.USER_OP"
+    ]
     assert len(events) == 1
     return events[0]
 

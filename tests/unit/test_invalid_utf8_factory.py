@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
-from tests.unit.factory_run import demo_config_file, read_topic, run_worker
+from tests.helpers.worker import demo_config_file, read_topic, run_worker
 
 from logfactory.config import load_config
 from logfactory.factory.model import Position
@@ -58,7 +59,7 @@ def test_lines_with_an_invalid_byte_still_make_their_events(tmp_path: Path) -> N
     parsed = read_topic(config, PARSED)
     assert len(parsed) == len(records)
     assert all(p["fields"]["invalid_utf8"] is True for p in parsed)
-    by_host = {}
+    by_host: dict[str, list[dict[str, Any]]] = {}
     for p in parsed:
         by_host.setdefault(p["host"], []).append(p)
     assert [p["original_b64"] for p in by_host["web02"]] == [_b64(line) for line in FAILED]

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from click.testing import CliRunner
-from tests.unit.factory_run import bus_of, demo_config_file, read_topic, run_worker
+from tests.helpers.worker import bus_of, demo_config_file, read_topic, run_worker
 
 from logfactory.cli import cli
 from logfactory.config import load_config

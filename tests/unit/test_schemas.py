@@ -9,7 +9,7 @@ import json
 from importlib import resources
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the dev set
 import msgspec
 import pytest
 from hypothesis import given, settings

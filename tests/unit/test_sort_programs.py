@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import parse_config
@@ -136,7 +136,8 @@ def test_a_kernel_oops_interleaved_after_its_second_line_merges_whole() -> None:
     lines between them are each handed on at the next line, single-line or not."""
     sorter = make()
     meta = {"path": "/var/log/messages"}
-    lines, expected = OOPS[:2], [[], []]
+    lines = OOPS[:2]
+    expected: list[list[str]] = [[], []]
     for i, line in enumerate(OOPS[2:]):
         lines += [AUTH_LOG[i], line]
         expected += [[], [AUTH_LOG[i]]]  # the oops' line hands on the other program's

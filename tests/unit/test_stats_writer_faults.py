@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 
 from logfactory.stats import StatsRegistry, StatsWriter, read_all_stats
 

@@ -134,7 +134,12 @@ def test_close_from_another_thread_ends_iteration(local_bus: LocalBus) -> None:
     put(local_bus, "ALERT", range(1))
     sub = Subscriber(["ALERT"], bus=local_bus, start="earliest", poll_timeout=0.05)
     first = threading.Event()
-    closer = threading.Thread(target=lambda: (first.wait(10), sub.close()))
+
+    def close_after_the_first() -> None:
+        first.wait(10)
+        sub.close()
+
+    closer = threading.Thread(target=close_after_the_first)
     closer.start()
     seen = []
     for envelope in sub:  # ends by itself once closed: no break

@@ -7,6 +7,8 @@ import time
 import zlib
 from pathlib import Path
 
+from tests.helpers.bus import read_all
+
 from logfactory.bus.base import Producer
 from logfactory.bus.local import LocalBus
 from logfactory.config import parse_config
@@ -51,12 +53,7 @@ def _drain(worker: FactoryWorker) -> None:
 
 
 def _read(bus: LocalBus, topic: str) -> list[tuple[bytes | None, bytes]]:
-    consumer = bus.consumer(None, [topic], "earliest")
-    out = []
-    while batch := consumer.poll(1000, timeout=0.05):
-        out += [(m.key, m.value) for m in batch]
-    consumer.close()
-    return out
+    return [(m.key, m.value) for m in read_all(bus, topic)]
 
 
 def test_windows_survive_a_partition_moving_to_another_worker(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.unit.api.test_api_ingest import TestClient, make_client
+from tests.helpers.clients import TestClient, make_client
 
 from logfactory.api import NodeContext
 from logfactory.bus.local import LocalBus

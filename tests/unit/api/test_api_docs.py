@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from tests.unit.api.test_api_ingest import TestClient, make_client
+from tests.helpers.clients import TestClient, make_client
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config, NodeConfig

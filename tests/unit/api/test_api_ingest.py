@@ -4,47 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
-import warnings
 from pathlib import Path
 
 import pytest
+from tests.helpers.clients import TestClient, make_client, raw_records
 
-from logfactory.api import NodeContext, create_app
+from logfactory.api import NodeContext
 from logfactory.api.routes.ingest import ingest_lines, is_ndjson, unrouted_warning
 from logfactory.bus.base import BusError
 from logfactory.bus.local import LocalBus
-from logfactory.config import Config, parse_config
-from logfactory.record import Record, decode_record
-from logfactory.stats import StatsRegistry
-
-with warnings.catch_warnings():
-    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
-
-def make_client(tmp_path: Path, bus: LocalBus, config: Config) -> tuple[TestClient, NodeContext]:
-    ctx = NodeContext(
-        config=config,
-        bus=bus,
-        producer=bus.producer(),
-        registry=StatsRegistry("node"),
-        stats_dir=tmp_path / "stats",
-        started=time.time(),
-    )
-    return TestClient(create_app(ctx), client=("192.0.2.9", 40000)), ctx
-
-
-def raw_records(bus: LocalBus) -> list[tuple[bytes | None, Record]]:
-    consumer = bus.consumer(None, ["logs.raw"], "earliest")
-    try:
-        out = []
-        while batch := consumer.poll(1000, 0.2):
-            out += [(m.key, decode_record(m.value)) for m in batch]
-        return sorted(out, key=lambda kr: kr[1].received)
-    finally:
-        consumer.close()
+from logfactory.config import parse_config
+from logfactory.record import decode_record
 
 
 def test_ndjson_accepts_good_lines_and_reports_bad_ones_by_number(

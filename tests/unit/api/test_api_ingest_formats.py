@@ -5,18 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lz4.frame
+import lz4.frame  # type: ignore[import-untyped]  # lz4 ships no type information
 import pytest
 import zstandard
-from tests.conftest import wait_for
+from tests.helpers.clients import TestClient, make_client
+from tests.helpers.waiting import wait_for
 
-from logfactory.api import NodeContext, create_app
+from logfactory.api import NodeContext
 from logfactory.api.ingest_body import (
     BadBody,
     BodyTooLarge,
@@ -29,11 +28,6 @@ from logfactory.api.routes import ingest as api_ingest
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config, parse_config
 from logfactory.record import Record, decode_record
-from logfactory.stats import StatsRegistry
-
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 
 class FakeProducer:
@@ -68,20 +62,6 @@ class FakeProducer:
 
     def lines(self) -> list[str]:
         return [decode_record(v).line for v in self.produced]
-
-
-def make_client(
-    tmp_path: Path, bus: LocalBus, config: Config, producer: Any
-) -> tuple[TestClient, NodeContext]:
-    ctx = NodeContext(
-        config=config,
-        bus=bus,
-        producer=producer,
-        registry=StatsRegistry("node"),
-        stats_dir=tmp_path / "stats",
-        started=time.time(),
-    )
-    return TestClient(create_app(ctx), client=("192.0.2.9", 40000)), ctx
 
 
 @pytest.fixture

@@ -4,16 +4,16 @@ the compacted topic (and so in factory workers), token auth, and the snapshot ca
 from __future__ import annotations
 
 import threading
-import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers import clients
+from tests.helpers.clients import TestClient
+from tests.helpers.waiting import wait_for
 
-from logfactory.api import NodeContext, create_app
+from logfactory.api import NodeContext
 from logfactory.api.routes.patterns import LibraryCache, ReviewError, parse_review
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config, parse_config
@@ -22,11 +22,6 @@ from logfactory.factory.patterns.topic import load_library, save_changes
 from logfactory.factory.worker import FactoryWorker
 from logfactory.stats import StatsRegistry
 from logfactory.topics import ensure_topics
-
-with warnings.catch_warnings():
-    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 SEC = 1_000_000_000
 
@@ -49,15 +44,7 @@ def seed_library(bus: LocalBus) -> dict[str, str]:
 
 def make_client(tmp_path: Path, bus: LocalBus, config: Config) -> tuple[TestClient, NodeContext]:
     ensure_topics(bus, config)
-    ctx = NodeContext(
-        config=config,
-        bus=bus,
-        producer=bus.producer(),
-        registry=StatsRegistry("node"),
-        stats_dir=tmp_path / "stats",
-        started=time.time(),
-    )
-    return TestClient(create_app(ctx)), ctx
+    return clients.make_client(tmp_path, bus, config)
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.clients import TestClient
+from tests.helpers.waiting import wait_for
 
 from logfactory.api import NodeContext, create_app
 from logfactory.api.context import ApiState
@@ -23,11 +23,6 @@ from logfactory.config import ConfigError, parse_config
 from logfactory.cursor import decode_cursor, encode_cursor
 from logfactory.event import Event, Header, encode_event, format_time, topic_for_type
 from logfactory.stats import StatsRegistry
-
-with warnings.catch_warnings():
-    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 
 @pytest.fixture
@@ -265,7 +260,7 @@ def test_a_stream_reads_through_a_lean_connection(local_bus: LocalBus) -> None:
     assert frames.count(b"data: ") == 3
     reader.close()
     factory = local_bus.consumer("g", ["events.ALERT"], "earliest")  # everyone else: as before
-    assert factory._db.conn.execute("PRAGMA cache_size").fetchone()[0] == -16384  # type: ignore[attr-defined]
+    assert factory._db.conn.execute("PRAGMA cache_size").fetchone()[0] == -16384
     factory.close()
 
 

@@ -7,12 +7,12 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.helpers.clients import TestClient
 
 from logfactory.api import NodeContext, create_app
 from logfactory.api.metrics import ProcessInfo, merge_snapshots
@@ -21,11 +21,6 @@ from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config
 from logfactory.stats import StatsRegistry, StatsWriter
-
-with warnings.catch_warnings():
-    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 
 @pytest.fixture

@@ -15,16 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import lz4.frame
+import lz4.frame  # type: ignore[import-untyped]  # lz4 ships no type information
 import pytest
 import zstandard
-from tests.unit.api.test_api_ingest import make_client, raw_records
+from tests.helpers.clients import make_client, raw_records
 
 from logfactory.api.ingest_body import MAX_MEMBERS, BadBody, decompress
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config
 
-EMPTY_MEMBER = {
+EMPTY_MEMBER: dict[str, bytes] = {
     "gzip": gzip.compress(b"", mtime=0),  # 20 bytes
     "zstd": zstandard.ZstdCompressor().compress(b""),  # 9 bytes
     "lz4": lz4.frame.compress(b""),  # 11 bytes

@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import zstandard
-from tests.unit.api.test_api_ingest import TestClient, make_client, raw_records
+from tests.helpers.clients import TestClient, make_client, raw_records
 
 from logfactory.api import NodeContext
 from logfactory.bus.http_ship import RECORDS_MEDIA

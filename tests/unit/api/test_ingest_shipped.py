@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 import zstandard
-from tests.unit.api.test_api_ingest import TestClient, raw_records
+from tests.helpers.clients import TestClient, raw_records
 
 from logfactory.api import NodeContext
 from logfactory.bus.http_ship import RECORDS_MEDIA

@@ -10,6 +10,7 @@ import logging
 import socket
 
 import pytest
+from confluent_kafka import Consumer as RdConsumer
 
 from logfactory.bus.base import BusError
 from logfactory.bus.kafka import KafkaBus
@@ -23,7 +24,7 @@ def test_a_timed_out_query_renews_the_reader_once(
     monkeypatch.setattr(kafka_group_offsets, "COLD_WAIT", 0.5)
     made: list[object] = []
 
-    class Counted(kafka_group_offsets.RdConsumer):  # type: ignore[misc]
+    class Counted(RdConsumer):
         def __init__(self, conf: dict[str, object]) -> None:
             super().__init__(conf)
             made.append(self)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.contract.conftest import drain, key_for, read_all
+from tests.helpers.bus import V2_LAYOUT, drain, key_for, read_all
 
 from logfactory.bus.base import BusError, TopicSpec
 from logfactory.bus.local import LocalBus
@@ -40,7 +40,9 @@ def _rows(bus: LocalBus, topic: str) -> list[tuple[int, int]]:
 def test_messages_appended_together_share_rows_and_read_back_exactly(tmp_path: Path) -> None:
     bus = LocalBus(tmp_path)
     bus.ensure_topic(TopicSpec("t", 2))
-    items = [(key_for(i % 2, 2, f"k{i}-"), b"value %d" % i) for i in range(200)]
+    items: list[tuple[bytes | None, bytes]] = [
+        (key_for(i % 2, 2, f"k{i}-"), b"value %d" % i) for i in range(200)
+    ]
     items += [(None, b"keyless %d" % i) for i in range(50)]
     _append_together(bus, "t", items)
     rows = _rows(bus, "t")
@@ -51,8 +53,8 @@ def test_messages_appended_together_share_rows_and_read_back_exactly(tmp_path: P
     for p in (0, 1):
         offsets = [m.offset for m in got if m.partition == p]
         assert offsets == list(range(len(offsets)))
-    keyed = [m for m in got if m.key is not None]
-    assert all(m.partition == int(m.key.split(b"-")[0][1:]) % 2 for m in keyed)
+    keyed = [(m.partition, m.key) for m in got if m.key is not None]
+    assert all(p == int(key.split(b"-")[0][1:]) % 2 for p, key in keyed)
     bus.close()
 
 
@@ -143,34 +145,6 @@ def test_a_damaged_packed_row_is_an_error_naming_where_it_is(tmp_path: Path) -> 
         consumer.poll(10, timeout=1.0)
     consumer.close()
     bus.close()
-
-
-V2_LAYOUT = """
-CREATE TABLE topics (
-    name TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE, partitions INTEGER NOT NULL,
-    compact INTEGER NOT NULL DEFAULT 0, retention_ms INTEGER, retention_bytes INTEGER);
-CREATE TABLE heads (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, next INTEGER NOT NULL,
-    bytes INTEGER NOT NULL DEFAULT 0, compacted INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (topic, partition)) WITHOUT ROWID;
-CREATE TABLE offsets (
-    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, next INTEGER NOT NULL,
-    PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
-CREATE TABLE members (
-    grp TEXT NOT NULL, member TEXT NOT NULL, pid INTEGER NOT NULL, started INTEGER NOT NULL,
-    heartbeat_ms INTEGER NOT NULL, PRIMARY KEY (grp, member)) WITHOUT ROWID;
-CREATE TABLE leases (
-    grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, member TEXT NOT NULL,
-    epoch INTEGER NOT NULL, PRIMARY KEY (grp, topic, partition)) WITHOUT ROWID;
-CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT INTO meta VALUES ('epoch', 0);
-INSERT INTO topics VALUES ('t', 1, 1, 0, NULL, NULL);
-CREATE TABLE t1 (rid INTEGER PRIMARY KEY, ts INTEGER NOT NULL, key BLOB, value BLOB NOT NULL);
-INSERT INTO t1 VALUES (0, 0, X'6b', X'6f6c6430'), (1, 0, NULL, X'6f6c6431');
-INSERT INTO heads VALUES ('t', 0, 2, 8, 0);
-INSERT INTO offsets VALUES ('g', 't', 0, 1);
-PRAGMA user_version=2;
-"""
 
 
 def test_version_2_layout_is_migrated_and_appended_to(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from tests.bus_damage import HISTORY, fill, overwrite_second_half, readable
-from tests.unit.bus.test_local_batch import V2_LAYOUT
-from tests.unit.factory_run import demo_config_file
+from tests.helpers.bus import V2_LAYOUT
+from tests.helpers.bus_damage import HISTORY, fill, overwrite_second_half, readable
+from tests.helpers.worker import demo_config_file
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import DamagedBusError, LocalBus

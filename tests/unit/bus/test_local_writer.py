@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.bus import read_all
+from tests.helpers.waiting import wait_for
 
-from logfactory.bus.base import BusError, Message, TopicSpec, partition_for_key
+from logfactory.bus.base import BusError, TopicSpec, partition_for_key
 from logfactory.bus.local import LocalBus
 from logfactory.bus.local.db import process_start
 from logfactory.bus.local.writer import OffloadProducer
@@ -29,20 +30,6 @@ def bus(tmp_path: Path) -> Iterator[LocalBus]:
     handle = LocalBus(tmp_path / "bus")
     yield handle
     handle.close()
-
-
-def read_all(bus: LocalBus, topic: str) -> list[Message]:
-    consumer = bus.consumer(None, [topic], "earliest")
-    try:
-        total = sum(high for _low, high in bus.watermarks(topic).values())
-        out: list[Message] = []
-        while len(out) < total:
-            batch = consumer.poll(5000, timeout=2.0)
-            assert batch, f"{topic}: stalled at {len(out)} of {total}"
-            out += batch
-        return out
-    finally:
-        consumer.close()
 
 
 def offload(bus: LocalBus, max_buffered: int = 100_000) -> OffloadProducer:

@@ -1,20 +1,11 @@
-"""Fixtures the collector tests share: the bus with logs.raw ready, and a logs directory."""
+"""Fixtures the collector tests share: a logs directory (the bus with logs.raw ready and the
+agents a test started are tests/conftest.py's, shared with the integration tests)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-from logfactory.bus.base import TopicSpec
-from logfactory.bus.local import LocalBus
-from logfactory.collect.agent import RAW_TOPIC
-
-
-@pytest.fixture
-def bus(local_bus: LocalBus) -> LocalBus:
-    local_bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    return local_bus
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
-from tests.unit.collect.test_file_source import AgentThread, Reader, config_for, numbered, write
+from tests.helpers.agent import AgentRunner, Reader, config_for, numbered, write
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect import agent as agent_module
@@ -54,7 +54,7 @@ def test_a_hanging_bus_query_does_not_hold_the_checkpoint(
 ) -> None:
     monkeypatch.setattr(agent_module, "MARKS_TIMEOUT_S", 0.2)
     raw_log = HangingRawLog()
-    thread = AgentThread(config_for(tmp_path, logs), bus)
+    thread = AgentRunner(config_for(tmp_path, logs), bus)
     thread.agent.raw_log = raw_log
     for src in thread.agent.sources:
         assert isinstance(src, FileSource)

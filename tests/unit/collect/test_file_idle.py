@@ -4,31 +4,27 @@ warning while another source can collect, a problem when nothing can."""
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
-from tests.conftest import wait_for
-from tests.unit.collect.test_file_source import AgentThread, Reader, write
+from tests.helpers.agent import AgentRunner, Reader, write
+from tests.helpers.clients import TestClient
+from tests.helpers.configs import source_as
+from tests.helpers.waiting import wait_for
 
 from logfactory.api import NodeContext, create_app
 from logfactory.bus.local import LocalBus
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file import FileSource
-from logfactory.config import Config, NodeConfig, SourceConfig, source_config
+from logfactory.config import Config, FileSourceConfig, NodeConfig, SourceConfig, source_config
 from logfactory.stats import StatsRegistry
-
-with warnings.catch_warnings():
-    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
 
 
 def config(tmp_path: Path, *sources: SourceConfig) -> Config:
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=list(sources))
 
 
-def secure(logs: Path) -> SourceConfig:
-    return source_config(type="file", name="secure", paths=[str(logs / "secure*")])
+def secure(logs: Path) -> FileSourceConfig:
+    return source_as(FileSourceConfig, type="file", name="secure", paths=[str(logs / "secure*")])
 
 
 SYSLOG = source_config(type="syslog", name="net", listen="127.0.0.1:0")
@@ -37,7 +33,7 @@ SYSLOG = source_config(type="syslog", name="net", listen="127.0.0.1:0")
 def test_no_match_is_a_warning_while_another_source_works_and_clears_once_a_file_appears(
     tmp_path: Path, logs: Path, bus: LocalBus
 ) -> None:
-    agent = AgentThread(config(tmp_path, secure(logs), SYSLOG), bus).start()
+    agent = AgentRunner(config(tmp_path, secure(logs), SYSLOG), bus).start()
     try:
         glob = str(logs / "secure*")
         # known at the first scan, before the agent reports ready: the node's banner says it
@@ -65,7 +61,7 @@ def test_no_match_is_a_warning_while_another_source_works_and_clears_once_a_file
 def test_no_match_is_a_problem_when_no_source_has_anything_to_read(
     tmp_path: Path, logs: Path, bus: LocalBus
 ) -> None:
-    agent = AgentThread(config(tmp_path, secure(logs)), bus).start()
+    agent = AgentRunner(config(tmp_path, secure(logs)), bus).start()
     try:
         problem = agent.registry.problems()["source:secure:idle"]
         assert problem.startswith("file source 'secure': no file matches")

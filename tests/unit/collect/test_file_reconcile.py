@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import wait_for
-from tests.unit.collect.test_file_source import AgentThread, Reader, config_for, numbered, write
+from tests.helpers.agent import AgentRunner, Reader, config_for, numbered, write
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect.sources.file import FileSource
@@ -16,8 +16,8 @@ from logfactory.collect.sources.file_reconcile import BusRawLog, furthest
 from logfactory.record import make_record
 
 
-def _agent(tmp_path: Path, logs: Path, bus: LocalBus, *, reconcile: bool) -> AgentThread:
-    thread = AgentThread(config_for(tmp_path, logs), bus)
+def _agent(tmp_path: Path, logs: Path, bus: LocalBus, *, reconcile: bool) -> AgentRunner:
+    thread = AgentRunner(config_for(tmp_path, logs), bus)
     if reconcile:
         thread.agent.raw_log = raw_log = BusRawLog(bus)
         for src in thread.agent.sources:

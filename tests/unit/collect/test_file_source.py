@@ -6,131 +6,31 @@ import asyncio
 import json
 import os
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.agent import AgentRunner, Reader, config_for, numbered, start, write
+from tests.helpers.configs import source_of
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import BusError
-from logfactory.bus.local import LocalBus, LocalConsumer
-from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.bus.local import LocalBus
+from logfactory.collect.agent import Agent
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file import FileSource
-from logfactory.config import Config, NodeConfig, source_config
-from logfactory.record import Record, decode_record
+from logfactory.config import FileSourceConfig
 from logfactory.stats import StatsRegistry
 
 
-class AgentThread:
-    """An Agent on its own event loop in a thread, so a test can write files meanwhile."""
-
-    def __init__(self, config: Config, bus: LocalBus) -> None:
-        self.producer = bus.producer()
-        self.registry = StatsRegistry("test")
-        self.agent = Agent(config, self.producer, self.registry, checkpoint_interval=0.2)
-        for src in self.agent.sources:
-            if isinstance(src, FileSource):
-                src.rescan_interval = 0.1
-                src.poll_interval = 0.02
-                src.rotate_grace = 0.3
-        self.error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._up = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            self._up.set()
-            await self.agent.run(self._stop)
-
-        try:
-            asyncio.run(main())
-        except BaseException as exc:
-            self.error = exc
-            self._up.set()
-
-    def start(self) -> AgentThread:
-        self._thread.start()
-        assert self._up.wait(10)
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self.agent.wait_ready(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(20)
-        assert not self._thread.is_alive()
-        self.producer.close()
-        if self.error is not None:
-            raise self.error
-
-
-class Reader:
-    """Everything on logs.raw so far, decoded."""
-
-    def __init__(self, bus: LocalBus) -> None:
-        self.consumer: LocalConsumer = bus.consumer(None, [RAW_TOPIC])
-        self.records: list[Record] = []
-
-    def poll(self) -> list[Record]:
-        for msg in self.consumer.poll(5000, timeout=0.05):
-            self.records.append(decode_record(msg.value))
-        return self.records
-
-    def wait_count(self, n: int, timeout: float = 10.0) -> list[Record]:
-        wait_for(lambda: len(self.poll()) >= n, timeout, f"{n} records (have {len(self.records)})")
-        return self.records
-
-    def lines(self, path: Path | None = None) -> list[str]:
-        return [r.line for r in self.poll() if path is None or r.meta["path"] == str(path)]
-
-
-def config_for(tmp_path: Path, logs: Path, **kw: Any) -> Config:
-    source = source_config(type="file", name="app", paths=[str(logs / "*.log")], **kw)
-    return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
-
-
-def write(path: Path, text: str | bytes, mode: str = "ab") -> None:
-    with open(path, mode) as f:
-        f.write(text.encode() if isinstance(text, str) else text)
-
-
-def numbered(prefix: str, start: int, stop: int) -> str:
-    return "".join(f"{prefix} line {i}\n" for i in range(start, stop))
-
-
-@pytest.fixture
-def run(tmp_path: Path, logs: Path, bus: LocalBus) -> Iterator[list[AgentThread]]:
-    started: list[AgentThread] = []
-    yield started
-    for agent in started:
-        if agent._thread.is_alive():
-            agent.stop()
-
-
-def start(run: list[AgentThread], config: Config, bus: LocalBus) -> AgentThread:
-    agent = AgentThread(config, bus).start()
-    run.append(agent)
-    return agent
-
-
 def test_lines_arrive_once_in_order_with_meta(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     a, b = logs / "a.log", logs / "b.log"
     write(a, numbered("a", 0, 100))
     write(b, "b first\r\nb second\nb unterminated")
     write(logs / "ignored.txt", "not matched\n")
-    agent = start(run, config_for(tmp_path, logs, tag="app"), bus)
+    agent = start(runners, config_for(tmp_path, logs, tag="app"), bus)
     reader = Reader(bus)
     reader.wait_count(102)
     assert reader.lines(a) == [f"a line {i}" for i in range(100)]
@@ -154,9 +54,9 @@ def test_lines_arrive_once_in_order_with_meta(
 
 
 def test_new_files_are_picked_up(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
-    start(run, config_for(tmp_path, logs), bus)
+    start(runners, config_for(tmp_path, logs), bus)
     reader = Reader(bus)
     for n in range(3):
         write(logs / f"new{n}.log", numbered(f"n{n}", 0, 20))
@@ -166,12 +66,12 @@ def test_new_files_are_picked_up(
 
 
 def test_restart_resumes_without_resend_or_skip(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, numbered("x", 0, 1000) + "partial")
     config = config_for(tmp_path, logs)
-    agent = start(run, config, bus)
+    agent = start(runners, config, bus)
     reader = Reader(bus)
     reader.wait_count(1000)
     agent.stop()
@@ -181,7 +81,7 @@ def test_restart_resumes_without_resend_or_skip(
     assert entry["path"] == str(app)
     assert entry["ino"] == app.stat().st_ino
     write(app, " done\n" + numbered("x", 1000, 1500))  # while the agent is down
-    start(run, config, bus)
+    start(runners, config, bus)
     reader.wait_count(1501)
     assert reader.lines(app) == [f"x line {i}" for i in range(1000)] + ["partial done"] + [
         f"x line {i}" for i in range(1000, 1500)
@@ -189,31 +89,31 @@ def test_restart_resumes_without_resend_or_skip(
 
 
 def test_stop_in_the_middle_then_resume_exactly_once(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     total = 60_000
     write(app, numbered("m", 0, total))
     config = config_for(tmp_path, logs)
-    agent = start(run, config, bus)
+    agent = start(runners, config, bus)
     reader = Reader(bus)
     wait_for(lambda: len(reader.poll()) > 0, 10, "the first records")
     agent.stop()
     first = len(reader.poll())
-    start(run, config, bus)
+    start(runners, config, bus)
     reader.wait_count(total, timeout=30)
     assert reader.lines(app) == [f"m line {i}" for i in range(total)]
     assert 0 < first <= total
 
 
 def test_rotation_by_rename_reads_old_to_end_then_new(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     writer = open(app, "ab", buffering=0)  # noqa: SIM115 - the "application" keeps its handle
     try:
         writer.write(numbered("old", 0, 50).encode())
-        start(run, config_for(tmp_path, logs), bus)
+        start(runners, config_for(tmp_path, logs), bus)
         reader = Reader(bus)
         reader.wait_count(50)
         os.rename(app, logs / "app.log.1")  # no longer matches *.log
@@ -230,11 +130,11 @@ def test_rotation_by_rename_reads_old_to_end_then_new(
 
 
 def test_truncation_starts_over(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, numbered("before", 0, 30))
-    start(run, config_for(tmp_path, logs), bus)
+    start(runners, config_for(tmp_path, logs), bus)
     reader = Reader(bus)
     reader.wait_count(30)
     write(app, "after 0\nafter 1\n", mode="wb")  # copytruncate-style: same inode, size 0
@@ -244,11 +144,11 @@ def test_truncation_starts_over(
 
 
 def test_start_at_end_skips_existing_content(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, numbered("history", 0, 10))
-    start(run, config_for(tmp_path, logs, start_at="end"), bus)
+    start(runners, config_for(tmp_path, logs, start_at="end"), bus)
     reader = Reader(bus)
     write(app, "fresh\n")
     write(logs / "later.log", "from a new file\n")  # a file that appears later: from its start
@@ -257,49 +157,49 @@ def test_start_at_end_skips_existing_content(
 
 
 def test_inode_with_different_content_is_read_from_start(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, numbered("one", 0, 10))
     config = config_for(tmp_path, logs)
-    agent = start(run, config, bus)
+    agent = start(runners, config, bus)
     reader = Reader(bus)
     reader.wait_count(10)
     agent.stop()
     # same inode, other content and longer: what a recycled inode looks like to us
     with open(app, "r+b") as f:
         f.write(numbered("two", 0, 20).encode())
-    start(run, config, bus)
+    start(runners, config, bus)
     reader.wait_count(30)
     assert reader.lines(app)[10:] == [f"two line {i}" for i in range(20)]
 
 
 def test_invalid_utf8_is_kept_raw(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     write(logs / "bin.log", b"ok\n\xff\xfe bad bytes\n")
-    start(run, config_for(tmp_path, logs), bus)
+    start(runners, config_for(tmp_path, logs), bus)
     records = Reader(bus).wait_count(2)
     assert records[0].raw is None
     assert records[1].raw == b"\xff\xfe bad bytes"
 
 
 def test_damaged_positions_file_means_reading_from_start(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     (tmp_path / "data/collect").mkdir(parents=True)
     (tmp_path / "data/collect/app.positions.json").write_text("{not json")
     write(logs / "app.log", numbered("d", 0, 5))
-    start(run, config_for(tmp_path, logs, start_at="end"), bus)
+    start(runners, config_for(tmp_path, logs, start_at="end"), bus)
     assert Reader(bus).wait_count(5)[0].line == "d line 0"
 
 
 def test_overlong_lines_go_out_in_flagged_pieces(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, "short\n" + "a" * 250 + "\n" + "b" * 350)  # the b-line has no newline (yet)
-    start(run, config_for(tmp_path, logs, max_frame_bytes=100), bus)
+    start(runners, config_for(tmp_path, logs, max_frame_bytes=100), bus)
     reader = Reader(bus)
     records = reader.wait_count(1 + 3 + 3)
     assert [(len(r.line), r.meta["offset"], r.meta.get("truncated")) for r in records] == [
@@ -358,18 +258,20 @@ def test_positions_are_not_persisted_for_data_the_bus_did_not_confirm(
 
 
 def test_lag_counts_the_bytes_written_but_not_yet_emitted(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     write(logs / "a.log", numbered("a", 0, 100))
     write(logs / "b.log", "unterminated tail")
     config = config_for(tmp_path, logs)
-    src = FileSource(config.sources[0], SourceContext(tmp_path / "data", name="app"))
+    src = FileSource(
+        source_of(config, FileSourceConfig), SourceContext(tmp_path / "data", name="app")
+    )
     src._load_positions()
     src._rescan()
     sizes = sum(p.stat().st_size for p in logs.iterdir())
     assert src.lag() == (sizes, "bytes")  # nothing read yet
 
-    agent = start(run, config, bus)
+    agent = start(runners, config, bus)
     Reader(bus).wait_count(100)
 
     def gauge() -> float:

@@ -10,16 +10,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import wait_for
-from tests.unit.collect import test_file_source as base
-from tests.unit.collect.test_file_source import AgentThread, Reader, numbered, start, write
+from tests.helpers.agent import AgentRunner, Reader, numbered, start, write
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect.sources.file import FileSource
 from logfactory.config import Config, NodeConfig, source_config
-
-# the fixtures of the file source's basic tests, shared
-run = base.run
 
 
 def config(tmp_path: Path, pattern: str, **kw: Any) -> Config:
@@ -27,7 +23,7 @@ def config(tmp_path: Path, pattern: str, **kw: Any) -> Config:
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
 
 
-def source_of(agent: AgentThread) -> FileSource:
+def source_of(agent: AgentRunner) -> FileSource:
     (src,) = agent.agent.sources
     assert isinstance(src, FileSource)
     return src
@@ -39,11 +35,11 @@ def positions(tmp_path: Path) -> dict[str, Any]:
 
 
 def test_an_unterminated_last_line_is_delivered_after_the_idle_timeout(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, "first\nno newline yet")
-    agent = start(run, config(tmp_path, str(logs / "*.log"), idle_timeout=0.3), bus)
+    agent = start(runners, config(tmp_path, str(logs / "*.log"), idle_timeout=0.3), bus)
     reader = Reader(bus)
     records = reader.wait_count(2)
     assert [r.line for r in records] == ["first", "no newline yet"]
@@ -56,11 +52,11 @@ def test_an_unterminated_last_line_is_delivered_after_the_idle_timeout(
 
 
 def test_gz_files_are_skipped_unless_read_gzip(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     write(logs / "app.log", "plain\n")
     (logs / "app.log.2.gz").write_bytes(gzip.compress(b"zipped\n"))
-    agent = start(run, config(tmp_path, str(logs / "app.log*")), bus)
+    agent = start(runners, config(tmp_path, str(logs / "app.log*")), bus)
     reader = Reader(bus)
     reader.wait_count(1)
     write(logs / "app.log", "plain 2\n")
@@ -70,7 +66,7 @@ def test_gz_files_are_skipped_unless_read_gzip(
 
 
 def test_gzip_files_are_read_once_whole_and_never_again(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     old = logs / "app.log.2.gz"
     two_members = gzip.compress(numbered("z", 0, 100).encode()) + gzip.compress(
@@ -78,7 +74,7 @@ def test_gzip_files_are_read_once_whole_and_never_again(
     )
     old.write_bytes(two_members)
     cfg = config(tmp_path, str(logs / "app.log*"), read_gzip=True)
-    agent = start(run, cfg, bus)
+    agent = start(runners, cfg, bus)
     reader = Reader(bus)
     records = reader.wait_count(151)
     assert [r.line for r in records] == [f"z line {i}" for i in range(150)] + ["z tail"]
@@ -91,19 +87,19 @@ def test_gzip_files_are_read_once_whole_and_never_again(
     entries = {e["path"]: e for e in positions(tmp_path)["files"]}
     assert entries[str(old)]["done"]
     assert entries[str(later)]["done"]
-    start(run, cfg, bus)
+    start(runners, cfg, bus)
     write(logs / "app.log", "fresh\n")
     assert reader.wait_count(154)[-1].line == "fresh"
     assert len(reader.poll()) == 154
 
 
 def test_a_compressed_rotated_file_continues_where_the_plain_one_stopped(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, numbered("r", 0, 100))
     cfg = config(tmp_path, str(logs / "app.log*"), read_gzip=True)
-    agent = start(run, cfg, bus)
+    agent = start(runners, cfg, bus)
     reader = Reader(bus)
     reader.wait_count(100)
     agent.stop()
@@ -113,7 +109,7 @@ def test_a_compressed_rotated_file_continues_where_the_plain_one_stopped(
     (logs / "app.log.1.gz").write_bytes(gzip.compress((logs / "app.log.1").read_bytes()))
     (logs / "app.log.1").unlink()
     write(app, numbered("new", 0, 5))
-    start(run, cfg, bus)
+    start(runners, cfg, bus)
     reader.wait_count(135)
     lines = reader.lines()
     assert sorted(lines) == sorted([f"r line {i}" for i in range(130)] + numbered_list("new", 5))
@@ -125,11 +121,11 @@ def numbered_list(prefix: str, n: int) -> list[str]:
 
 
 def test_a_gz_of_a_file_still_followed_waits_and_adds_nothing(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     rotated = logs / "app.log.1"
     write(rotated, numbered("w", 0, 200))
-    agent = start(run, config(tmp_path, str(logs / "app.log*"), read_gzip=True), bus)
+    agent = start(runners, config(tmp_path, str(logs / "app.log*"), read_gzip=True), bus)
     reader = Reader(bus)
     reader.wait_count(200)
     (logs / "app.log.1.gz").write_bytes(gzip.compress(rotated.read_bytes()))
@@ -141,12 +137,12 @@ def test_a_gz_of_a_file_still_followed_waits_and_adds_nothing(
 
 
 def test_a_copytruncate_copy_matching_the_glob_adds_only_unread_lines(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, numbered("c", 0, 100))
     cfg = config(tmp_path, str(logs / "app.log*"))
-    agent = start(run, cfg, bus)
+    agent = start(runners, cfg, bus)
     reader = Reader(bus)
     reader.wait_count(100)
     agent.stop()
@@ -154,7 +150,7 @@ def test_a_copytruncate_copy_matching_the_glob_adds_only_unread_lines(
     shutil.copyfile(app, logs / "app.log.1")
     os.truncate(app, 0)
     write(app, numbered("after", 0, 10))
-    agent = start(run, cfg, bus)
+    agent = start(runners, cfg, bus)
     reader.wait_count(130)
     shutil.copyfile(app, logs / "app.log.2")  # and once more while it runs
     os.truncate(app, 0)
@@ -166,11 +162,11 @@ def test_a_copytruncate_copy_matching_the_glob_adds_only_unread_lines(
 
 
 def test_a_truncated_file_rewritten_past_our_position_is_read_from_zero(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, numbered("old", 0, 10))
-    start(run, config(tmp_path, str(logs / "*.log")), bus)
+    start(runners, config(tmp_path, str(logs / "*.log")), bus)
     reader = Reader(bus)
     reader.wait_count(10)
     with open(app, "r+b") as f:  # truncated and refilled faster than one poll
@@ -181,11 +177,11 @@ def test_a_truncated_file_rewritten_past_our_position_is_read_from_zero(
 
 
 def test_a_deleted_file_is_released(
-    tmp_path: Path, logs: Path, bus: LocalBus, run: list[AgentThread]
+    tmp_path: Path, logs: Path, bus: LocalBus, runners: list[AgentRunner]
 ) -> None:
     app = logs / "app.log"
     write(app, "one\ntwo")
-    agent = start(run, config(tmp_path, str(logs / "*.log")), bus)
+    agent = start(runners, config(tmp_path, str(logs / "*.log")), bus)
     reader = Reader(bus)
     reader.wait_count(1)
     src = source_of(agent)

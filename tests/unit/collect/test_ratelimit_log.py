@@ -9,12 +9,13 @@ import socket
 from pathlib import Path
 
 import pytest
+from tests.helpers.configs import source_as
 
 from logfactory.collect.ratelimit_log import RateLimitedLog
 from logfactory.collect.sources import kafka_input
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.kafka_input import KafkaInputSource
-from logfactory.config import source_config
+from logfactory.config import KafkaSourceConfig
 from logfactory.record import Record
 
 log = logging.getLogger("test.ratelimit")
@@ -89,8 +90,12 @@ def test_a_kafka_source_whose_broker_is_down_logs_each_error_once(
     closed = socket.socket()  # bound, never listening: every connection is refused
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
-    config = source_config(
-        type="kafka", name="site", kafka={"bootstrap.servers": f"127.0.0.1:{port}"}, topics=["t"]
+    config = source_as(
+        KafkaSourceConfig,
+        type="kafka",
+        name="site",
+        kafka={"bootstrap.servers": f"127.0.0.1:{port}"},
+        topics=["t"],
     )
     src = KafkaInputSource(config, SourceContext(Path("unused")))  # offsets live in Kafka
 

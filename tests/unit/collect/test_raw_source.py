@@ -11,65 +11,36 @@ from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from tests.helpers.configs import source_as
+from tests.helpers.sources import agent_around, make_config, read_until
 
-from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.agent import Agent
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.raw import RawSource
-from logfactory.config import Config, NodeConfig, SourceConfig, source_config
-from logfactory.record import Record, decode_record
+from logfactory.config import RawSourceConfig, SourceConfig
+from logfactory.record import Record
 from logfactory.stats import StatsRegistry
 
 Scenario = Callable[[RawSource], Awaitable[None]]
 
 
-def raw_config(**kw: Any) -> SourceConfig:
+def raw_config(**kw: Any) -> RawSourceConfig:
     base: dict[str, Any] = {"type": "raw", "name": "raw", "listen": "127.0.0.1:0"}
     base.update(kw)
-    return source_config(**base)
+    return source_as(RawSourceConfig, **base)
 
 
 def run(tmp_path: Path, bus: LocalBus, sc: SourceConfig, scenario: Scenario) -> StatsRegistry:
     """Run an agent with one raw source around ``scenario``; its registry afterwards."""
-    bus.ensure_topic(TopicSpec(RAW_TOPIC, 2))
-    producer = bus.producer()
     registry = StatsRegistry("t")
-    config = Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[sc])
-    agent = Agent(config, producer, registry)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(agent.run(stop))
-        await asyncio.wait_for(agent.wait_ready(), 10)
-        src = agent.sources[0]
-        assert isinstance(src, RawSource)
-        try:
-            await scenario(src)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 20)
+    async def around(_agent: Agent, src: RawSource) -> None:
+        await scenario(src)
 
-    try:
-        asyncio.run(main())
-    finally:
-        producer.close()
+    config = make_config(tmp_path, sc)
+    agent_around(config, bus, RawSource, around, registry=registry, partitions=2)
     return registry
-
-
-async def read_n(bus: LocalBus, n: int, timeout: float = 15.0) -> list[Record]:
-    """Poll ``logs.raw`` until ``n`` records have arrived (the listener is still running)."""
-    consumer = bus.consumer(None, [RAW_TOPIC])
-    loop = asyncio.get_running_loop()
-    out: list[Record] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(out) < n:
-                msgs = await loop.run_in_executor(None, consumer.poll, 5000, 0.05)
-                out += [decode_record(m.value) for m in msgs]
-        return out
-    finally:
-        consumer.close()
 
 
 def counters(registry: StatsRegistry) -> dict[str, int]:
@@ -91,7 +62,7 @@ def test_tcp_lines_are_raw_with_the_peer_as_host(tmp_path: Path, local_bus: Loca
         await w.drain()
         w.close()
         await w.wait_closed()
-        got.extend(await read_n(local_bus, 4))
+        got.extend(await read_until(local_bus, timeout=15.0, n=4))
 
     registry = run(tmp_path, local_bus, raw_config(protocols=["tcp"], max_frame_bytes=64), scenario)
     assert [r.line for r in got] == [
@@ -118,7 +89,7 @@ def test_udp_datagrams_carry_lines(tmp_path: Path, local_bus: LocalBus) -> None:
             sock.sendto(b"\xff\xfe bytes", src.bound["udp"])
         finally:
             sock.close()
-        got.extend(await read_n(local_bus, 6))
+        got.extend(await read_until(local_bus, timeout=15.0, n=6))
 
     registry = run(tmp_path, local_bus, raw_config(protocols=["udp"], max_frame_bytes=32), scenario)
     assert [r.line for r in got] == ["one", "two", "three", "four", "five", "\ufffd\ufffd bytes"]
@@ -141,7 +112,7 @@ def test_tls_lines(tmp_path: Path, local_bus: LocalBus) -> None:
         await w.drain()
         w.close()
         await w.wait_closed()
-        got.extend(await read_n(local_bus, 500))
+        got.extend(await read_until(local_bus, timeout=15.0, n=500))
 
     cfg = raw_config(listen=None, tls_listen="127.0.0.1:0", tag="app")
     run(tmp_path, local_bus, cfg, scenario)
@@ -165,7 +136,7 @@ def test_many_concurrent_connections(tmp_path: Path, local_bus: LocalBus) -> Non
 
     async def scenario(src: RawSource) -> None:
         await asyncio.gather(*(one(src, c) for c in range(conns)))
-        got.extend(await read_n(local_bus, conns * lines))
+        got.extend(await read_until(local_bus, timeout=15.0, n=conns * lines))
 
     run(tmp_path, local_bus, raw_config(protocols=["tcp"]), scenario)
     assert len(got) == conns * lines
@@ -197,7 +168,7 @@ def test_garbage_never_breaks_the_listener(tmp_path: Path, local_bus: LocalBus) 
         w.close()
         await w.wait_closed()
         while not any(r.line == "still alive" for r in got):
-            got.extend(await read_n(local_bus, 1))
+            got.extend(await read_until(local_bus, timeout=15.0, n=1))
 
     run(tmp_path, local_bus, raw_config(max_frame_bytes=300), scenario)
     assert any(r.line == "still alive" for r in got)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.configs import source_as
 
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
@@ -18,6 +19,7 @@ from logfactory.config import (
     Config,
     ConfigError,
     NodeConfig,
+    RelpSourceConfig,
     SourceConfig,
     key_path,
     parse_config,
@@ -67,7 +69,9 @@ class GatedEmit:
 
 
 def source(registry: StatsRegistry | None = None, **keys: Any) -> RelpSource:
-    config = source_config(type="relp", name="relp", tag="sys", listen="127.0.0.1:0", **keys)
+    config = source_as(
+        RelpSourceConfig, type="relp", name="relp", tag="sys", listen="127.0.0.1:0", **keys
+    )
     # a relp source keeps nothing on disk
     return RelpSource(config, SourceContext(Path("unused"), registry or StatsRegistry("t")))
 

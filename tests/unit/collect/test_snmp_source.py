@@ -8,7 +8,6 @@ import logging
 import random
 import socket
 import time
-import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,13 @@ from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped]
     UdpTransportTarget,
     send_notification,
 )
-from tests.unit.collect.test_udp_drops import may_force_buffers
+from tests.helpers.clients import TestClient
+from tests.helpers.configs import source_as, source_of
+from tests.helpers.sources import agent_around, make_config, may_force_buffers, read_until
 
 from logfactory.api import NodeContext, create_app
-from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
-from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.collect.agent import Agent
 from logfactory.collect.sources.snmp import SnmpSource, snmp_value
 from logfactory.collect.sources.snmp_setup import (
     AUTH_PROTOCOLS,
@@ -49,18 +49,12 @@ from logfactory.config import (
     SNMP_PRIV_PROTOCOLS,
     Config,
     ConfigError,
-    NodeConfig,
+    SnmpSourceConfig,
     SourceConfig,
     parse_config,
     source_config,
 )
-from logfactory.record import Record, decode_record
-from logfactory.stats import StatsRegistry
-
-with warnings.catch_warnings():
-    # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
+from logfactory.record import Record
 
 E = "1.3.6.1.4.1.99999"  # LF-TEST-MIB below
 COLD_START = "1.3.6.1.6.3.1.1.5.1"
@@ -98,15 +92,15 @@ def test_protocol_tables_match_the_config_names() -> None:
 
 def test_v3_user_defaults_and_spellings() -> None:
     text = snmp_yaml("{user: a, auth_key: authpass123, priv_key: privpass123}")
-    user = parse_config(text).sources[0].v3_users[0]
+    user = source_of(parse_config(text), SnmpSourceConfig).v3_users[0]
     assert (user.auth, user.priv) == ("SHA", "AES")
     text = snmp_yaml(
         "{user: b, auth_protocol: sha-256, auth_key: authpass123, "
         "priv_protocol: AES-256, priv_key: privpass123, engine_id: '80:00:00:00:01:02:03:04'}"
     )
-    user = parse_config(text).sources[0].v3_users[0]
+    user = source_of(parse_config(text), SnmpSourceConfig).v3_users[0]
     assert (user.auth, user.priv) == ("SHA256", "AES256")
-    user = parse_config(snmp_yaml("{user: c}")).sources[0].v3_users[0]
+    user = source_of(parse_config(snmp_yaml("{user: c}")), SnmpSourceConfig).v3_users[0]
     assert (user.auth, user.priv) == ("NONE", "NONE")  # noAuthNoPriv
 
 
@@ -175,7 +169,6 @@ def test_engine_identity_is_made_once_and_boots_grow(tmp_path: Path) -> None:
     first, boots1 = load_identity(tmp_path, "traps", None)
     again, boots2 = load_identity(tmp_path, "traps", None)
     assert (again, boots1, boots2) == (first, 1, 2)
-    # RFC 3411 enterprise-specific format
     assert 5 <= len(first) <= 32
     assert first[0] & 0x80
     assert load_identity(tmp_path, "other", None)[0] != first  # one engine per source
@@ -205,44 +198,11 @@ Scenario = Callable[[Agent, SnmpSource, tuple[str, int]], Awaitable[None]]
 
 
 def run_agent(tmp_path: Path, bus: LocalBus, source: SourceConfig, scenario: Scenario) -> Agent:
-    bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    config = Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
-    producer = bus.producer()
-    agent = Agent(config, producer, StatsRegistry("test"))
+    async def around(agent: Agent, src: SnmpSource) -> None:
+        assert src.bound is not None
+        await scenario(agent, src, src.bound)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(agent.run(stop))
-        try:
-            await asyncio.wait_for(agent.wait_ready(), 10)
-            src = agent.sources[0]
-            assert isinstance(src, SnmpSource)
-            assert src.bound is not None
-            await scenario(agent, src, src.bound)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 20)
-
-    try:
-        asyncio.run(main())
-    finally:
-        producer.close()
-    return agent
-
-
-async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Record]:
-    consumer = bus.consumer(None, [RAW_TOPIC])
-    loop = asyncio.get_running_loop()
-    out: list[Record] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < n:
-            assert time.monotonic() < deadline, f"timed out with {len(out)}/{n} records"
-            msgs = await loop.run_in_executor(None, consumer.poll, 1000, 0.05)
-            out += [decode_record(m.value) for m in msgs]
-        return out
-    finally:
-        consumer.close()
+    return agent_around(make_config(tmp_path, source), bus, SnmpSource, around)
 
 
 async def until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -405,7 +365,7 @@ def test_a_burst_of_traps_waits_in_the_large_receive_buffer(
     vanished without a count. Now the socket has udp_rcvbuf (32 MiB), and whatever the kernel
     still drops is counted: received + dropped == sent, exactly."""
     sent = 3000
-    want = source_config(type="snmp").udp_rcvbuf
+    want = source_as(SnmpSourceConfig, type="snmp").udp_rcvbuf
     rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
     rcvbuf = 0
 
@@ -464,7 +424,6 @@ def test_traps_the_kernel_drops_are_counted_and_shown(
     assert 0 < dropped < sent
     assert counters(agent)["received"] + dropped == sent
     status, body = views["health"]
-    # data lost, node working: a warning
     assert status == 200
     assert body["status"] == "ok"
     (warning,) = body["warnings"]

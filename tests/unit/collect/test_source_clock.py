@@ -12,8 +12,8 @@ import asyncio
 import socket
 from pathlib import Path
 
-from tests.conftest import wait_for
-from tests.e2e.conftest import free_port_both
+from tests.helpers.ports import free_port_both
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 
 from logfactory.bus.base import BusError
 from logfactory.collect.agent import Agent

@@ -1,7 +1,7 @@
 """The SQL source with the stdlib sqlite3 (``sqlite:///`` URLs), the Agent and the real local bus.
 
-The harness here (:class:`AgentRunner`, :class:`Reader`, :func:`make_events_db`) is also used by
-the ODBC peer test and the Kafka input test.
+The agent and the reader of logs.raw are tests/helpers/agent.py's, shared with the ODBC peer test
+and the Kafka input test.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ import base64
 import datetime as dt
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import wait_for
+from tests.helpers.agent import AgentRunner, Reader, ids, start
+from tests.helpers.configs import source_as, source_of
+from tests.helpers.sources import EmitTo
+from tests.helpers.waiting import wait_for
 
-from logfactory.bus.local import LocalBus, LocalConsumer
-from logfactory.collect.agent import RAW_TOPIC, Agent
+from logfactory.bus.local import LocalBus
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.sql import (
     SqlSource,
@@ -30,101 +30,21 @@ from logfactory.collect.sources.sql import (
     parse_connection,
     prepare_query,
 )
-from logfactory.config import Config, ConfigError, NodeConfig, parse_config, source_config
+from logfactory.config import (
+    Config,
+    ConfigError,
+    NodeConfig,
+    SqlSourceConfig,
+    parse_config,
+    source_config,
+)
 from logfactory.config.checks import check_config
-from logfactory.record import Record, decode_record
-from logfactory.stats import StatsRegistry
+from logfactory.record import Record
 
 QUERY = "SELECT id, ts, host, msg FROM events WHERE id > ? ORDER BY id"
 
 
-# -- harness (shared with tests/integration/test_sql_odbc_peer.py and test_kafka_input.py) ---------
-class AgentRunner:
-    """An Agent on its own event loop in a thread; :meth:`crash` cancels it (no final commit)."""
-
-    def __init__(self, config: Config, bus: LocalBus, checkpoint_interval: float = 0.1) -> None:
-        self.producer = bus.producer()
-        self.registry = StatsRegistry("test")
-        self.agent = Agent(
-            config, self.producer, self.registry, checkpoint_interval=checkpoint_interval
-        )
-        self.error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._up = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
-
-    def _main(self) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-            self._task = asyncio.current_task()
-            self._up.set()
-            await self.agent.run(self._stop)
-
-        try:
-            asyncio.run(main())
-        except asyncio.CancelledError:
-            pass  # crash()
-        except BaseException as exc:
-            self.error = exc
-        finally:
-            self._up.set()
-
-    def start(self) -> AgentRunner:
-        self._thread.start()
-        assert self._up.wait(10)
-        assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self.agent.wait_ready(), self._loop).result(10)
-        return self
-
-    @property
-    def source(self) -> Any:
-        return self.agent.sources[0]
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def stop(self) -> None:
-        """A clean stop: the agent flushes the bus and commits the final positions."""
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._join()
-
-    def crash(self) -> None:
-        """Like a SIGKILL for positions: the agent is cancelled, no final checkpoint."""
-        assert self._loop is not None
-        assert self._task is not None
-        self._loop.call_soon_threadsafe(self._task.cancel)
-        self._join()
-
-    def _join(self) -> None:
-        self._thread.join(30)
-        assert not self._thread.is_alive()
-        self.producer.close()
-        if self.error is not None:
-            raise self.error
-
-
-class Reader:
-    """Everything on logs.raw so far, decoded."""
-
-    def __init__(self, bus: LocalBus) -> None:
-        self.consumer: LocalConsumer = bus.consumer(None, [RAW_TOPIC])
-        self.records: list[Record] = []
-
-    def poll(self) -> list[Record]:
-        while msgs := self.consumer.poll(5000, timeout=0.05):
-            self.records.extend(decode_record(m.value) for m in msgs)
-        return self.records
-
-    def wait_count(self, n: int, timeout: float = 10.0) -> list[Record]:
-        wait_for(lambda: len(self.poll()) >= n, timeout, f"{n} records (have {len(self.records)})")
-        return self.records
-
-
+# -- harness -------------------------------------------------------------------------------
 def make_events_db(path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, ts TEXT, host TEXT, msg TEXT)")
@@ -140,25 +60,12 @@ def insert(path: Path, start: int, stop: int) -> None:
         db.executemany("INSERT INTO events (id, ts, host, msg) VALUES (?, ?, ?, ?)", rows)
 
 
-def ids(records: list[Record]) -> list[int]:
-    return [int(json.loads(r.line)["id"]) for r in records]
-
-
 # -- fixtures ------------------------------------------------------------------------------
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     path = tmp_path / "site.db"
     make_events_db(path)
     return path
-
-
-@pytest.fixture
-def runners() -> Iterator[list[AgentRunner]]:
-    started: list[AgentRunner] = []
-    yield started
-    for r in started:
-        if r.alive():
-            r.stop()
 
 
 def sql_config(tmp_path: Path, db: Path, **kw: Any) -> Config:
@@ -168,12 +75,6 @@ def sql_config(tmp_path: Path, db: Path, **kw: Any) -> Config:
     }  # fmt: skip
     source = source_config(type="sql", name="events", **settings)
     return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[source])
-
-
-def start(runners: list[AgentRunner], config: Config, bus: LocalBus, **kw: Any) -> AgentRunner:
-    runner = AgentRunner(config, bus, **kw).start()
-    runners.append(runner)
-    return runner
 
 
 def saved_position(tmp_path: Path) -> Any:
@@ -200,7 +101,6 @@ def test_rows_once_each_across_clean_restarts(
     second.stop()
     assert sorted(ids(reader.poll())) == list(range(1, 12))
     rec = reader.records[0]
-    # host defaults to the database's name
     assert rec.source == "sql"
     assert rec.host == "site"
     assert json.loads(rec.line) == {
@@ -248,7 +148,7 @@ def test_crash_before_commit_rereads_only_the_uncommitted_rows(
 def test_source_position_advances_only_per_fully_emitted_poll(tmp_path: Path, db: Path) -> None:
     """Without the agent: positions are the caller's to commit, and full polls repeat at once."""
     insert(db, 1, 11)
-    sc = sql_config(tmp_path, db, max_rows=3, interval="1h").sources[0]
+    sc = source_of(sql_config(tmp_path, db, max_rows=3, interval="1h"), SqlSourceConfig)
 
     async def main() -> tuple[list[Record], list[Any]]:
         src = SqlSource(sc, SourceContext(tmp_path / "data", name="events"))
@@ -262,12 +162,12 @@ def test_source_position_advances_only_per_fully_emitted_poll(tmp_path: Path, db
             if len(got) == 10:
                 stop.set()
 
-        await asyncio.wait_for(src.run(emit, stop), 10)  # 10 rows in 4 polls despite 1h
+        await asyncio.wait_for(src.run(EmitTo(emit), stop), 10)  # 10 rows in 4 polls despite 1h
         await src.commit(src.checkpoint())
         again = SqlSource(sc, SourceContext(tmp_path / "data", name="events"))
         stop2 = asyncio.Event()
         stop2.set()
-        await again.run(emit, stop2)
+        await again.run(EmitTo(emit), stop2)
         assert again.checkpoint() == 10
         return got, seen
 
@@ -396,7 +296,7 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"sources\[0\]\.interval: 'soon' is not a duration"):
         parse_config("sources:\n  - {type: sql, interval: soon}\n")  # refused as it loads
     with pytest.raises(ValueError, match="needs 'connection', 'query' and 'tracking_column'"):
-        SqlSource(bad[0], SourceContext(tmp_path))
+        SqlSource(source_of(Config(sources=bad), SqlSourceConfig), SourceContext(tmp_path))
     good = sql_config(tmp_path, tmp_path / "x.db")
     assert check_config(good) == []
 
@@ -446,8 +346,8 @@ class _Conn:
 def test_rows_become_json_safe_lines(tmp_path: Path) -> None:
     when = dt.datetime(2026, 3, 4, 5, 6, 7, 890000)
     rows = [(1, when, Decimal("3.10"), b"\x00\x01\xfe", None), (2, when, None, None, b"n\xff")]
-    sc = source_config(type="sql", connection="DSN=site", query=QUERY, tracking_column="ID",
-                      host_column="host", tag="db")  # fmt: skip
+    sc = source_as(SqlSourceConfig, type="sql", connection="DSN=site", query=QUERY,
+                   tracking_column="ID", host_column="host", tag="db")  # fmt: skip
     src = SqlSource(sc, SourceContext(tmp_path, hostname="me"))
     conn = _Conn(rows)
     records, position, full = src._fetch(conn, 0)
@@ -459,7 +359,6 @@ def test_rows_become_json_safe_lines(tmp_path: Path) -> None:
         "id": 1, "at": "2026-03-04T05:06:07.890000", "amount": "3.10",
         "blob": base64.b64encode(b"\x00\x01\xfe").decode(), "host": None,
     }  # fmt: skip
-    # the DSN's name
     assert records[0].host == "site"
     assert records[0].source == "db"
     assert records[1].host == "n\ufffd"  # undecodable host bytes are replaced, not fatal
@@ -470,7 +369,7 @@ def test_sqlite_url_with_odd_characters_in_the_path(tmp_path: Path) -> None:
     db = tmp_path / "my db #1?.db"
     make_events_db(db)
     insert(db, 1, 3)
-    sc = sql_config(tmp_path, db).sources[0]
+    sc = source_of(sql_config(tmp_path, db), SqlSourceConfig)
 
     async def main() -> list[Record]:
         src = SqlSource(sc, SourceContext(tmp_path / "data", name="events"))
@@ -482,7 +381,7 @@ def test_sqlite_url_with_odd_characters_in_the_path(tmp_path: Path) -> None:
             if len(got) == 2:
                 stop.set()
 
-        await asyncio.wait_for(src.run(emit, stop), 10)
+        await asyncio.wait_for(src.run(EmitTo(emit), stop), 10)
         return got
 
     got = asyncio.run(main())

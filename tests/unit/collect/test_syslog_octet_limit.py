@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from tests.unit.collect.test_syslog_source import (
+from tests.helpers.sources import (
     LOOPS,
     LoopRunner,
     counters,

@@ -7,14 +7,20 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.helpers.sources import (
+    LOOPS,
+    LoopRunner,
+    counters,
+    make_config,
+    read_until,
+    run_agent,
+    syslog_config,
+)
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
@@ -22,7 +28,6 @@ from logfactory.collect.agent import BACKLOG_HIGH, RAW_TOPIC, Agent
 from logfactory.collect.sources.base import Emit, parse_listen
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.syslog import SyslogSource, header_host
-from logfactory.config import Config, NodeConfig, SourceConfig, source_config
 from logfactory.record import Record, decode_record, make_record
 from logfactory.stats import StatsRegistry
 
@@ -108,70 +113,6 @@ def test_parse_listen() -> None:
     assert parse_listen(":514") == ("0.0.0.0", 514)
     with pytest.raises(ValueError, match="not HOST:PORT"):
         parse_listen("localhost")
-
-
-def make_config(tmp_path: Path, *sources: SourceConfig) -> Config:
-    return Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=list(sources))
-
-
-def syslog_config(**kw: Any) -> SourceConfig:
-    base: dict[str, Any] = {"type": "syslog", "name": "sys", "listen": "127.0.0.1:0"}
-    base.update(kw)
-    return source_config(**base)
-
-
-async def read_until(bus: LocalBus, n: int, timeout: float = 10.0) -> list[Record]:
-    consumer = bus.consumer(None, [RAW_TOPIC])
-    loop = asyncio.get_running_loop()
-    out: list[Record] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while len(out) < n:
-            assert time.monotonic() < deadline, f"timed out with {len(out)}/{n} records"
-            msgs = await loop.run_in_executor(None, consumer.poll, 1000, 0.05)
-            out += [decode_record(m.value) for m in msgs]
-        return out
-    finally:
-        consumer.close()
-
-
-Scenario = Callable[[Agent, SyslogSource], Awaitable[None]]
-
-
-LoopRunner = Callable[[Coroutine[Any, Any, None]], None]
-LOOPS: list[LoopRunner] = [asyncio.run, uvloop.run]  # the node runs on uvloop (node.py)
-
-
-def run_agent(
-    tmp_path: Path, bus: LocalBus, config: Config, scenario: Scenario,
-    runner: LoopRunner = asyncio.run,
-) -> Agent:  # fmt: skip
-    """Run an agent around ``scenario`` and stop it cleanly afterwards."""
-    bus.ensure_topic(TopicSpec(RAW_TOPIC, 4))
-    producer = bus.producer()
-    agent = Agent(config, producer, StatsRegistry("test"))
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(agent.run(stop))
-        await asyncio.wait_for(agent.wait_ready(), 10)
-        src = agent.sources[0]
-        assert isinstance(src, SyslogSource)
-        try:
-            await scenario(agent, src)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 20)
-
-    try:
-        runner(main())
-    finally:
-        producer.close()
-    return agent
-
-
-def counters(agent: Agent, group: str = "source:sys") -> dict[str, int]:
-    return dict(agent.registry.snapshot()["counters"].get(group, {}))
 
 
 def test_udp_datagrams(tmp_path: Path, local_bus: LocalBus) -> None:

@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from tests.unit.collect.test_syslog_source import LOOPS, LoopRunner
+from tests.helpers.bus import read_all
+from tests.helpers.configs import source_as
+from tests.helpers.sources import LOOPS, LoopRunner, agent_around, make_config
 
-from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC, Agent
 from logfactory.collect.sources.syslog import SyslogSource
 from logfactory.collect.tls import TlsConfigError, ensure_self_signed, server_context
-from logfactory.config import Config, NodeConfig, SourceConfig, source_config
+from logfactory.config import Config, NodeConfig, SourceConfig, SyslogSourceConfig, source_config
 from logfactory.config.checks import check_config
 from logfactory.record import Record, decode_record
 from logfactory.stats import StatsRegistry
@@ -61,10 +62,10 @@ def test_a_half_written_pair_is_replaced(tmp_path: Path) -> None:
     ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert2, key2)
 
 
-def tls_source(**kw: Any) -> SourceConfig:
+def tls_source(**kw: Any) -> SyslogSourceConfig:
     base: dict[str, Any] = {"type": "syslog", "name": "sys", "tls_listen": "127.0.0.1:0"}
     base.update(kw)
-    return source_config(**base)
+    return source_as(SyslogSourceConfig, **base)
 
 
 def test_server_context_without_files_uses_the_self_signed_pair(tmp_path: Path) -> None:
@@ -128,39 +129,19 @@ def run(
     registry: StatsRegistry | None = None,
     runner: LoopRunner = asyncio.run,
 ) -> Agent:
-    bus.ensure_topic(TopicSpec(RAW_TOPIC, 2))
-    producer = bus.producer()
-    config = Config(node=NodeConfig(data_dir=str(tmp_path / "data")), sources=[sc])
-    agent = Agent(config, producer, registry or StatsRegistry("t"), hostname="n1")
+    config = make_config(tmp_path, sc)
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        task = asyncio.create_task(agent.run(stop))
-        await asyncio.wait_for(agent.wait_ready(), 10)
-        src = agent.sources[0]
-        assert isinstance(src, SyslogSource)
-        try:
-            await scenario(src)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 20)
+    async def around(_agent: Agent, src: SyslogSource) -> None:
+        await scenario(src)
 
-    try:
-        runner(main())
-    finally:
-        producer.close()
-    return agent
+    return agent_around(
+        config, bus, SyslogSource, around,
+        runner=runner, registry=registry or StatsRegistry("t"), partitions=2, hostname="n1",
+    )  # fmt: skip
 
 
-def read_all(bus: LocalBus) -> list[Record]:
-    consumer = bus.consumer(None, [RAW_TOPIC])
-    try:
-        out: list[Record] = []
-        while msgs := consumer.poll(1000, 0.2):
-            out += [decode_record(m.value) for m in msgs]
-        return out
-    finally:
-        consumer.close()
+def raw_lines(bus: LocalBus) -> list[Record]:
+    return [decode_record(m.value) for m in read_all(bus, RAW_TOPIC)]
 
 
 def client_context(cafile: Path, cert: tuple[Path, Path] | None = None) -> ssl.SSLContext:
@@ -216,7 +197,7 @@ def test_syslog_over_tls_octet_counted_and_newline_and_bad_handshakes(
         await send_tls(port, ctx, b"<13>Nov 22 00:15:51 h4 app: still serving\n")
 
     agent = run(tmp_path, local_bus, tls_source(tag="t"), scenario, registry, runner)
-    got = read_all(local_bus)
+    got = raw_lines(local_bus)
     assert [r.line for r in got if r.host == "h1"] == [
         f"<13>1 2026-11-22T00:15:51Z h1 app - - - tls {i}" for i in range(300)
     ]
@@ -258,7 +239,7 @@ def test_mutual_tls_requires_a_client_certificate(tmp_path: Path, local_bus: Loc
     sc = tls_source(tls_ca=str(client[0]), tls_verify_client=True)
     registry = StatsRegistry("t")
     run(tmp_path, local_bus, sc, scenario, registry)
-    assert [r.line for r in read_all(local_bus)] == ["<13>Nov 22 00:15:51 c1 app: welcome"]
+    assert [r.line for r in raw_lines(local_bus)] == ["<13>Nov 22 00:15:51 c1 app: welcome"]
     assert registry.snapshot()["counters"]["source:sys"]["rejected"] == 1
 
 
@@ -271,4 +252,4 @@ def test_given_certificate_files_are_used(tmp_path: Path, local_bus: LocalBus) -
 
     run(tmp_path, local_bus, tls_source(tls_cert=str(cert), tls_key=str(key)), scenario)
     assert not (tmp_path / "data" / "tls").exists()
-    assert [r.line for r in read_all(local_bus)] == ["<13>1 - h - -"]
+    assert [r.line for r in raw_lines(local_bus)] == ["<13>1 - h - -"]

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.configs import source_as
+from tests.helpers.sources import may_force_buffers
 
 import logfactory.collect.sources.syslog as syslog_module
 from logfactory.collect.sources.context import SourceContext
@@ -17,7 +19,7 @@ from logfactory.collect.sources.raw import RawSource
 from logfactory.collect.sources.syslog import SyslogSource, udp_drops
 from logfactory.collect.sources.syslog_udp import open_udp_socket
 from logfactory.collect.udp_socket import DropWatch
-from logfactory.config import source_config
+from logfactory.config import SocketSourceConfig
 from logfactory.record import Record
 from logfactory.stats import StatsRegistry
 
@@ -71,7 +73,8 @@ def test_a_source_reports_what_the_kernel_dropped(
     config: dict[str, Any] = {"type": cls.kind, "listen": "127.0.0.1:0", "protocols": ["udp"]}
     registry = StatsRegistry("t")
     src = cls(
-        source_config(**config, udp_rcvbuf=4096), SourceContext(Path("unused"), registry, name="u")
+        source_as(SocketSourceConfig, **config, udp_rcvbuf=4096),
+        SourceContext(Path("unused"), registry, name="u"),
     )
     got: list[Record] = []
     release = asyncio.Event()
@@ -178,14 +181,6 @@ def test_drop_watch_counts_logs_once_per_run_and_warns_for_a_minute(
             assert registry.problems() == {}
     finally:
         rx.close()
-
-
-def may_force_buffers() -> bool:
-    """CAP_NET_ADMIN (bit 12 of the effective set) lets a process pass net.core.rmem_max."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> 12 & 1)
-    return False
 
 
 def test_the_receive_buffer_passes_rmem_max_when_privileged(

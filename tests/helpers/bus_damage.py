@@ -9,7 +9,7 @@ import os
 import random
 from pathlib import Path
 
-from tests.contract.conftest import drain, read_all
+from tests.helpers.bus import drain, read_all
 
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus

@@ -1,4 +1,4 @@
-"""Another process on the bus under test: ``python helpers_child.py COMMAND SPEC [ARGS...]``.
+"""Another process on the bus under test: ``python bus_child.py COMMAND SPEC [ARGS...]``.
 
 ``SPEC`` is the JSON a contract ``BusFactory.child_spec`` returns; :func:`open_bus` turns it
 into a handle on the same bus (the one place a subprocess learns which implementation it is

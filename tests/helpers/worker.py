@@ -9,14 +9,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.bus import read_all
+from tests.helpers.nodes import ROOT
+
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config
 from logfactory.factory.worker import FactoryWorker
 from logfactory.record import Record, encode_record
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def demo_config_file(tmp_path: Path) -> str:
@@ -60,11 +61,6 @@ def read_topic(config: Config, topic: str) -> list[dict[str, Any]]:
     """Every message of ``topic``, as JSON."""
     bus = bus_of(config)
     try:
-        consumer = bus.consumer(None, [topic], "earliest")
-        out: list[dict[str, Any]] = []
-        while batch := consumer.poll(5000, timeout=0.1):
-            out += [json.loads(m.value) for m in batch]
-        consumer.close()
-        return out
+        return [json.loads(m.value) for m in read_all(bus, topic)]
     finally:
         bus.close()

@@ -1,0 +1,18 @@
+"""Waiting for a condition with a deadline: how tests synchronise, never with a bare sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll ``predicate`` until it is truthy; fail the test with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
