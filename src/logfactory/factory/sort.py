@@ -26,10 +26,11 @@ with other programs' lines between its own, once it has begun.
   timeout, while the first two lines of a trace are written together. So a trace whose second
   line comes after another program's line is cut there: its first line is a record alone;
 * ``max_lines`` caps a record; an open record idle for ``timeout`` is emitted by
-  :meth:`Sorter.flush_due`, which the worker calls on every poll. A stream holds at most one
-  single-line record and :data:`MAX_OPEN_PER_STREAM` traces in progress (one per program): past
-  that the least recently extended trace is emitted, so a relay of thousands of hosts cannot
-  grow the state unboundedly.
+  :meth:`Sorter.flush_due`, which the worker calls on every poll (while it is behind, with a
+  time ``CATCH_UP_GRACE_NS`` earlier: see :class:`~logfactory.factory.worker.FactoryWorker`).
+  A stream holds at most one single-line record and :data:`MAX_OPEN_PER_STREAM` traces in
+  progress (one per program): past that the least recently extended trace is emitted, so a
+  relay of thousands of hosts cannot grow the state unboundedly.
 
 Records emitted together (for one line, or by ``flush_due`` or ``flush_all``) come in the order
 of their first lines, and a program's records always come in order (one is open at a time).

@@ -69,6 +69,13 @@ class FactoryWorker:
     """Runs the event factory for one member of the consumer group ``config.factory.group``."""
 
     EXPIRE_INTERVAL_S = 0.5  # stale windows, and how soon a review reaches this worker
+    # How long past its timeout a held multi-line record may wait while the worker is behind
+    # (its poll came back full: more input is waiting, maybe the record's next lines). Why:
+    # the timeout is wall-clock time, and a backlog (after a restart, an outage, a burst) is
+    # read much faster than it was written but not instantly: timing out while catching up
+    # would cut traces whose next lines are already on the bus. The bound keeps a worker that
+    # never catches up from holding records for ever.
+    CATCH_UP_GRACE_NS = 30_000_000_000
     LIBRARY_COUNTS_INTERVAL_S = 10.0
 
     def __init__(self, config: Config, bus: Bus, registry: StatsRegistry) -> None:
@@ -227,8 +234,11 @@ class FactoryWorker:
                 continue
             for rec, pos, workshop in ready:
                 self._handle(out, part, rec, pos, workshop)
+        # behind (a full batch): only records overdue by more than the catch-up grace time out
+        behind = len(batch) >= self.config.factory.batch_size
+        due = now - self.CATCH_UP_GRACE_NS if behind else now
         for part in self.parts.values():
-            for rec, pos, workshop in part.sorter.flush_due(now):
+            for rec, pos, workshop in part.sorter.flush_due(due):
                 self._handle(out, part, rec, pos, workshop)
         self._timers(now)
         library_changes = self._library_changes()
