@@ -27,7 +27,7 @@ import uvicorn
 from logfactory.api import NodeContext, create_app
 from logfactory.bus import open_bus
 from logfactory.bus.base import Bus, BusError, Offloading, Producer, Verifiable
-from logfactory.collect.agent import Agent
+from logfactory.collect.agent import Agent, spool_path, spools
 from logfactory.collect.connections import DEFAULT_MAX_CONNECTIONS, ConnectionLimit
 from logfactory.collect.sources.base import Source
 from logfactory.collect.sources.build import build_source
@@ -237,12 +237,9 @@ class Node:
         """Whether a bus that cannot be reached at start is an outage to spool through, not a
         configuration to refuse: only collectors, on a spooling bus, that have spooled before
         (a first start against a wrong address still fails)."""
-        settings = self.config.collector
-        spooling = settings.spool == "always" or (
-            settings.spool == "auto" and self.config.bus.type != "local"
-        )
-        spool = self.config.data_dir / "spool" / "collector.db"
-        return self.with_collectors and not self.with_factory and spooling and spool.exists()
+        config = self.config
+        with_spool = spools(config) and spool_path(config).exists()
+        return self.with_collectors and not self.with_factory and with_spool
 
     def _agent(self, producer: Producer, bus: Bus) -> tuple[Agent, dict[int, Source]]:
         ctx = SourceContext(self.data_dir, self.registry, node=self.config.node)

@@ -37,6 +37,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from logfactory.bus.base import Backlog, BatchProducer, BusError, Producer
 from logfactory.collect.sources.base import Checkpointed, Emit, Lagging, Reconciling, Source
@@ -49,9 +50,22 @@ from logfactory.record import Record, encode_record, encode_records, now_ns
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
 
-__all__ = ["RAW_TOPIC", "Agent"]
+__all__ = ["RAW_TOPIC", "Agent", "spool_path", "spools"]
 
 log = logging.getLogger(__name__)
+
+
+def spools(config: Config) -> bool:
+    """Whether a collector of ``config`` puts what the bus does not take into a disk spool
+    (``collector.spool``: always, or auto on a bus that can be away — any but the local one)."""
+    mode = config.collector.spool
+    return mode == "always" or (mode == "auto" and config.bus.type != "local")
+
+
+def spool_path(config: Config, name: str = "collector") -> Path:
+    """The spool file of the collector process ``name``."""
+    return config.data_dir / "spool" / f"{name}.db"
+
 
 RAW_TOPIC = RAW
 YIELD_EVERY = 64
@@ -147,10 +161,10 @@ class Agent:
         self.registry = registry
         self.spool: SpoolingProducer | None = None
         settings = config.collector
-        if settings.spool == "always" or (settings.spool == "auto" and config.bus.type != "local"):
+        if spools(config):
             self.spool = SpoolingProducer(
                 producer,
-                config.data_dir / "spool" / f"{spool_name}.db",
+                spool_path(config, spool_name),
                 registry=registry,
                 max_bytes=int(settings.spool_max_bytes),
                 flush_timeout=float(settings.spool_flush_timeout),
