@@ -65,12 +65,21 @@ class ShipConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
         token: the bearer token of an http source of the central node
         ca_file: a CA bundle (PEM) for a central node with its own certificate
         verify: whether the central node's certificate is verified
+        client_cert: a PEM certificate this collector shows the central node (mutual TLS)
+        client_key: the PEM private key of client_cert
     """
 
     url: str = ""
     token: str | None = None
     ca_file: str | None = None
     verify: bool = True
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    def problems(self) -> Problems:
+        if (self.client_cert is None) != (self.client_key is None):
+            key = "client_key" if self.client_key is None else "client_cert"
+            yield ((key,), "client_cert and client_key must be given together")
 
 
 class BusConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -128,6 +137,26 @@ class HttpConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
             no byte received) before it is closed
         max_subscribers: SSE streams (GET /api/v1/subscribe) at once, in all
         max_subscribers_per_client: SSE streams at once from one client address
+        max_subscribers_per_credential: SSE streams at once on one token or login session
+        tls_client_ca: a CA bundle (PEM); with it the API asks clients for a certificate that
+            this CA signed (mutual TLS), as tls_client_auth says
+        tls_client_auth: required (no connection without a certificate tls_client_ca signed)
+            or optional (a certificate, when sent, must verify); needs tls_client_ca
+        allowed_hosts: Host header values the API answers (a name, or a name:port); empty: the
+            listen address, localhost and this machine's names. "*" allows any (not advised)
+        cors_origins: web origins (https://console.example.org) whose pages may call the API
+            from a browser; empty: none
+        hsts: over HTTPS, tell browsers to use HTTPS only (Strict-Transport-Security)
+        session_lifetime: how long a console login lasts at most
+        session_idle_timeout: a console login unused this long ends
+        login_max_failures: failed logins for one user or from one address before it is locked
+        login_lockout: how long the first lock-out lasts; each further one doubles, up to an
+            hour
+        query_rate: expensive queries (topic tails, pattern lists, searches) per second allowed
+            to one credential, on average
+        query_burst: expensive queries one credential may make at once before query_rate
+            applies
+        max_header_bytes: the request line and headers of one request, at most
     """
 
     listen: str = "127.0.0.1:8080"
@@ -138,15 +167,41 @@ class HttpConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
     connection_idle_timeout: Duration = Duration("60s")
     max_subscribers: int = 64
     max_subscribers_per_client: int = 8
+    max_subscribers_per_credential: int = 8
+    tls_client_ca: str | None = None
+    tls_client_auth: Literal["required", "optional"] = "required"
+    allowed_hosts: list[str] = []
+    cors_origins: list[str] = []
+    hsts: bool = True
+    session_lifetime: Duration = Duration("12h")
+    session_idle_timeout: Duration = Duration("1h")
+    login_max_failures: int = 5
+    login_lockout: Duration = Duration("1m")
+    query_rate: float = 10.0
+    query_burst: int = 20
+    max_header_bytes: Size = Size("16KiB")
 
     def problems(self) -> Problems:
         if (self.tls_cert is None) != (self.tls_key is None):
             key = "tls_key" if self.tls_key is None else "tls_cert"
             yield ((key,), "tls_cert and tls_key must be given together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            yield (("tls_client_ca",), "client certificates need HTTPS: give tls_cert and tls_key")
         yield from connection_problems(self.max_connections, self.connection_idle_timeout)
-        for key in ("max_subscribers", "max_subscribers_per_client"):
+        for key in (
+            "max_subscribers",
+            "max_subscribers_per_client",
+            "max_subscribers_per_credential",
+            "login_max_failures",
+            "query_burst",
+        ):
             if getattr(self, key) < 1:
                 yield ((key,), "must be at least 1")
+        for key in ("session_lifetime", "session_idle_timeout", "login_lockout", "query_rate"):
+            if getattr(self, key) <= 0:
+                yield ((key,), "must be more than 0")
+        if self.max_header_bytes < 1024:
+            yield (("max_header_bytes",), "must be at least 1KiB")
 
 
 class CollectorConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
