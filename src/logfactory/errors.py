@@ -31,7 +31,8 @@ The hierarchy (``test_errors.py`` checks that it names every class):
         * BodyTooLarge
         * BadBody
         * UnsupportedEncoding
-    * AuthError
+    * RequestRefused
+        * AuthError
     * LearnError
     * LibraryFileError
     * ReviewError
@@ -63,6 +64,7 @@ __all__ = [
     "NothingToSalvage",
     "RelpError",
     "RepairRefused",
+    "RequestRefused",
     "ReviewError",
     "SwappedBusError",
     "TlsConfigError",
@@ -173,15 +175,21 @@ class UnsupportedEncoding(IngestBodyError):
     """A ``Content-Encoding`` this endpoint does not speak."""
 
 
-class AuthError(LogfactoryError):
-    """An HTTP request refused for want of a (good enough) credential: ``status`` is the answer's
-    (401: none, or one the node does not know), ``headers`` go with it (``WWW-Authenticate``)."""
+class RequestRefused(LogfactoryError):
+    """An HTTP request the API refuses while reading it (a body that is not what the route
+    takes, a limit reached): ``status`` is the answer's, ``headers`` go with it, ``message``
+    says what to send instead. The API answers it ``{"error": message}``."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
+
+
+class AuthError(RequestRefused):
+    """An HTTP request refused for want of a (good enough) credential: 401 (none, or one the
+    node does not know; ``WWW-Authenticate`` goes with it) or 403 (a role or scope too small)."""
 
 
 # -- the pattern library -------------------------------------------------------------------

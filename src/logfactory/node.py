@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +25,8 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from logfactory.access.bootstrap import ensure_admin
+from logfactory.access.store import ACCESS_DB, AccessStore
 from logfactory.api import NodeContext, create_app
 from logfactory.bus import open_bus
 from logfactory.bus.base import Bus, BusError, Offloading, Producer, Verifiable
@@ -209,6 +212,27 @@ class Node:
             if lock is not None:
                 lock.release()
 
+    def _access(self) -> AccessStore:
+        """The data directory's access store; on a first start with the admin credential made
+        and where to find it said once (on stderr too, so ``--quiet`` does not hide it)."""
+        try:
+            access = AccessStore.in_dir(self.data_dir)
+            made = ensure_admin(access, self.data_dir)
+        except (OSError, sqlite3.Error) as exc:
+            raise NodeError(
+                f"node.data_dir {self.data_dir}: cannot open the access store "
+                f"{self.data_dir / ACCESS_DB}: {exc}"
+            ) from None
+        if made is not None:
+            text = (
+                f"first start: an admin user and API token were made; they are in {made} "
+                "(readable by you only). 'logfactory token' prints the token; log in as "
+                "'admin' with the password from that file"
+            )
+            log.warning("%s", text)
+            self._say(text)
+        return access
+
     def _server(self, ctx: NodeContext) -> _QuietServer:
         http = self.config.http
         registry = self.registry
@@ -336,6 +360,7 @@ class Node:
                 agent, sources = self._agent(producer, bus)
                 tasks.append(asyncio.create_task(agent.run(stop)))
             if sock is not None:
+                access = self._access()
                 ctx = NodeContext(
                     config=self.config,
                     bus=bus,
@@ -346,6 +371,7 @@ class Node:
                     registry=self.registry,
                     stats_dir=self.stats_dir,
                     started=time.time(),
+                    access=access,
                     expected_processes=("factory",) if self.with_factory else (),
                 )  # fmt: skip
                 server = self._server(ctx)

@@ -1,4 +1,9 @@
-"""The HTTP API in-process: starlette's TestClient on a node context over a local bus."""
+"""The HTTP API in-process: starlette's TestClient on a node context over a local bus.
+
+The client carries an admin API token of the context's access store by default (every route
+but health needs a credential); :func:`bearer` makes headers of other roles and scopes. Its
+requests go to ``http://127.0.0.1`` (a Host every node serves), from 192.0.2.9:40000.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from pathlib import Path
 
 from tests.helpers.bus import read_all
 
+from logfactory.access import Role
+from logfactory.access.store import AccessStore
 from logfactory.api import NodeContext, create_app
 from logfactory.bus.base import Producer
 from logfactory.bus.local import LocalBus
@@ -22,10 +29,15 @@ with warnings.catch_warnings():
 
 
 def make_client(
-    tmp_path: Path, bus: LocalBus, config: Config, producer: Producer | None = None
+    tmp_path: Path,
+    bus: LocalBus,
+    config: Config,
+    producer: Producer | None = None,
+    *,
+    role: Role | None = Role.ADMIN,
 ) -> tuple[TestClient, NodeContext]:
     """The API of ``config`` on ``bus`` (through ``producer``, else a producer of the bus's own),
-    its requests coming from 192.0.2.9:40000."""
+    its requests coming from 192.0.2.9:40000 with a token of ``role`` (None: no credential)."""
     ctx = NodeContext(
         config=config,
         bus=bus,
@@ -33,8 +45,18 @@ def make_client(
         registry=StatsRegistry("node"),
         stats_dir=tmp_path / "stats",
         started=time.time(),
+        access=AccessStore.in_dir(tmp_path / "access"),
     )
-    return TestClient(create_app(ctx), client=("192.0.2.9", 40000)), ctx
+    client = TestClient(create_app(ctx), base_url="http://127.0.0.1", client=("192.0.2.9", 40000))
+    if role is not None:
+        client.headers.update(bearer(ctx, role))
+    return client, ctx
+
+
+def bearer(ctx: NodeContext, role: Role, scopes: tuple[str, ...] = ()) -> dict[str, str]:
+    """``Authorization`` of a new token of ``role`` (and ``scopes``) in ``ctx``'s store."""
+    token, _ = ctx.access.create_token(f"test {role}", role, "test", scopes=scopes)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def raw_records(bus: LocalBus) -> list[tuple[bytes | None, Record]]:

@@ -14,8 +14,21 @@ from types import ModuleType
 from fastapi import FastAPI
 
 from logfactory.api import auth
+from logfactory.api.auth import Authenticator
 from logfactory.api.context import ApiState, NodeContext
-from logfactory.api.routes import docs, health, ingest, patterns, stats, subscribe, topics
+from logfactory.api.routes import (
+    audit,
+    docs,
+    health,
+    ingest,
+    patterns,
+    session,
+    stats,
+    subscribe,
+    tokens,
+    topics,
+    users,
+)
 
 __all__ = ["ROUTE_MODULES", "create_app"]
 
@@ -27,6 +40,10 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     subscribe,
     topics,
     patterns,
+    session,
+    users,
+    tokens,
+    audit,
     docs,
 )
 
@@ -38,8 +55,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
         summary="Raw logs in, typed events out: ingest, stats, metrics and event subscriptions.",
         docs_url=None,  # /docs and /redoc come from routes.docs, served without a CDN
         redoc_url=None,
+        openapi_url=None,  # routes.docs serves it too, behind a credential
     )
-    state = ApiState(ctx.registry)
+    state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config))
     app.state.api = state
     auth.install(app)
     for module in ROUTE_MODULES:

@@ -1,67 +1,108 @@
-"""Who may call what: the credential check of every route that has one, as FastAPI dependencies.
+"""Who may call what: the credential check of every route, as FastAPI dependencies.
 
-Today's credentials are the bearer tokens of the configuration's ``type: http`` sources:
+Every route but ``/api/v1/health`` and the login itself declares the role it needs with
+``Depends(state.auth.requires(Role.X))``; nothing else in the API compares credentials. The
+dependency finds who the request comes from and answers 401 (no credential, or one the node
+does not know) or 403 (a credential whose role or scopes do not cover the route). A request
+proves who it is with, in this order:
 
-* **ingest** (:func:`token_holder`): a request carrying a bearer token belongs to the source
-  with that token; one without a token to the first source that has none; when every source
-  has a token, a request without one is a 401, and so is a token no source has.
-* **pattern reviews** (:func:`require_token` over :func:`write_tokens`): reviews are write
-  access, so when http sources have tokens a review needs one of them too (there is no separate
-  API token in the configuration yet).
+* ``Authorization: Bearer <token>``: the token of an ``http`` source of the configuration
+  (role ``ingest``, for that source) or an API token of the access store (``lf_...``);
+* the console's login cookie (``lf_session``): a user's session. Browsers send cookies by
+  themselves, so a cookie-authenticated write (POST, PUT, PATCH, DELETE) must also carry the
+  session's CSRF token in ``X-CSRF-Token``, which another site's page cannot read. Bearer
+  tokens need no CSRF token: a browser never adds them on its own.
 
-Every other route answers anonymously. Access control (issue 15: users, API tokens, roles)
-belongs here too: a route states what it needs as a dependency from this module, and nothing
-else in the API compares credentials.
-
-A check that fails raises :class:`~logfactory.errors.AuthError` (re-exported here), which the
-handler that :func:`install` registers answers the API's way (``{"error": ...}``; a 401 with
-``WWW-Authenticate: Bearer``). The dependencies read ``Authorization`` from the request
-instead of declaring it as a parameter, so the OpenAPI description lists only what each route
-declares. Tokens are compared in constant time, against every configured token, so timing says
-nothing about which one (or how much of one) matched.
+A check that fails raises :class:`~logfactory.errors.AuthError`, which the handler that
+:func:`install` registers answers the API's way (``{"error": ...}``; a 401 with
+``WWW-Authenticate: Bearer``). The store is read on the event loop: a primary-key read in WAL
+mode, microseconds, and never blocked by a writer; the rare writes (a token's first use from
+a new address, a session's last use) go to a worker thread.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from logfactory.access import Principal, Role
+from logfactory.access.store import AccessStore
 from logfactory.api.responses import error_response
 from logfactory.config import Config
-from logfactory.errors import AuthError
+from logfactory.errors import AuthError, RequestRefused
 
 __all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
     "AuthError",
+    "Authenticator",
+    "client_address",
+    "forbidden",
     "install",
     "match_bearer",
-    "require_token",
-    "token_holder",
     "unauthorized",
-    "write_tokens",
 ]
 
-T = TypeVar("T")
+SESSION_COOKIE = "lf_session"
+CSRF_COOKIE = "lf_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: (token, address) pairs known to have been seen, kept in memory to skip the store's read
+_MAX_SEEN = 10_000
+
+_bearer = HTTPBearer(auto_error=False, description="an API token (logfactory token / tokens)")
+_cookie = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="the console's login session"
+)
 
 
-def unauthorized() -> AuthError:
+def unauthorized(message: str = "missing or wrong credential") -> AuthError:
     """No credential, or one this node does not know: 401, and how to authenticate."""
-    return AuthError(401, "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
+    return AuthError(
+        401,
+        f"{message}: send 'Authorization: Bearer TOKEN' (logfactory token prints one on the "
+        "node's machine) or log in",
+        {"WWW-Authenticate": "Bearer"},
+    )
+
+
+def forbidden(message: str) -> AuthError:
+    """A known credential that may not do this: 403."""
+    return AuthError(403, message)
 
 
 async def answer(request: Request, exc: Exception) -> Response:
-    """The answer to an :class:`AuthError` raised while a route's dependencies were solved."""
-    if not isinstance(exc, AuthError):  # registered for AuthError only
+    """The answer to a :class:`RequestRefused` (an :class:`AuthError` among them) raised while
+    a route's dependencies were solved or its body read. A person's browser that meets a 401
+    gets a page linking to the login form, so the API's own pages (``/docs``) lead somewhere."""
+    if not isinstance(exc, RequestRefused):  # registered for RequestRefused only
         raise exc
+    if exc.status == 401 and _wants_html(request):
+        return HTMLResponse(_LOGIN_FIRST, status_code=401, headers=exc.headers)
     return error_response(exc.status, exc.message, exc.headers)
 
 
+def _wants_html(request: Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+_LOGIN_FIRST = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Log in</title></head>'
+    '<body><p>This needs a login: <a href="/login">log in</a>.</p></body></html>\n'
+)
+
+
 def install(app: FastAPI) -> None:
-    """Make ``app`` answer :class:`AuthError` (every app that includes a router of the API)."""
-    app.add_exception_handler(AuthError, answer)
+    """Make ``app`` answer :class:`RequestRefused` the API's way (every app that includes a
+    router of the API)."""
+    app.add_exception_handler(RequestRefused, answer)
 
 
 def match_bearer(header: str | None, tokens: Sequence[str]) -> int | None:
@@ -75,39 +116,109 @@ def match_bearer(header: str | None, tokens: Sequence[str]) -> int | None:
     return hits.index(True) if any(hits) else None
 
 
-def token_holder(holders: Sequence[tuple[str | None, T]]) -> Callable[[Request], Awaitable[T]]:
-    """A dependency giving the holder (of ``(token, holder)`` pairs) whose token the request's
-    bearer carries; a request without ``Authorization`` gets the first holder without a token.
-    :func:`unauthorized` when there is no such holder."""
-    with_token = [(token, holder) for token, holder in holders if token]
-    tokens = [token for token, _ in with_token]
-    open_holders = [holder for token, holder in holders if not token][:1]
+def client_address(request: Request) -> str:
+    """The peer's address, as the audit trail and the per-address limits name it."""
+    return request.client.host if request.client else "-"
 
-    async def holder_of(request: Request) -> T:
+
+def source_tokens(config: Config) -> list[tuple[str, str]]:
+    """``(token, source name)`` of the http sources that have a token of their own."""
+    return [
+        (s.token, s.name or s.tag or "http") for s in config.sources if s.type == "http" and s.token
+    ]
+
+
+class Authenticator:
+    """Checks the credentials of one app's requests against ``store`` and the http sources'
+    tokens in ``config``."""
+
+    def __init__(self, store: AccessStore, config: Config) -> None:
+        self.store = store
+        self._sources = source_tokens(config)
+        self._idle_s = float(config.http.session_idle_timeout)
+        self._seen: set[tuple[str, str]] = set()
+
+    def requires(self, need: Role) -> Callable[..., Awaitable[Principal]]:
+        """The dependency of a route that needs role ``need``; it gives the caller.
+
+        The function carries ``required_role`` so that tests (and the docs) can list what each
+        route needs by walking the app's routes.
+        """
+
+        async def caller(
+            request: Request,
+            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+            session_id: str | None = Depends(_cookie),
+        ) -> Principal:
+            principal = await self.identify(request, bearer, session_id)
+            if not principal.allows(need):
+                raise forbidden(
+                    f"this needs the role {need} (or one above it); "
+                    f"{principal.name!r} has {principal.role}"
+                )
+            request.state.principal = principal
+            return principal
+
+        caller.required_role = need  # type: ignore[attr-defined]
+        return caller
+
+    async def identify(
+        self,
+        request: Request,
+        bearer: HTTPAuthorizationCredentials | None,
+        session_id: str | None,
+    ) -> Principal:
+        """Who ``request`` comes from, or :class:`AuthError`."""
         header = request.headers.get("authorization")
         if header:
-            hit = match_bearer(header, tokens)
-            if hit is not None:
-                return with_token[hit][1]
-        elif open_holders:
-            return open_holders[0]
+            if bearer is None:
+                raise unauthorized("the Authorization header is not 'Bearer TOKEN'")
+            return await self._bearer(bearer.credentials, client_address(request))
+        if session_id:
+            return await self._session(request, session_id)
         raise unauthorized()
 
-    return holder_of
+    async def _bearer(self, token: str, address: str) -> Principal:
+        hit = match_bearer(f"Bearer {token}", [t for t, _ in self._sources])
+        if hit is not None:
+            name = self._sources[hit][1]
+            return Principal("source", f"source:{name}", name, Role.INGEST)
+        info = self.store.check_token(token)
+        if info is None:
+            raise unauthorized("unknown, expired or revoked token")
+        if (info.id, address) not in self._seen:
+            await run_in_threadpool(self._note_address, info.id, info.name, address)
+        return Principal("token", f"token:{info.id}", info.name, info.role, info.scopes)
+
+    def _note_address(self, token_id: str, name: str, address: str) -> None:
+        if self.store.note_address(token_id, address):
+            self.store.audit(
+                f"token:{token_id}",
+                "token_new_address",
+                target=name,
+                address=address,
+            )
+        if len(self._seen) >= _MAX_SEEN:
+            self._seen.clear()
+        self._seen.add((token_id, address))
+
+    async def _session(self, request: Request, session_id: str) -> Principal:
+        session = self.store.session(session_id, self._idle_s)
+        if session is None:
+            raise unauthorized("the login session has ended")
+        if request.method not in _SAFE_METHODS:
+            given = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(given.encode(), session.csrf.encode()):
+                raise forbidden(
+                    f"a write with a login cookie needs the session's CSRF token in {CSRF_HEADER}"
+                )
+        if session.touch_due:
+            await run_in_threadpool(self.store.touch_session, session_id)
+        user = session.user
+        return Principal("session", f"user:{user.name}", user.name, user.role)
 
 
-def require_token(tokens: Sequence[str]) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that lets a request through when its bearer is one of ``tokens``, or when
-    there are none; :func:`unauthorized` otherwise."""
-    required = list(tokens)
-
-    async def check(request: Request) -> None:
-        if required and match_bearer(request.headers.get("authorization"), required) is None:
-            raise unauthorized()
-
-    return check
-
-
-def write_tokens(config: Config) -> list[str]:
-    """The tokens that grant write access beyond ingest (pattern reviews): the http sources'."""
-    return [s.token for s in config.sources if s.type == "http" and s.token]
+def required_role(dependency: Any) -> Role | None:
+    """The role a dependency made by :meth:`Authenticator.requires` asks for, else None."""
+    role = getattr(dependency, "required_role", None)
+    return role if isinstance(role, Role) else None

@@ -1,10 +1,10 @@
 """What every route of the API is built from: the node that hosts it and the API's own state.
 
 :class:`NodeContext` is what the node hands to :func:`logfactory.api.create_app` (its
-configuration, bus, producer, stats); :class:`ApiState` is what the routes share while the app
-runs (today the number of SSE subscribers, which ``/api/v1/stats`` reports and the subscribe
-route changes). Each route module's ``router(ctx, state)`` takes both, so a route needs no
-global and no other route module to find what it works on.
+configuration, bus, producer, stats, access store); :class:`ApiState` is what the routes
+share while the app runs (the credential checks, the number of SSE subscribers). Each route
+module's ``router(ctx, state)`` takes both, so a route needs no global and no other route
+module to find what it works on.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from logfactory.access.store import AccessStore
+from logfactory.api.auth import Authenticator
 from logfactory.bus.base import Bus, Producer
 from logfactory.config import Config
 from logfactory.stats import StatsRegistry
@@ -24,9 +26,11 @@ __all__ = ["ApiState", "NodeContext"]
 class NodeContext:
     """What the API needs from the node that hosts it.
 
-    ``expected_processes`` names roles (``"factory"`` matches ``factory-1234``) of which at
-    least one live process must report for the node to be healthy; processes that reported
-    at all are always checked. ``keepalive_s`` is the SSE comment interval.
+    ``access`` is the node's store of users, tokens and the audit trail (its data
+    directory's ``access.db``). ``expected_processes`` names roles (``"factory"`` matches
+    ``factory-1234``) of which at least one live process must report for the node to be
+    healthy; processes that reported at all are always checked.
+    ``keepalive_s`` is the SSE comment interval.
     """
 
     config: Config
@@ -35,18 +39,26 @@ class NodeContext:
     registry: StatsRegistry
     stats_dir: Path
     started: float
+    access: AccessStore
     expected_processes: tuple[str, ...] = ()
     stale_after_s: float = 5.0
     keepalive_s: float = 15.0
 
 
 class ApiState:
-    """Live numbers of the API itself, mirrored into the process's stats registry."""
+    """What the routes of one app share: its credential checks (``auth``; a route needing a
+    role declares ``Depends(state.auth.requires(Role.X))``) and the API's live numbers,
+    mirrored into the process's stats registry."""
 
-    def __init__(self, registry: StatsRegistry) -> None:
+    def __init__(self, registry: StatsRegistry, auth: Authenticator) -> None:
+        self.auth = auth
         self._registry = registry
         self._lock = threading.Lock()
         self.subscribers = 0
+
+    def count_limited(self, limit: str) -> None:
+        """One request refused by the abuse limit ``limit`` (login, query, ...)."""
+        self._registry.add("api", f"limited_{limit}")
 
     def subscriber_delta(self, n: int) -> None:
         with self._lock:

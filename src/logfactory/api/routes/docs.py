@@ -4,11 +4,12 @@ FastAPI's default pages load Swagger UI, ReDoc, a favicon and Google Fonts from 
 site without internet access (most log collection networks) they stay blank. Here the same pages
 (FastAPI's own HTML builders) point at files the node serves from ``/docs/static/``: Swagger UI's
 and ReDoc's release bundles as shipped by the ``fastapi-offline`` wheel, so a ``pip install`` is
-all the node needs. Only the static files come from that package; the routes are ours, so
-``/openapi.json`` stays where FastAPI puts it and is guarded however the rest of the API is.
+all the node needs. Only the static files come from that package; the routes are ours, and so
+is ``/openapi.json`` (the app is built with ``openapi_url=None``): every page here needs the
+role ``viewer``, like the data it describes.
 
 The static files hold no data of the node (they are the same for every installation), which is
-why they may stay public whatever access control the data routes get.
+why they stay public: the login page's browser may load them before it has a credential.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import html
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from logfactory.access import Role
 from logfactory.api.context import ApiState, NodeContext
 
 __all__ = ["CONTENT_SECURITY_POLICY", "STATIC_PREFIX", "router", "static_dir"]
@@ -51,6 +53,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     api = APIRouter()
     api.mount(STATIC_PREFIX, StaticFiles(directory=static_dir()), name="docs-static")
     node_name = ctx.config.node.name
+    viewer = [Depends(state.auth.requires(Role.VIEWER))]
 
     def openapi_url(request: Request) -> str:
         return str(getattr(request.app, "openapi_url", None) or "/openapi.json")
@@ -62,12 +65,16 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         # behind a proxy that mounts the node under a path, links must keep that path
         return str(request.scope.get("root_path", "")).rstrip("/")
 
-    @api.get("/", include_in_schema=False)
+    @api.get("/openapi.json", include_in_schema=False, dependencies=viewer)
+    def openapi(request: Request) -> JSONResponse:
+        return JSONResponse(request.app.openapi())
+
+    @api.get("/", include_in_schema=False, dependencies=viewer)
     def index(request: Request) -> HTMLResponse:
         """Where a person who types the node's address lands (until the console exists)."""
         return confined(HTMLResponse(index_html(node_name, prefix(request))))
 
-    @api.get("/docs", include_in_schema=False)
+    @api.get("/docs", include_in_schema=False, dependencies=viewer)
     def swagger_ui(request: Request) -> HTMLResponse:
         root = prefix(request)
         page = get_swagger_ui_html(
@@ -80,7 +87,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         )
         return confined(page)
 
-    @api.get("/redoc", include_in_schema=False)
+    @api.get("/redoc", include_in_schema=False, dependencies=viewer)
     def redoc(request: Request) -> HTMLResponse:
         root = prefix(request)
         page = get_redoc_html(

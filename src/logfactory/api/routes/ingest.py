@@ -17,15 +17,16 @@ Contract with clients:
 * **413** when the body, before or after decompression, exceeds the source's
   ``max_body_bytes``; **415** for an unknown ``Content-Encoding``; **400** for a body that does
   not decompress (or has too many compressed members, or costs too much CPU to decompress), or
-  a JSON array that does not parse, with the reason; **401** without a valid
-  bearer token; **503** when the bus failed (retry). Nothing of a refused body is produced.
+  a JSON array that does not parse, with the reason; **401** without a valid credential,
+  **403** for one whose role is neither ``ingest`` nor ``admin``; **503** when the bus failed
+  (retry). Nothing of a refused body is produced.
 
 Bodies: see :mod:`logfactory.api.ingest_body` (NDJSON, JSON arrays of objects or strings, plain
 lines; identity, gzip, zstd, lz4). Sources: each ``type: http`` entry is one source with its own
 token, limit and stats (``source:<name>``: received, bytes, rejected, refused, throttled). A
-request carrying a bearer token belongs to the source with that token; one without a token to
-the first source that has none (when every source has a token, it is a 401: see
-:func:`logfactory.api.auth.token_holder`).
+request needs the role ``ingest`` (or ``admin``): it carries the bearer token of an http source,
+and belongs to that source, or an API token (or login) with that role, and belongs to the first
+source without a token of its own (the first source when every one has a token).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from logfactory.api.auth import token_holder
+from logfactory.access import Principal, Role
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.ingest_body import (
     BadBody,
@@ -126,6 +127,15 @@ def ingest_sources(config: Config) -> list[IngestSource]:
         if s.type == "http"
     ]
     return out or [IngestSource("http", "http", None, DEFAULT_MAX_BODY_BYTES)]
+
+
+def source_for(sources: list[IngestSource], caller: Principal) -> IngestSource:
+    """The source a request of ``caller`` posts to (see the module's docstring)."""
+    if caller.kind == "source":
+        for s in sources:
+            if s.name == caller.name:
+                return s
+    return next((s for s in sources if not s.token), sources[0])
 
 
 def is_ndjson(content_type: str | None) -> bool:
@@ -220,8 +230,8 @@ def _ingest_body(
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The ingest route of the node ``ctx`` describes, one source per ``type: http`` entry."""
     api = APIRouter()
+    needs_ingest = state.auth.requires(Role.INGEST)
     sources = ingest_sources(ctx.config)
-    source_of = token_holder([(s.token, s) for s in sources])
     producer: Producer = ctx.producer
     overload = Overload(producer)
     registry = ctx.registry
@@ -232,7 +242,6 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         "/api/v1/ingest",
         responses={
             400: {"description": "the body cannot be decoded (bad compression, not JSON)"},
-            401: {"description": "the source has a token and the bearer is missing or wrong"},
             413: {"description": "the body, inflated or not, is larger than the source allows"},
             415: {"description": "a Content-Encoding other than gzip, zstd or lz4"},
             429: {"description": "the node is overloaded; retry after `Retry-After` seconds"},
@@ -243,10 +252,11 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         request: Request,
         source: str | None = Query(None, description="source tag (default: the http source's)"),
         host: str | None = Query(None, description="host (default: the client address)"),
-        src: IngestSource = Depends(source_of),
+        caller: Principal = Depends(needs_ingest),
     ) -> JSONResponse:
         """NDJSON, JSON arrays or plain lines, optionally gzip/zstd/lz4; 200 once durable."""
         nonlocal in_flight
+        src = source_for(sources, caller)
         group = f"source:{src.name}"
         try:
             encoding = encoding_of(request.headers.get("content-encoding"))

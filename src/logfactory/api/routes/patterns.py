@@ -11,9 +11,9 @@ made here drops the snapshot so the reviewer sees its own change at once. Review
 process are serialised: each one re-reads the topic before writing, so two reviews in flight
 cannot write back each other's stale status. Bus work runs in worker threads, never on the loop.
 
-Reviews are write access: when HTTP ingest sources have bearer tokens configured, a review needs
-one of them too (there is no separate API token in the configuration today); the check is
-:func:`logfactory.api.auth.require_token`.
+Reading needs the role ``viewer``; a review changes what the factory alerts on, so it needs
+``operator`` and is written to the audit trail (who, which template, what status and reason,
+from where).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from logfactory.api.auth import require_token, write_tokens
+from logfactory.access import Principal, Role
+from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.responses import error_response
 from logfactory.bus.base import Bus, BusError
@@ -174,11 +175,17 @@ _UNKNOWN: dict[str, Any] = {"description": "no pattern with this id (or one it g
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The pattern library's routes over the bus of the node ``ctx`` describes."""
     api = APIRouter()
+    needs_operator = state.auth.requires(Role.OPERATOR)
     bus: Bus = ctx.bus
     cache = LibraryCache(lambda: load_library(bus))
     review_lock = threading.Lock()
+    viewer = [Depends(state.auth.requires(Role.VIEWER))]
 
-    @api.get("/api/v1/patterns", responses={400: {"description": "unknown status"}, 503: _BUS})
+    @api.get(
+        "/api/v1/patterns",
+        responses={400: {"description": "unknown status"}, 503: _BUS},
+        dependencies=viewer,
+    )
     async def list_patterns(
         workshop: str | None = Query(None, description="only this workshop"),
         status: str | None = Query(None, description="new, normal or alert"),
@@ -199,7 +206,11 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             return error_response(503, f"the bus did not answer ({exc}); retry")
         return Response(body, media_type="application/json")
 
-    @api.get("/api/v1/patterns/{pattern_id}", responses={404: _UNKNOWN, 503: _BUS})
+    @api.get(
+        "/api/v1/patterns/{pattern_id}",
+        responses={404: _UNKNOWN, 503: _BUS},
+        dependencies=viewer,
+    )
     async def get_pattern(pattern_id: str) -> JSONResponse:
         """One template; an id it generalised from finds the current entry."""
         try:
@@ -215,14 +226,16 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         "/api/v1/patterns/{pattern_id}/review",
         responses={
             400: {"description": "the body is not a review (status, reason, severity)"},
-            401: {"description": "missing or wrong bearer token"},
             404: _UNKNOWN,
             413: {"description": "body too large"},
             503: _BUS,
         },
-        dependencies=[Depends(require_token(write_tokens(ctx.config)))],
     )
-    async def review_pattern(pattern_id: str, request: Request) -> JSONResponse:
+    async def review_pattern(
+        pattern_id: str,
+        request: Request,
+        caller: Principal = Depends(needs_operator),
+    ) -> JSONResponse:
         """Mark a template normal, alert (with a reason) or back to new; workers apply it
         within a second. Answers with the entry as stored."""
         body = await request.body()
@@ -242,7 +255,19 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
                     return None
                 save_changes(bus, library)
                 cache.invalidate()
-                return library.get(pattern_id)
+                entry = library.get(pattern_id)
+            ctx.access.audit(
+                caller.key,
+                "pattern_reviewed",
+                target=pattern_id,
+                address=client_address(request),
+                detail={
+                    "status": review.status,
+                    "reason": review.reason,
+                    "severity": review.severity,
+                },
+            )
+            return entry
 
         try:
             entry = await run_in_threadpool(work)

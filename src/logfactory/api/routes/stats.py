@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from logfactory.access import Role
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.metrics import (
     NodeCollector,
@@ -39,7 +40,9 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NodeCollector(stats_view, bus_view, ctx.started, ctx.stale_after_s))
 
-    @api.get("/api/v1/stats")
+    viewer = [Depends(state.auth.requires(Role.VIEWER))]
+
+    @api.get("/api/v1/stats", dependencies=viewer)
     def stats() -> dict[str, Any]:
         """Counters summed over processes, bus depth and lag, and the processes themselves."""
         view = stats_view()
@@ -59,7 +62,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             "api": {"subscribers": state.subscribers},
         }
 
-    @api.get("/metrics")
+    @api.get("/metrics", dependencies=viewer)
     def metrics() -> Response:
         """Prometheus text exposition of the same numbers as /api/v1/stats."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -23,10 +23,11 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from logfactory.access import Principal, Role
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.responses import error_response
 from logfactory.api.sse_admission import (
@@ -231,6 +232,7 @@ def _refused(refusal: Refusal) -> JSONResponse:
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The subscribe route of the node ``ctx`` describes; its streams count in ``state``."""
     api = APIRouter()
+    needs_viewer = state.auth.requires(Role.VIEWER)
     known = known_types(ctx.config)
     partitions = ctx.config.bus.partitions
     http = ctx.config.http
@@ -245,6 +247,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         "/api/v1/subscribe",
         responses={
             400: {"description": "unknown event type, or a cursor not from this API"},
+            403: {"description": "the token's scopes do not include a requested type"},
             429: {"description": "this client holds its share of streams; `Retry-After`"},
             503: {"description": "the node holds its cap of streams; `Retry-After`"},
         },
@@ -254,6 +257,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         types: str = Query(..., description="comma-separated event types, e.g. ALERT,JOB_STATUS"),
         start: Literal["earliest", "latest"] = Query("latest", alias="from"),
         cursor: str | None = Query(None, description="resume here (Last-Event-ID wins)"),
+        caller: Principal = Depends(needs_viewer),
         limit: int | None = Query(None, ge=1, description="end after this many events"),
         idle: float | None = Query(None, gt=0, description="end after this many quiet seconds"),
     ) -> Any:
@@ -266,6 +270,11 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             return JSONResponse(
                 {"error": f"{what}; known types: {', '.join(known)}", "known": known},
                 status_code=400,
+            )
+        denied = [n for n in names if not caller.may_read_type(n)]
+        if denied:
+            return error_response(
+                403, f"this token's scopes do not include the event type(s) {', '.join(denied)}"
             )
         last_id = request.headers.get("last-event-id") or cursor
         try:

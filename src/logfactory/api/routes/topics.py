@@ -2,7 +2,8 @@
 
 A look at what is on the bus now (``logfactory tail`` over HTTP), not a stream: applications
 that want every event subscribe (:mod:`logfactory.api.routes.subscribe`). Values that are JSON
-are shown as JSON, others as text.
+are shown as JSON, others as text. The factory's own topics (its saved state, the pattern
+library's log) are never served: they are internals, and the library has its own routes.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from logfactory.access import Principal, Role
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.responses import error_response
 from logfactory.bus.base import Message
 from logfactory.subscribe import tail
+from logfactory.topics import PATTERNS, STATE
 
-__all__ = ["message_json", "router"]
+__all__ = ["INTERNAL_TOPICS", "message_json", "router"]
+
+#: topics no HTTP route serves
+INTERNAL_TOPICS = frozenset({STATE, PATTERNS})
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -40,16 +46,26 @@ def message_json(message: Message) -> dict[str, Any]:
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The topic routes over the bus of the node ``ctx`` describes."""
     api = APIRouter()
+    needs_viewer = state.auth.requires(Role.VIEWER)
 
-    @api.get("/api/v1/topics/{topic}/tail", responses={404: {"description": "no such topic"}})
+    @api.get(
+        "/api/v1/topics/{topic}/tail",
+        responses={
+            403: {"description": "the token's scopes do not include this topic"},
+            404: {"description": "no such topic, or one not served over HTTP"},
+        },
+    )
     def topic_tail(
         topic: str,
+        caller: Principal = Depends(needs_viewer),
         count: int = Query(20, ge=1, le=1000),
         start: Literal["earliest", "latest"] = Query("latest", alias="from"),
     ) -> Any:
         """The last (``from=latest``) or first (``from=earliest``) ``count`` messages."""
-        if topic not in ctx.bus.topics():
-            return error_response(404, f"no topic {topic!r}")
+        if topic in INTERNAL_TOPICS or topic not in ctx.bus.topics():
+            return error_response(404, f"no topic {topic!r} is served here")
+        if not caller.may_read_topic(topic):
+            return error_response(403, f"this token's scopes do not include the topic {topic!r}")
         messages = tail(ctx.bus, topic, start=start, count=count, follow=False)
         return [message_json(m) for m in messages]
 

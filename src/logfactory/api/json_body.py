@@ -1,0 +1,46 @@
+"""Reading the small JSON bodies of the API's writes (login, users, tokens, reviews).
+
+Each such route takes ``application/json`` only: a browser sends that type across sites only
+after a CORS preflight the node refuses, so a page on another site cannot forge these writes
+with a "simple" ``text/plain`` form post. Bodies are small and bounded, decoded into a
+``msgspec`` struct that refuses unknown fields, and every refusal is a clear 4xx.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+from fastapi import Request
+
+from logfactory.errors import RequestRefused
+
+__all__ = ["MAX_JSON_BYTES", "is_json_type", "read_json"]
+
+#: the largest body these routes read
+MAX_JSON_BYTES = 64 * 1024
+
+T = TypeVar("T")
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """Whether a Content-Type is ``application/json`` (parameters such as charset allowed)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json"
+
+
+async def read_json(request: Request, kind: type[T], max_bytes: int = MAX_JSON_BYTES) -> T:
+    """The request's body as a ``kind``, or :class:`RequestRefused` (415, 413 or 400)."""
+    if not is_json_type(request.headers.get("content-type")):
+        raise RequestRefused(415, "send the body as JSON, with Content-Type: application/json")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise RequestRefused(413, f"body larger than {max_bytes} bytes")
+    try:
+        return msgspec.json.decode(bytes(body), type=kind)
+    except msgspec.ValidationError as exc:
+        raise RequestRefused(400, f"the body is not what this route takes: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise RequestRefused(400, f"the body is not valid JSON: {exc}") from None
