@@ -24,6 +24,7 @@ PAGE = "http-api.md"
 
 def openapi_spec() -> dict[str, Any]:
     """The OpenAPI description of a node's API with the default configuration."""
+    from logfactory.access.store import AccessStore
     from logfactory.api import NodeContext, create_app
     from logfactory.bus.local import LocalBus
     from logfactory.config import Config
@@ -32,6 +33,7 @@ def openapi_spec() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="logfactory-docs-") as tmp:
         bus = LocalBus(Path(tmp) / "bus")
         producer = bus.producer()
+        access = AccessStore.in_dir(Path(tmp) / "access")
         try:
             ctx = NodeContext(
                 config=Config(),
@@ -40,9 +42,11 @@ def openapi_spec() -> dict[str, Any]:
                 registry=StatsRegistry("docs"),
                 stats_dir=Path(tmp) / "stats",
                 started=time.time(),
+                access=access,
             )
             spec: dict[str, Any] = create_app(ctx).openapi()
         finally:
+            access.close()
             producer.close()
             bus.close()
     return spec

@@ -3,6 +3,8 @@
 The client carries an admin API token of the context's access store by default (every route
 but health needs a credential); :func:`bearer` makes headers of other roles and scopes. Its
 requests go to ``http://127.0.0.1`` (a Host every node serves), from 192.0.2.9:40000.
+:func:`make_client` builds the node context too; :func:`api_client` is the same client for a
+context a test built itself (its own registry, start time or stats).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ def make_client(
     producer: Producer | None = None,
     *,
     role: Role | None = Role.ADMIN,
+    raise_server_exceptions: bool = True,
 ) -> tuple[TestClient, NodeContext]:
     """The API of ``config`` on ``bus`` (through ``producer``, else a producer of the bus's own),
-    its requests coming from 192.0.2.9:40000 with a token of ``role`` (None: no credential)."""
+    its requests coming from 192.0.2.9:40000 with a token of ``role`` (None: no credential).
+    ``raise_server_exceptions=False``: an exception is a 500, as a deployed node answers."""
     ctx = NodeContext(
         config=config,
         bus=bus,
@@ -47,10 +51,23 @@ def make_client(
         started=time.time(),
         access=AccessStore.in_dir(tmp_path / "access"),
     )
-    client = TestClient(create_app(ctx), base_url="http://127.0.0.1", client=("192.0.2.9", 40000))
+    return api_client(ctx, role=role, raise_server_exceptions=raise_server_exceptions), ctx
+
+
+def api_client(
+    ctx: NodeContext, *, role: Role | None = Role.ADMIN, raise_server_exceptions: bool = True
+) -> TestClient:
+    """A client of ``create_app(ctx)`` from 192.0.2.9:40000 with a new token of ``role`` in
+    ``ctx``'s store (None: no credential)."""
+    client = TestClient(
+        create_app(ctx),
+        base_url="http://127.0.0.1",
+        client=("192.0.2.9", 40000),
+        raise_server_exceptions=raise_server_exceptions,
+    )
     if role is not None:
         client.headers.update(bearer(ctx, role))
-    return client, ctx
+    return client
 
 
 def bearer(ctx: NodeContext, role: Role, scopes: tuple[str, ...] = ()) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""HTTP ingest: NDJSON and plain text onto logs.raw, with rejects, limits and token auth."""
+"""HTTP ingest: NDJSON and plain text onto logs.raw, with rejects, limits and who may post."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.helpers.clients import TestClient, make_client, raw_records
+from tests.helpers.clients import TestClient, bearer, make_client, raw_records
 
+from logfactory.access import Role
 from logfactory.api import NodeContext
 from logfactory.api.routes.ingest import ingest_lines, is_ndjson, unrouted_warning
 from logfactory.bus.base import BusError
@@ -103,22 +104,55 @@ def test_body_over_the_limit_is_413_and_nothing_lands(tmp_path: Path, local_bus:
     assert ctx.registry.snapshot()["counters"]["source:http"]["refused"] == 2
 
 
-def test_bearer_token_is_required_when_configured(tmp_path: Path, local_bus: LocalBus) -> None:
+def test_a_source_token_picks_its_source_and_may_only_post(
+    tmp_path: Path, local_bus: LocalBus
+) -> None:
+    """An http source's own token posts to that source (its tag, its stats) and has the role
+    ingest: it reads nothing. No credential, or a wrong one, is a 401 that says how to send
+    one."""
     config = parse_config(
         "sources:\n  - {type: http, name: web, tag: webapp, token: s3cret}\n", "t.yaml"
     )
-    c, ctx = make_client(tmp_path, local_bus, config)
+    c, ctx = make_client(tmp_path, local_bus, config, role=None)
+    source = {"Authorization": "Bearer s3cret"}
     with c:
         assert c.post("/api/v1/ingest", content=b"a").status_code == 401
         wrong = c.post("/api/v1/ingest", content=b"a", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         assert wrong.headers["www-authenticate"] == "Bearer"
-        ok = c.post("/api/v1/ingest", content=b"a", headers={"Authorization": "Bearer s3cret"})
+        ok = c.post("/api/v1/ingest", content=b"a", headers=source)
         assert ok.json()["accepted"] == 1
+        for path in ("/api/v1/stats", "/api/v1/topics/logs.raw/tail", "/api/v1/patterns"):
+            assert c.get(path, headers=source).status_code == 403, path
     ctx.producer.close()
     # the http source's tag is the default source and its name the stats group
     assert [rec.source for _, rec in raw_records(local_bus)] == ["webapp"]
     assert ctx.registry.snapshot()["counters"]["source:web"]["received"] == 1
+
+
+def test_an_ingest_token_may_post_but_not_read(tmp_path: Path, local_bus: LocalBus) -> None:
+    """An API token of the role ingest (what the docs give an edge collector) posts to the first
+    source without a token of its own; every read is a 403, the posted line included."""
+    config = parse_config(
+        "sources:\n  - {type: http, name: web, tag: webapp, token: s3cret}\n"
+        "  - {type: http, name: edge, tag: syslog}\n",
+        "t.yaml",
+    )
+    c, ctx = make_client(tmp_path, local_bus, config, role=Role.INGEST)
+    with c:
+        ok = c.post("/api/v1/ingest", content=b"from an edge\n")
+        assert ok.status_code == 200
+        assert ok.json()["accepted"] == 1
+        for path in ("/api/v1/stats", "/metrics", "/api/v1/topics/logs.raw/tail"):
+            denied = c.get(path)
+            assert denied.status_code == 403, path
+            assert "from an edge" not in denied.text
+        assert c.get("/api/v1/stats", headers=bearer(ctx, Role.VIEWER)).status_code == 200
+    ctx.producer.close()
+    assert [(rec.source, rec.line) for _, rec in raw_records(local_bus)] == [
+        ("syslog", "from an edge")
+    ]
+    assert ctx.registry.snapshot()["counters"]["source:edge"]["received"] == 1
 
 
 def test_a_failing_bus_is_503_so_the_client_retries(

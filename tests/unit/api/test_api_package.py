@@ -6,7 +6,8 @@
   ``create_app`` includes each of them (none forgotten, none extra), the routers together hold
   every route of the app, and no route module imports another.
 * Credential checks live in ``logfactory.api.auth``: a refused credential is answered there, in
-  the API's error shape, for ingest and for reviews alike.
+  the API's error shape, for ingest, reviews and reads alike; every route but health and the
+  login declares the role it needs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ast
 import importlib
 import importlib.util
 import pkgutil
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,13 +26,17 @@ from types import ModuleType
 import pytest
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
-from fastapi.testclient import TestClient
 from starlette.routing import Mount
+from tests.helpers.bus import read_all
+from tests.helpers.clients import api_client, bearer, make_client
 
 import logfactory.api
 import logfactory.api.routes
+from logfactory.access import Role
+from logfactory.access.store import AccessStore
 from logfactory.api import NodeContext, create_app
 from logfactory.api.app import ROUTE_MODULES
+from logfactory.api.auth import Authenticator, required_role
 from logfactory.api.context import ApiState
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config, parse_config
@@ -206,9 +212,11 @@ def ctx(tmp_path: Path, local_bus: LocalBus) -> Iterator[NodeContext]:
         registry=StatsRegistry("node"),
         stats_dir=tmp_path / "stats",
         started=time.time(),
+        access=AccessStore.in_dir(tmp_path / "access"),
     )
     yield context
     context.producer.close()
+    context.access.close()
 
 
 def _paths(router: APIRouter) -> set[tuple[str, str]]:
@@ -224,7 +232,7 @@ def _paths(router: APIRouter) -> set[tuple[str, str]]:
 def test_every_route_module_exposes_a_router_and_together_they_are_the_app(
     ctx: NodeContext,
 ) -> None:
-    state = ApiState(ctx.registry)
+    state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config))
     served: set[tuple[str, str]] = set()
     for module in route_modules():
         assert callable(getattr(module, "router", None)), f"{module.__name__} has no router()"
@@ -242,47 +250,97 @@ def test_every_route_module_exposes_a_router_and_together_they_are_the_app(
     assert ("POST", "/api/v1/ingest") in operations
 
 
+#: what answers without a credential: health, and the login (its page, script and form post)
+PUBLIC = {
+    ("GET", "/api/v1/health"),
+    ("GET", "/login"),
+    ("GET", "/login.js"),
+    ("POST", "/api/v1/auth/login"),
+}
+
+
 def test_refused_credentials_are_answered_by_the_auth_module_alike(ctx: NodeContext) -> None:
-    """Ingest and reviews refuse the same way (401, the API's error shape, the scheme to use);
-    routes without a check still answer anonymously (issue 15 changes that, in one place)."""
-    with TestClient(create_app(ctx)) as client:
-        refusals = [
-            client.post("/api/v1/ingest", content=b"a line\n"),
-            client.post("/api/v1/ingest", content=b"a line\n", headers={"Authorization": "x"}),
-            client.post("/api/v1/patterns/p1/review", json={"status": "normal"}),
-            client.post(
-                "/api/v1/patterns/p1/review",
-                json={"status": "normal"},
-                headers={"Authorization": "Bearer wrong"},
-            ),
-        ]
-        for r in refusals:
-            assert r.status_code == 401
-            assert r.json() == {"error": "missing or wrong bearer token"}
-            assert r.headers["www-authenticate"] == "Bearer"
-        good = {"Authorization": "Bearer s3cret"}
-        accepted = client.post("/api/v1/ingest", content=b"a line\n", headers=good)
+    """Ingest, reviews and reads refuse the same way: a 401 in the API's error shape that names
+    the scheme to use, the same answer for the same missing or wrong credential whatever the
+    route. An http source's token belongs to that source and has the role ingest: it gets past
+    the check on ingest only, and every other route answers it 403 in the same shape."""
+    routes = [
+        ("POST", "/api/v1/ingest"),
+        ("POST", "/api/v1/patterns/p1/review"),
+        ("GET", "/api/v1/stats"),
+    ]
+    wrong = [{}, {"Authorization": "x"}, {"Authorization": "Bearer wrong"}]
+    with api_client(ctx, role=None) as client:
+        for headers in wrong:
+            answers = set()
+            for method, path in routes:
+                r = client.request(method, path, headers=headers, json={"status": "normal"})
+                assert r.status_code == 401, (method, path, headers)
+                assert r.headers["www-authenticate"] == "Bearer"
+                assert list(r.json()) == ["error"]
+                answers.add(r.json()["error"])
+            assert len(answers) == 1, answers  # alike on every route
+            assert "send 'Authorization: Bearer TOKEN'" in answers.pop()
+        source = {"Authorization": "Bearer s3cret"}
+        accepted = client.post("/api/v1/ingest", content=b"a line\n", headers=source)
         assert accepted.status_code == 200
         assert accepted.json()["accepted"] == 1
-        # the token lets the review through to the library, which has no such pattern
-        unknown = client.post("/api/v1/patterns/p1/review", json={"status": "normal"}, headers=good)
+        for method, path in routes[1:]:
+            r = client.request(method, path, headers=source, json={"status": "normal"})
+            assert r.status_code == 403, (method, path)
+            assert "needs the role" in r.json()["error"]
+        # an operator's token gets the review through to the library, which has no such pattern
+        operator = bearer(ctx, Role.OPERATOR)
+        review = {"status": "normal"}
+        unknown = client.post("/api/v1/patterns/p1/review", json=review, headers=operator)
         assert unknown.status_code == 404
-        assert client.get("/api/v1/stats").status_code == 200
+    assert ctx.registry.snapshot()["counters"]["source:edge"]["received"] == 1
 
 
-def test_without_tokens_every_route_is_open(tmp_path: Path, local_bus: LocalBus) -> None:
-    ctx = NodeContext(
-        config=Config(),
-        bus=local_bus,
-        producer=local_bus.producer(),
-        registry=StatsRegistry("node"),
-        stats_dir=tmp_path / "stats",
-        started=time.time(),
-    )
+def _role_of(route: APIRoute) -> Role | None:
+    """The role a route's dependencies ask for (None: the route checks no credential)."""
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        role = required_role(dependant.call)
+        if role is not None:
+            return role
+        pending += dependant.dependencies
+    return None
+
+
+def test_without_tokens_no_route_is_open_but_health_and_the_login(
+    tmp_path: Path, local_bus: LocalBus
+) -> None:
+    """Before issue 15, a configuration without tokens (both examples) left every route open to
+    anyone. Now no configuration opens the API: every route but health and the login declares
+    a role, and answers an anonymous request 401 without doing anything (nothing produced)."""
+    c, ctx = make_client(tmp_path, local_bus, Config(), role=None)
     try:
-        with TestClient(create_app(ctx)) as client:
-            assert client.post("/api/v1/ingest", content=b"a line\n").status_code == 200
-            review = client.post("/api/v1/patterns/p1/review", json={"status": "normal"})
-            assert review.status_code == 404  # past the check, to the library
+        with c:
+            state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config))
+            routes = [
+                r
+                for module in route_modules()
+                for r in module.router(ctx, state).routes
+                if isinstance(r, APIRoute)
+            ]
+            operations = {(m, r.path): r for r in routes for m in r.methods or ()}
+            assert {
+                ("POST", "/api/v1/ingest"),
+                ("GET", "/api/v1/subscribe"),
+                ("GET", "/openapi.json"),
+                ("DELETE", "/api/v1/tokens/{token_id}"),
+            } <= set(operations)
+            unchecked = {op for op, route in operations.items() if _role_of(route) is None}
+            assert unchecked == PUBLIC
+            for (method, path), _route in sorted(operations.items()):
+                if (method, path) in PUBLIC:
+                    continue
+                concrete = re.sub(r"\{[^}]+\}", "x", path)
+                r = c.request(method, concrete, content=b"a line\n")
+                assert r.status_code == 401, (method, concrete, r.text)
+            assert c.get("/api/v1/health").status_code == 200
     finally:
         ctx.producer.close()
+    assert read_all(local_bus, "logs.raw") == []

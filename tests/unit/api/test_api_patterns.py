@@ -1,5 +1,5 @@
 """``/api/v1/patterns``: list with filters and pages, lookup through lineage, reviews that land on
-the compacted topic (and so in factory workers), token auth, and the snapshot cache."""
+the compacted topic (and so in factory workers), who may review, and the snapshot cache."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from tests.helpers import clients
 from tests.helpers.clients import TestClient
 from tests.helpers.waiting import wait_for
 
+from logfactory.access import Role
 from logfactory.api import NodeContext
 from logfactory.api.routes.patterns import LibraryCache, ReviewError, parse_review
 from logfactory.bus.local import LocalBus
@@ -42,9 +43,11 @@ def seed_library(bus: LocalBus) -> dict[str, str]:
     return ids
 
 
-def make_client(tmp_path: Path, bus: LocalBus, config: Config) -> tuple[TestClient, NodeContext]:
+def make_client(
+    tmp_path: Path, bus: LocalBus, config: Config, role: Role | None = Role.ADMIN
+) -> tuple[TestClient, NodeContext]:
     ensure_topics(bus, config)
-    return clients.make_client(tmp_path, bus, config)
+    return clients.make_client(tmp_path, bus, config, role=role)
 
 
 @pytest.fixture
@@ -206,21 +209,33 @@ def test_a_review_over_http_reaches_factory_workers(tmp_path: Path, local_bus: L
         ctx.producer.close()
 
 
-def test_reviews_need_the_ingest_bearer_token_when_one_is_configured(
+def test_reviews_need_an_operator_and_a_source_token_is_not_one(
     tmp_path: Path, local_bus: LocalBus
 ) -> None:
+    """A review changes what the factory alerts on: it needs the role operator. An http source's
+    token (role ingest) once let a review through; now it is refused like a viewer's, and no
+    credential or a wrong one is a 401. Nothing refused reaches the library."""
     config = parse_config("sources:\n  - {type: http, name: web, token: s3cret}\n", "t.yaml")
-    c, ctx = make_client(tmp_path, local_bus, config)
+    c, ctx = make_client(tmp_path, local_bus, config, role=None)
     ids = seed_library(local_bus)
-    url = f"/api/v1/patterns/{ids['Disk <*> FULL']}/review"
+    disk = ids["Disk <*> FULL"]
+    url = f"/api/v1/patterns/{disk}/review"
+    review = {"status": "normal"}
+    viewer = clients.bearer(ctx, Role.VIEWER)
     with c:
-        denied = c.post(url, json={"status": "normal"})
+        denied = c.post(url, json=review)
         assert denied.status_code == 401
         assert denied.headers["www-authenticate"] == "Bearer"
-        wrong = c.post(url, json={"status": "normal"}, headers={"Authorization": "Bearer x"})
+        wrong = c.post(url, json=review, headers={"Authorization": "Bearer x"})
         assert wrong.status_code == 401
-        assert c.get("/api/v1/patterns").json()["total"] == 3  # reading needs no token
-        ok = c.post(url, json={"status": "normal"}, headers={"Authorization": "Bearer s3cret"})
+        source = c.post(url, json=review, headers={"Authorization": "Bearer s3cret"})
+        assert source.status_code == 403
+        assert c.post(url, json=review, headers=viewer).status_code == 403
+        assert c.get("/api/v1/patterns", headers=viewer).json()["total"] == 3  # a viewer reads
+        stored = load_library(local_bus).get(disk)
+        assert stored is not None
+        assert stored.status == "new"
+        ok = c.post(url, json=review, headers=clients.bearer(ctx, Role.OPERATOR))
         assert ok.status_code == 200
         assert ok.json()["status"] == "normal"
     ctx.producer.close()

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers.clients import TestClient
+from tests.helpers.clients import TestClient, api_client
 from tests.helpers.waiting import wait_for
 
-from logfactory.api import NodeContext, create_app
+from logfactory.access import Role
+from logfactory.access.store import AccessStore
+from logfactory.api import NodeContext
 from logfactory.api.context import ApiState
 from logfactory.api.routes.subscribe import MAX_BATCH, EventReader
 from logfactory.api.sse_reads import BATCH_BYTES, LocalWatch
@@ -36,13 +38,14 @@ def ctx(tmp_path: Path, local_bus: LocalBus) -> Iterator[NodeContext]:
         registry=StatsRegistry("node"),
         stats_dir=tmp_path / "stats",
         started=time.time(),
+        access=AccessStore.in_dir(tmp_path / "access"),
     )
     producer.close()
 
 
 @pytest.fixture
 def client(ctx: NodeContext) -> Iterator[TestClient]:
-    with TestClient(create_app(ctx)) as c:
+    with api_client(ctx, role=Role.VIEWER) as c:  # reading needs no more than a viewer
         yield c
 
 

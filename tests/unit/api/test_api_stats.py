@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.helpers.clients import TestClient
+from tests.helpers.clients import TestClient, api_client
 
-from logfactory.api import NodeContext, create_app
+from logfactory.access import Role
+from logfactory.access.store import AccessStore
+from logfactory.api import NodeContext
 from logfactory.api.metrics import ProcessInfo, merge_snapshots
 from logfactory.api.routes.health import process_problems
 from logfactory.bus.base import BusError, TopicSpec
@@ -35,13 +37,14 @@ def ctx(tmp_path: Path, local_bus: LocalBus) -> Iterator[NodeContext]:
         registry=node,
         stats_dir=tmp_path / "stats",
         started=time.time() - 10,
+        access=AccessStore.in_dir(tmp_path / "access"),
     )
     producer.close()
 
 
 @pytest.fixture
 def client(ctx: NodeContext) -> Iterator[TestClient]:
-    with TestClient(create_app(ctx)) as c:
+    with api_client(ctx, role=Role.VIEWER) as c:  # reading needs no more than a viewer
         yield c
 
 

@@ -18,6 +18,7 @@ import pytest
 import zstandard
 from tests.helpers.clients import TestClient, make_client, raw_records
 
+from logfactory.access import Role
 from logfactory.api import NodeContext
 from logfactory.bus.http_ship import RECORDS_MEDIA
 from logfactory.bus.local import LocalBus
@@ -35,9 +36,9 @@ GOOD = [b'{"line": "good one"}', b'{"line": "good two"}', b'{"line": "good three
 
 
 def _node(tmp_path: Path, bus: LocalBus, config: Config) -> tuple[TestClient, NodeContext]:
-    """The API as a deployed node serves it: an exception is a 500, not raised into the test."""
-    c, ctx = make_client(tmp_path, bus, config)
-    return TestClient(c.app, client=("192.0.2.9", 40000), raise_server_exceptions=False), ctx
+    """The API as a deployed node serves it (an exception is a 500, not raised into the test),
+    to an edge collector's credential: a token of the role ingest."""
+    return make_client(tmp_path, bus, config, role=Role.INGEST, raise_server_exceptions=False)
 
 
 def _post_like_a_client(c: TestClient, body: bytes, content_type: str) -> list[int]:

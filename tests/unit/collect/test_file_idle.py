@@ -7,11 +7,13 @@ import time
 from pathlib import Path
 
 from tests.helpers.agent import AgentRunner, Reader, write
-from tests.helpers.clients import TestClient
+from tests.helpers.clients import api_client
 from tests.helpers.configs import source_as
 from tests.helpers.waiting import wait_for
 
-from logfactory.api import NodeContext, create_app
+from logfactory.access import Role
+from logfactory.access.store import AccessStore
+from logfactory.api import NodeContext
 from logfactory.bus.local import LocalBus
 from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file import FileSource
@@ -92,9 +94,10 @@ def test_health_lists_warnings_apart_and_stays_ok(tmp_path: Path, local_bus: Loc
     ctx = NodeContext(
         config=Config(), bus=local_bus, producer=producer, registry=registry,
         stats_dir=tmp_path / "stats", started=time.time(),
+        access=AccessStore.in_dir(tmp_path / "access"),
     )  # fmt: skip
     try:
-        with TestClient(create_app(ctx)) as client:
+        with api_client(ctx, role=Role.VIEWER) as client:
             r = client.get("/api/v1/health")
             assert r.status_code == 200, r.text
             body = r.json()

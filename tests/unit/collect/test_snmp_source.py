@@ -31,11 +31,13 @@ from pysnmp.hlapi.v3arch.asyncio import (  # type: ignore[import-untyped]
     UdpTransportTarget,
     send_notification,
 )
-from tests.helpers.clients import TestClient
+from tests.helpers.clients import api_client
 from tests.helpers.configs import source_as, source_of
 from tests.helpers.sources import agent_around, make_config, may_force_buffers, read_until
 
-from logfactory.api import NodeContext, create_app
+from logfactory.access import Role
+from logfactory.access.store import AccessStore
+from logfactory.api import NodeContext
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import Agent
 from logfactory.collect.sources.snmp import SnmpSource, snmp_value
@@ -399,9 +401,10 @@ def test_traps_the_kernel_drops_are_counted_and_shown(
         ctx = NodeContext(
             config=Config(), bus=local_bus, producer=producer, registry=agent.registry,
             stats_dir=tmp_path / "stats", started=time.time(),
+            access=AccessStore.in_dir(tmp_path / "access"),
         )  # fmt: skip
         try:
-            with TestClient(create_app(ctx)) as client:
+            with api_client(ctx, role=Role.VIEWER) as client:
                 health = client.get("/api/v1/health")
                 views["health"] = (health.status_code, health.json())
                 views["sources"] = client.get("/api/v1/stats").json()["sources"]

@@ -21,9 +21,9 @@ from logfactory.access import Principal, Role
 from logfactory.access.store import TokenInfo
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.expiry import expiry
 from logfactory.api.json_body import read_json
 from logfactory.api.responses import error_response
-from logfactory.api.routes.users import expiry
 from logfactory.config.units import parse_duration
 from logfactory.errors import RequestRefused
 from logfactory.topics import event_types

@@ -22,11 +22,11 @@ from logfactory.access.credentials import password_problem
 from logfactory.access.store import AccessStore, UserInfo
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.expiry import expiry
 from logfactory.api.json_body import read_json
-from logfactory.config.units import parse_duration
 from logfactory.errors import RequestRefused
 
-__all__ = ["USER_NAME", "add_user", "apply_change", "expiry", "remove", "router"]
+__all__ = ["USER_NAME", "add_user", "apply_change", "remove", "router"]
 
 USER_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
 _UNKNOWN = {"description": "no such user"}
@@ -47,17 +47,6 @@ class UserChange(msgspec.Struct, forbid_unknown_fields=True):
     disabled: bool | None = None
     expires_in: str | float | None = None
     never_expires: bool = False
-
-
-def expiry(expires_in: str | float | None, now: float) -> float | None:
-    """The time a credential ends, from ``expires_in`` (a duration: ``90d``, seconds); None:
-    never. ValueError with the fix for what is not a duration."""
-    if expires_in is None:
-        return None
-    seconds = parse_duration(expires_in)
-    if seconds <= 0:
-        raise ValueError("expires_in must be more than 0 (e.g. 90d)")
-    return now + seconds
 
 
 def _last_admin(store: AccessStore, name: str) -> bool:
