@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from tests.helpers.bus import read_all
-from tests.helpers.nodes import demo_config
+from tests.helpers.nodes import auth_headers, demo_config
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import load_config
@@ -30,8 +30,13 @@ from logfactory.topics import DEADLETTER, PARSED, RAW
 pytestmark = pytest.mark.e2e
 
 
-def _http(url: str, data: bytes | None = None, ctype: str = "text/plain") -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": ctype})
+def _http(
+    url: str,
+    data: bytes | None = None,
+    ctype: str = "text/plain",
+    auth: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": ctype, **(auth or {})})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
@@ -104,6 +109,7 @@ def test_bad_input_never_crashes_and_is_accounted_for(tmp_path: Path, start_node
     node = start_node(config_path)
     base = f"http://127.0.0.1:{http_port}"
     _healthy(base)
+    auth = auth_headers(Path(config.node.data_dir))
 
     bad_utf8 = b"<13>Nov 22 00:10:42 badhost app: caf\xe9 \xff\xfe broken"
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -116,16 +122,22 @@ def test_bad_input_never_crashes_and_is_accounted_for(tmp_path: Path, start_node
         tcp.sendall(b"<13>Nov 22 00:10:42 bighost app: after the big one\n")
 
     huge = b"<13>Nov 22 00:10:42 hugehost app: " + b"y" * 10_000_000
-    status, body = _http(f"{base}/api/v1/ingest?source=syslog&host=hugehost", huge)
+    # no credential: refused before the body is read, nothing of it lands
+    status, body = _http(f"{base}/api/v1/ingest?source=syslog&host=anonhost", b"anonymous line")
+    assert status == 401
+    assert "Authorization: Bearer" in body["error"]
+    status, body = _http(f"{base}/api/v1/ingest?source=syslog&host=hugehost", huge, auth=auth)
     # over max_frame_bytes (1 MiB) as on TCP: rejected by its number, the request still a 200
     assert status == 200
     assert (body["accepted"], body["rejected"]) == (0, 1)
     assert "exceeds max_frame_bytes" in body["errors"][0]["error"]
-    status, body = _http(f"{base}/api/v1/ingest?source=nosuchtag&host=x", b"who decodes me?")
+    status, body = _http(
+        f"{base}/api/v1/ingest?source=nosuchtag&host=x", b"who decodes me?", auth=auth
+    )
     assert status == 200
     assert body["accepted"] == 1
     status, body = _http(
-        f"{base}/api/v1/ingest", b'{"line": "ok"}\n{oops\n', "application/x-ndjson"
+        f"{base}/api/v1/ingest", b'{"line": "ok"}\n{oops\n', "application/x-ndjson", auth
     )
     assert status == 200
     assert body["accepted"] == 1
@@ -170,12 +182,13 @@ def test_bad_input_never_crashes_and_is_accounted_for(tmp_path: Path, start_node
         }, since)  # fmt: skip
         assert not any(p.get("original_b64") == _b64(binary) for p in parsed)  # not also parsed
         assert {"trunchost", "bighost"} <= {p["host"] for p in parsed}
+        assert not any(decode_record(m.value).host == "anonhost" for m in read_all(bus, RAW))
     finally:
         bus.close()
 
     health = _healthy(base)
     assert health["status"] == "ok"
-    _, stats = _http(f"{base}/api/v1/stats")
+    _, stats = _http(f"{base}/api/v1/stats", auth=auth)
     assert stats["sources"]["syslog"]["rejected"] >= 1  # the 2 MB frame (limit 1 MiB)
     assert stats["sources"]["ingest"]["rejected"] >= 2  # the 10 MB line, the malformed NDJSON
     assert "restarting" not in node.output()

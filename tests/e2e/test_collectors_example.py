@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.nodes import auth_headers
 from tests.helpers.ports import free_port, free_port_both
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +26,9 @@ V3 = ["-v3", "-e", "0x8000000001020304", "-u", "logfactory", "-l", "authPriv", "
       "-A", "authpass123", "-x", "AES", "-X", "privpass123"]  # fmt: skip
 
 
-def _stats(http: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{http}/api/v1/stats", timeout=10) as r:
+def _stats(http: int, auth: dict[str, str]) -> dict[str, Any]:
+    request = urllib.request.Request(f"http://127.0.0.1:{http}/api/v1/stats", headers=auth)
+    with urllib.request.urlopen(request, timeout=10) as r:
         data: dict[str, Any] = json.load(r)
     return data
 
@@ -51,10 +53,11 @@ def test_every_source_of_the_example_receives_from_its_peer(tmp_path: Path) -> N
             cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
+        auth = auth_headers(tmp_path / "var" / "collectors")  # the node's first-start token
         deadline = time.monotonic() + 60
         while True:
             try:
-                _stats(http)
+                _stats(http, auth)
                 break
             except OSError:
                 assert node.poll() is None, (tmp_path / "node.log").read_text()
@@ -82,7 +85,7 @@ def test_every_source_of_the_example_receives_from_its_peer(tmp_path: Path) -> N
         body = gzip.compress(b'{"message": "ingested", "host": "h1"}\n')
         request = urllib.request.Request(
             f"http://127.0.0.1:{http}/api/v1/ingest", data=body, method="POST",
-            headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson"},
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/x-ndjson", **auth},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as r:
             assert r.status == 200
@@ -91,7 +94,7 @@ def test_every_source_of_the_example_receives_from_its_peer(tmp_path: Path) -> N
         want = {"syslog": 3, "raw-lines": 1, "traps": 2, "ingest": 1, "files": 1}
         deadline = time.monotonic() + 30
         while True:
-            got = {k: v.get("received", 0) for k, v in _stats(http)["sources"].items()}
+            got = {k: v.get("received", 0) for k, v in _stats(http, auth)["sources"].items()}
             if all(got.get(k, 0) >= n for k, n in want.items()):
                 break
             assert time.monotonic() < deadline, f"received {got}, want {want}"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.nodes import auth_headers
 from tests.helpers.ports import free_port
 from tests.helpers.waiting import wait_for
 
@@ -42,9 +43,10 @@ def _config(tmp_path: Path, source: str = "", http: str = "") -> tuple[Path, int
     return path, syslog_port, http_port
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, auth: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=auth or {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
@@ -57,12 +59,12 @@ def _healthy(base: str) -> bool:
         return False
 
 
-def _source(base: str) -> dict[str, Any]:
-    return dict(json.loads(_get(f"{base}/api/v1/stats")[1])["sources"].get("syslog", {}))
+def _source(base: str, auth: dict[str, str]) -> dict[str, Any]:
+    return dict(json.loads(_get(f"{base}/api/v1/stats", auth)[1])["sources"].get("syslog", {}))
 
 
-def _api(base: str) -> dict[str, Any]:
-    return dict(json.loads(_get(f"{base}/api/v1/stats")[1])["other"].get("api", {}))
+def _api(base: str, auth: dict[str, str]) -> dict[str, Any]:
+    return dict(json.loads(_get(f"{base}/api/v1/stats", auth)[1])["other"].get("api", {}))
 
 
 def _closed_by_peer(sock: socket.socket, timeout: float = 30.0) -> bool:
@@ -105,6 +107,7 @@ def test_twice_the_descriptor_limit_in_idle_connections_leaves_the_node_serving(
     node = start_node(config, "--no-factory", max_open_files=LIMIT)
     base = f"http://127.0.0.1:{http_port}"
     wait_for(lambda: _healthy(base), timeout=60, what="the node to answer health")
+    auth = auth_headers(tmp_path / "data")
 
     opened = _flood(clients, syslog_port if target == "syslog" else http_port, 2 * LIMIT)
 
@@ -113,14 +116,15 @@ def test_twice_the_descriptor_limit_in_idle_connections_leaves_the_node_serving(
     assert _healthy(base), node.output()
     sender = _connect(clients, syslog_port)  # a new sender, after the flood
     sender.sendall(LINE)
-    wait_for(lambda: _source(base).get("received", 0) >= 1, what="the new sender's line")
+    wait_for(lambda: _source(base, auth).get("received", 0) >= 1, what="the new sender's line")
     counters = _source if target == "syslog" else _api
     wait_for(  # more than a cap's worth of them went
-        lambda: counters(base).get("connections_evicted", 0) >= LIMIT, what="evictions counted"
+        lambda: counters(base, auth).get("connections_evicted", 0) >= LIMIT,
+        what="evictions counted",
     )
     assert "limits      256 open files" in node.output()
     listener = "source:syslog" if target == "syslog" else "api"
-    metrics = _get(f"{base}/metrics")[1].decode()
+    metrics = _get(f"{base}/metrics", auth)[1].decode()
     assert (
         f'logfactory_connections_closed_total{{listener="{listener}",outcome="evicted"}}' in metrics
     )
@@ -135,26 +139,27 @@ def test_the_cap_evicts_a_silent_connection_and_refuses_when_all_have_spoken(
     start_node(config, "--no-factory")
     base = f"http://127.0.0.1:{http_port}"
     wait_for(lambda: _healthy(base), timeout=60, what="the node to answer health")
+    auth = auth_headers(tmp_path / "data")
     a, b = _connect(clients, syslog_port), _connect(clients, syslog_port)
     for sock in (a, b):
         sock.sendall(LINE)
-    wait_for(lambda: _source(base).get("received", 0) == 2, what="two lines")
+    wait_for(lambda: _source(base, auth).get("received", 0) == 2, what="two lines")
     silent = _connect(clients, syslog_port)  # the third: full now
 
     d = _connect(clients, syslog_port)  # takes the silent one's place
     d.sendall(LINE)
     assert _closed_by_peer(silent)
-    wait_for(lambda: _source(base).get("received", 0) == 3, what="the newcomer's line")
+    wait_for(lambda: _source(base, auth).get("received", 0) == 3, what="the newcomer's line")
     late = _connect(clients, syslog_port)  # every connection held has spoken: refused
     assert _closed_by_peer(late)
 
     for sock in (a, b, d):  # the ones held are untouched
         sock.sendall(LINE)
-    wait_for(lambda: _source(base).get("received", 0) == 6, what="three more lines")
-    counters = _source(base)
+    wait_for(lambda: _source(base, auth).get("received", 0) == 6, what="three more lines")
+    counters = _source(base, auth)
     assert counters["connections_evicted"] == 1
     assert counters["connections_refused"] == 1
-    metrics = _get(f"{base}/metrics")[1].decode()
+    metrics = _get(f"{base}/metrics", auth)[1].decode()
     assert (
         'logfactory_connections_closed_total{listener="source:syslog",outcome="refused"} 1.0'
         in metrics
@@ -173,8 +178,13 @@ def test_silent_connections_are_closed_after_the_idle_timeout_but_a_subscription
     start_node(config, "--no-factory")
     base = f"http://127.0.0.1:{http_port}"
     wait_for(lambda: _healthy(base), timeout=60, what="the node to answer health")
+    auth = auth_headers(tmp_path / "data")
     stream = _connect(clients, http_port)  # a subscriber: the server answers, the client waits
-    stream.sendall(b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: node\r\n\r\n")
+    token = auth["Authorization"].encode()
+    stream.sendall(
+        b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: " + token + b"\r\n\r\n"
+    )
     stream.settimeout(30)
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 65536:
@@ -186,8 +196,8 @@ def test_silent_connections_are_closed_after_the_idle_timeout_but_a_subscription
 
     assert _closed_by_peer(sender)
     assert _closed_by_peer(idle_api)
-    assert _source(base)["connections_timed_out"] == 1
-    assert _api(base)["connections_timed_out"] == 1
+    assert _source(base, auth)["connections_timed_out"] == 1
+    assert _api(base, auth)["connections_timed_out"] == 1
     # the subscription's timer was due before the idle API connection's: still open
     stream.setblocking(False)
     with suppress(BlockingIOError):  # nothing to read: open

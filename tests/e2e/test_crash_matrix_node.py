@@ -36,6 +36,7 @@ from tests.helpers.crash_traffic import (
     read_outputs,
     settle,
 )
+from tests.helpers.nodes import auth_headers
 from tests.helpers.ports import free_port
 from tests.helpers.waiting import wait_for
 
@@ -48,9 +49,12 @@ LINES = 12_000
 BATCH = 400  # lines per POST
 
 
-def _post(url: str, lines: list[Line], sent: threading.Event | None = None) -> int:
-    """POST ``lines`` as NDJSON; the status, or 0 when no answer came. ``sent`` is set once
-    the whole request is on the wire (the node is then working on it)."""
+def _post(
+    url: str, lines: list[Line], auth: dict[str, str], sent: threading.Event | None = None
+) -> int:
+    """POST ``lines`` as NDJSON with the credential ``auth``; the status, or 0 when no answer
+    came. ``sent`` is set once the whole request is on the wire (the node is then working on
+    it)."""
     body = "\n".join(
         json.dumps({"line": line.payload, "host": line.host, "source": line.source})
         for line in lines
@@ -58,7 +62,7 @@ def _post(url: str, lines: list[Line], sent: threading.Event | None = None) -> i
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
     try:
-        conn.request("POST", parts.path, body, {"Content-Type": "application/x-ndjson"})
+        conn.request("POST", parts.path, body, {"Content-Type": "application/x-ndjson", **auth})
         if sent is not None:
             sent.set()
         return int(conn.getresponse().status)
@@ -70,12 +74,14 @@ def _post(url: str, lines: list[Line], sent: threading.Event | None = None) -> i
         conn.close()
 
 
-def _post_until_ok(url: str, lines: list[Line], timeout: float = 120.0) -> None:
+def _post_until_ok(
+    url: str, lines: list[Line], auth: dict[str, str], timeout: float = 120.0
+) -> None:
     """Send the batch again until it is answered 200 (a client without a 200 retries)."""
     status: list[int] = []
 
     def ok() -> bool:
-        status.append(_post(url, lines))
+        status.append(_post(url, lines, auth))
         return status[-1] == 200
 
     wait_for(ok, timeout, f"a 200 for a batch (last answers {status[-3:]})")
@@ -159,9 +165,10 @@ def test_node_sigkill_with_traffic_over_http(tmp_path: Path, start_node: Any) ->
     in_flight: list[tuple[int, int]] = []  # (held lines, window keys) at each kill
 
     node = start(path)
+    auth = auth_headers(data)  # the first start's admin token, valid across the restarts
     for index, batch in enumerate(batches):
         if index not in kills:
-            _post_until_ok(url, batch)  # the first after a start also waits for the node
+            _post_until_ok(url, batch, auth)  # the first after a start also waits for the node
             continue
         # the factory has state built (it read most of the input so far), then the kill
         # lands while this batch is in flight (or just answered)
@@ -170,7 +177,7 @@ def test_node_sigkill_with_traffic_over_http(tmp_path: Path, start_node: Any) ->
         answers: list[int] = []
         sent = threading.Event()
         sender = threading.Thread(
-            target=lambda: answers.append(_post(url, batch, sent))  # noqa: B023 (joined below)
+            target=lambda: answers.append(_post(url, batch, auth, sent))  # noqa: B023 (joined)
         )
         sender.start()
         assert sent.wait(60), "the batch could not be sent"
@@ -185,7 +192,7 @@ def test_node_sigkill_with_traffic_over_http(tmp_path: Path, start_node: Any) ->
         node = start(path)
         if answers != [200]:  # not acknowledged: sent again, so at least once
             loose.update(line.unit for line in batch)
-            _post_until_ok(url, batch)
+            _post_until_ok(url, batch, auth)
     total = _raw_count(data)
     bus = LocalBus(data / "bus")
     try:

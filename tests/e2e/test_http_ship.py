@@ -1,6 +1,9 @@
 """An edge collector shipping to a central node over HTTP (``bus.type: http``), both real
 ``logfactory collect`` processes, fed by util-linux ``logger``: records arrive as the edge made
-them, and a central node that goes away and returns loses and duplicates nothing (issue 5)."""
+them, and a central node that goes away and returns loses and duplicates nothing (issue 5).
+The edge ships with an ingest token the central node's admin made through its API (what the
+docs recommend); the http source's own token in the central config works too, for that source.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.helpers.nodes import NodeProcess
+from tests.helpers.nodes import NodeProcess, auth_headers, new_token
 from tests.helpers.ports import free_port, free_port_both
 from tests.helpers.waiting import wait_for
 from tests.kafka_broker import port_open
@@ -45,13 +48,13 @@ def _central(tmp_path: Path) -> tuple[Path, int]:
     return cfg, port
 
 
-def _edge(tmp_path: Path, central_port: int) -> tuple[Path, int]:
+def _edge(tmp_path: Path, central_port: int, token: str = TOKEN) -> tuple[Path, int]:
     port = free_port_both()
     cfg = tmp_path / "edge.yaml"
     cfg.write_text(
         f"node: {{name: edge1, data_dir: {tmp_path / 'edge'}}}\n"
         f"bus: {{type: http, http: {{url: 'http://127.0.0.1:{central_port}/api/v1/ingest', "
-        f"token: {TOKEN}}}}}\n"
+        f"token: {token}}}}}\n"
         "collector: {spool_flush_timeout: 1s}\n"
         f"sources:\n  - {{type: syslog, name: syslog, tag: syslog, "
         f"listen: '127.0.0.1:{port}', protocols: [tcp]}}\n"
@@ -98,9 +101,11 @@ def test_an_edge_ships_its_records_through_a_central_outage(
     tmp_path: Path, start_collect: Start
 ) -> None:
     central_cfg, central_port = _central(tmp_path)
-    edge_cfg, edge_port = _edge(tmp_path, central_port)
     central = start_collect(central_cfg)
     wait_for(lambda: _healthy(central_port), timeout=30, what="the central node")
+    base = f"http://127.0.0.1:{central_port}"
+    token = new_token(base, tmp_path / "central", "ingest", name="edge1")
+    edge_cfg, edge_port = _edge(tmp_path, central_port, token)
     edge = start_collect(edge_cfg)
     wait_for(lambda: port_open(edge_port), timeout=30, what="the edge's syslog port")
 
@@ -222,6 +227,9 @@ def test_batches_shrink_to_what_the_central_node_takes(
     finally:
         producer.close()
     assert [r.line for _k, r in _on_central(tmp_path)] == lines  # all, once, in order
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/stats", timeout=5) as r:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/stats", headers=auth_headers(tmp_path / "central")
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:
         stats = json.load(r)
     assert stats["sources"]["edges"]["refused"] >= 1  # the first, too large, batch: a 413

@@ -13,7 +13,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # no types-jsonschema in the dev set
 import pytest
-from tests.helpers.nodes import demo_config
+from tests.helpers.nodes import auth_headers, demo_config
 
 from logfactory.config import load_config
 from logfactory.event import BUILTIN_TYPES
@@ -23,9 +23,10 @@ from logfactory.subscribe import Subscriber
 pytestmark = pytest.mark.e2e
 
 
-def _get(url: str) -> tuple[int, Any]:
+def _get(url: str, auth: dict[str, str] | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers=auth or {})
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
@@ -82,10 +83,14 @@ def test_demo_node_shows_every_type_and_catches_a_password_attack(
 
     status, health = _get(f"{base}/api/v1/health")
     assert status == 200, health
-    status, stats = _get(f"{base}/api/v1/stats")
+    # authentication is on in the demo too: stats for the first start's admin token only
+    assert _get(f"{base}/api/v1/stats")[0] == 401
+    auth = auth_headers(Path(config.node.data_dir))
+    status, stats = _get(f"{base}/api/v1/stats", auth)
     assert status == 200
     assert stats["stages"]["decode"]["received"] > 0
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+    metrics = urllib.request.Request(f"{base}/metrics", headers=auth)
+    with urllib.request.urlopen(metrics, timeout=5) as resp:
         assert b"logfactory_stage_records_total" in resp.read()
 
     # the CLI subscriber, as the README shows it

@@ -2,7 +2,8 @@
 
 This is how a site splits the work (on Kafka, over several hosts); here the three share the
 embedded bus, and a line sent by a real syslog peer to the collector still reaches a subscriber
-of the API process.
+of the API process (with a viewer's token, made through that process's API with the admin token
+of its first start).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.nodes import answers, new_token
 from tests.helpers.ports import free_port, free_port_both
+from tests.helpers.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -56,7 +59,10 @@ def test_collect_factory_and_serve_as_separate_processes(tmp_path: Path) -> None
         _start(["collect", "-c", str(config), "--quiet"], tmp_path, tmp_path / "collect.log"),
     ]
     try:
-        url = f"http://127.0.0.1:{http}/api/v1/subscribe?types=ALERT&from=earliest&limit=1&idle=30"
+        base = f"http://127.0.0.1:{http}"
+        wait_for(lambda: answers(http), 60, "the API process")
+        viewer = {"Authorization": f"Bearer {new_token(base, tmp_path / 'data', 'viewer')}"}
+        url = f"{base}/api/v1/subscribe?types=ALERT&from=earliest&limit=1&idle=30"
         deadline = time.monotonic() + 30
         sent = False
         while not sent and time.monotonic() < deadline:
@@ -73,7 +79,8 @@ def test_collect_factory_and_serve_as_separate_processes(tmp_path: Path) -> None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and b"event: ALERT" not in body:
             try:
-                with urllib.request.urlopen(url, timeout=35) as resp:
+                request = urllib.request.Request(url, headers=viewer)
+                with urllib.request.urlopen(request, timeout=35) as resp:
                     body = resp.read()
             except OSError:
                 time.sleep(0.1)  # the API process is still starting

@@ -1,5 +1,7 @@
-"""``logfactory`` nodes as real subprocesses: the demo config in a sandbox, and stopping or
-killing them so that no process outlives its test."""
+"""``logfactory`` nodes as real subprocesses: the demo config in a sandbox, stopping or killing
+them so that no process outlives its test, and the credentials their API asks for (every route
+but health needs one: the admin token a node makes on its first start, or a token made with it).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from typing import Any
 
 from tests.helpers.ports import free_port, free_port_both
 from tests.helpers.waiting import wait_for
+
+from logfactory.access.bootstrap import ADMIN_FILE, local_token
 
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_S = 60.0  # a node that refuses to start exits in about a second; this only bounds a hang
@@ -117,6 +121,32 @@ def answers(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def admin_token(data_dir: Path, timeout: float = 60.0) -> str:
+    """The admin API token the node on ``data_dir`` made on its first start, read from
+    ``<data_dir>/admin-credentials.json`` as ``logfactory token`` reads it; waits up to
+    ``timeout`` for the node to write the file."""
+    path = data_dir / ADMIN_FILE
+    wait_for(path.exists, timeout, f"the node to write {path}")
+    return local_token(data_dir)
+
+
+def auth_headers(data_dir: Path, timeout: float = 60.0) -> dict[str, str]:
+    """``Authorization`` with the admin token of the node on ``data_dir``."""
+    return {"Authorization": f"Bearer {admin_token(data_dir, timeout)}"}
+
+
+def new_token(base: str, data_dir: Path, role: str, name: str = "test") -> str:
+    """A new API token of ``role`` made through the API of the node at ``base`` (``POST
+    /api/v1/tokens`` with its admin token), the way the docs tell an admin to make an edge
+    collector's: the secret, shown only in this answer."""
+    body = json.dumps({"name": name, "role": role}).encode()
+    headers = {"Content-Type": "application/json", **auth_headers(data_dir)}
+    request = urllib.request.Request(f"{base}/api/v1/tokens", body, headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 201
+        return str(json.loads(r.read())["token"])
 
 
 def up(node: NodeProcess, port: int) -> None:

@@ -1,4 +1,9 @@
-"""The API under a real uvicorn server on 127.0.0.1: SSE over a socket, ingest, disconnects."""
+"""The API under a real uvicorn server on 127.0.0.1: SSE over a socket, ingest, disconnects.
+
+Every request carries a token of the context's access store: a viewer's to read and subscribe,
+an ingest token to post. The subscriber caps are per client address: each client address of a
+test has a token of its own, so a limit per credential cannot be what the caps tests see.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from tests.helpers.clients import bearer
 from tests.helpers.waiting import wait_for
 
+from logfactory.access import Role
+from logfactory.access.store import AccessStore
 from logfactory.api import NodeContext, create_app
 from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
@@ -37,6 +45,7 @@ def serve(tmp_path: Path, bus: LocalBus, config: Config) -> Iterator[tuple[str, 
         registry=StatsRegistry("node"),
         stats_dir=tmp_path / "stats",
         started=time.time(),
+        access=AccessStore.in_dir(tmp_path / "access"),
         keepalive_s=0.2,
     )
     sock = socket.socket()
@@ -54,6 +63,7 @@ def serve(tmp_path: Path, bus: LocalBus, config: Config) -> Iterator[tuple[str, 
     thread.join(timeout=10)
     sock.close()
     producer.close()
+    ctx.access.close()
 
 
 @pytest.fixture
@@ -65,9 +75,9 @@ def server(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[str, NodeConte
 def test_sse_over_a_socket_and_disconnect_releases_the_stream(
     server: tuple[str, NodeContext], local_bus: LocalBus
 ) -> None:
-    base, _ = server
+    base, ctx = server
     local_bus.ensure_topic(TopicSpec("events.ALERT", 2))
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, timeout=10, headers=bearer(ctx, Role.VIEWER)) as client:
         with client.stream("GET", "/api/v1/subscribe", params={"types": "ALERT"}) as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             lines = r.iter_lines()
@@ -104,8 +114,11 @@ def test_sse_over_a_socket_and_disconnect_releases_the_stream(
 def test_ingest_over_a_socket_uses_the_peer_address(
     server: tuple[str, NodeContext], local_bus: LocalBus
 ) -> None:
-    base, _ = server
-    r = httpx.post(f"{base}/api/v1/ingest?source=t", content=b"hello\nworld\n", timeout=10)
+    base, ctx = server
+    ingest = bearer(ctx, Role.INGEST)
+    r = httpx.post(
+        f"{base}/api/v1/ingest?source=t", content=b"hello\nworld\n", headers=ingest, timeout=10
+    )
     assert r.json()["accepted"] == 2
     assert r.json()["errors"] == []
     consumer = local_bus.consumer(None, ["logs.raw"], "earliest")
@@ -118,7 +131,13 @@ def test_ingest_over_a_socket_uses_the_peer_address(
 
 
 # -- SSE admission and cost (issue 13) ----------------------------------------------------------
-SUBSCRIBE = b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: t\r\n\r\n"
+def subscribe(ctx: NodeContext) -> bytes:
+    """A subscription request with a new viewer's token: one per client address."""
+    auth = bearer(ctx, Role.VIEWER)["Authorization"]
+    return (
+        b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Authorization: " + auth.encode() + b"\r\n\r\n"
+    )
 
 
 @pytest.fixture
@@ -161,8 +180,9 @@ def read_head(s: socket.socket) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), headers, rest
 
 
-def subscribers(base: str) -> int:
-    return int(httpx.get(f"{base}/api/v1/stats", timeout=10).json()["api"]["subscribers"])
+def subscribers(base: str, auth: dict[str, str]) -> int:
+    stats = httpx.get(f"{base}/api/v1/stats", headers=auth, timeout=10).json()
+    return int(stats["api"]["subscribers"])
 
 
 def capped(tmp_path: Path, bus: LocalBus, total: int, per_client: int) -> Config:
@@ -175,28 +195,32 @@ def test_a_burst_of_subscribers_admits_exactly_the_cap(
     tmp_path: Path, local_bus: LocalBus, connect: Callable[[str, str], socket.socket]
 ) -> None:
     # the cap was checked before a stream was counted: a burst got 111 of 200 past a cap of 64
-    with serve(tmp_path, local_bus, capped(tmp_path, local_bus, 4, 2)) as (base, _):
+    with serve(tmp_path, local_bus, capped(tmp_path, local_bus, 4, 2)) as (base, ctx):
+        auth = bearer(ctx, Role.VIEWER)
         socks = [connect(base, f"127.0.0.{2 + i}") for i in range(24)]  # one per client
-        for s in socks:  # every request out before any answer is read
-            s.sendall(SUBSCRIBE)
+        requests = [subscribe(ctx) for _ in socks]
+        for s, request in zip(socks, requests, strict=True):  # all out before any answer is read
+            s.sendall(request)
         heads = [read_head(s) for s in socks]
         statuses = [status for status, _, _ in heads]
         assert statuses.count(200) == 4, statuses
         assert statuses.count(503) == 20, statuses
         assert all(h["retry-after"].isdigit() for st, h, _ in heads if st == 503)
-        assert subscribers(base) == 4
+        assert subscribers(base, auth) == 4
         for s in socks:
             s.close()
-        wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")
+        wait_for(lambda: subscribers(base, auth) == 0, what="every slot to be given back")
 
 
 def test_one_client_gets_its_share_and_no_more(
     tmp_path: Path, local_bus: LocalBus, connect: Callable[[str, str], socket.socket]
 ) -> None:
-    with serve(tmp_path, local_bus, capped(tmp_path, local_bus, 4, 2)) as (base, _):
+    with serve(tmp_path, local_bus, capped(tmp_path, local_bus, 4, 2)) as (base, ctx):
+        auth = bearer(ctx, Role.VIEWER)
+        request = subscribe(ctx)  # this client's token
         mine = [connect(base, "127.0.0.1") for _ in range(3)]
         for s in mine:
-            s.sendall(SUBSCRIBE)
+            s.sendall(request)
         statuses = [read_head(s)[0] for s in mine[:2]]
         status, headers, body = read_head(mine[2])
         assert statuses == [200, 200]
@@ -204,16 +228,16 @@ def test_one_client_gets_its_share_and_no_more(
         assert headers["retry-after"].isdigit()
         assert b"per client" in body
         other = connect(base, "127.0.0.2")  # another client still gets in
-        other.sendall(SUBSCRIBE)
+        other.sendall(subscribe(ctx))
         assert read_head(other)[0] == 200
         mine[0].close()  # a stream that ends gives its place back to its client
-        wait_for(lambda: subscribers(base) == 2, what="the closed stream's slot")
+        wait_for(lambda: subscribers(base, auth) == 2, what="the closed stream's slot")
         again = connect(base, "127.0.0.1")
-        again.sendall(SUBSCRIBE)
+        again.sendall(request)
         assert read_head(again)[0] == 200
         for s in [*mine, other, again]:
             s.close()
-        wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")
+        wait_for(lambda: subscribers(base, auth) == 0, what="every slot to be given back")
 
 
 def _sse_threads() -> set[threading.Thread]:
@@ -225,14 +249,15 @@ def test_idle_streams_hold_no_thread_and_wake_on_their_events(
     local_bus: LocalBus,
     connect: Callable[[str, str], socket.socket],
 ) -> None:
-    base, _ = server
+    base, ctx = server
     local_bus.ensure_topic(TopicSpec("events.ALERT", 2))
     local_bus.ensure_topic(TopicSpec("events.USER_OP", 2))
     before = _sse_threads()  # other tests' servers may have left theirs
     socks = [connect(base, "127.0.0.1") for _ in range(8)]
+    request = subscribe(ctx)
     got = {}
     for s in socks:
-        s.sendall(SUBSCRIBE)
+        s.sendall(request)
         status, _, got[s] = read_head(s)
         assert status == 200
     for s in socks:
@@ -254,4 +279,5 @@ def test_idle_streams_hold_no_thread_and_wake_on_their_events(
         assert b"w2" in got[s]
         assert b"event: USER_OP" not in got[s]
         s.close()
-    wait_for(lambda: subscribers(base) == 0, what="every slot to be given back")
+    auth = bearer(ctx, Role.VIEWER)
+    wait_for(lambda: subscribers(base, auth) == 0, what="every slot to be given back")
