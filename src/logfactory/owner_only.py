@@ -93,8 +93,10 @@ def _said(data_dir: Path, top: Path, was: int | None, changed: list[Path]) -> st
     entries = f"{inside} entr{'y' if inside == 1 else 'ies'} in it"
     modes = "(directories 0700, files 0600)"
     if changed[0] != top:
+        were = "was" if inside == 1 else "were"
         return (
-            f"node.data_dir {data_dir}: {entries} were open to other users: made owner-only {modes}"
+            f"node.data_dir {data_dir}: {entries} {were} open to other users: made owner-only "
+            f"{modes}"
         )
     also = f", and {entries} {modes}" if inside else ""
     return (
