@@ -25,7 +25,7 @@ class NodeConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
     Attributes:
         name: the node's name, in its banner, metrics and the events it makes
         data_dir: where the local bus, positions, spool and pattern library live (relative to
-            the working directory)
+            the working directory); owner-only: made 0700, its files 0600, whatever the umask
         timezone: the IANA time zone of log times that carry none (e.g. Europe/Berlin)
     """
 
