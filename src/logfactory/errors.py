@@ -32,6 +32,7 @@ The hierarchy (``test_errors.py`` checks that it names every class):
         * BadBody
         * UnsupportedEncoding
     * AuthError
+    * RequestRefused
     * LearnError
     * LibraryFileError
     * ReviewError
@@ -63,6 +64,7 @@ __all__ = [
     "NothingToSalvage",
     "RelpError",
     "RepairRefused",
+    "RequestRefused",
     "ReviewError",
     "SwappedBusError",
     "TlsConfigError",
@@ -182,6 +184,18 @@ class AuthError(LogfactoryError):
         self.status = status
         self.message = message
         self.headers = headers
+
+
+class RequestRefused(LogfactoryError):
+    """An HTTP request refused for its form, whoever sent it (415: a body that is not JSON on a
+    JSON route): ``status`` is the answer's, ``reason`` names the counter it adds to
+    (``logfactory_api_refused_total{reason=...}``)."""
+
+    def __init__(self, status: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
 
 
 # -- the pattern library -------------------------------------------------------------------

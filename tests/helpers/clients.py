@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.bus import read_all
 
@@ -18,7 +19,16 @@ from logfactory.stats import StatsRegistry
 with warnings.catch_warnings():
     # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient as TestClient  # re-exported for the API tests
+    from fastapi.testclient import TestClient as _StarletteClient
+
+
+class TestClient(_StarletteClient):
+    """starlette's TestClient, addressing the node as ``http://localhost`` (a name every node's
+    default Host allow-list holds, see ``logfactory.api.hosts``) instead of ``testserver``,
+    which the node has no reason to answer and does not."""
+
+    def __init__(self, app: Any, base_url: str = "http://localhost", **kwargs: Any) -> None:
+        super().__init__(app, base_url=base_url, **kwargs)
 
 
 def make_client(

@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from logfactory.api.auth import require_token, write_tokens
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.responses import error_response
+from logfactory.api.safety import require_json
 from logfactory.bus.base import Bus, BusError
 from logfactory.errors import ReviewError
 from logfactory.factory.patterns.entry import STATUSES, PatternEntry
@@ -218,9 +219,10 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             401: {"description": "missing or wrong bearer token"},
             404: _UNKNOWN,
             413: {"description": "body too large"},
+            415: {"description": "the body is not sent as application/json"},
             503: _BUS,
         },
-        dependencies=[Depends(require_token(write_tokens(ctx.config)))],
+        dependencies=[Depends(require_token(write_tokens(ctx.config))), Depends(require_json)],
     )
     async def review_pattern(pattern_id: str, request: Request) -> JSONResponse:
         """Mark a template normal, alert (with a reason) or back to new; workers apply it
