@@ -10,9 +10,10 @@ What is allowed (``http.allowed_hosts``, see :meth:`HostAllowList.from_config`):
 
 * the configured entries: ``name`` (any port) or ``name:port``; IPv6 addresses as ``[::1]``
   (or bare, ``::1``); ``*`` turns the check off;
-* with no entries, the defaults: the listen address, ``localhost``, ``127.0.0.1``, ``[::1]``,
-  and, when the node listens on every interface (``0.0.0.0``, ``::``), this machine's host
-  name, its fully qualified name and the addresses that name resolves to; any port;
+* with no entries, the defaults: the listen address as written (``0.0.0.0`` too: the node's
+  banner prints its URLs with it), ``localhost``, ``127.0.0.1``, ``[::1]``, and, when the node
+  listens on every interface (``0.0.0.0``, ``::``), this machine's host name, its fully
+  qualified name and the addresses that name resolves to; any port;
 * always, an IP address the connection itself arrived at (the socket's local address): a
   browser sends an IP literal only for a page loaded from that address, which is this node's
   own origin, so no rebinding can produce it. A load balancer probing ``http://10.0.0.5:8080/``
@@ -127,11 +128,9 @@ class HostAllowList:
         if http.allowed_hosts:
             entries = list(http.allowed_hosts)
         else:
-            listening = listen_host(http.listen)
-            entries = list(LOOPBACK_NAMES)
-            if listening not in _WILDCARDS:
-                entries.append(listening)
-            else:
+            listening = listen_host(http.listen)  # 0.0.0.0 too: the banner's URL says it
+            entries = [*LOOPBACK_NAMES, listening] if listening else list(LOOPBACK_NAMES)
+            if listening in _WILDCARDS:
                 entries += _machine_names() if machine_names is None else machine_names
         return None if "*" in entries else cls(entries)
 

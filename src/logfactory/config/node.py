@@ -178,7 +178,8 @@ class HttpConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
         tls_client_auth: required (no connection without a certificate tls_client_ca signed)
             or optional (a certificate, when sent, must verify); needs tls_client_ca
         allowed_hosts: Host header values the API answers (a name, or a name:port); empty: the
-            listen address, localhost and this machine's names. "*" allows any (not advised)
+            listen address and localhost (listening on every interface, also this machine's
+            names). "*" allows any (not advised)
         cors_origins: web origins (https://console.example.org) whose pages may call the API
             from a browser; empty: none
         hsts: over HTTPS, tell browsers to use HTTPS only (Strict-Transport-Security)

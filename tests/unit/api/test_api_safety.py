@@ -140,7 +140,7 @@ def test_on_every_interface_the_machines_names_and_addresses_are_served() -> Non
     names = ["node7", "node7.example.org", "10.1.2.3", "fe80::1"]
     hosts = HostAllowList.from_config(HttpConfig(listen="0.0.0.0:8080"), machine_names=names)
     assert hosts is not None
-    for host in ("node7:8080", "node7.example.org", "10.1.2.3:1", "[fe80::1]", "localhost"):
+    for host in ("node7:8080", "node7.example.org", "10.1.2.3:1", "[fe80::1]", "0.0.0.0:8080"):
         assert hosts.allows(host), host
     assert not hosts.allows("node8")
     one = HostAllowList.from_config(HttpConfig(listen="192.0.2.5:8080"), machine_names=names)

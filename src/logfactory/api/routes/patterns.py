@@ -13,7 +13,9 @@ cannot write back each other's stale status. Bus work runs in worker threads, ne
 
 Reviews are write access: when HTTP ingest sources have bearer tokens configured, a review needs
 one of them too (there is no separate API token in the configuration today); the check is
-:func:`logfactory.api.auth.require_token`.
+:func:`logfactory.api.auth.require_token`. A review's body is JSON and must say so
+(``Content-Type: application/json``, :func:`logfactory.api.safety.require_json`: 415 otherwise),
+so a page from another origin cannot post one as a form or ``text/plain`` without a preflight.
 """
 
 from __future__ import annotations
