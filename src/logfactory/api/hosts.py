@@ -8,8 +8,9 @@ reached by closes that door for every route, the ones that need no credential in
 
 What is allowed (``http.allowed_hosts``, see :meth:`HostAllowList.from_config`):
 
-* the configured entries: ``name`` (any port) or ``name:port``; IPv6 addresses as ``[::1]``
-  (or bare, ``::1``); ``*`` turns the check off;
+* the configured entries: ``name`` (any port) or ``name:port`` (``:80`` and ``:443`` also
+  match a ``Host`` without a port, as browsers send it for those); IPv6 addresses as
+  ``[::1]`` (or bare, ``::1``); ``*`` turns the check off;
 * with no entries, the defaults: the listen address as written (``0.0.0.0`` too: the node's
   banner prints its URLs with it), ``localhost``, ``127.0.0.1``, ``[::1]``, and, when the node
   listens on every interface (``0.0.0.0``, ``::``), this machine's host name, its fully
@@ -33,11 +34,19 @@ from typing import Any
 
 from logfactory.config.node import HttpConfig
 
-__all__ = ["LOOPBACK_NAMES", "HostAllowList", "canonical_host", "listen_host", "split_host"]
+__all__ = [
+    "LOOPBACK_NAMES",
+    "HostAllowList",
+    "canonical_host",
+    "listen_host",
+    "shown",
+    "split_host",
+]
 
 #: always among the defaults: a node is reachable from its own machine by these
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 _WILDCARDS = ("", "0.0.0.0", "[::]")
+_DEFAULT_PORTS = ("80", "443")  # http's and https's
 
 
 def canonical_host(name: str) -> str:
@@ -116,6 +125,8 @@ class HostAllowList:
             name, port = parts
             if port:
                 self.with_port.add((canonical_host(name), port))
+                if port in _DEFAULT_PORTS:  # browsers leave a scheme's own port out of Host
+                    self.with_port.add((canonical_host(name), ""))
             else:
                 self.any_port.add(canonical_host(name))
 

@@ -119,12 +119,15 @@ def test_default_hosts_are_the_listen_address_and_loopback_names_on_any_port(
         ("node7:8080", 400),
         ("[::1]:5", 200),  # listed bare, as ::1
         ("localhost", 400),  # a list replaces the defaults
+        ("node8", 200),  # listed as node8:443, which a browser sends as plain node8
+        ("node8:443", 200),
+        ("node8:80", 400),
     ],
 )
 def test_configured_hosts_replace_the_defaults(
     tmp_path: Path, bus: LocalBus, host: str, status: int
 ) -> None:
-    yaml = "http: {allowed_hosts: [logs.example.org, 'node7:8443', '::1']}\n"
+    yaml = "http: {allowed_hosts: [logs.example.org, 'node7:8443', '::1', 'node8:443']}\n"
     for client in _client(tmp_path, bus, yaml):
         assert client.get("/api/v1/stats", headers={"host": host}).status_code == status
 

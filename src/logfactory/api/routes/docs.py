@@ -43,9 +43,9 @@ _SWAGGER_PARAMETERS = {"validatorUrl": None}
 # The browser enforces what the HTML alone cannot: ReDoc's bundle fetches its maker's logo from
 # cdn.redoc.ly for the menu's footer (hidden when it fails to load). Every load stays on this
 # node (the API's own policy, BASE_POLICY, plus what these pages need): FastAPI starts Swagger
-# UI with an inline script, allowed by its hash alone (page_policy), never any inline script;
-# both pages style themselves at run time (inline styles, which cannot be hashed ahead), and
-# ReDoc's search runs in a blob: worker.
+# UI with an inline script, allowed by its hash (page_policy) so that no other inline script
+# runs; both pages style themselves at run time (inline styles, which cannot be hashed ahead),
+# and ReDoc's search runs in a blob: worker.
 CONTENT_SECURITY_POLICY = (
     f"{BASE_POLICY}; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
