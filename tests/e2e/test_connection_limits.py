@@ -174,7 +174,7 @@ def test_silent_connections_are_closed_after_the_idle_timeout_but_a_subscription
     base = f"http://127.0.0.1:{http_port}"
     wait_for(lambda: _healthy(base), timeout=60, what="the node to answer health")
     stream = _connect(clients, http_port)  # a subscriber: the server answers, the client waits
-    stream.sendall(b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: node\r\n\r\n")
+    stream.sendall(b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: localhost\r\n\r\n")
     stream.settimeout(30)
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 65536:

@@ -118,7 +118,7 @@ def test_ingest_over_a_socket_uses_the_peer_address(
 
 
 # -- SSE admission and cost (issue 13) ----------------------------------------------------------
-SUBSCRIBE = b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: t\r\n\r\n"
+SUBSCRIBE = b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 @pytest.fixture

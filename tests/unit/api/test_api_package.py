@@ -24,8 +24,8 @@ from types import ModuleType
 import pytest
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
-from fastapi.testclient import TestClient
 from starlette.routing import Mount
+from tests.helpers.clients import TestClient
 
 import logfactory.api
 import logfactory.api.routes
