@@ -17,6 +17,7 @@ import msgspec
 
 from logfactory.config import Config, ConfigError, load_config
 from logfactory.errors import LogfactoryError
+from logfactory.owner_only import restrict_umask
 
 if TYPE_CHECKING:
     from logfactory.node import Node
@@ -104,6 +105,10 @@ def cli() -> None:
     Exit statuses: 0 done (or a clean stop), 1 the command failed (one Error: line), 2 a
     configuration that cannot work or a wrong option, 130 interrupted before a node started.
     """
+    # Before any command runs: whatever it (or a child it starts) creates is owner-only, the
+    # data directory's files above all (logfactory.owner_only says why). The roles and the
+    # commands that write there also tighten what already exists, where they start.
+    restrict_umask()
 
 
 @cli.command(short_help="Run the all-in-one node: collectors, API, factory.")

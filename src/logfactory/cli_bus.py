@@ -141,6 +141,7 @@ def repair(accept_loss: bool, adopt: bool, reset_positions: bool, config_path: s
     from logfactory.bus.base import BusError
     from logfactory.bus.local.repair import repair as repair_bus
     from logfactory.node_start import DataDirLock, NodeError
+    from logfactory.owner_only import make_owner_only
     from logfactory.readers import bus_directory, node_running
 
     config = _local_config(config_path)
@@ -148,6 +149,7 @@ def repair(accept_loss: bool, adopt: bool, reset_positions: bool, config_path: s
         raise click.ClickException(
             f"a node runs on {config.data_dir} (node.data_dir of {config.path}): stop it first"
         )
+    make_owner_only(config.data_dir)  # the new database and what is moved aside: owner-only
     try:
         lock = DataDirLock(config, "bus repair").acquire()
     except NodeError as exc:

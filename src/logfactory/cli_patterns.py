@@ -46,9 +46,14 @@ def _load(config_path: str | None) -> Config:
 
 
 def _bus(config: Config) -> Bus:
+    """The bus, its topics made: these commands write to it, and an embedded bus lives in the
+    data directory, so that is made owner-only first (logfactory.owner_only)."""
     from logfactory.bus import open_bus
+    from logfactory.owner_only import make_owner_only
     from logfactory.topics import ensure_topics
 
+    if config.bus.type == "local":
+        make_owner_only(config.data_dir)
     bus = open_bus(config)
     ensure_topics(bus, config)
     return bus

@@ -178,13 +178,22 @@ class UnsupportedEncoding(IngestBodyError):
 class RequestRefused(LogfactoryError):
     """An HTTP request the API refuses while reading it (a body that is not what the route
     takes, a limit reached): ``status`` is the answer's, ``headers`` go with it, ``message``
-    says what to send instead. The API answers it ``{"error": message}``."""
+    says what to send instead; ``reason``, when given, names the counter the refusal adds to
+    (``logfactory_api_refused_total{reason=...}``). The API answers it ``{"error": message}``."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers
+        self.reason = reason
 
 
 class AuthError(RequestRefused):

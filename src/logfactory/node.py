@@ -57,6 +57,7 @@ from logfactory.node_start import (
     where,
 )
 from logfactory.node_summary import LiveSummary, SummaryLogHandler, SummaryScreen, read_totals
+from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
 from logfactory.topics import ensure_topics, event_types
 
@@ -195,6 +196,8 @@ class Node:
     def run(self) -> int:
         """Run until SIGINT/SIGTERM; 0 after a clean stop. Raises :class:`NodeError`."""
         self.fd_limit = raise_fd_limit()  # before anything opens: the children inherit it too
+        # before anything is written there: owner-only from the first file on, children too
+        make_owner_only(self.data_dir)
         lock = DataDirLock(self.config, self.command).acquire() if self.with_collectors else None
         try:
             sock = bind_api_socket(self.config) if self.with_api else None

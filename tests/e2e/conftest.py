@@ -19,9 +19,14 @@ def start_node(tmp_path: Path) -> Iterator[object]:
     nodes: list[NodeProcess] = []
 
     def start(
-        config: Path, *args: str, role: str = "run", max_open_files: int | None = None
+        config: Path,
+        *args: str,
+        role: str = "run",
+        max_open_files: int | None = None,
+        umask: int = -1,
     ) -> NodeProcess:
-        """``max_open_files``: the node's RLIMIT_NOFILE, soft and hard (it cannot raise it)."""
+        """``max_open_files``: the node's RLIMIT_NOFILE, soft and hard (it cannot raise it);
+        ``umask``: the one it starts under (-1: this process's)."""
         log = tmp_path / f"node-{len(nodes)}.log"
 
         def limit_files() -> None:
@@ -36,6 +41,7 @@ def start_node(tmp_path: Path) -> Iterator[object]:
                 start_new_session=True,
                 cwd=tmp_path,
                 preexec_fn=limit_files if max_open_files is not None else None,
+                umask=umask,
             )
         node = NodeProcess(proc, log)
         nodes.append(node)

@@ -182,7 +182,7 @@ def test_silent_connections_are_closed_after_the_idle_timeout_but_a_subscription
     stream = _connect(clients, http_port)  # a subscriber: the server answers, the client waits
     token = auth["Authorization"].encode()
     stream.sendall(
-        b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: localhost\r\n"
         b"Authorization: " + token + b"\r\n\r\n"
     )
     stream.settimeout(30)

@@ -2,7 +2,7 @@
 
 The client carries an admin API token of the context's access store by default (every route
 but health needs a credential); :func:`bearer` makes headers of other roles and scopes. Its
-requests go to ``http://127.0.0.1`` (a Host every node serves), from 192.0.2.9:40000.
+requests go to ``http://localhost`` (a Host every node serves), from 192.0.2.9:40000.
 :func:`make_client` builds the node context too; :func:`api_client` is the same client for a
 context a test built itself (its own registry, start time or stats).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.bus import read_all
 
@@ -27,7 +28,16 @@ from logfactory.stats import StatsRegistry
 with warnings.catch_warnings():
     # starlette 1.x prefers httpx2 (not a project dependency); its TestClient works on httpx
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient as TestClient  # re-exported for the API tests
+    from fastapi.testclient import TestClient as _StarletteClient
+
+
+class TestClient(_StarletteClient):
+    """starlette's TestClient, addressing the node as ``http://localhost`` (a name every node's
+    default Host allow-list holds, see ``logfactory.api.hosts``) instead of ``testserver``,
+    which the node has no reason to answer and does not."""
+
+    def __init__(self, app: Any, base_url: str = "http://localhost", **kwargs: Any) -> None:
+        super().__init__(app, base_url=base_url, **kwargs)
 
 
 def make_client(
@@ -61,7 +71,6 @@ def api_client(
     ``ctx``'s store (None: no credential)."""
     client = TestClient(
         create_app(ctx),
-        base_url="http://127.0.0.1",
         client=("192.0.2.9", 40000),
         raise_server_exceptions=raise_server_exceptions,
     )

@@ -135,7 +135,7 @@ def subscribe(ctx: NodeContext) -> bytes:
     """A subscription request with a new viewer's token: one per client address."""
     auth = bearer(ctx, Role.VIEWER)["Authorization"]
     return (
-        b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"GET /api/v1/subscribe?types=ALERT HTTP/1.1\r\nHost: localhost\r\n"
         b"Authorization: " + auth.encode() + b"\r\n\r\n"
     )
 

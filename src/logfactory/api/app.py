@@ -13,7 +13,7 @@ from types import ModuleType
 
 from fastapi import FastAPI
 
-from logfactory.api import auth
+from logfactory.api import safety
 from logfactory.api.auth import Authenticator
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.routes import (
@@ -59,7 +59,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
     )
     state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config))
     app.state.api = state
-    auth.install(app)
+    safety.install(app, ctx.config.http, ctx.registry)  # Host, secure headers, CORS, 415
     for module in ROUTE_MODULES:
         app.include_router(module.router(ctx, state))
     return app

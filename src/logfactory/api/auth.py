@@ -13,11 +13,11 @@ proves who it is with, in this order:
   session's CSRF token in ``X-CSRF-Token``, which another site's page cannot read. Bearer
   tokens need no CSRF token: a browser never adds them on its own.
 
-A check that fails raises :class:`~logfactory.errors.AuthError`, which the handler that
-:func:`install` registers answers the API's way (``{"error": ...}``; a 401 with
-``WWW-Authenticate: Bearer``). The store is read on the event loop: a primary-key read in WAL
-mode, microseconds, and never blocked by a writer; the rare writes (a token's first use from
-a new address, a session's last use) go to a worker thread.
+A check that fails raises :class:`~logfactory.errors.AuthError`, which :func:`answer` (the
+handler :func:`logfactory.api.safety.install` registers) answers the API's way
+(``{"error": ...}``; a 401 with ``WWW-Authenticate: Bearer``). The store is read on the event
+loop: a primary-key read in WAL mode, microseconds, and never blocked by a writer; the rare
+writes (a token's first use from a new address, a session's last use) go to a worker thread.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -43,9 +43,9 @@ __all__ = [
     "SESSION_COOKIE",
     "AuthError",
     "Authenticator",
+    "answer",
     "client_address",
     "forbidden",
-    "install",
     "match_bearer",
     "unauthorized",
 ]
@@ -97,12 +97,6 @@ _LOGIN_FIRST = (
     '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Log in</title></head>'
     '<body><p>This needs a login: <a href="/login">log in</a>.</p></body></html>\n'
 )
-
-
-def install(app: FastAPI) -> None:
-    """Make ``app`` answer :class:`RequestRefused` the API's way (every app that includes a
-    router of the API)."""
-    app.add_exception_handler(RequestRefused, answer)
 
 
 def match_bearer(header: str | None, tokens: Sequence[str]) -> int | None:

@@ -32,7 +32,9 @@ def is_json_type(content_type: str | None) -> bool:
 async def read_json(request: Request, kind: type[T], max_bytes: int = MAX_JSON_BYTES) -> T:
     """The request's body as a ``kind``, or :class:`RequestRefused` (415, 413 or 400)."""
     if not is_json_type(request.headers.get("content-type")):
-        raise RequestRefused(415, "send the body as JSON, with Content-Type: application/json")
+        raise RequestRefused(
+            415, "send the body as JSON, with Content-Type: application/json", reason="content_type"
+        )
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

@@ -204,6 +204,23 @@ def _connection_metrics(view: StatsView) -> Iterator[Metric]:
     yield family
 
 
+def _refusal_metrics(view: StatsView) -> Iterator[Metric]:
+    """Requests the API refused for their form (``api.safety``, and any other ``refused_<reason>``
+    counter of the group ``api``): a Host not served, a CORS preflight from an unlisted origin,
+    a body that is not JSON on a JSON route."""
+    family = CounterMetricFamily(
+        "logfactory_api_refused",
+        "HTTP requests the API refused, by reason (host: not in http.allowed_hosts; cors: a "
+        "preflight from an origin not in http.cors_origins; content_type: not JSON on a JSON "
+        "route).",
+        labels=["reason"],
+    )
+    for name, value in sorted(view.other.get("api", {}).items()):
+        if name.startswith("refused_"):
+            family.add_metric([name.removeprefix("refused_")], value)
+    yield family
+
+
 def bus_overview(bus: Bus) -> dict[str, Any]:
     """Topics with partitions and message counts (from watermarks) and lag per group and topic.
 
@@ -300,6 +317,7 @@ class NodeCollector(Collector):
         yield source_bytes
         yield source_lag
         yield from _connection_metrics(view)
+        yield from _refusal_metrics(view)
         yield from _spool_metrics(view)
         events = CounterMetricFamily(
             "logfactory_events", "Events published per type.", labels=["type"]

@@ -55,7 +55,7 @@ def ensure_self_signed(directory: Path, hostname: str | None = None) -> tuple[Pa
     ``localhost``, ``127.0.0.1`` and the hostname; it is valid for ten years. An existing pair is
     returned as is (a restart must not change what peers trust)."""
     host = hostname or socket.gethostname()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     cert, key = directory / CERT_NAME, directory / KEY_NAME
     with open(directory / ".lock", "a+b") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -63,7 +63,9 @@ def ensure_self_signed(directory: Path, hostname: str | None = None) -> tuple[Pa
             return cert, key
         key_pem, cert_pem = _self_signed_pem(host)
         _write_atomic(key, key_pem, 0o600)
-        _write_atomic(cert, cert_pem, 0o644)  # last: its presence means the pair is complete
+        # last: its presence means the pair is complete. Owner-only like everything in the
+        # data directory (logfactory.owner_only): peers get a copy from the operator
+        _write_atomic(cert, cert_pem, 0o600)
     log.warning(
         "created a self-signed TLS certificate %s (key %s) for %r; peers must trust this "
         "certificate (e.g. rsyslog DefaultNetstreamDriverCAFile)",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,7 +27,7 @@ class NodeConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
     Attributes:
         name: the node's name, in its banner, metrics and the events it makes
         data_dir: where the local bus, positions, spool and pattern library live (relative to
-            the working directory)
+            the working directory); owner-only: made 0700, its files 0600, whatever the umask
         timezone: the IANA time zone of log times that carry none (e.g. Europe/Berlin)
     """
 
@@ -123,6 +125,39 @@ def connection_problems(cap: int | None, idle: float, at: PathKey = ()) -> Probl
         yield ((*at, "connection_idle_timeout"), "must be 0 (never) or more")
 
 
+# http.allowed_hosts: a name or [IPv6] with an optional port; a bare IPv6 address is checked apart
+_HOST_ENTRY = re.compile(r"(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+# http.cors_origins: what browsers send as Origin, scheme://host[:port] (no path, no slash)
+_ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _is_host_entry(entry: str) -> bool:
+    if entry == "*" or _HOST_ENTRY.fullmatch(entry):
+        return True
+    try:
+        return ipaddress.ip_address(entry).version == 6
+    except ValueError:
+        return False
+
+
+def _browser_problems(allowed_hosts: list[str], cors_origins: list[str]) -> Problems:
+    """Entries of ``http.allowed_hosts`` and ``http.cors_origins`` that could never match what a
+    browser sends (they would refuse silently)."""
+    for i, host in enumerate(allowed_hosts):
+        if not _is_host_entry(host):
+            yield (
+                ("allowed_hosts", i),
+                f"{host!r} is not a host name, name:port, [IPv6 address]:port or *",
+            )
+    for i, origin in enumerate(cors_origins):
+        if not _ORIGIN.fullmatch(origin):
+            yield (
+                ("cors_origins", i),
+                f"{origin!r} is not a web origin: scheme://host[:port], e.g. "
+                "https://console.example.org (no path, no trailing slash, no *)",
+            )
+
+
 class HttpConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """``http``: the node's HTTP API (ingest, subscribe, patterns, health, metrics).
 
@@ -143,7 +178,8 @@ class HttpConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
         tls_client_auth: required (no connection without a certificate tls_client_ca signed)
             or optional (a certificate, when sent, must verify); needs tls_client_ca
         allowed_hosts: Host header values the API answers (a name, or a name:port); empty: the
-            listen address, localhost and this machine's names. "*" allows any (not advised)
+            listen address and localhost (listening on every interface, also this machine's
+            names). "*" allows any (not advised)
         cors_origins: web origins (https://console.example.org) whose pages may call the API
             from a browser; empty: none
         hsts: over HTTPS, tell browsers to use HTTPS only (Strict-Transport-Security)
@@ -188,6 +224,7 @@ class HttpConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
         if self.tls_client_ca is not None and self.tls_cert is None:
             yield (("tls_client_ca",), "client certificates need HTTPS: give tls_cert and tls_key")
         yield from connection_problems(self.max_connections, self.connection_idle_timeout)
+        yield from _browser_problems(self.allowed_hosts, self.cors_origins)
         for key in (
             "max_subscribers",
             "max_subscribers_per_client",

@@ -32,6 +32,7 @@ import time
 from logfactory.bus.base import BusError
 from logfactory.config import Config
 from logfactory.factory.lifeline import remove_pid_file, watch_parent, write_pid_file
+from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
 
 __all__ = ["MAX_BACKOFF_S", "SHUTDOWN_GRACE_S", "run_factory", "run_worker_resilient"]
@@ -107,6 +108,7 @@ def run_factory(config: Config, worker_id: str = "0") -> int:
     ``worker_id`` must be unique among the running workers of a node and stable across a
     worker's restarts (on Kafka it names the worker's transactions, which fences a zombie).
     """
+    make_owner_only(config.data_dir)  # a factory started alone writes there too: stats, pid
     registry = StatsRegistry(f"factory-{os.getpid()}")
     writer = StatsWriter(registry, config.data_dir / "stats").start()
     stop = threading.Event()

@@ -158,7 +158,8 @@ def test_bad_reviews_are_400_and_change_nothing(
 ) -> None:
     c, ids = client
     disk = ids["Disk <*> FULL"]
-    r = c.post(f"/api/v1/patterns/{disk}/review", content=body)
+    json_type = {"content-type": "application/json"}
+    r = c.post(f"/api/v1/patterns/{disk}/review", content=body, headers=json_type)
     assert r.status_code == 400
     assert error in r.json()["error"]
     stored = load_library(local_bus).get(disk)

@@ -102,7 +102,8 @@ def test_stats_sum_processes_and_show_bus_and_processes(
     assert body["sources"]["syslog"] == {"received": 5, "bytes": 500, "rejected": 0}
     assert body["events"] == {"ALERT": 6}
     assert body["deadletter"] == 2
-    assert body["other"] == {"custom": {"things": 14}}
+    refusals = {"refused_host": 0, "refused_cors": 0, "refused_content_type": 0}  # api.safety
+    assert body["other"] == {"custom": {"things": 14}, "api": refusals}
     assert body["bus"]["topics"]["logs.raw"] == {"partitions": 2, "messages": 10, "retained": 10}
     assert body["bus"]["lag"] == {"factory": {"logs.raw": 6}}
     names = [(p["name"], p["alive"]) for p in body["processes"]]

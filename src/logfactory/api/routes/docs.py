@@ -14,7 +14,10 @@ why they stay public: the login page's browser may load them before it has a cre
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -25,8 +28,15 @@ from fastapi.staticfiles import StaticFiles
 
 from logfactory.access import Role
 from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.safety import BASE_POLICY
 
-__all__ = ["CONTENT_SECURITY_POLICY", "STATIC_PREFIX", "router", "static_dir"]
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "STATIC_PREFIX",
+    "page_policy",
+    "router",
+    "static_dir",
+]
 
 STATIC_PREFIX = "/docs/static"
 # Swagger UI asks validator.swagger.io to grade the spec unless told not to: a request to the
@@ -34,12 +44,15 @@ STATIC_PREFIX = "/docs/static"
 _SWAGGER_PARAMETERS = {"validatorUrl": None}
 # The browser enforces what the HTML alone cannot: ReDoc's bundle fetches its maker's logo from
 # cdn.redoc.ly for the menu's footer (hidden when it fails to load). Every load stays on this
-# node; inline scripts and styles are how FastAPI starts Swagger UI and how ReDoc styles itself,
+# node (the API's own policy, BASE_POLICY, plus what these pages need): FastAPI starts Swagger
+# UI with an inline script, allowed by its hash (page_policy) so that no other inline script
+# runs; both pages style themselves at run time (inline styles, which cannot be hashed ahead),
 # and ReDoc's search runs in a blob: worker.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    f"{BASE_POLICY}; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
 )
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 
 def static_dir() -> Path:
@@ -72,7 +85,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     @api.get("/", include_in_schema=False, dependencies=viewer)
     def index(request: Request) -> HTMLResponse:
         """Where a person who types the node's address lands (until the console exists)."""
-        return confined(HTMLResponse(index_html(node_name, prefix(request))))
+        return HTMLResponse(index_html(node_name, prefix(request)))  # the API's own policy
 
     @api.get("/docs", include_in_schema=False, dependencies=viewer)
     def swagger_ui(request: Request) -> HTMLResponse:
@@ -102,9 +115,19 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     return api
 
 
+def page_policy(body: bytes) -> str:
+    """:data:`CONTENT_SECURITY_POLICY` allowing the inline scripts of ``body`` by their SHA-256
+    (the page is made per request: its spec URL follows the proxy's path prefix)."""
+    hashes = "".join(
+        f" 'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(body)
+    )
+    return CONTENT_SECURITY_POLICY.replace("script-src 'self'", f"script-src 'self'{hashes}", 1)
+
+
 def confined(page: HTMLResponse) -> HTMLResponse:
     """``page`` with the policy that keeps every load it makes on this node."""
-    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    page.headers["Content-Security-Policy"] = page_policy(bytes(page.body))
     return page
 
 

@@ -13,7 +13,9 @@ cannot write back each other's stale status. Bus work runs in worker threads, ne
 
 Reading needs the role ``viewer``; a review changes what the factory alerts on, so it needs
 ``operator`` and is written to the audit trail (who, which template, what status and reason,
-from where).
+from where). A review's body is JSON and must say so (``Content-Type: application/json``,
+:func:`logfactory.api.safety.require_json`: 415 otherwise), so a page from another origin cannot
+post one as a form or ``text/plain`` without a preflight.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from logfactory.access import Principal, Role
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.responses import error_response
+from logfactory.api.safety import require_json
 from logfactory.bus.base import Bus, BusError
 from logfactory.errors import ReviewError
 from logfactory.factory.patterns.entry import STATUSES, PatternEntry
@@ -228,8 +231,11 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             400: {"description": "the body is not a review (status, reason, severity)"},
             404: _UNKNOWN,
             413: {"description": "body too large"},
+            415: {"description": "the body is not sent as application/json"},
             503: _BUS,
         },
+        # the credential first: a request without one is a 401 whatever its body
+        dependencies=[Depends(needs_operator), Depends(require_json)],
     )
     async def review_pattern(
         pattern_id: str,
