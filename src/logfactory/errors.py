@@ -33,6 +33,7 @@ The hierarchy (``test_errors.py`` checks that it names every class):
         * UnsupportedEncoding
     * RequestRefused
         * AuthError
+    * LocalCredentialError
     * LearnError
     * LibraryFileError
     * ReviewError
@@ -56,6 +57,7 @@ __all__ = [
     "IngestBodyError",
     "LearnError",
     "LibraryFileError",
+    "LocalCredentialError",
     "LogfactoryError",
     "LostBusError",
     "MissingBusError",
@@ -199,6 +201,11 @@ class RequestRefused(LogfactoryError):
 class AuthError(RequestRefused):
     """An HTTP request refused for want of a (good enough) credential: 401 (none, or one the
     node does not know; ``WWW-Authenticate`` goes with it) or 403 (a role or scope too small)."""
+
+
+class LocalCredentialError(LogfactoryError):
+    """The local admin credential (``<data_dir>/admin-credentials.json``, what ``logfactory
+    token`` prints) cannot be read or is no longer valid; the message says why and what to do."""
 
 
 # -- the pattern library -------------------------------------------------------------------
