@@ -21,10 +21,9 @@ from logfactory.access import Principal, Role
 from logfactory.access.store import TokenInfo
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
-from logfactory.api.expiry import expiry
+from logfactory.api.expiry import expiry, new_end
 from logfactory.api.json_body import read_json
 from logfactory.api.responses import error_response
-from logfactory.config.units import parse_duration
 from logfactory.errors import RequestRefused
 from logfactory.topics import event_types
 
@@ -71,12 +70,9 @@ def new_token_problem(body: NewToken, known_types: list[str]) -> str | None:
 def end_time(expires_in: str | float) -> float:
     """When a token changed with ``expires_in`` ends (``0s``: now), or RequestRefused."""
     try:
-        seconds = parse_duration(expires_in)
+        return new_end(expires_in, time.time())
     except ValueError as exc:
         raise RequestRefused(400, str(exc)) from None
-    if seconds < 0:
-        raise RequestRefused(400, "expires_in must be 0 (now) or more")
-    return time.time() + seconds
 
 
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
