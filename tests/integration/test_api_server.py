@@ -221,16 +221,18 @@ def test_one_client_gets_its_share_and_no_more(
         mine = [connect(base, "127.0.0.1") for _ in range(3)]
         for s in mine:
             s.sendall(request)
-        statuses = [read_head(s)[0] for s in mine[:2]]
-        status, headers, body = read_head(mine[2])
-        assert statuses == [200, 200]
-        assert status == 429
+        # which of the three is refused is the server's to pick (the credential check of each
+        # may yield to a worker thread): two streams and one refusal, in any order
+        heads = [read_head(s) for s in mine]
+        assert sorted(status for status, _, _ in heads) == [200, 200, 429]
+        [(_, headers, body)] = [head for head in heads if head[0] == 429]
         assert headers["retry-after"].isdigit()
         assert b"per client" in body
+        admitted = [s for s, head in zip(mine, heads, strict=True) if head[0] == 200]
         other = connect(base, "127.0.0.2")  # another client still gets in
         other.sendall(subscribe(ctx))
         assert read_head(other)[0] == 200
-        mine[0].close()  # a stream that ends gives its place back to its client
+        admitted[0].close()  # a stream that ends gives its place back to its client
         wait_for(lambda: subscribers(base, auth) == 2, what="the closed stream's slot")
         again = connect(base, "127.0.0.1")
         again.sendall(request)
