@@ -204,7 +204,7 @@ class HttpSourceConfig(SourceBase, frozen=True, kw_only=True, tag="http"):
     """``type: http``: records POSTed to the API's /api/v1/ingest?source=TAG.
 
     Attributes:
-        token: a bearer token the client must send (none: no token asked)
+        token: this source's own bearer token (role ingest, posts here only); none: API tokens only
         max_body_bytes: the largest request body, decompressed; above it: 413
         max_frame_bytes: the longest line
     """
