@@ -32,6 +32,7 @@ The hierarchy (``test_errors.py`` checks that it names every class):
         * BadBody
         * UnsupportedEncoding
     * AuthError
+        * RateLimited
     * LearnError
     * LibraryFileError
     * ReviewError
@@ -61,6 +62,7 @@ __all__ = [
     "NoNodeError",
     "NodeError",
     "NothingToSalvage",
+    "RateLimited",
     "RelpError",
     "RepairRefused",
     "ReviewError",
@@ -182,6 +184,16 @@ class AuthError(LogfactoryError):
         self.status = status
         self.message = message
         self.headers = headers
+
+
+class RateLimited(AuthError):
+    """A request refused because its caller reached a limit against abuse (queries per second,
+    login lock-out): always 429, with ``Retry-After`` in whole seconds. An :class:`AuthError`
+    so that the API's one handler answers it; ``retry_after`` is what the header says."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(429, message, {"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
 
 
 # -- the pattern library -------------------------------------------------------------------

@@ -39,7 +39,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
         docs_url=None,  # /docs and /redoc come from routes.docs, served without a CDN
         redoc_url=None,
     )
-    state = ApiState(ctx.registry)
+    state = ApiState(ctx.registry, ctx.config.http)
     app.state.api = state
     auth.install(app)
     for module in ROUTE_MODULES:

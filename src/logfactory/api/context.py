@@ -2,9 +2,11 @@
 
 :class:`NodeContext` is what the node hands to :func:`logfactory.api.create_app` (its
 configuration, bus, producer, stats); :class:`ApiState` is what the routes share while the app
-runs (today the number of SSE subscribers, which ``/api/v1/stats`` reports and the subscribe
-route changes). Each route module's ``router(ctx, state)`` takes both, so a route needs no
-global and no other route module to find what it works on.
+runs: the number of SSE subscribers (which ``/api/v1/stats`` reports and the subscribe route
+changes) and the limits against abuse that count per caller across requests (the login
+lock-out, the query rate), made once per app so that every route and request sees the same.
+Each route module's ``router(ctx, state)`` takes both, so a route needs no global and no other
+route module to find what it works on.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from logfactory.access.lockout import Kind, LoginThrottle
+from logfactory.api.ratelimit import QueryLimiter
 from logfactory.bus.base import Bus, Producer
-from logfactory.config import Config
+from logfactory.config import Config, HttpConfig
 from logfactory.stats import StatsRegistry
 
 __all__ = ["ApiState", "NodeContext"]
@@ -41,12 +45,27 @@ class NodeContext:
 
 
 class ApiState:
-    """Live numbers of the API itself, mirrored into the process's stats registry."""
+    """Live numbers of the API itself, mirrored into the process's stats registry, and the
+    per-caller limits of ``http`` (its defaults when not given)."""
 
-    def __init__(self, registry: StatsRegistry) -> None:
+    def __init__(self, registry: StatsRegistry, http: HttpConfig | None = None) -> None:
+        http = HttpConfig() if http is None else http
         self._registry = registry
         self._lock = threading.Lock()
         self.subscribers = 0
+        self.login_throttle = LoginThrottle(
+            http.login_max_failures, float(http.login_lockout), on_lock=self._locked_out
+        )
+        self.query_limiter = QueryLimiter(http.query_rate, http.query_burst)
+
+    def limited(self, limit: str) -> None:
+        """A request refused by the limit ``limit`` (``login``, ``query``, ``sse_total``, ...):
+        the counter ``api.limited_<limit>`` that /metrics shows as
+        ``logfactory_api_limited_total{limit="<limit>"}``."""
+        self._registry.add("api", f"limited_{limit}")
+
+    def _locked_out(self, kind: Kind) -> None:
+        self._registry.add("api", f"lockouts_{kind}")
 
     def subscriber_delta(self, n: int) -> None:
         with self._lock:

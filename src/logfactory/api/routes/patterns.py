@@ -11,6 +11,9 @@ made here drops the snapshot so the reviewer sees its own change at once. Review
 process are serialised: each one re-reads the topic before writing, so two reviews in flight
 cannot write back each other's stale status. Bus work runs in worker threads, never on the loop.
 
+Listing is an expensive query (it filters the whole library): each caller's lists are
+rate-limited (:mod:`logfactory.api.ratelimit`, ``http.query_rate``).
+
 Reviews are write access: when HTTP ingest sources have bearer tokens configured, a review needs
 one of them too (there is no separate API token in the configuration today); the check is
 :func:`logfactory.api.auth.require_token`.
@@ -31,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 
 from logfactory.api.auth import require_token, write_tokens
 from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.ratelimit import limit_queries
 from logfactory.api.responses import error_response
 from logfactory.bus.base import Bus, BusError
 from logfactory.errors import ReviewError
@@ -178,7 +182,15 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     cache = LibraryCache(lambda: load_library(bus))
     review_lock = threading.Lock()
 
-    @api.get("/api/v1/patterns", responses={400: {"description": "unknown status"}, 503: _BUS})
+    @api.get(
+        "/api/v1/patterns",
+        responses={
+            400: {"description": "unknown status"},
+            429: {"description": "this caller's queries are over http.query_rate; `Retry-After`"},
+            503: _BUS,
+        },
+        dependencies=[Depends(limit_queries(state.query_limiter, ctx.registry))],
+    )
     async def list_patterns(
         workshop: str | None = Query(None, description="only this workshop"),
         status: str | None = Query(None, description="new, normal or alert"),

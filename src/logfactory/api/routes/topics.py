@@ -2,7 +2,8 @@
 
 A look at what is on the bus now (``logfactory tail`` over HTTP), not a stream: applications
 that want every event subscribe (:mod:`logfactory.api.routes.subscribe`). Values that are JSON
-are shown as JSON, others as text.
+are shown as JSON, others as text. A tail reads up to 1,000 messages, so it is an expensive
+query: each caller's are rate-limited (:mod:`logfactory.api.ratelimit`, ``http.query_rate``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.ratelimit import limit_queries
 from logfactory.api.responses import error_response
 from logfactory.bus.base import Message
 from logfactory.subscribe import tail
@@ -40,8 +42,16 @@ def message_json(message: Message) -> dict[str, Any]:
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The topic routes over the bus of the node ``ctx`` describes."""
     api = APIRouter()
+    limited = Depends(limit_queries(state.query_limiter, ctx.registry))
 
-    @api.get("/api/v1/topics/{topic}/tail", responses={404: {"description": "no such topic"}})
+    @api.get(
+        "/api/v1/topics/{topic}/tail",
+        responses={
+            404: {"description": "no such topic"},
+            429: {"description": "this caller's queries are over http.query_rate; `Retry-After`"},
+        },
+        dependencies=[limited],
+    )
     def topic_tail(
         topic: str,
         count: int = Query(20, ge=1, le=1000),
