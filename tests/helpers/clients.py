@@ -6,8 +6,10 @@ import time
 import warnings
 from pathlib import Path
 
+from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.helpers.bus import read_all
 
+from logfactory.access import Principal, Role
 from logfactory.api import NodeContext, create_app
 from logfactory.bus.base import Producer
 from logfactory.bus.local import LocalBus
@@ -35,6 +37,31 @@ def make_client(
         started=time.time(),
     )
     return TestClient(create_app(ctx), client=("192.0.2.9", 40000)), ctx
+
+
+PRINCIPAL_HEADER = b"x-test-principal"
+
+
+class TestPrincipal:
+    """Test only, until requests carry real credentials: a request with the header
+    ``x-test-principal: KEY`` comes from a viewer whose credential's key is ``KEY`` (set as
+    ``request.state.principal``, where the API's credential check puts it); one without it
+    stays anonymous. Wrap an app with it before its first request:
+    ``app.add_middleware(TestPrincipal)``."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == PRINCIPAL_HEADER:
+                    key = value.decode()
+                    principal = Principal("token", key, key, Role.VIEWER)
+                    scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
 
 
 def raw_records(bus: LocalBus) -> list[tuple[bytes | None, Record]]:
