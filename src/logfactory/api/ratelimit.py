@@ -30,7 +30,7 @@ from logfactory.stats import StatsRegistry
 __all__ = ["DEFAULT_MAX_KEYS", "QueryLimiter", "caller_key", "limit_queries"]
 
 DEFAULT_MAX_KEYS = 10_000
-"""Buckets held at most (about 150 bytes each)."""
+"""Buckets held at most (about 280 bytes each with an IPv6 address as the key: 3 MB)."""
 
 
 class QueryLimiter:
