@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import Any
@@ -26,22 +26,31 @@ HEAD_LIMIT = 16 * 1024  # the default http.max_header_bytes
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[int]:
-    """``logfactory serve`` with defaults but a 1 s idle timeout; its API port."""
-    port = free_port()
-    config = tmp_path / "node.yaml"
-    config.write_text(
-        f"node: {{name: heads, data_dir: {tmp_path / 'data'}}}\n"
-        f"http: {{listen: '127.0.0.1:{port}', connection_idle_timeout: 1s}}\n"
-    )
-    proc = Proc("serve", config, tmp_path / "node.log")
-    try:
+def serve(tmp_path: Path) -> Iterator[Callable[[str], int]]:
+    """Starts ``logfactory serve`` with defaults but ``connection_idle_timeout``; its API port.
+    The node must outlive the test."""
+    procs: list[Proc] = []
+
+    def start(idle_timeout: str) -> int:
+        port = free_port()
+        config = tmp_path / "node.yaml"
+        config.write_text(
+            f"node: {{name: heads, data_dir: {tmp_path / 'data'}}}\n"
+            f"http: {{listen: '127.0.0.1:{port}', connection_idle_timeout: {idle_timeout}}}\n"
+        )
+        proc = Proc("serve", config, tmp_path / "node.log")
+        procs.append(proc)
         wait_for(lambda: answers(port) or proc.proc.poll() is not None, 60, "the API")
         assert proc.proc.poll() is None, proc.output()
-        yield port
-        assert proc.proc.poll() is None, proc.output()  # the node outlived the test
+        return port
+
+    try:
+        yield start
+        for proc in procs:
+            assert proc.proc.poll() is None, proc.output()
     finally:
-        proc.stop()
+        for proc in procs:
+            proc.stop()
 
 
 @pytest.fixture
@@ -96,8 +105,9 @@ def headers_of(total: int) -> bytes:
 
 @pytest.mark.timeout(120)
 def test_64_kb_of_headers_are_refused_while_another_connection_is_served(
-    node: int, conns: ExitStack
+    serve: Callable[[str], int], conns: ExitStack
 ) -> None:
+    node = serve("60s")
     big = connect(conns, node)
     big.sendall(b"GET /api/v1/health HTTP/1.1\r\nHost: node\r\n" + headers_of(8 * 1024))
 
@@ -122,8 +132,9 @@ def test_64_kb_of_headers_are_refused_while_another_connection_is_served(
 
 @pytest.mark.timeout(120)
 def test_a_head_within_the_bound_is_served_and_a_later_one_on_the_connection_is_bounded(
-    node: int, conns: ExitStack
+    serve: Callable[[str], int], conns: ExitStack
 ) -> None:
+    node = serve("60s")
     sock = connect(conns, node)
     get(sock, "/api/v1/health", headers_of(15 * 1024))  # just under 16 KiB
     assert response(sock)[0] == 200
@@ -134,8 +145,9 @@ def test_a_head_within_the_bound_is_served_and_a_later_one_on_the_connection_is_
 
 @pytest.mark.timeout(120)
 def test_a_head_trickled_byte_by_byte_is_cut_at_the_idle_timeout(
-    node: int, conns: ExitStack
+    serve: Callable[[str], int], conns: ExitStack
 ) -> None:
+    node = serve("1s")
     slow = connect(conns, node)
     done = threading.Event()
 
@@ -167,3 +179,19 @@ def test_a_head_trickled_byte_by_byte_is_cut_at_the_idle_timeout(
     fresh = connect(conns, node)
     get(fresh, "/api/v1/health")
     assert response(fresh)[0] == 200
+
+
+@pytest.mark.timeout(120)
+def test_only_the_head_counts_never_the_body(serve: Callable[[str], int], conns: ExitStack) -> None:
+    node = serve("60s")
+    body = b"a line of the body\n" * 10_000  # 190 KB: far past the head's bound
+    sock = connect(conns, node)
+    sock.sendall(  # head and body in one write: most of the first read is body
+        b"POST /api/v1/ingest?source=t HTTP/1.1\r\nHost: node\r\n"
+        + headers_of(15 * 1024)
+        + b"content-length: %d\r\n\r\n" % len(body)
+        + body
+    )
+    status, answer, _ = response(sock)
+    assert status == 200, answer
+    assert json.loads(answer)["accepted"] == 10_000
