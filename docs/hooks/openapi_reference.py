@@ -24,6 +24,7 @@ PAGE = "http-api.md"
 
 def openapi_spec() -> dict[str, Any]:
     """The OpenAPI description of a node's API with the default configuration."""
+    from logfactory.access.store import AccessStore
     from logfactory.api import NodeContext, create_app
     from logfactory.bus.local import LocalBus
     from logfactory.config import Config
@@ -40,6 +41,7 @@ def openapi_spec() -> dict[str, Any]:
                 registry=StatsRegistry("docs"),
                 stats_dir=Path(tmp) / "stats",
                 started=time.time(),
+                access=AccessStore.in_dir(Path(tmp) / "access"),
             )
             spec: dict[str, Any] = create_app(ctx).openapi()
         finally:

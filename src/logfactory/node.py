@@ -247,9 +247,11 @@ class Node:
             "the HTTP API", http.max_connections or DEFAULT_MAX_CONNECTIONS,
             float(http.connection_idle_timeout), count=count,
         )  # fmt: skip
+        head_bytes = int(http.max_header_bytes)
         config = uvicorn.Config(
             create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-            ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key, http=api_protocol(limit),
+            ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key,
+            http=api_protocol(limit, head_bytes, count), h11_max_incomplete_event_size=head_bytes,
         )  # fmt: skip
         try:
             config.load()  # the certificate now, not in the server's task

@@ -47,6 +47,7 @@ def _client(tmp_path: Path, bus: LocalBus, yaml: str, **kwargs: Any) -> Iterator
     ensure_topics(bus, config)
     c, ctx = make_client(tmp_path, bus, config)
     client = TestClient(c.app, client=("192.0.2.9", 40000), **kwargs)
+    client.headers["Authorization"] = c.headers["Authorization"]  # make_client's admin token
     with client:
         yield client
     ctx.producer.close()
