@@ -51,9 +51,9 @@ from logfactory.node_start import (
     NodeError,
     bind_api_socket,
     source_error,
-    where,
 )
 from logfactory.node_summary import LiveSummary, SummaryLogHandler, SummaryScreen, read_totals
+from logfactory.node_tls import api_tls_context
 from logfactory.stats import StatsRegistry, StatsWriter
 from logfactory.topics import ensure_topics, event_types
 
@@ -220,17 +220,12 @@ class Node:
             "the HTTP API", http.max_connections or DEFAULT_MAX_CONNECTIONS,
             float(http.connection_idle_timeout), count=count,
         )  # fmt: skip
+        tls = api_tls_context(self.config)  # a file that cannot be loaded stops the start here
+        protocol = api_protocol(limit, tls, lambda: count("tls_handshakes_failed"))
         config = uvicorn.Config(
             create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-            ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key, http=api_protocol(limit),
+            http=protocol,
         )  # fmt: skip
-        try:
-            config.load()  # the certificate now, not in the server's task
-        except OSError as exc:  # ssl.SSLError is one too
-            raise NodeError(
-                f"{where(self.config, ('http', 'tls_cert'), '')}: cannot load the certificate "
-                f"{http.tls_cert} with the key {http.tls_key}: {exc.strerror or exc}"
-            ) from exc
         return _QuietServer(config)
 
     def _spool_carries_on(self) -> bool:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,7 @@ from logfactory.config import (
     key_path,
 )
 from logfactory.node_start import config_line
+from logfactory.node_tls import TlsGuardedProtocol
 
 __all__ = [
     "ConnectionPlan",
@@ -194,8 +197,14 @@ def _answering(inner: asyncio.BaseProtocol) -> bool:
     return cycle is not None and not getattr(cycle, "response_complete", True)
 
 
-def api_protocol(limit: ConnectionLimit) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol behind ``limit``: what ``uvicorn.Config(http=...)`` takes."""
+def api_protocol(
+    limit: ConnectionLimit,
+    tls: ssl.SSLContext | None = None,
+    on_tls_failure: Callable[[], None] = lambda: None,
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol behind ``limit``: what ``uvicorn.Config(http=...)`` takes. With
+    ``tls`` the handshake happens behind the bound too (:mod:`logfactory.node_tls`), so uvicorn
+    is given no context of its own."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     limit.busy = _answering
@@ -204,4 +213,12 @@ def api_protocol(limit: ConnectionLimit) -> type[asyncio.Protocol]:
         def __init__(self, **kwargs: Any) -> None:  # uvicorn's config, server_state, ...
             super().__init__(limit, AutoHTTPProtocol(**kwargs))
 
-    return _GuardedHttp
+    if tls is None:
+        return _GuardedHttp
+    context = tls
+
+    class _GuardedHttps(TlsGuardedProtocol):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(limit, AutoHTTPProtocol(**kwargs), context, on_tls_failure)
+
+    return _GuardedHttps
