@@ -141,6 +141,13 @@ def test_required_client_certificates_answer_only_the_cas_clients(
     statuses = [_request(port, "/api/v1/health", certs, certs.client)[0] for _ in range(30)]
     assert statuses == [200] * 30
     assert _api_stats(port, certs).get("tls_handshakes_failed", 0) >= 6
+    status, metrics = _request(port, "/metrics", certs, certs.client)
+    assert status == 200
+    counted = [
+        line for line in metrics.decode().splitlines() if "tls_handshakes_failed_total" in line
+    ]
+    assert counted, metrics[:2000]
+    assert float(counted[-1].rsplit(" ", 1)[1]) >= 6
 
 
 @pytest.mark.timeout(120)
