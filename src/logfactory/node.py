@@ -263,7 +263,9 @@ class Node:
         ):  # fmt: skip
             self._say(row)
         if self.with_api:
-            self._say(f"http        {base}/api/v1/health, API docs at /docs")
+            http = self.config.http
+            mtls = f", client certificates {http.tls_client_auth}" if http.tls_client_ca else ""
+            self._say(f"http        {base}/api/v1/health, API docs at /docs{mtls}")
         plan, fds = self.connections, self.fd_limit
         if plan is not None and fds is not None and plan.caps:
             text = f"{fds.describe()}; {plan.describe()}"

@@ -152,10 +152,12 @@ def test_required_client_certificates_answer_only_the_cas_clients(
 
 @pytest.mark.timeout(120)
 def test_optional_client_certificates_answer_none_but_refuse_a_foreign_one(
-    tmp_path: Path, certs: MutualTls, start_collect: Callable[[Path], NodeProcess]
+    tmp_path: Path, certs: MutualTls, start_node: Start
 ) -> None:
     cfg, port = _central(tmp_path, certs, "optional")
-    _up(start_collect(cfg), port, certs)
+    node = start_node(cfg, role="collect")  # not quiet: with its banner
+    _up(node, port, certs)
+    wait_for(lambda: "client certificates optional" in node.output(), 30, "the banner's line")
 
     assert _request(port, "/api/v1/health", certs, None)[0] == 200
     assert _request(port, "/api/v1/health", certs, certs.client)[0] == 200
