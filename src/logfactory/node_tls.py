@@ -10,8 +10,8 @@ naming its configuration line, never a listener whose every handshake fails.
 Handshake: done behind the connection bound (:class:`TlsGuardedProtocol`), not by
 ``loop.create_server(ssl=...)``. There the loop handshakes before the server's protocol exists,
 so a connection still handshaking escaped ``max_connections`` and ``connection_idle_timeout``:
-a client that opened TLS and stalled held its descriptor for the loop's own 60 s, and a few
-thousand of them exhausted the node's descriptors. Here the bound admits the connection first
+a client that opened TLS and stalled held its descriptor for the loop's own 60 s, and nothing
+bounded how many did so at once. Here the bound admits the connection first
 (counted, evictable while it has not finished: it has sent no HTTP byte), its idle timer runs
 during the handshake, and ``loop.start_tls`` (asyncio's or uvloop's) does the TLS; uvicorn's
 protocol sees the connection only once it is encrypted and verified.
@@ -89,8 +89,8 @@ class TlsGuardedProtocol(GuardedProtocol):
         self._on_failure = on_failure
         self._handshake: asyncio.Task[None] | None = None
         # bytes of the handshake that reach this protocol before ``start_tls`` has put the
-        # loop's TLS protocol in its place (uvloop starts reading only after connection_made,
-        # so pausing there does not hold them back); None once it has
+        # loop's TLS protocol in its place (on uvloop, pausing in connection_made did not hold
+        # them back: one connection in three lost its ClientHello); None once it has
         self._raw: list[bytes] | None = []
         # decrypted bytes that arrive before ``inner`` is connected (a TLS 1.3 client sends its
         # request with its last handshake message); None once ``inner`` is connected
