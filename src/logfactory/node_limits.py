@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from logfactory.config import (
     key_path,
 )
 from logfactory.node_start import config_line
+from logfactory.node_tls import TlsGuardedProtocol
 
 __all__ = [
     "ConnectionPlan",
@@ -197,11 +199,17 @@ def _answering(inner: asyncio.BaseProtocol) -> bool:
 
 
 def api_protocol(
-    limit: ConnectionLimit, max_header_bytes: int, count: Callable[[str], None] | None = None
+    limit: ConnectionLimit,
+    max_header_bytes: int,
+    count: Callable[[str], None] | None = None,
+    tls: ssl.SSLContext | None = None,
+    on_tls_failure: Callable[[], None] = lambda: None,
 ) -> type[asyncio.Protocol]:
     """uvicorn's h11 protocol behind ``limit``, its request heads at most ``max_header_bytes``
     and given ``limit.idle_timeout`` to arrive: what ``uvicorn.Config(http=...)`` takes (with
-    ``h11_max_incomplete_event_size=max_header_bytes``). ``count`` hears the refusals."""
+    ``h11_max_incomplete_event_size=max_header_bytes``). ``count`` hears the refusals. With
+    ``tls`` the handshake happens behind the bound too (:mod:`logfactory.node_tls`), so uvicorn
+    is given no context of its own."""
     from logfactory.api.request_heads import bounded_h11
 
     limit.busy = _answering
@@ -211,4 +219,12 @@ def api_protocol(
         def __init__(self, **kwargs: Any) -> None:  # uvicorn's config, server_state, ...
             super().__init__(limit, http(**kwargs))
 
-    return _GuardedHttp
+    if tls is None:
+        return _GuardedHttp
+    context = tls
+
+    class _GuardedHttps(TlsGuardedProtocol):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(limit, http(**kwargs), context, on_tls_failure)
+
+    return _GuardedHttps

@@ -257,6 +257,22 @@ def _limit_metrics(view: StatsView) -> Iterator[Metric]:
     yield lockouts
 
 
+def _tls_metrics(view: StatsView) -> Iterator[Metric]:
+    """Connections to the HTTPS API that ended before their TLS handshake finished
+    (``logfactory.node_tls``): no or a refused client certificate, not TLS at all, too slow,
+    or hung up. Only where the API serves HTTPS."""
+    api = view.other.get("api", {})
+    if "tls_handshakes_failed" in api:
+        family = CounterMetricFamily(
+            "logfactory_tls_handshakes_failed",
+            "Connections to the HTTPS API that ended before their TLS handshake finished (no "
+            "or a refused client certificate, not TLS, slower than connection_idle_timeout).",
+            labels=["listener"],
+        )
+        family.add_metric(["api"], api["tls_handshakes_failed"])
+        yield family
+
+
 def bus_overview(bus: Bus) -> dict[str, Any]:
     """Topics with partitions and message counts (from watermarks) and lag per group and topic.
 
@@ -355,6 +371,7 @@ class NodeCollector(Collector):
         yield from _connection_metrics(view)
         yield from _refusal_metrics(view)
         yield from _limit_metrics(view)
+        yield from _tls_metrics(view)
         yield from _spool_metrics(view)
         events = CounterMetricFamily(
             "logfactory_events", "Events published per type.", labels=["type"]
