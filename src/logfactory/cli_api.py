@@ -186,8 +186,8 @@ class Api:
             )
         if isinstance(reason, TimeoutError):
             return f"no answer from {self.url} within {TIMEOUT_S:.0f} s"
-        if isinstance(reason, http.client.RemoteDisconnected):
-            return f"{self.url} closed the connection without an answer: does it serve https?"
+        if isinstance(reason, http.client.HTTPException | ConnectionResetError):
+            return f"{self.url} gave no HTTP answer ({type(reason).__name__}): does it serve https?"
         return f"cannot reach {self.url}: {clean(reason)}"
 
 

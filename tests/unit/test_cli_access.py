@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner, Result
@@ -230,3 +232,27 @@ def _node_like(heard: list[str], reply: Callable[[_Handler], None]) -> Iterator[
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+def test_audit_pages_through_more_lines_than_one_request_gives(tmp_path: Path) -> None:
+    """The API gives 1,000 lines a request at most; --limit beyond that pages with ``before``."""
+    line = {"actor": "node", "action": "a", "target": None, "outcome": "ok", "address": None}
+    trail: list[dict[str, Any]] = [{"seq": s, "time": s, **line, "detail": {}} for s in range(2500, 0, -1)]
+    heard: list[str] = []
+
+    def page(handler: _Handler) -> None:
+        query = parse_qs(urlsplit(handler.path).query)
+        before = int(query.get("before", ["999999"])[0])
+        limit = int(query["limit"][0])
+        assert limit <= 1000
+        lines = [e for e in trail if int(e["seq"]) < before][:limit]
+        handler.answer(200, json.dumps({"entries": lines}).encode())
+
+    with _node_like(heard, page) as url:
+        some = _run("audit", "--limit", "1500", "--json", "--url", url, "--token", TOKEN)
+        every = _run("audit", "--limit", "100000", "--json", "--url", url, "--token", TOKEN)
+    assert [e["seq"] for e in json.loads(some.stdout)] == list(range(2500, 1000, -1))
+    assert json.loads(every.stdout) == trail
+    asked = [h.split()[1] for h in heard]
+    assert asked[:2] == ["/api/v1/audit?limit=1000", "/api/v1/audit?limit=500&before=1501"]
+    assert len(asked) == 2 + 3  # 1000 + 1000 + 500 (fewer than asked: the end)
