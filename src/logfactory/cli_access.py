@@ -14,94 +14,29 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from logfactory.access.roles import ROLES
-from logfactory.cli_api import Api, clean, connect
+from logfactory.cli_api import (
+    CONFIG_HELP,
+    Api,
+    api_options,
+    done,
+    iso,
+    json_option,
+    print_json,
+    segment,
+    table,
+)
 from logfactory.config.units import parse_duration
 
 __all__ = ["audit", "token", "tokens", "users"]
 
-_F = TypeVar("_F", bound=Callable[..., Any])
-_CONFIG_HELP = "configuration file (default: $LOGFACTORY_CONFIG or ./examples/demo.yaml)"
 _ROLE = click.Choice([str(r) for r in ROLES])
 _PAGE = 1000  # audit lines per request: the API's largest page
 _PASSWORD_LINE = 4096  # read from stdin at most: a password has at most 1024 characters
-
-
-def _api_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``-c``, ``--url``, ``--token``, ``--ca-file``: the command gets ``api`` in their place."""
-
-    @wraps(command)
-    def with_api(
-        *args: Any,
-        config_path: str | None,
-        url: str | None,
-        token: str | None,
-        ca_file: str | None,
-        **kwargs: Any,
-    ) -> Any:
-        return command(*args, api=connect(config_path, url, token, ca_file), **kwargs)
-
-    options = [
-        click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP),
-        click.option(
-            "--url",
-            default=None,
-            help="the node's API, e.g. https://logs.example.org:8443 (default: "
-            "$LOGFACTORY_URL, else http.listen of the configuration)",
-        ),
-        click.option(
-            "--token",
-            default=None,
-            help="an admin API token (default: $LOGFACTORY_TOKEN, else the local node's, "
-            "as `logfactory token` prints it)",
-        ),
-        click.option(
-            "--ca-file",
-            type=click.Path(dir_okay=False),
-            default=None,
-            help="CA certificates (PEM) to verify an https node with (default: the system's, "
-            "and the local node's own certificate)",
-        ),
-    ]
-    for option in reversed(options):
-        with_api = option(with_api)
-    return with_api
-
-
-def _json_option(what: str) -> Callable[[_F], _F]:
-    return click.option("--json", "as_json", is_flag=True, help=f"print {what} as JSON")
-
-
-def _iso(seconds: float | None, never: str = "never") -> str:
-    """ISO 8601 in UTC to the second, as lists show times."""
-    if seconds is None:
-        return never
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    """Columns as wide as their widest cell (the last one as long as it is)."""
-    cells = [[clean(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
-        click.echo("  ".join([*padded, row[-1]]).rstrip())
-
-
-def _print_json(value: object) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def _done(text: str) -> None:
-    """What a change did, on stderr: stdout stays for what a script reads."""
-    click.echo(clean(text), err=True)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -133,7 +68,7 @@ def _expires_in(value: str | None, option: str = "--expires") -> str | None:
 
 # -- logfactory token ----------------------------------------------------------------------
 @click.command(short_help="Print the local node's admin API token.")
-@click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
+@click.option("-c", "--config", "config_path", default=None, help=CONFIG_HELP)
 @click.option(
     "--renew", is_flag=True, help="make a new admin token, revoke the old one, rewrite the file"
 )
@@ -186,7 +121,7 @@ def token(config_path: str | None, renew: bool) -> None:
             f"cannot renew the admin token in {data_dir}: {exc} (run as the node's user)"
         ) from None
     click.echo(new)
-    _done(f"a new admin token is in {data_dir / ADMIN_FILE}; the old one is revoked")
+    done(f"a new admin token is in {data_dir / ADMIN_FILE}; the old one is revoked")
 
 
 # -- logfactory users ----------------------------------------------------------------------
@@ -204,8 +139,8 @@ def _user_state(user: dict[str, Any]) -> str:
 
 
 @users.command("list", short_help="List the users.")
-@_json_option("the users")
-@_api_options
+@json_option("the users")
+@api_options
 def users_list(api: Api, as_json: bool) -> None:
     """List the users: name, role, state (active, disabled, expired), when they expire, were
     made and last changed.
@@ -217,14 +152,14 @@ def users_list(api: Api, as_json: bool) -> None:
     """
     listed = api.call("GET", "/api/v1/users")
     if as_json:
-        _print_json(listed)
+        print_json(listed)
         return
     rows = [
-        (u["name"], u["role"], _user_state(u), _iso(u.get("expires")), _iso(u["created"]),
-         _iso(u["changed"]))
+        (u["name"], u["role"], _user_state(u), iso(u.get("expires")), iso(u["created"]),
+         iso(u["changed"]))
         for u in listed
     ]  # fmt: skip
-    _table(("NAME", "ROLE", "STATE", "EXPIRES", "CREATED", "CHANGED"), rows)
+    table(("NAME", "ROLE", "STATE", "EXPIRES", "CREATED", "CHANGED"), rows)
 
 
 @users.command("add", short_help="Add a user with a role and a password.")
@@ -232,7 +167,7 @@ def users_list(api: Api, as_json: bool) -> None:
 @click.option("--role", type=_ROLE, required=True, help="what the user may do")
 @click.option("--expires", default=None, help="the user ends after this long, e.g. 90d")
 @click.option("--password-stdin", is_flag=True, help="read the password from stdin (one line)")
-@_api_options
+@api_options
 def users_add(api: Api, name: str, role: str, expires: str | None, password_stdin: bool) -> None:
     """Add a user who logs in with NAME and a password (12 characters or more), asked twice
     on the terminal or read from stdin; never on the command line.
@@ -245,7 +180,7 @@ def users_add(api: Api, name: str, role: str, expires: str | None, password_stdi
     body: dict[str, Any] = {"name": name, "role": role, "expires_in": _expires_in(expires)}
     body["password"] = _read_password(password_stdin)
     user = api.call("POST", "/api/v1/users", body)
-    _done(f"user {user['name']} added, role {user['role']}, expires {_iso(user['expires'])}")
+    done(f"user {user['name']} added, role {user['role']}, expires {iso(user['expires'])}")
 
 
 @users.command("set", short_help="Change a user's role, password, expiry or standing.")
@@ -261,7 +196,7 @@ def users_add(api: Api, name: str, role: str, expires: str | None, password_stdi
 )
 @click.option("--expires", default=None, help="the user ends after this long from now, e.g. 30d")
 @click.option("--never-expires", is_flag=True, help="the user no longer ends")
-@_api_options
+@api_options
 def users_set(
     api: Api,
     name: str,
@@ -292,14 +227,14 @@ def users_set(
     body["expires_in"] = _expires_in(expires)
     if password_stdin:
         body["password"] = _read_password(True)
-    user = api.call("PATCH", f"/api/v1/users/{_segment(name)}", body)
-    _done(f"user {user['name']}: role {user['role']}, {_user_state(user)}, expires "
-          f"{_iso(user['expires'])}; their sessions have ended")  # fmt: skip
+    user = api.call("PATCH", f"/api/v1/users/{segment(name)}", body)
+    done(f"user {user['name']}: role {user['role']}, {_user_state(user)}, expires "
+          f"{iso(user['expires'])}; their sessions have ended")  # fmt: skip
 
 
 @users.command("remove", short_help="Remove a user.")
 @click.argument("name")
-@_api_options
+@api_options
 def users_remove(api: Api, name: str) -> None:
     """Remove a user and end their sessions (the audit trail keeps what they did).
 
@@ -307,15 +242,8 @@ def users_remove(api: Api, name: str) -> None:
     Examples:
       logfactory users remove alice
     """
-    api.call("DELETE", f"/api/v1/users/{_segment(name)}")
-    _done(f"user {name} removed")
-
-
-def _segment(text: str) -> str:
-    """``text`` as one path segment of a URL."""
-    from urllib.parse import quote
-
-    return quote(text, safe="")
+    api.call("DELETE", f"/api/v1/users/{segment(name)}")
+    done(f"user {name} removed")
 
 
 # -- logfactory tokens ---------------------------------------------------------------------
@@ -334,8 +262,8 @@ def _token_state(t: dict[str, Any]) -> str:
 
 
 @tokens.command("list", short_help="List the tokens (never their secrets).")
-@_json_option("the tokens")
-@_api_options
+@json_option("the tokens")
+@api_options
 def tokens_list(api: Api, as_json: bool) -> None:
     """List every token, oldest first, revoked and expired ones too: id, name, role, state,
     expiry, when and by whom it was made, its scopes.
@@ -347,15 +275,15 @@ def tokens_list(api: Api, as_json: bool) -> None:
     """
     listed = api.call("GET", "/api/v1/tokens")
     if as_json:
-        _print_json(listed)
+        print_json(listed)
         return
     rows = [
-        (t["id"], t["name"], t["role"], _token_state(t), _iso(t.get("expires")),
-         _iso(t["created"]), t["created_by"], ",".join(t.get("scopes") or []) or "-")
+        (t["id"], t["name"], t["role"], _token_state(t), iso(t.get("expires")),
+         iso(t["created"]), t["created_by"], ",".join(t.get("scopes") or []) or "-")
         for t in listed
     ]  # fmt: skip
     headers = ("ID", "NAME", "ROLE", "STATE", "EXPIRES", "CREATED", "BY", "SCOPES")
-    _table(headers, rows)
+    table(headers, rows)
 
 
 @tokens.command("create", short_help="Create a token; prints it, once.")
@@ -368,8 +296,8 @@ def tokens_list(api: Api, as_json: bool) -> None:
     multiple=True,
     help="limit it further: type:EVENT_TYPE or topic:TOPIC (repeatable)",
 )
-@_json_option("the token and its listing")
-@_api_options
+@json_option("the token and its listing")
+@api_options
 def tokens_create(
     api: Api,
     name: str,
@@ -391,12 +319,12 @@ def tokens_create(
     body = {"name": name, "role": role, "expires_in": _expires_in(expires), "scopes": [*scopes]}
     made = api.call("POST", "/api/v1/tokens", body)
     if as_json:
-        _print_json(made)
+        print_json(made)
     else:
         click.echo(made["token"])
     scoped = f", scopes {','.join(made['scopes'])}" if made.get("scopes") else ""
-    _done(f"token {made['id']} ({made['name']}, role {made['role']}{scoped}, expires "
-          f"{_iso(made['expires'])}): shown this once, the node keeps only a hash")  # fmt: skip
+    done(f"token {made['id']} ({made['name']}, role {made['role']}{scoped}, expires "
+          f"{iso(made['expires'])}): shown this once, the node keeps only a hash")  # fmt: skip
 
 
 @tokens.command("expire", short_help="Make a token end now or later.")
@@ -404,7 +332,7 @@ def tokens_create(
 @click.option(
     "--in", "within", default="0s", show_default=True, help="when it ends, from now (e.g. 7d)"
 )
-@_api_options
+@api_options
 def tokens_expire(api: Api, token_id: str, within: str) -> None:
     """Set when the token ID ends: now (the default), or after --in. An expired token gets
     401 at its next request.
@@ -415,14 +343,14 @@ def tokens_expire(api: Api, token_id: str, within: str) -> None:
       logfactory tokens expire 3f2a9c01b7de --in 7d
     """
     changed = api.call(
-        "PATCH", f"/api/v1/tokens/{_segment(token_id)}", {"expires_in": _expires_in(within, "--in")}
+        "PATCH", f"/api/v1/tokens/{segment(token_id)}", {"expires_in": _expires_in(within, "--in")}
     )
-    _done(f"token {changed['id']} ({changed['name']}) ends {_iso(changed['expires'])}")
+    done(f"token {changed['id']} ({changed['name']}) ends {iso(changed['expires'])}")
 
 
 @tokens.command("revoke", short_help="Revoke a token for good.")
 @click.argument("token_id", metavar="ID")
-@_api_options
+@api_options
 def tokens_revoke(api: Api, token_id: str) -> None:
     """Revoke the token ID for good: its next request gets 401. Tokens are never deleted,
     so the audit trail's token:ID always names one that `tokens list` shows.
@@ -431,8 +359,8 @@ def tokens_revoke(api: Api, token_id: str) -> None:
     Examples:
       logfactory tokens revoke 3f2a9c01b7de
     """
-    revoked = api.call("DELETE", f"/api/v1/tokens/{_segment(token_id)}")
-    _done(f"token {revoked['id']} ({revoked['name']}) revoked")
+    revoked = api.call("DELETE", f"/api/v1/tokens/{segment(token_id)}")
+    done(f"token {revoked['id']} ({revoked['name']}) revoked")
 
 
 # -- logfactory audit ----------------------------------------------------------------------
@@ -444,7 +372,7 @@ def _moment(value: str | None) -> str | None:
         ago = parse_duration(value)
     except ValueError:
         return value
-    return _iso(time.time() - ago)
+    return iso(time.time() - ago)
 
 
 @click.command(short_help="Search the audit trail: logins, changes, reviews.")
@@ -457,8 +385,8 @@ def _moment(value: str | None) -> str | None:
     "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True,
     help="lines at most (the newest)",
 )  # fmt: skip
-@_json_option("the lines")
-@_api_options
+@json_option("the lines")
+@api_options
 def audit(
     api: Api,
     actor: str | None,
@@ -492,12 +420,12 @@ def audit(
         if len(entries) < page:
             break
     if as_json:
-        _print_json(lines)
+        print_json(lines)
         return
     rows = [
-        (_iso(e["time"]), e["actor"], e["action"], e.get("target") or "-", e["outcome"],
+        (iso(e["time"]), e["actor"], e["action"], e.get("target") or "-", e["outcome"],
          e.get("address") or "-", json.dumps(e.get("detail") or {}, ensure_ascii=False))
         for e in lines
     ]  # fmt: skip
     rows = [(*r[:-1], "" if r[-1] == "{}" else r[-1]) for r in rows]
-    _table(("TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "ADDRESS", "DETAIL"), rows)
+    table(("TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "ADDRESS", "DETAIL"), rows)

@@ -13,6 +13,9 @@ the URL derived from the configuration: the local node's secret is never sent to
 typed by hand. TLS is always verified: against ``--ca-file``, else the system's CAs, and for the
 local node's own https address also its own certificate (``http.tls_cert``).
 
+:func:`api_options` gives each command these options; :func:`table`, :func:`iso` and
+:func:`done` are how they all print.
+
 Every failure is one line phrased for a person and exit status 1 (a configuration that cannot
 work: 2, as everywhere): the API's ``{"error": ...}``, a node that does not answer (with the URL
 and how to start one), a certificate that does not verify. Redirects are not followed (the
@@ -31,8 +34,11 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any, TypeVar
 
 import click
 
@@ -40,12 +46,23 @@ from logfactory.config import Config
 
 __all__ = [
     "ANSWER_LIMIT",
+    "CONFIG_HELP",
     "TIMEOUT_S",
     "Api",
+    "api_options",
     "clean",
     "connect",
+    "done",
+    "iso",
+    "json_option",
     "local_url",
+    "print_json",
+    "segment",
+    "table",
 ]
+
+CONFIG_HELP = "configuration file (default: $LOGFACTORY_CONFIG or ./examples/demo.yaml)"
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: the largest answer read from a node (the longest listing, 1,000 audit lines, is far less)
 ANSWER_LIMIT = 32 * 1024 * 1024
@@ -252,3 +269,89 @@ def connect(
     own_cert = config.http.tls_cert if config is not None else None
     context = _tls(ca_file, own_cert) if parts.scheme == "https" else None
     return Api(base, token, context, config)
+
+
+# -- what the commands share: their options, and how they print -----------------------------
+def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``-c``, ``--url``, ``--token``, ``--ca-file``: the command gets ``api`` in their place."""
+
+    @wraps(command)
+    def with_api(
+        *args: Any,
+        config_path: str | None,
+        url: str | None,
+        token: str | None,
+        ca_file: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        api = connect(config_path, url, token, ca_file)
+        try:
+            return command(*args, api=api, **kwargs)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:  # an answer's shape
+            raise click.ClickException(
+                f"{api.url} answered in a shape this command does not know ({clean(repr(exc))}): "
+                "is it a logfactory node of this version?"
+            ) from None
+
+    options = [
+        click.option("-c", "--config", "config_path", default=None, help=CONFIG_HELP),
+        click.option(
+            "--url",
+            default=None,
+            help="the node's API, e.g. https://logs.example.org:8443 (default: "
+            "$LOGFACTORY_URL, else http.listen of the configuration)",
+        ),
+        click.option(
+            "--token",
+            default=None,
+            help="an admin API token (default: $LOGFACTORY_TOKEN, else the local node's, "
+            "as `logfactory token` prints it)",
+        ),
+        click.option(
+            "--ca-file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="CA certificates (PEM) to verify an https node with (default: the system's, "
+            "and the local node's own certificate)",
+        ),
+    ]
+    for option in reversed(options):
+        with_api = option(with_api)
+    return with_api
+
+
+def json_option(what: str) -> Callable[[_F], _F]:
+    """``--json``: for programs, in place of the table."""
+    return click.option("--json", "as_json", is_flag=True, help=f"print {what} as JSON")
+
+
+def iso(seconds: float | None, never: str = "never") -> str:
+    """ISO 8601 in UTC to the second, as lists show times."""
+    if seconds is None:
+        return never
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Columns as wide as their widest cell (the last one as long as it is)."""
+    cells = [[clean(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
+        click.echo("  ".join([*padded, row[-1]]).rstrip())
+
+
+def print_json(value: object) -> None:
+    """``value`` as JSON, every character beyond ASCII escaped (no C1 control reaches the
+    terminal either)."""
+    click.echo(json.dumps(value, indent=2))
+
+
+def done(text: str) -> None:
+    """What a change did, on stderr: stdout stays for what a script reads."""
+    click.echo(clean(text), err=True)
+
+
+def segment(text: str) -> str:
+    """``text`` as one path segment of a URL."""
+    return urllib.parse.quote(text, safe="")

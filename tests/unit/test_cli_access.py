@@ -237,7 +237,9 @@ def _node_like(heard: list[str], reply: Callable[[_Handler], None]) -> Iterator[
 def test_audit_pages_through_more_lines_than_one_request_gives(tmp_path: Path) -> None:
     """The API gives 1,000 lines a request at most; --limit beyond that pages with ``before``."""
     line = {"actor": "node", "action": "a", "target": None, "outcome": "ok", "address": None}
-    trail: list[dict[str, Any]] = [{"seq": s, "time": s, **line, "detail": {}} for s in range(2500, 0, -1)]
+    trail: list[dict[str, Any]] = [
+        {"seq": s, "time": s, **line, "detail": {}} for s in range(2500, 0, -1)
+    ]
     heard: list[str] = []
 
     def page(handler: _Handler) -> None:
@@ -256,3 +258,9 @@ def test_audit_pages_through_more_lines_than_one_request_gives(tmp_path: Path) -
     asked = [h.split()[1] for h in heard]
     assert asked[:2] == ["/api/v1/audit?limit=1000", "/api/v1/audit?limit=500&before=1501"]
     assert len(asked) == 2 + 3  # 1000 + 1000 + 500 (fewer than asked: the end)
+
+
+def test_an_answer_of_another_shape_is_one_line() -> None:
+    with _node_like([], lambda h: h.answer(200, b'{"users": []}')) as url:
+        line = _one_error_line(_run("users", "list", "--url", url, "--token", TOKEN))
+    assert "in a shape this command does not know" in line
