@@ -304,8 +304,8 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--token",
             default=None,
-            help="an admin API token (default: $LOGFACTORY_TOKEN, else the local node's, "
-            "as `logfactory token` prints it)",
+            help="an admin API token; other users see it in ps, so prefer $LOGFACTORY_TOKEN "
+            "(default: that, else the local node's, as `logfactory token` prints it)",
         ),
         click.option(
             "--ca-file",
