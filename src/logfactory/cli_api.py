@@ -63,6 +63,8 @@ __all__ = [
 
 CONFIG_HELP = "configuration file (default: $LOGFACTORY_CONFIG or ./examples/demo.yaml)"
 _F = TypeVar("_F", bound=Callable[..., Any])
+#: the listings' fields that hold a time (seconds since the epoch in the API)
+_TIME_FIELDS = frozenset({"time", "created", "changed", "expires", "revoked"})
 
 #: the largest answer read from a node (the longest listing, 1,000 audit lines, is far less)
 ANSWER_LIMIT = 32 * 1024 * 1024
@@ -342,8 +344,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
 
 
 def print_json(value: object) -> None:
-    """``value`` as JSON, every character beyond ASCII escaped (no C1 control reaches the
-    terminal either)."""
+    """``value`` (the node's answer: a listing, or a list of them) as JSON, its times ISO 8601
+    in UTC to the microsecond where the API gives seconds since the epoch, every character
+    beyond ASCII escaped (so no C1 control reaches a terminal either)."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, dict):
+            for key in _TIME_FIELDS & item.keys():
+                when = item[key]
+                if isinstance(when, int | float) and not isinstance(when, bool):
+                    stamp = datetime.fromtimestamp(when, tz=UTC)
+                    item[key] = stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     click.echo(json.dumps(value, indent=2))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import ssl
 import subprocess
@@ -17,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +178,8 @@ def test_users_add_set_and_remove_decide_who_logs_in(node: Node) -> None:
     _ok(_cli(node, "users", "set", "carol", "--expires", "30d"))
     carol = next(u for u in json.loads(_ok(_cli(node, "users", "list", "--json")).stdout)
                  if u["name"] == "carol")  # fmt: skip
-    assert 29 * 86400 < carol["expires"] - time.time() <= 30 * 86400
+    ends = datetime.fromisoformat(carol["expires"].replace("Z", "+00:00")).timestamp()
+    assert 29 * 86400 < ends - time.time() <= 30 * 86400
 
     _ok(_cli(node, "users", "remove", "carol"))
     assert _login(node, "carol", "another good one")[0] == 401
@@ -247,6 +250,11 @@ def test_revoked_and_expired_tokens_are_refused_at_their_next_request(node: Node
     assert [states[_token_id(t)] for t in (revoked, expired, later)] == [
         "revoked", "expired", "active",
     ]  # fmt: skip
+    listed = {t["id"]: t for t in json.loads(_ok(_cli(node, "tokens", "list", "--json")).stdout)}
+    iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+    assert iso.fullmatch(listed[_token_id(revoked)]["revoked"])
+    assert iso.fullmatch(listed[_token_id(later)]["expires"])
+    assert listed[_token_id(later)]["revoked"] is None
 
 
 def test_the_audit_trail_names_who_made_each_change(node: Node) -> None:
