@@ -135,6 +135,7 @@ class Api:
     token: str
     context: ssl.SSLContext | None
     config: Config | None  # the configuration the URL came from; None for --url / env
+    local: bool = False  # the token is the local admin token (admin-credentials.json)
 
     def call(
         self,
@@ -163,6 +164,11 @@ class Api:
         except urllib.error.HTTPError as exc:
             with exc:  # it holds the connection open
                 refusal = _refusal(exc, method, path)
+            if exc.code == 401 and self.local and self.config is not None:
+                refusal += (
+                    "; the local admin token no longer works: `logfactory token --renew "
+                    f"-c {self.config.path}` makes a new one"
+                )
             raise click.ClickException(refusal) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise click.ClickException(self._unreachable(exc)) from None
@@ -256,6 +262,7 @@ def connect(
             f"{clean(base)!r} is not an http(s) URL, e.g. https://logs.example.org:8443",
             param_hint="'--url' / LOGFACTORY_URL",
         )
+    local = token is None
     if token is None:
         if config is None:
             raise click.ClickException(
@@ -270,7 +277,13 @@ def connect(
         raise click.BadParameter("a token is one line of printable text", param_hint="'--token'")
     own_cert = config.http.tls_cert if config is not None else None
     context = _tls(ca_file, own_cert) if parts.scheme == "https" else None
-    return Api(base, token, context, config)
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        click.echo(
+            f"Warning: the token goes to {clean(parts.hostname)} in clear text (http): anyone "
+            "on the way can read it; give the node a certificate (http.tls_cert) and use https",
+            err=True,
+        )
+    return Api(base, token, context, config, local)
 
 
 # -- what the commands share: their options, and how they print -----------------------------

@@ -313,6 +313,13 @@ def test_a_token_below_admin_is_refused_with_the_role_it_needs(node: Node) -> No
 
 def test_token_renew_replaces_the_local_admin_token(node: Node) -> None:
     old = _admin_token(node)
+    _ok(_cli(node, "tokens", "revoke", _token_id(old)))  # revoked by itself, by mistake
+    stuck = _cli(node, "users", "list")
+    assert stuck.exit_code == 1
+    assert stuck.stderr.endswith(
+        f"the local admin token no longer works: `logfactory token --renew -c {node.config}` "
+        "makes a new one\n"
+    )
     done = _cli_process(node, "token", "--renew")
     assert done.returncode == 0, done.stderr
     (new,) = done.stdout.splitlines()

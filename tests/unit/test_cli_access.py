@@ -266,3 +266,18 @@ def test_an_answer_of_another_shape_is_one_line() -> None:
     with _node_like([], lambda h: h.answer(200, b'{"users": []}')) as url:
         line = _one_error_line(_run("users", "list", "--url", url, "--token", TOKEN))
     assert "in a shape this command does not know" in line
+
+
+def test_a_token_sent_in_clear_text_off_this_machine_is_warned_about() -> None:
+    # `users set` with nothing to change stops after the connection is prepared, before a
+    # request: 192.0.2.1 (TEST-NET-1) is never contacted
+    off = _run("users", "set", "amy", "--url", "http://192.0.2.1:9", "--token", TOKEN)
+    assert off.exit_code == 2
+    assert off.stderr.startswith(
+        "Warning: the token goes to 192.0.2.1 in clear text (http): anyone on the way can "
+        "read it; give the node a certificate (http.tls_cert) and use https\n"
+    )
+    with _node_like([], lambda h: h.answer(200, b"[]")) as url:
+        quiet = _run("users", "list", "--url", url, "--token", TOKEN)
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == ""  # loopback: the token never leaves this machine
