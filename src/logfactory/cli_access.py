@@ -12,6 +12,7 @@ history would keep it: it is asked on the terminal (twice) or read from stdin.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -110,6 +111,12 @@ def token(config_path: str | None, renew: bool) -> None:
             f"no {data_dir / ACCESS_DB}: no node has started with {config.path} here yet; "
             f"its first start (logfactory run -c {config.path}) makes the admin token"
         )
+    owner = data_dir.stat().st_uid
+    if owner != os.geteuid():  # as root, the files written would be root's: the node's no more
+        raise click.ClickException(
+            f"{data_dir} belongs to {_user_name(owner)}: run this as that user, e.g. "
+            f"`sudo -u {_user_name(owner)} logfactory token --renew -c {config.path}`"
+        )
     try:
         store = AccessStore.in_dir(data_dir)
         try:
@@ -122,6 +129,15 @@ def token(config_path: str | None, renew: bool) -> None:
         ) from None
     click.echo(new)
     done(f"a new admin token is in {data_dir / ADMIN_FILE}; the old one is revoked")
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
 
 
 # -- logfactory users ----------------------------------------------------------------------

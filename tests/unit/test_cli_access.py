@@ -5,6 +5,7 @@ something other than a node does. Against a real node: tests/e2e/test_cli_access
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,6 +154,21 @@ def test_token_renew_needs_a_node_that_started_here(tmp_path: Path) -> None:
     assert "no node has started" in line
     assert f"logfactory run -c {config}" in line
     assert not (tmp_path / "data" / "access.db").exists()
+
+
+def test_token_renew_runs_only_as_the_owner_of_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root's renewal would leave root's files where the node's user must read them."""
+    config = _config(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "access.db").touch()
+    owner = (tmp_path / "data").stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1)
+    line = _one_error_line(_run("token", "--renew", "-c", str(config)))
+    assert f"{tmp_path / 'data'} belongs to " in line
+    assert "logfactory token --renew" in line
+    assert (tmp_path / "data" / "access.db").stat().st_size == 0  # not opened
 
 
 def test_a_password_is_never_asked_without_a_terminal() -> None:
