@@ -332,6 +332,17 @@ def test_token_renew_replaces_the_local_admin_token(node: Node) -> None:
     # the CLI's own calls follow the file
     assert "admin" in _ok(_cli(node, "users", "list")).stdout
 
+    (node.data / "admin-credentials.json").unlink()  # lost
+    assert _cli_process(node, "token").returncode == 1
+    again = _cli_process(node, "token", "--renew")
+    assert again.returncode == 0, again.stderr
+    assert _http(node, "GET", "/api/v1/auth/me", again.stdout.strip())[0] == 200
+    # the lost token is not known to the renewal, so it stays valid until revoked by its id
+    assert _http(node, "GET", "/api/v1/auth/me", new)[0] == 200
+    _ok(_cli(node, "tokens", "revoke", _token_id(new)))
+    assert _http(node, "GET", "/api/v1/auth/me", new)[0] == 401
+    assert _admin_token(node) == again.stdout.strip()
+
 
 def test_users_add_asks_the_password_twice_on_a_terminal_without_echo(node: Node) -> None:
     controller, terminal = pty.openpty()
