@@ -115,6 +115,30 @@ def wait_healthy(http: int, timeout: float = 60.0) -> None:
     raise RuntimeError("node never became healthy")
 
 
+def admin_token(data_dir: Path, timeout: float = 60.0) -> str:
+    """The admin API token of the node whose data directory is ``data_dir``.
+
+    Every route of the API but health needs a credential (issue 15); a node writes its first
+    admin token to ``<data_dir>/admin-credentials.json`` on its first start, before it serves,
+    so this waits for the file rather than assuming the order of a subprocess's start.
+    """
+    from logfactory.access.bootstrap import LocalCredentialError, local_token
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return local_token(data_dir)
+        except LocalCredentialError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header that carries ``token`` on a request."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def parse_time_ns(text: str) -> int:
     """Envelope time (RFC 3339, microseconds, Z) -> UTC ns."""
     dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
