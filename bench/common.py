@@ -139,6 +139,47 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+class NodeProcess:
+    """``logfactory run -c <tmp>/node.yaml`` on a fresh data directory ``<tmp>/data``: healthy
+    and with its admin token read once the constructor returns.
+
+    ``config`` is the YAML text with ``{data}`` and ``{http}`` to fill in (the data directory
+    and the API's port, a free one)."""
+
+    def __init__(self, tmp: Path, config: str) -> None:
+        self.http = free_port()
+        self.data = tmp / "data"
+        self.cfg = tmp / "node.yaml"
+        self.cfg.write_text(config.format(data=self.data, http=self.http))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logfactory", "run", "-c", str(self.cfg), "--quiet"],
+            start_new_session=True,
+        )
+        try:
+            wait_port(self.http)
+            wait_healthy(self.http)
+            self.token = admin_token(self.data)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
 def parse_time_ns(text: str) -> int:
     """Envelope time (RFC 3339, microseconds, Z) -> UTC ns."""
     dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
