@@ -102,8 +102,7 @@ def abuse(idle: int, brute_threads: int, seconds: float) -> dict[str, Any]:
             result = security_abuse.under_abuse(node, idle, brute_threads, seconds)
         finally:
             node.close()
-    ratio = result["keep_alive"]["ratio"]
-    return {**result, "meets_target": ratio >= TARGETS["rate_under_abuse_vs_unloaded"]}
+    return {**result, "meets_target": result["ratio"] >= TARGETS["rate_under_abuse_vs_unloaded"]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,12 +26,14 @@ import contextlib
 import http.client
 import json
 import multiprocessing as mp
+import os
 import resource
 import selectors
 import socket
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from bench.common import NodeProcess, bearer, percentile
@@ -54,9 +56,8 @@ def _raise_nofile(need: int) -> None:
 
 
 # -- the abuse (child processes) -------------------------------------------------------------
-def _idle_flood(port: int, count: int, stop: Any, ready: Any, held: Any, out: Any) -> None:
-    """``count`` silent connections, re-opened once a ``SWEEP_S`` when the node closed them;
-    ``held`` is kept at how many are open from this side."""
+def _idle_flood(port: int, count: int, stop: Any, ready: Any, out: Any) -> None:
+    """``count`` silent connections, re-opened once a ``SWEEP_S`` when the node closed them."""
     _raise_nofile(count)
     sel = selectors.DefaultSelector()
     failed = reopened = closed_by_node = 0
@@ -72,7 +73,6 @@ def _idle_flood(port: int, count: int, stop: Any, ready: Any, held: Any, out: An
 
     for _ in range(count):
         failed += not open_one()
-    held.value = len(sel.get_map())
     ready.set()
     pending = 0
     next_sweep = time.monotonic() + SWEEP_S
@@ -94,7 +94,6 @@ def _idle_flood(port: int, count: int, stop: Any, ready: Any, held: Any, out: An
                     failed += 1
             pending = 0
             next_sweep = time.monotonic() + SWEEP_S
-        held.value = len(sel.get_map())
     for key in list(sel.get_map().values()):
         key.fileobj.close()  # type: ignore[union-attr]
     out.put({"closed_by_node": closed_by_node, "reopened": reopened, "connect_failures": failed})
@@ -136,29 +135,26 @@ def _brute_force(port: int, threads: int, stop: Any, ready: Any, out: Any) -> No
 
 
 class Abuse:
-    """The idle-connection flood and the brute force, started together, stopped together."""
+    """The idle-connection flood (``idle`` connections over ``FLOOD_PROCESSES`` processes)
+    and the brute force (``brute_threads``), either of them 0 for none; started together,
+    stopped together."""
 
     def __init__(self, port: int, idle: int, brute_threads: int) -> None:
         ctx = mp.get_context("spawn")
         self.stop = ctx.Event()
         self.out = ctx.Queue()
-        self.held = [ctx.Value("i", 0) for _ in range(FLOOD_PROCESSES)]
-        readies = [ctx.Event() for _ in range(FLOOD_PROCESSES + 1)]
-        share = [
-            idle // FLOOD_PROCESSES + (i < idle % FLOOD_PROCESSES) for i in range(FLOOD_PROCESSES)
-        ]
-        self.procs = [
-            ctx.Process(
-                target=_idle_flood,
-                args=(port, share[i], self.stop, readies[i], self.held[i], self.out),
-            )
-            for i in range(FLOOD_PROCESSES)
-        ]
-        self.procs.append(
-            ctx.Process(
-                target=_brute_force, args=(port, brute_threads, self.stop, readies[-1], self.out)
-            )
-        )
+        self.procs: list[Any] = []
+        readies = []
+        if idle:
+            for i in range(FLOOD_PROCESSES):
+                share = idle // FLOOD_PROCESSES + (i < idle % FLOOD_PROCESSES)
+                readies.append(ctx.Event())
+                args = (port, share, self.stop, readies[-1], self.out)
+                self.procs.append(ctx.Process(target=_idle_flood, args=args))
+        if brute_threads:
+            readies.append(ctx.Event())
+            args = (port, brute_threads, self.stop, readies[-1], self.out)
+            self.procs.append(ctx.Process(target=_brute_force, args=args))
         self.t0 = time.monotonic()
         for p in self.procs:
             p.start()
@@ -166,10 +162,7 @@ class Abuse:
             if not r.wait(120):
                 self.close()
                 raise RuntimeError("the abuse processes did not start")
-        self.ramp_s = round(time.monotonic() - self.t0, 1)
-
-    def held_now(self) -> int:
-        return sum(int(h.value) for h in self.held)
+        self.ready_in_s = round(time.monotonic() - self.t0, 1)
 
     def close(self) -> dict[str, Any]:
         """Stop every process; what they report."""
@@ -183,15 +176,17 @@ class Abuse:
             if p.is_alive():
                 p.kill()
                 p.join()
-        flood = [r for r in reports if "reopened" in r]
-        brute: dict[str, Any] = next((r for r in reports if "answers" in r), {})
         seconds = time.monotonic() - self.t0
-        return {
-            "idle": {k: sum(r[k] for r in flood) for k in ("closed_by_node", "reopened",
-                                                           "connect_failures")},
-            "reconnects_per_s": round(sum(r["reopened"] for r in flood) / seconds, 1),
-            "brute_force": brute,
-        }  # fmt: skip
+        flood = [r for r in reports if "reopened" in r]
+        out: dict[str, Any] = {"ready_in_s": self.ready_in_s, "seconds": round(seconds, 1)}
+        if flood:
+            keys = ("closed_by_node", "reopened", "connect_failures")
+            out["idle_flood"] = {k: sum(r[k] for r in flood) for k in keys}
+            out["idle_flood"]["reconnects_per_s"] = round(out["idle_flood"]["reopened"] / seconds)
+        for r in reports:
+            if "answers" in r:
+                out["brute_force"] = r
+        return out
 
 
 # -- the well-behaved clients ----------------------------------------------------------------
@@ -207,6 +202,7 @@ class KeepAliveClient(threading.Thread):
         self.samples: list[tuple[float, float]] = []  # (monotonic time answered, ms)
         self.failures: list[tuple[float, str]] = []
         self.halt = threading.Event()
+        self.pace = 0.0  # seconds between requests; 0: one after the other
         self._one()
 
     def _one(self) -> None:
@@ -227,6 +223,8 @@ class KeepAliveClient(threading.Thread):
     def run(self) -> None:
         while not self.halt.is_set():
             self._one()
+            if self.pace:  # keeping its connection (uvicorn closes one idle for 5 s)
+                self.halt.wait(self.pace)
         self.conn.close()
 
     def window(self, start: float, end: float) -> dict[str, Any]:
@@ -295,64 +293,120 @@ def api_counters(node: NodeProcess) -> dict[str, int]:
     return {str(k): int(v) for k, v in stats.get("other", {}).get("api", {}).items()}
 
 
-def _held_sampler(abuse: Abuse, stop: threading.Event, out: list[int]) -> None:
-    while not stop.wait(0.5):
-        out.append(abuse.held_now())
+# -- what a window measured ------------------------------------------------------------------
+def held_connections(pid: int, port: int) -> int:
+    """TCP connections to ``port`` that process ``pid`` holds (accepted, open): its socket
+    descriptors matched with the kernel's table of established connections."""
+    inodes = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                established = f[3] == "01"
+                if established and int(f[1].rsplit(":", 1)[1], 16) == port and f[9] in inodes:
+                    count += 1
+    return count
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def _machine_ticks() -> tuple[int, int]:
+    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) - idle, sum(parts)
+
+
+def measure(node: NodeProcess, client: KeepAliveClient, seconds: float) -> dict[str, Any]:
+    """The keep-alive client's answers over the next ``seconds``, with the node's CPU (the API
+    process, one core = 100), the machine's busy share and the connections the node holds on
+    the API port (sampled twice a second)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    start = time.monotonic()
+    cpu0, (busy0, total0) = _cpu_ticks(node.pid), _machine_ticks()
+    held: list[int] = []
+    while time.monotonic() < start + seconds:
+        held.append(held_connections(node.pid, node.http))
+        time.sleep(max(0.0, min(0.5, start + seconds - time.monotonic())))
+    end = time.monotonic()
+    cpu1, (busy1, total1) = _cpu_ticks(node.pid), _machine_ticks()
+    return {
+        **client.window(start, end),
+        "node_cpu_pct_of_one_core": round(100 * (cpu1 - cpu0) / tick / (end - start)),
+        "machine_busy_pct": round(100 * (busy1 - busy0) / max(1, total1 - total0)),
+        "node_held_connections": {"min": min(held, default=0), "max": max(held, default=0)},
+    }
+
+
+def window(
+    node: NodeProcess, client: KeepAliveClient, abuse: tuple[int, int], seconds: float
+) -> dict[str, Any]:
+    """One window with ``abuse`` (idle connections, brute-force threads) running: the
+    keep-alive client for ``seconds``, then (while it only keeps its connection) a client
+    connecting anew for each request for as long."""
+    running = Abuse(node.http, *abuse) if any(abuse) else None
+    out: dict[str, Any] = {}
+    try:
+        if running is not None:
+            time.sleep(1.0)  # the churn (and the lock-out, if any) in their steady state
+        out["keep_alive"] = measure(node, client, seconds)
+        client.pace = 1.0
+        out["fresh_connection_per_request"] = fresh_connections(node.http, node.token, seconds)
+        out["health_status"] = health(node.http)
+        client.pace = 0.0
+    finally:
+        if running is not None:
+            out["abuse"] = running.close()
+    return out
+
+
+def _ratio(windows: dict[str, Any], name: str, client: str) -> float:
+    base = float(windows["unloaded"][client]["requests_per_s"])
+    return round(float(windows[name][client]["requests_per_s"]) / base, 3)
 
 
 def under_abuse(node: NodeProcess, idle: int, brute_threads: int, seconds: float) -> dict[str, Any]:
-    """The measurement on a running node (see the module docstring)."""
-    fresh_unloaded = fresh_connections(node.http, node.token, seconds / 2)
+    """The measurement on a running node (see the module docstring). Each abuse alone runs for
+    half a window first, to tell their costs apart; then both together (the headline)."""
     client = KeepAliveClient(node.http, node.token)
     client.start()
-    start = time.monotonic()
-    time.sleep(seconds)
-    unloaded = client.window(start, start + seconds)
-    before = api_counters(node)
-    abuse = Abuse(node.http, idle, brute_threads)
-    held: list[int] = []
+    windows: dict[str, Any] = {}
     try:
-        time.sleep(2.0)  # the churn and the lock-out (if any) in their steady state
-        sampling = threading.Event()
-        sampler = threading.Thread(target=_held_sampler, args=(abuse, sampling, held))
-        sampler.start()
-        start = time.monotonic()
-        time.sleep(seconds)
-        loaded = client.window(start, start + seconds)
-        client.halt.set()
-        client.join()
-        health_during = health(node.http)
-        fresh_loaded = fresh_connections(node.http, node.token, seconds)
-        sampling.set()
-        sampler.join()
+        before = api_counters(node)
+        for name, abuse, length in (
+            ("unloaded", (0, 0), seconds),
+            ("idle_flood_alone", (idle, 0), seconds / 2),
+            ("brute_force_alone", (0, brute_threads), seconds / 2),
+            ("under_abuse", (idle, brute_threads), seconds),
+        ):
+            windows[name] = window(node, client, abuse, length)
+            print(json.dumps({name: windows[name]}), flush=True)
     finally:
         client.halt.set()
-        report = abuse.close()
+        client.join()
     after = api_counters(node)
     return {
-        "keep_alive": {
-            "unloaded": unloaded,
-            "under_abuse": loaded,
-            "ratio": round(loaded["requests_per_s"] / unloaded["requests_per_s"], 3),
-        },
-        "fresh_connection_per_request": {
-            "unloaded": fresh_unloaded,
-            "under_abuse": fresh_loaded,
-            "ratio": round(fresh_loaded["requests_per_s"] / fresh_unloaded["requests_per_s"], 3),
-        },
-        "idle_connections": {
-            "opened": idle,
-            "flood_ready_in_s": abuse.ramp_s,
-            "held_open_min": min(held, default=0),
-            "held_open_max": max(held, default=0),
-            **report["idle"],
-            "reconnects_per_s": report["reconnects_per_s"],
-        },
-        "brute_force": {"threads": brute_threads, **report["brute_force"]},
+        "idle_connections": idle,
+        "brute_force_threads": brute_threads,
+        "ratio": _ratio(windows, "under_abuse", "keep_alive"),
+        "ratio_idle_flood_alone": _ratio(windows, "idle_flood_alone", "keep_alive"),
+        "ratio_brute_force_alone": _ratio(windows, "brute_force_alone", "keep_alive"),
+        "ratio_fresh_connection_per_request": _ratio(
+            windows, "under_abuse", "fresh_connection_per_request"
+        ),
+        "windows": windows,
         "node_counters_during_abuse": {
             k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)
         },
-        "health_during_abuse": health_during,
         "health_after": health(node.http),
         "node_alive": node.alive(),
     }
