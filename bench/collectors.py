@@ -41,7 +41,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import admin_token, bearer, free_port, wait_port, write_result
+from bench.common import (
+    admin_token,
+    bearer,
+    cpu_ticks,
+    free_port,
+    machine_ticks,
+    wait_port,
+    write_result,
+)
 from logfactory.bus.local import LocalBus
 from logfactory.topics import RAW
 
@@ -64,18 +72,6 @@ def _line(i: int) -> bytes:
 
 
 # -- measuring ---------------------------------------------------------------------------------
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    return sum(parts) - idle, sum(parts)
-
-
 def children(pid: int) -> list[int]:
     """Child processes of ``pid`` (the collector's bus writer), from /proc."""
     out: list[int] = []

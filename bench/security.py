@@ -61,7 +61,7 @@ def auth_cost(requests: int) -> dict[str, Any]:
                 requests_ms[path] = security_auth.interleaved(path, clients, requests)
                 print(json.dumps({path: requests_ms[path]}), flush=True)
             store = security_auth.copy_store(node.data, Path(tmp) / "access-copy.db")
-            check = security_auth.auth_times(store, node.cfg, credentials, 5000)
+            check = security_auth.auth_times(store, node.cfg, credentials, security_auth.AUTH_CALLS)
             print(json.dumps({"auth_check": check}), flush=True)
             ab_store = security_auth.copy_store(node.data, Path(tmp) / "access-ab.db")
             ab = security_auth.ab(node, ab_store, requests)

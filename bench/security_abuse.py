@@ -4,7 +4,7 @@ A real node (``logfactory run``, the ``http`` section at its defaults: ``max_con
 1,024 per listener, ``connection_idle_timeout`` 60 s, the login lock-out) on a fresh data
 directory. The well-behaved client sends ``GET /api/v1/stats`` with the admin token, one
 request after the other on one keep-alive connection, and counts answers per second: first
-unloaded, then while the abuse runs, in child processes:
+unloaded, then while abuse runs in child processes:
 
 * **idle connections**: ``--idle`` (2,000) TCP connections to the API port that never send a
   byte. Above the cap the node closes the oldest silent connection to admit a new one, so the
@@ -14,10 +14,15 @@ unloaded, then while the abuse runs, in child processes:
   ``admin`` with wrong passwords, each as fast as answers come, on keep-alive connections,
   ``Retry-After`` ignored (401 while a password is checked, 429 once the lock-out holds).
 
+Each runs alone for half a window first, to tell their costs apart, then both together for a
+whole window: the headline ratio. Per window: the client's rate and latency, the node's CPU,
+the machine's busy share, and the connections the node holds on the API port.
+
 The well-behaved client connects (and sends its first request) before the abuse starts: a
 connection that has sent data is never the one evicted. A client that connects anew for each
 request meets the flood at the door (the listen queue, the eviction churn): its rate is
-measured too, unloaded and loaded, as a second figure without a target.
+measured too in every window, while the keep-alive client only keeps its connection, as a
+second figure without a target.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.common import NodeProcess, bearer, percentile
+from bench.common import NodeProcess, bearer, cpu_ticks, machine_ticks, percentile
 
 SWEEP_S = 1.0
 FLOOD_PROCESSES = 2
@@ -315,30 +320,19 @@ def held_connections(pid: int, port: int) -> int:
     return count
 
 
-def _cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime
-
-
-def _machine_ticks() -> tuple[int, int]:
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    return sum(parts) - idle, sum(parts)
-
-
 def measure(node: NodeProcess, client: KeepAliveClient, seconds: float) -> dict[str, Any]:
     """The keep-alive client's answers over the next ``seconds``, with the node's CPU (the API
     process, one core = 100), the machine's busy share and the connections the node holds on
     the API port (sampled twice a second)."""
     tick = os.sysconf("SC_CLK_TCK")
     start = time.monotonic()
-    cpu0, (busy0, total0) = _cpu_ticks(node.pid), _machine_ticks()
+    cpu0, (busy0, total0) = cpu_ticks(node.pid), machine_ticks()
     held: list[int] = []
     while time.monotonic() < start + seconds:
         held.append(held_connections(node.pid, node.http))
         time.sleep(max(0.0, min(0.5, start + seconds - time.monotonic())))
     end = time.monotonic()
-    cpu1, (busy1, total1) = _cpu_ticks(node.pid), _machine_ticks()
+    cpu1, (busy1, total1) = cpu_ticks(node.pid), machine_ticks()
     return {
         **client.window(start, end),
         "node_cpu_pct_of_one_core": round(100 * (cpu1 - cpu0) / tick / (end - start)),
