@@ -12,8 +12,9 @@ what reached ``logs.raw`` (the topic's watermarks), never what was sent.
 * **file tail**: N lines appended at full speed (pre-built 1 MiB blocks) by a writer process;
   lines/s = N / (time from the first write until N records are on the bus).
 * **HTTP ingest**: sender processes POST the same pre-built gzip NDJSON body (``BODY_LINES``
-  records) over keep-alive connections for ``--seconds``; records/s counts 200 answers
-  (each one durable on the bus), with 429 answers honoured and reported.
+  records), with the collector's admin token, over keep-alive connections for ``--seconds``;
+  records/s counts 200 answers (each one durable on the bus), with 429 answers honoured and
+  reported.
 
 For each measurement the collector's CPU (utime + stime from ``/proc/<pid>/stat``) over the
 window is reported as a share of one core, and the machine's busy share from ``/proc/stat``:
@@ -40,7 +41,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port, wait_port, write_result
+from bench.common import (
+    admin_token,
+    bearer,
+    cpu_ticks,
+    free_port,
+    machine_ticks,
+    wait_port,
+    write_result,
+)
 from logfactory.bus.local import LocalBus
 from logfactory.topics import RAW
 
@@ -63,18 +72,6 @@ def _line(i: int) -> bytes:
 
 
 # -- measuring ---------------------------------------------------------------------------------
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs."""
-    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = parts[3] + parts[4]
-    return sum(parts) - idle, sum(parts)
-
-
 def children(pid: int) -> list[int]:
     """Child processes of ``pid`` (the collector's bus writer), from /proc."""
     out: list[int] = []
@@ -374,9 +371,11 @@ def local_bus_only(records: int) -> dict[str, Any]:
     }
 
 
-def _http_sender(port: int, body: bytes, seconds: float, start_at: float, out: Any) -> None:
+def _http_sender(
+    port: int, token: str, body: bytes, seconds: float, start_at: float, out: Any
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}
+    headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip", **bearer(token)}
     ok = throttled = 0
     time.sleep(max(0.0, start_at - time.time()))
     t0 = time.perf_counter()
@@ -408,11 +407,12 @@ def http_ingest(seconds: float, senders: int = 4) -> dict[str, Any]:
         try:
             bus = collector.open_bus()
             wait_port(port)
+            token = admin_token(Path(tmp) / "data")  # the API needs a credential (issue 15)
             ctx = mp.get_context("fork")
             out = ctx.Queue()
             start_at = time.time() + 0.5
             procs = [
-                ctx.Process(target=_http_sender, args=(port, body, seconds, start_at, out))
+                ctx.Process(target=_http_sender, args=(port, token, body, seconds, start_at, out))
                 for _ in range(senders)
             ]
             for p in procs:

@@ -63,6 +63,19 @@ def reference_loop_ms() -> float:
     return round(best * 1000, 1)
 
 
+def cpu_ticks(pid: int) -> int:
+    """CPU time (user + system, in clock ticks) process ``pid`` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + parts[4]
+    return sum(parts) - idle, sum(parts)
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = {
@@ -113,6 +126,71 @@ def wait_healthy(http: int, timeout: float = 60.0) -> None:
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     raise RuntimeError("node never became healthy")
+
+
+def admin_token(data_dir: Path, timeout: float = 60.0) -> str:
+    """The admin API token of the node whose data directory is ``data_dir``.
+
+    Every route of the API but health needs a credential (issue 15); a node writes its first
+    admin token to ``<data_dir>/admin-credentials.json`` on its first start, before it serves,
+    so this waits for the file rather than assuming the order of a subprocess's start.
+    """
+    from logfactory.access.bootstrap import LocalCredentialError, local_token
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return local_token(data_dir)
+        except LocalCredentialError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The header that carries ``token`` on a request."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+class NodeProcess:
+    """``logfactory run -c <tmp>/node.yaml`` on a fresh data directory ``<tmp>/data``: healthy
+    and with its admin token read once the constructor returns.
+
+    ``config`` is the YAML text with ``{data}`` and ``{http}`` to fill in (the data directory
+    and the API's port, a free one)."""
+
+    def __init__(self, tmp: Path, config: str) -> None:
+        self.http = free_port()
+        self.data = tmp / "data"
+        self.cfg = tmp / "node.yaml"
+        self.cfg.write_text(config.format(data=self.data, http=self.http))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logfactory", "run", "-c", str(self.cfg), "--quiet"],
+            start_new_session=True,
+        )
+        try:
+            wait_port(self.http)
+            wait_healthy(self.http)
+            self.token = admin_token(self.data)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 def parse_time_ns(text: str) -> int:

@@ -18,6 +18,10 @@ directory whose ``events.ALERT`` already holds a backlog of ``--backlog`` events
 * **decompression**: :func:`logfactory.api.ingest_body.decompress` of the worst 16 MiB body
   of each encoding - many tiny empty members or frames - in a child process with a deadline.
 
+Every request but health carries the node's admin token (``admin-credentials.json``, issue 15);
+the SSE clients all use that one token, so the per-credential stream cap is lifted like the
+per-address one: the caps measured are the node's totals.
+
 Targets (reported, not asserted): memory per subscriber <= 2 MB, ingest p99 with subscribers at
 the cap within 20% of the p99 without, every 16 MiB worst case decompressed (or refused) in <= 1 s.
 """
@@ -44,7 +48,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import free_port, percentile, wait_healthy, wait_port, write_result
+from bench.common import (
+    admin_token,
+    bearer,
+    free_port,
+    percentile,
+    wait_healthy,
+    wait_port,
+    write_result,
+)
 
 BACKLOG = 100_000
 BURST = 200
@@ -89,6 +101,8 @@ class Node:
         self.cfg = tmp / "node.yaml"
         if "max_subscribers_per_client" in HttpConfig.__struct_fields__:
             http += ", max_subscribers_per_client: 1000"  # the clients share one address
+        if "max_subscribers_per_credential" in HttpConfig.__struct_fields__:
+            http += ", max_subscribers_per_credential: 1000"  # ... and one token
         self.cfg.write_text(
             CONFIG.format(
                 data=self.data, http=self.http, port=self.port, source_extra=source,
@@ -101,6 +115,7 @@ class Node:
         )
         wait_port(self.http)
         wait_healthy(self.http)
+        self.token = admin_token(self.data)  # every route but health needs it (issue 15)
 
     @property
     def pid(self) -> int:
@@ -112,7 +127,7 @@ class Node:
     def stats(self) -> dict[str, Any]:
         conn = http.client.HTTPConnection("127.0.0.1", self.http, timeout=10)
         try:
-            conn.request("GET", "/api/v1/stats")
+            conn.request("GET", "/api/v1/stats", headers=bearer(self.token))
             return dict(json.loads(conn.getresponse().read()))
         finally:
             conn.close()
@@ -164,14 +179,17 @@ def fill_backlog(node: Node, events: int) -> None:
 
 
 # -- SSE clients (a child process) -----------------------------------------------------------
-def _sse_clients(port: int, n: int, query: str, stop: Any, out: Any, ready: Any) -> None:
+def _sse_clients(
+    port: int, token: str, n: int, query: str, stop: Any, out: Any, ready: Any
+) -> None:
     """``n`` subscribers (``query`` added to ``from=earliest``) at once; read and discard until
     ``stop`` or until every stream has ended; report the status line of each, the bytes read
     and when the last stream ended."""
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     request = (
         f"GET /api/v1/subscribe?types=ALERT&from=earliest{query} HTTP/1.1\r\n"
-        "Host: 127.0.0.1\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\nConnection: close\r\n\r\n"
     ).encode()
     socks = []
     for _ in range(n):
@@ -213,14 +231,15 @@ def _sse_clients(port: int, n: int, query: str, stop: Any, out: Any, ready: Any)
     out.put({"statuses": statuses, "bytes": total, "seconds": seconds})
 
 
-def _ingest_probe(port: int, seconds: float, rate: int) -> list[float]:
+def _ingest_probe(port: int, token: str, seconds: float, rate: int) -> list[float]:
     """Round trips (ms) of small ingest requests, one at a time, at about ``rate`` a second."""
     body = b"".join(b"<13>Dec  1 00:00:00 cn01 app: probe line %d\n" % i for i in range(10))
+    headers = {"Content-Type": "text/plain", **bearer(token)}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     out: list[float] = []
     t_end = time.perf_counter() + seconds
     while (now := time.perf_counter()) < t_end:
-        conn.request("POST", "/api/v1/ingest", body=body, headers={"Content-Type": "text/plain"})
+        conn.request("POST", "/api/v1/ingest", body=body, headers=headers)
         reply = conn.getresponse()
         reply.read()
         out.append((time.perf_counter() - now) * 1000)
@@ -241,7 +260,7 @@ def sse_step(node: Node, n: int, seconds: float, idle_rss: float) -> dict[str, A
     ctx = mp.get_context("spawn")
     stop, ready, out = ctx.Event(), ctx.Event(), ctx.Queue()
     before = rss_mb(node.pid)
-    proc = ctx.Process(target=_sse_clients, args=(node.http, n, "", stop, out, ready))
+    proc = ctx.Process(target=_sse_clients, args=(node.http, node.token, n, "", stop, out, ready))
     proc.start()
     ready.wait(60)
     samples: list[float] = []
@@ -256,7 +275,7 @@ def sse_step(node: Node, n: int, seconds: float, idle_rss: float) -> dict[str, A
     sampler.start()
     time.sleep(1.0)  # let the burst be admitted (or refused)
     admitted = node.subscribers()
-    lat = _ingest_probe(node.http, seconds, PROBE_RATE)
+    lat = _ingest_probe(node.http, node.token, seconds, PROBE_RATE)
     stop.set()
     result = out.get(timeout=60)
     proc.join(30)
@@ -293,7 +312,8 @@ def sse_full_read(node: Node, n: int, backlog: int) -> dict[str, Any]:
     before = rss_mb(node.pid)
     stop, ready, out = ctx.Event(), ctx.Event(), ctx.Queue()
     proc = ctx.Process(
-        target=_sse_clients, args=(node.http, n, f"&limit={backlog}", stop, out, ready)
+        target=_sse_clients,
+        args=(node.http, node.token, n, f"&limit={backlog}", stop, out, ready),
     )
     proc.start()
     ready.wait(60)
@@ -329,7 +349,7 @@ def sse(backlog: int, burst: int, seconds: float) -> dict[str, Any]:
             fill_backlog(node, backlog)
             time.sleep(2.0)
             rss_idle = rss_mb(node.pid)
-            quiet = _ingest_probe(node.http, seconds, PROBE_RATE)
+            quiet = _ingest_probe(node.http, node.token, seconds, PROBE_RATE)
             print(json.dumps({"sse_0": {"ingest_p99_ms": _p(quiet, 0.99)}}), flush=True)
             steps = []
             for n in (64, burst):
@@ -338,7 +358,7 @@ def sse(backlog: int, burst: int, seconds: float) -> dict[str, Any]:
                 steps.append(step)
             full = sse_full_read(node, FULL_READERS, backlog)
             print(json.dumps({"sse_full_read": full}), flush=True)
-            after = _ingest_probe(node.http, seconds, PROBE_RATE)
+            after = _ingest_probe(node.http, node.token, seconds, PROBE_RATE)
             alive = node.alive()
         finally:
             node.close()

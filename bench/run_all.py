@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collectors, kafka, patterns, pipeline, resilience
+from bench import collectors, kafka, patterns, pipeline, resilience, security
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
     patterns.main([])
     collectors.main([])
     resilience.main([])
+    security.main([])
     kafka.main([])  # last: it starts Kafka brokers, which need the CPU for themselves
 
 

@@ -41,6 +41,10 @@ HEADLINES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("MB per SSE stream", ("sse", "with_64", "memory_per_subscriber_mb")),
         ("admitted of 200", ("sse", "burst", "admitted")),
     ],
+    "security": [
+        ("auth share of a request", ("auth_cost", "auth_share_worst")),
+        ("rate under abuse / unloaded", ("abuse", "ratio")),
+    ],
 }
 
 

@@ -385,11 +385,14 @@ def tail(
 
 
 def _register_groups() -> None:
+    from logfactory.cli_access import audit, token, tokens, users
     from logfactory.cli_bus import bus
     from logfactory.cli_patterns import patterns
 
     cli.add_command(patterns)
     cli.add_command(bus)
+    for command in (token, users, tokens, audit):
+        cli.add_command(command)
 
 
 _register_groups()

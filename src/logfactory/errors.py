@@ -33,6 +33,7 @@ The hierarchy (``test_errors.py`` checks that it names every class):
         * UnsupportedEncoding
     * RequestRefused
         * AuthError
+        * RateLimited
     * LocalCredentialError
     * LearnError
     * LibraryFileError
@@ -64,6 +65,7 @@ __all__ = [
     "NoNodeError",
     "NodeError",
     "NothingToSalvage",
+    "RateLimited",
     "RelpError",
     "RepairRefused",
     "RequestRefused",
@@ -201,6 +203,16 @@ class RequestRefused(LogfactoryError):
 class AuthError(RequestRefused):
     """An HTTP request refused for want of a (good enough) credential: 401 (none, or one the
     node does not know; ``WWW-Authenticate`` goes with it) or 403 (a role or scope too small)."""
+
+
+class RateLimited(RequestRefused):
+    """A request refused because its caller reached a limit against abuse (queries per second,
+    login lock-out): always 429, with ``Retry-After`` in whole seconds; ``retry_after`` is what
+    the header says."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(429, message, {"Retry-After": str(retry_after)})
+        self.retry_after = retry_after
 
 
 class LocalCredentialError(LogfactoryError):

@@ -54,9 +54,9 @@ from logfactory.node_start import (
     NodeError,
     bind_api_socket,
     source_error,
-    where,
 )
 from logfactory.node_summary import LiveSummary, SummaryLogHandler, SummaryScreen, read_totals
+from logfactory.node_tls import api_tls_context
 from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
 from logfactory.topics import ensure_topics, event_types
@@ -247,17 +247,15 @@ class Node:
             "the HTTP API", http.max_connections or DEFAULT_MAX_CONNECTIONS,
             float(http.connection_idle_timeout), count=count,
         )  # fmt: skip
+        head_bytes = int(http.max_header_bytes)
+        tls = api_tls_context(self.config)  # a file that cannot be loaded stops the start here
+        protocol = api_protocol(
+            limit, head_bytes, count, tls, lambda: count("tls_handshakes_failed")
+        )
         config = uvicorn.Config(
             create_app(ctx), log_level="warning", access_log=False, lifespan="off",
-            ssl_certfile=http.tls_cert, ssl_keyfile=http.tls_key, http=api_protocol(limit),
+            http=protocol, h11_max_incomplete_event_size=head_bytes,
         )  # fmt: skip
-        try:
-            config.load()  # the certificate now, not in the server's task
-        except OSError as exc:  # ssl.SSLError is one too
-            raise NodeError(
-                f"{where(self.config, ('http', 'tls_cert'), '')}: cannot load the certificate "
-                f"{http.tls_cert} with the key {http.tls_key}: {exc.strerror or exc}"
-            ) from exc
         return _QuietServer(config)
 
     def _spool_carries_on(self) -> bool:
@@ -295,7 +293,9 @@ class Node:
         ):  # fmt: skip
             self._say(row)
         if self.with_api:
-            self._say(f"http        {base}/api/v1/health, API docs at /docs")
+            http = self.config.http
+            mtls = f", client certificates {http.tls_client_auth}" if http.tls_client_ca else ""
+            self._say(f"http        {base}/api/v1/health, API docs at /docs{mtls}")
         plan, fds = self.connections, self.fd_limit
         if plan is not None and fds is not None and plan.caps:
             text = f"{fds.describe()}; {plan.describe()}"

@@ -14,13 +14,16 @@ connections once ended the whole node ("Too many open files"). So at start the n
   warning naming its configuration line (a default lowered is only said in the banner).
 
 :func:`api_protocol` puts the HTTP API's connections under the same kind of bound as the
-sources' (:mod:`logfactory.collect.connections`).
+sources' (:mod:`logfactory.collect.connections`), and each request's head under a bound of its
+size and time (:mod:`logfactory.api.request_heads`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +42,7 @@ from logfactory.config import (
     key_path,
 )
 from logfactory.node_start import config_line
+from logfactory.node_tls import TlsGuardedProtocol
 
 __all__ = [
     "ConnectionPlan",
@@ -194,14 +198,33 @@ def _answering(inner: asyncio.BaseProtocol) -> bool:
     return cycle is not None and not getattr(cycle, "response_complete", True)
 
 
-def api_protocol(limit: ConnectionLimit) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol behind ``limit``: what ``uvicorn.Config(http=...)`` takes."""
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+def api_protocol(
+    limit: ConnectionLimit,
+    max_header_bytes: int,
+    count: Callable[[str], None] | None = None,
+    tls: ssl.SSLContext | None = None,
+    on_tls_failure: Callable[[], None] = lambda: None,
+) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol behind ``limit``, its request heads at most ``max_header_bytes``
+    and given ``limit.idle_timeout`` to arrive: what ``uvicorn.Config(http=...)`` takes (with
+    ``h11_max_incomplete_event_size=max_header_bytes``). ``count`` hears the refusals. With
+    ``tls`` the handshake happens behind the bound too (:mod:`logfactory.node_tls`), so uvicorn
+    is given no context of its own."""
+    from logfactory.api.request_heads import bounded_h11
 
     limit.busy = _answering
+    http = bounded_h11(max_header_bytes, limit.idle_timeout, count)
 
     class _GuardedHttp(GuardedProtocol):
         def __init__(self, **kwargs: Any) -> None:  # uvicorn's config, server_state, ...
-            super().__init__(limit, AutoHTTPProtocol(**kwargs))
+            super().__init__(limit, http(**kwargs))
 
-    return _GuardedHttp
+    if tls is None:
+        return _GuardedHttp
+    context = tls
+
+    class _GuardedHttps(TlsGuardedProtocol):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(limit, http(**kwargs), context, on_tls_failure)
+
+    return _GuardedHttps

@@ -58,11 +58,13 @@ def _cli(config: Path, *args: str, timeout: float = 90) -> subprocess.CompletedP
 
 
 def _logfactory_token(config: Path) -> str:
-    """What ``$(.venv/bin/logfactory token)`` puts into the README's ``curl`` lines: the admin
-    token the node wrote to its data directory on its first start, read the way that command
-    reads it (``logfactory.access.bootstrap.local_token``). The command itself comes from
-    another branch (i15-cli); once merged this may run ``_cli(config, "token")`` instead."""
-    return admin_token(Path(load_config(config).node.data_dir))
+    """What ``$(.venv/bin/logfactory token)`` puts into the README's ``curl`` lines: the command
+    itself, run on the demo's configuration; it prints the token and nothing else."""
+    out = _cli(config, "token")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert token == admin_token(Path(load_config(config).node.data_dir))  # the node's own
+    return token
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:

@@ -47,6 +47,21 @@ def test_an_http_bus_needs_the_central_nodes_url() -> None:
     assert ok.bus.http.url == "https://central:8080/api/v1/ingest"
 
 
+def test_an_edges_client_certificate_needs_an_https_url() -> None:
+    text = (
+        "bus:\n  type: http\n  http:\n    url: 'http://central:8080/api/v1/ingest'\n"
+        "    client_cert: /etc/e.pem\n    client_key: /etc/e.key\n"
+    )
+    with pytest.raises(ConfigError, match=r"^c.yaml:5: .*client_cert: .*https:// only"):
+        parse_config(text, "c.yaml")
+    ok = parse_config(text.replace("http://", "https://"))
+    assert ok.bus.http.client_cert == "/etc/e.pem"
+    alone = text.replace("http://", "https://").replace("    client_key: /etc/e.key\n", "")
+    together = r"^c.yaml:\d+: bus.http.client_key: client_cert and client_key must be given"
+    with pytest.raises(ConfigError, match=together):
+        parse_config(alone, "c.yaml")
+
+
 def test_the_api_certificate_needs_its_key() -> None:
     with pytest.raises(ConfigError, match=r"^c.yaml:2: .*tls_cert and tls_key must be given"):
         parse_config("http:\n  tls_cert: /etc/c.pem\n", "c.yaml")

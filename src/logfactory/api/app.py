@@ -57,7 +57,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
         redoc_url=None,
         openapi_url=None,  # routes.docs serves it too, behind a credential
     )
-    state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config))
+    state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config), ctx.config.http)
     app.state.api = state
     safety.install(app, ctx.config.http, ctx.registry)  # Host, secure headers, CORS, 415
     for module in ROUTE_MODULES:

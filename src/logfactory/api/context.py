@@ -2,9 +2,11 @@
 
 :class:`NodeContext` is what the node hands to :func:`logfactory.api.create_app` (its
 configuration, bus, producer, stats, access store); :class:`ApiState` is what the routes
-share while the app runs (the credential checks, the number of SSE subscribers). Each route
-module's ``router(ctx, state)`` takes both, so a route needs no global and no other route
-module to find what it works on.
+share while the app runs: the credential checks, the number of SSE subscribers (which
+``/api/v1/stats`` reports and the subscribe route changes) and the limits against abuse that
+count per caller across requests (the login lock-out, the query rate), made once per app so
+that every route and request sees the same. Each route module's ``router(ctx, state)`` takes
+both, so a route needs no global and no other route module to find what it works on.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from logfactory.access.lockout import Kind, LoginThrottle
 from logfactory.access.store import AccessStore
 from logfactory.api.auth import Authenticator
+from logfactory.api.ratelimit import QueryLimiter
 from logfactory.bus.base import Bus, Producer
-from logfactory.config import Config
+from logfactory.config import Config, HttpConfig
 from logfactory.stats import StatsRegistry
 
 __all__ = ["ApiState", "NodeContext"]
@@ -47,18 +51,31 @@ class NodeContext:
 
 class ApiState:
     """What the routes of one app share: its credential checks (``auth``; a route needing a
-    role declares ``Depends(state.auth.requires(Role.X))``) and the API's live numbers,
-    mirrored into the process's stats registry."""
+    role declares ``Depends(state.auth.requires(Role.X))``), the API's live numbers, mirrored
+    into the process's stats registry, and the per-caller limits of ``http`` (its defaults when
+    not given)."""
 
-    def __init__(self, registry: StatsRegistry, auth: Authenticator) -> None:
+    def __init__(
+        self, registry: StatsRegistry, auth: Authenticator, http: HttpConfig | None = None
+    ) -> None:
+        http = HttpConfig() if http is None else http
         self.auth = auth
         self._registry = registry
         self._lock = threading.Lock()
         self.subscribers = 0
+        self.login_throttle = LoginThrottle(
+            http.login_max_failures, float(http.login_lockout), on_lock=self._locked_out
+        )
+        self.query_limiter = QueryLimiter(http.query_rate, http.query_burst)
 
-    def count_limited(self, limit: str) -> None:
-        """One request refused by the abuse limit ``limit`` (login, query, ...)."""
+    def limited(self, limit: str) -> None:
+        """A request refused by the limit ``limit`` (``login``, ``query``, ``sse_total``, ...):
+        the counter ``api.limited_<limit>`` that /metrics shows as
+        ``logfactory_api_limited_total{limit="<limit>"}``."""
         self._registry.add("api", f"limited_{limit}")
+
+    def _locked_out(self, kind: Kind) -> None:
+        self._registry.add("api", f"lockouts_{kind}")
 
     def subscriber_delta(self, n: int) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ from logfactory.bus.base import Bus, GroupLag
 from logfactory.stats import COUNTER_NAMES, StatsRegistry, read_all_stats
 
 __all__ = [
+    "LIMITS",
     "STAGES",
     "NodeCollector",
     "ProcessInfo",
@@ -221,6 +222,57 @@ def _refusal_metrics(view: StatsView) -> Iterator[Metric]:
     yield family
 
 
+LIMITS = (
+    "login",
+    "query",
+    "sse_total",
+    "sse_client",
+    "sse_credential",
+    "header_bytes",
+)
+"""Every limit against abuse that refuses requests (docs/limits.md has the table): each is
+the API's counter ``limited_<limit>``, always exported (0 until it is reached), so that an
+alert rule on it needs no request to have been refused first."""
+
+
+def _limit_metrics(view: StatsView) -> Iterator[Metric]:
+    """Requests the API refused at a limit against abuse, and login lock-outs begun."""
+    counters = view.other.get("api", {})
+    limited = CounterMetricFamily(
+        "logfactory_api_limited",
+        "Requests the API refused at a limit against abuse: login lock-out, query rate, SSE "
+        "streams (in total, per client address, per credential), request header size.",
+        labels=["limit"],
+    )
+    for limit in LIMITS:
+        limited.add_metric([limit], counters.get(f"limited_{limit}", 0))
+    yield limited
+    lockouts = CounterMetricFamily(
+        "logfactory_login_lockouts",
+        "Login lock-outs begun, of a user name or of a client address.",
+        labels=["kind"],
+    )
+    for kind in ("user", "address"):
+        lockouts.add_metric([kind], counters.get(f"lockouts_{kind}", 0))
+    yield lockouts
+
+
+def _tls_metrics(view: StatsView) -> Iterator[Metric]:
+    """Connections to the HTTPS API that ended before their TLS handshake finished
+    (``logfactory.node_tls``): no or a refused client certificate, not TLS at all, too slow,
+    or hung up. Only where the API serves HTTPS."""
+    api = view.other.get("api", {})
+    if "tls_handshakes_failed" in api:
+        family = CounterMetricFamily(
+            "logfactory_tls_handshakes_failed",
+            "Connections to the HTTPS API that ended before their TLS handshake finished (no "
+            "or a refused client certificate, not TLS, slower than connection_idle_timeout).",
+            labels=["listener"],
+        )
+        family.add_metric(["api"], api["tls_handshakes_failed"])
+        yield family
+
+
 def bus_overview(bus: Bus) -> dict[str, Any]:
     """Topics with partitions and message counts (from watermarks) and lag per group and topic.
 
@@ -318,6 +370,8 @@ class NodeCollector(Collector):
         yield source_lag
         yield from _connection_metrics(view)
         yield from _refusal_metrics(view)
+        yield from _limit_metrics(view)
+        yield from _tls_metrics(view)
         yield from _spool_metrics(view)
         events = CounterMetricFamily(
             "logfactory_events", "Events published per type.", labels=["type"]

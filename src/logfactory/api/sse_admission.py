@@ -1,5 +1,12 @@
-"""Admission of SSE streams: at most ``total`` at once, and at most ``per_client`` from one
-client address.
+"""Admission of SSE streams: at most ``total`` at once, at most ``per_client`` from one client
+address, and at most ``per_credential`` on one credential (a token or a login session, by its
+principal's ``key``).
+
+Both per-caller bounds, because each alone is beaten: per address, one token spread over many
+machines (or a proxy's clients, who all share its address) holds any number; per credential,
+anonymous streams and many tokens on one machine do. Either refusal is this caller's share
+(429), the total the node's (503); each names the limit it counts under (``sse_total``,
+``sse_client``, ``sse_credential``: the ``limited`` counters in /metrics).
 
 A stream is counted the moment its request is admitted, in the same step as the check (one
 lock), never later when its body starts: a burst of connects that all pass a check made
@@ -27,18 +34,21 @@ frees up on the scale of seconds at best."""
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a stream was not admitted: 503 when the node is full, 429 when this client is."""
+    """Why a stream was not admitted: 503 when the node is full, 429 when this client or
+    credential is; ``limit`` names the counter."""
 
     status: int
     error: str
+    limit: str
 
 
 class Slot:
     """One admitted stream's place; :meth:`release` gives it back (once, whoever calls)."""
 
-    def __init__(self, slots: SubscriberSlots, client: str) -> None:
+    def __init__(self, slots: SubscriberSlots, client: str, credential: str | None) -> None:
         self._slots = slots
         self.client = client
+        self.credential = credential
         self._released = False
 
     def release(self) -> None:
@@ -46,18 +56,27 @@ class Slot:
 
 
 class SubscriberSlots:
-    """The node's SSE streams, counted in total and per client address.
+    """The node's SSE streams, counted in total, per client address and per credential.
 
     ``on_delta`` gets +1 for every admission and -1 for every release (the stats gauge).
+    ``per_credential`` None: no bound per credential.
     """
 
-    def __init__(self, total: int, per_client: int, on_delta: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        total: int,
+        per_client: int,
+        on_delta: Callable[[int], None],
+        per_credential: int | None = None,
+    ) -> None:
         self.total = total
         self.per_client = per_client
+        self.per_credential = per_credential
         self._on_delta = on_delta
         self._lock = threading.Lock()
         self._count = 0
         self._by_client: dict[str, int] = {}
+        self._by_credential: dict[str, int] = {}
 
     @property
     def count(self) -> int:
@@ -68,35 +87,62 @@ class SubscriberSlots:
         with self._lock:
             return dict(self._by_client)
 
-    def acquire(self, client: str) -> Slot | Refusal:
-        """A slot for one more stream from ``client``, or why not."""
+    def credentials(self) -> dict[str, int]:
+        """Streams per credential key (a copy)."""
+        with self._lock:
+            return dict(self._by_credential)
+
+    def acquire(self, client: str, credential: str | None = None) -> Slot | Refusal:
+        """A slot for one more stream from ``client`` on ``credential`` (its principal's key;
+        None: anonymous), or why not."""
         with self._lock:
             if self._count >= self.total:
-                return Refusal(503, f"too many subscribers (limit {self.total}); retry later")
+                return Refusal(
+                    503, f"too many subscribers (limit {self.total}); retry later", "sse_total"
+                )
             held = self._by_client.get(client, 0)
             if held >= self.per_client:
                 return Refusal(
                     429,
                     f"too many subscriptions from {client} (limit {self.per_client} per "
                     "client); close one or retry later",
+                    "sse_client",
                 )
+            if credential is not None and self.per_credential is not None:
+                on_credential = self._by_credential.get(credential, 0)
+                if on_credential >= self.per_credential:
+                    return Refusal(
+                        429,
+                        f"too many subscriptions on this credential (limit "
+                        f"{self.per_credential} per token or login); close one or retry later",
+                        "sse_credential",
+                    )
+                self._by_credential[credential] = on_credential + 1
+            else:
+                credential = None  # not counted, so not given back either
             self._by_client[client] = held + 1
             self._count += 1
             self._on_delta(1)
-            return Slot(self, client)
+            return Slot(self, client, credential)
 
     def _release(self, slot: Slot) -> None:
         with self._lock:
             if slot._released:
                 return
             slot._released = True
-            left = self._by_client[slot.client] - 1
-            if left:
-                self._by_client[slot.client] = left
-            else:
-                del self._by_client[slot.client]
+            _give_back(self._by_client, slot.client)
+            if slot.credential is not None:
+                _give_back(self._by_credential, slot.credential)
             self._count -= 1
             self._on_delta(-1)
+
+
+def _give_back(held: dict[str, int], key: str) -> None:
+    left = held[key] - 1
+    if left:
+        held[key] = left
+    else:
+        del held[key]
 
 
 def _malloc_trim() -> Callable[[], object] | None:

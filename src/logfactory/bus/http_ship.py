@@ -56,6 +56,35 @@ class ShipTarget:
     ca_file: str | None = None
     verify: bool = True
     timeout: float = 30.0
+    client_cert: str | None = None  # with client_key: shown to a central node asking for one
+    client_key: str | None = None
+
+
+def _client_context(target: ShipTarget) -> ssl.SSLContext:
+    """TLS 1.2 or later, trusting ``ca_file`` (else the system CAs), showing the client
+    certificate when one is configured. A file that cannot be loaded raises
+    :class:`BusError` naming its key, so the collector refuses to start instead of failing
+    every post."""
+    try:
+        context = ssl.create_default_context(cafile=target.ca_file)
+    except OSError as exc:  # ssl.SSLError is one too
+        raise BusError(
+            f"bus.http.ca_file {target.ca_file}: cannot load it: {exc.strerror or exc}"
+        ) from exc
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not target.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if target.client_cert is not None:
+        try:
+            context.load_cert_chain(target.client_cert, target.client_key)
+        except OSError as exc:
+            raise BusError(
+                f"bus.http.client_cert {target.client_cert}: cannot load it with the key "
+                f"{target.client_key}: {exc.strerror or exc}; give the PEM certificate this "
+                "collector shows the central node and its private key"
+            ) from exc
+    return context
 
 
 class _Endpoint:
@@ -69,10 +98,7 @@ class _Endpoint:
         self.path = (parts.path or "/api/v1/ingest") + (f"?{parts.query}" if parts.query else "")
         self.context: ssl.SSLContext | None = None
         if parts.scheme == "https":
-            self.context = ssl.create_default_context(cafile=target.ca_file)
-            if not target.verify:
-                self.context.check_hostname = False
-                self.context.verify_mode = ssl.CERT_NONE
+            self.context = _client_context(target)
 
     def connect(self) -> http.client.HTTPConnection:
         if self.context is None:

@@ -37,7 +37,11 @@ def open_bus(config: Config, *, worker: str | None = None, create: bool = True) 
         from logfactory.bus.http_ship import HttpShipBus, ShipTarget
 
         ship = config.bus.http
-        return HttpShipBus(ShipTarget(ship.url, ship.token, ship.ca_file, ship.verify))
+        target = ShipTarget(
+            ship.url, ship.token, ship.ca_file, ship.verify,
+            client_cert=ship.client_cert, client_key=ship.client_key,
+        )  # fmt: skip
+        return HttpShipBus(target)
     from logfactory.bus.kafka import KafkaBus
 
     keys = dict(config.bus.kafka)

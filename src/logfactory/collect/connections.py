@@ -154,16 +154,23 @@ class GuardedProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._admitted(transport):
+            self.inner.connection_made(transport)
+
+    def _admitted(self, transport: asyncio.BaseTransport) -> bool:
+        """Take ``transport`` under the bound (its idle timer started); False when the listener
+        is full and it was closed. A subclass that connects ``inner`` later (after a TLS
+        handshake) calls this itself."""
         self.transport = transport
         limit = self.limit
         if not limit._admit(self, transport):
-            return
+            return False
         self._open = True
         if limit.idle_timeout > 0:
             self._loop = loop = asyncio.get_running_loop()
             self._last = loop.time()
             self._timer = loop.call_at(self._last + limit.idle_timeout, self._check)
-        self.inner.connection_made(transport)
+        return True
 
     def data_received(self, data: bytes) -> None:
         if not self._open:
@@ -187,14 +194,20 @@ class GuardedProtocol(asyncio.Protocol):
             self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._released():
+            self.inner.connection_lost(exc)
+
+    def _released(self) -> bool:
+        """Take the connection off the bound; False when it never was on it (refused) or is
+        off already: then ``inner`` never heard of it, or has heard of its end."""
         if not self._open:
-            return  # refused: ``inner`` never heard of it
+            return False
         self._open = False
         self.limit._forget(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.inner.connection_lost(exc)
+        return True
 
     def _check(self) -> None:
         """The idle timer: close the connection, or look again when it could be idle."""

@@ -82,6 +82,8 @@ class ShipConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True)
         if (self.client_cert is None) != (self.client_key is None):
             key = "client_key" if self.client_key is None else "client_cert"
             yield ((key,), "client_cert and client_key must be given together")
+        if self.client_cert is not None and self.url.startswith("http://"):
+            yield (("client_cert",), "a client certificate is shown over https:// only: fix url")
 
 
 class BusConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -115,6 +117,8 @@ class BusConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
             )
         if self.partitions < 1:
             yield (("partitions",), "partitions must be at least 1")
+        for key, what in self.http.problems():  # nothing else asks the nested section
+            yield (("http", *key), what)
 
 
 def connection_problems(cap: int | None, idle: float, at: PathKey = ()) -> Problems:

@@ -46,7 +46,8 @@ def _client(tmp_path: Path, bus: LocalBus, yaml: str, **kwargs: Any) -> Iterator
     config = parse_config(yaml, "t.yaml") if yaml else Config()
     ensure_topics(bus, config)
     c, ctx = make_client(tmp_path, bus, config)
-    client = TestClient(c.app, client=("192.0.2.9", 40000), headers=c.headers, **kwargs)
+    client = TestClient(c.app, client=("192.0.2.9", 40000), **kwargs)
+    client.headers["Authorization"] = c.headers["Authorization"]  # make_client's admin token
     with client:
         yield client
     ctx.producer.close()

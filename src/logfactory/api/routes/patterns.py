@@ -16,6 +16,9 @@ Reading needs the role ``viewer``; a review changes what the factory alerts on, 
 from where). A review's body is JSON and must say so (``Content-Type: application/json``,
 :func:`logfactory.api.safety.require_json`: 415 otherwise), so a page from another origin cannot
 post one as a form or ``text/plain`` without a preflight.
+
+Listing is an expensive query (it filters the whole library): each caller's lists are
+rate-limited (:mod:`logfactory.api.ratelimit`, ``http.query_rate``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from fastapi.responses import JSONResponse, Response
 from logfactory.access import Principal, Role
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.ratelimit import limit_queries
 from logfactory.api.responses import error_response
 from logfactory.api.safety import require_json
 from logfactory.bus.base import Bus, BusError
@@ -186,8 +190,13 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
 
     @api.get(
         "/api/v1/patterns",
-        responses={400: {"description": "unknown status"}, 503: _BUS},
-        dependencies=viewer,
+        responses={
+            400: {"description": "unknown status"},
+            429: {"description": "this caller's queries are over http.query_rate; `Retry-After`"},
+            503: _BUS,
+        },
+        # the credential first: the query limit counts per credential
+        dependencies=[*viewer, Depends(limit_queries(state.query_limiter, ctx.registry))],
     )
     async def list_patterns(
         workshop: str | None = Query(None, description="only this workshop"),

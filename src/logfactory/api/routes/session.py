@@ -18,6 +18,7 @@ a browser has to load the form before it has one. They hold no data of the node.
 
 from __future__ import annotations
 
+import math
 import re
 
 import msgspec
@@ -33,7 +34,7 @@ from logfactory.api.auth import CSRF_COOKIE, SESSION_COOKIE, client_address
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.json_body import read_json
 from logfactory.api.responses import error_response
-from logfactory.errors import RequestRefused
+from logfactory.errors import RateLimited, RequestRefused
 
 __all__ = ["LOGIN_JS", "router"]
 
@@ -109,7 +110,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     store = ctx.access
     http = ctx.config.http
     lifetime = float(http.session_lifetime)
-    throttle = LoginThrottle(http.login_max_failures, float(http.login_lockout))
+    throttle = state.login_throttle
     needs_viewer = state.auth.requires(Role.VIEWER)
 
     @api.get("/login", include_in_schema=False)
@@ -134,12 +135,11 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         body = await read_json(request, LoginBody)
         address = client_address(request)
         wait = throttle.retry_after(body.user, address)
-        if wait is not None:
-            state.count_limited("login")
-            return error_response(
-                429,
+        if wait is not None:  # no password is checked while locked out
+            state.limited("login")
+            raise RateLimited(
                 "too many failed logins for this user or from this address; try again later",
-                {"Retry-After": str(max(1, round(wait)))},
+                max(1, math.ceil(wait)),
             )
         user = await run_in_threadpool(check_login, store, throttle, body, address)
         sid, csrf, expires = await run_in_threadpool(start_session, store, user, lifetime, address)

@@ -7,9 +7,10 @@ starting cursor): a browser's EventSource records it, so a client that drops bef
 arrives still resumes from where it subscribed instead of from "latest" again.
 
 Streams are bounded, so that subscribers cannot take the node with them (issue 13): at most
-``http.max_subscribers`` at once and ``http.max_subscribers_per_client`` per client address,
-counted at admission (:mod:`logfactory.api.sse_admission`; the rest get 503 or 429 with
-``Retry-After``); their reads share a few threads, never wait in one, and come in small batches
+``http.max_subscribers`` at once, ``http.max_subscribers_per_client`` per client address and
+``http.max_subscribers_per_credential`` per token or login, counted at admission
+(:mod:`logfactory.api.sse_admission`; the rest get 503 or 429 with ``Retry-After``, counted
+in /metrics); their reads share a few threads, never wait in one, and come in small batches
 (:mod:`logfactory.api.sse_reads`); each stream's bus connection is a lean one (a small page
 cache, no memory map). A stream's consumer is closed by whichever side finishes last (the
 stream or a read still running in its thread), and its slot is given back when the response
@@ -237,7 +238,10 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     partitions = ctx.config.bus.partitions
     http = ctx.config.http
     slots = SubscriberSlots(
-        http.max_subscribers, http.max_subscribers_per_client, state.subscriber_delta
+        http.max_subscribers,
+        http.max_subscribers_per_client,
+        state.subscriber_delta,
+        http.max_subscribers_per_credential,
     )
     gate = ReadGate()
     watch = watch_for(ctx.bus)
@@ -248,7 +252,9 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         responses={
             400: {"description": "unknown event type, or a cursor not from this API"},
             403: {"description": "the token's scopes do not include a requested type"},
-            429: {"description": "this client holds its share of streams; `Retry-After`"},
+            429: {
+                "description": "this client or credential holds its share of streams; `Retry-After`"
+            },
             503: {"description": "the node holds its cap of streams; `Retry-After`"},
         },
     )
@@ -282,8 +288,9 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         except CursorError as exc:
             return error_response(400, f"Last-Event-ID/cursor is not a cursor from this API: {exc}")
         # checked and counted in one step, with no await between: see sse_admission
-        slot = slots.acquire(request.client.host if request.client else "")
+        slot = slots.acquire(request.client.host if request.client else "", caller.key)
         if isinstance(slot, Refusal):
+            state.limited(slot.limit)
             return _refused(slot)
         topics = [topic_for_type(n) for n in names]
         reader = EventReader(ctx.bus, topics, partitions)

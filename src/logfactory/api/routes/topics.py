@@ -4,6 +4,8 @@ A look at what is on the bus now (``logfactory tail`` over HTTP), not a stream: 
 that want every event subscribe (:mod:`logfactory.api.routes.subscribe`). Values that are JSON
 are shown as JSON, others as text. The factory's own topics (its saved state, the pattern
 library's log) are never served: they are internals, and the library has its own routes.
+A tail reads up to 1,000 messages, so it is an expensive query: each caller's are rate-limited
+(:mod:`logfactory.api.ratelimit`, ``http.query_rate``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from fastapi import APIRouter, Depends, Query
 
 from logfactory.access import Principal, Role
 from logfactory.api.context import ApiState, NodeContext
+from logfactory.api.ratelimit import limit_queries
 from logfactory.api.responses import error_response
 from logfactory.bus.base import Message
 from logfactory.subscribe import tail
@@ -47,13 +50,17 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The topic routes over the bus of the node ``ctx`` describes."""
     api = APIRouter()
     needs_viewer = state.auth.requires(Role.VIEWER)
+    limited = Depends(limit_queries(state.query_limiter, ctx.registry))
 
     @api.get(
         "/api/v1/topics/{topic}/tail",
         responses={
             403: {"description": "the token's scopes do not include this topic"},
             404: {"description": "no such topic, or one not served over HTTP"},
+            429: {"description": "this caller's queries are over http.query_rate; `Retry-After`"},
         },
+        # the credential first: the query limit counts per credential
+        dependencies=[Depends(needs_viewer), limited],
     )
     def topic_tail(
         topic: str,
