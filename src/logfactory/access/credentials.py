@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 MIN_PASSWORD_LENGTH = 12
-_TOKEN = re.compile(r"^lf_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
+# matched whole (fullmatch): "$" would let a trailing line break through
+_TOKEN = re.compile(r"lf_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})")
 _hasher = PasswordHasher()  # argon2-cffi's defaults: Argon2id, RFC 9106's low-memory profile
 # verified against when the user does not exist, so "no such user" takes as long as "wrong
 # password" and timing does not tell which names exist
@@ -51,7 +52,7 @@ def new_token() -> tuple[str, str, str]:
 
 def parse_token(token: str) -> tuple[str, str] | None:
     """``(id, secret)`` of an API token, or None when ``token`` is not one."""
-    m = _TOKEN.match(token)
+    m = _TOKEN.fullmatch(token)
     return (m.group(1), m.group(2)) if m else None
 
 

@@ -103,7 +103,8 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 """
 
-#: a session's last_seen is written at most this often (seconds): not a write per request
+#: a session's last_seen is written at most this often (seconds), or twice per idle timeout when
+#: that is shorter: not a write per request
 _TOUCH_EVERY_S = 60.0
 #: tokens whose new addresses are remembered at most (per token); beyond, each use is not noted
 _MAX_ADDRESSES_PER_TOKEN = 1000
@@ -367,7 +368,9 @@ class AccessStore:
         user = self.user(row[0])
         if user is None or not user.active(now):
             return None
-        return Session(user, row[1], row[2], touch_due=row[3] + _TOUCH_EVERY_S <= now)
+        # touched at least twice per idle timeout, or a session in use would end at a short one
+        touch_every = min(_TOUCH_EVERY_S, idle_s / 2)
+        return Session(user, row[1], row[2], touch_due=row[3] + touch_every <= now)
 
     def touch_session(self, sid: str) -> None:
         """Note that ``sid`` was used now (the idle timeout counts from here)."""
