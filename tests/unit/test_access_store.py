@@ -22,7 +22,7 @@ from tests.helpers.access import PASSWORD, count_rows
 from logfactory.access import Role
 from logfactory.access.bootstrap import ADMIN_FILE, ensure_admin, local_token
 from logfactory.access.credentials import check_password, parse_token
-from logfactory.access.store import AccessStore
+from logfactory.access.store import AccessStore, LastAdminError
 from logfactory.api.auth import match_bearer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -288,13 +288,40 @@ def test_changing_a_user_ends_their_sessions(store: AccessStore, change: dict[st
 def test_a_removed_user_s_sessions_end_and_a_new_user_of_that_name_gets_none(
     store: AccessStore,
 ) -> None:
-    store.add_user("alice", Role.ADMIN, PASSWORD)
+    store.add_user("alice", Role.OPERATOR, PASSWORD)
     sid, _, _ = store.open_session("alice", 3600, None)
     assert store.remove_user("alice")
     assert store.session(sid, 3600) is None
-    store.add_user("alice", Role.ADMIN, PASSWORD)
+    store.add_user("alice", Role.OPERATOR, PASSWORD)
     assert store.session(sid, 3600) is None
     assert not store.remove_user("nobody")
+
+
+def test_the_store_keeps_an_active_admin(store: AccessStore, clock: Clock) -> None:
+    """The last active admin user cannot be removed, disabled or demoted (nothing changes, not
+    even their sessions), unless the caller says so (``keep_admin=False``)."""
+    store.add_user("root", Role.ADMIN, PASSWORD)
+    store.add_user("old", Role.ADMIN, PASSWORD, expires=clock.now - 1)  # ended: does not count
+    sid, _, _ = store.open_session("root", 3600, None)
+    for change in ({"role": Role.VIEWER}, {"disabled": True}, {"expires": clock.now}):
+        with pytest.raises(LastAdminError, match="last active admin"):
+            store.change_user("root", **change)
+    with pytest.raises(LastAdminError):
+        store.remove_user("root")
+    root = store.user("root")
+    assert root is not None
+    assert (root.role, root.disabled, root.expires) == (Role.ADMIN, False, None)
+    assert store.session(sid, 3600) is not None
+    # what keeps them an admin is fine, and so is anything once another admin is active
+    assert store.change_user("root", password="another passphrase") is not None
+    store.change_user("old", expires=None)
+    assert store.change_user("root", role=Role.VIEWER) is not None
+    assert store.remove_user("root")
+    # a store with no active admin user (the admin token only) changes users freely
+    assert store.change_user("old", disabled=True, keep_admin=False) is not None
+    store.add_user("alice", Role.VIEWER, PASSWORD)
+    assert store.change_user("alice", role=Role.OPERATOR) is not None
+    assert store.remove_user("alice")
 
 
 def test_a_disabled_or_expired_user_cannot_log_in(store: AccessStore, clock: Clock) -> None:
@@ -375,7 +402,7 @@ def test_the_first_start_makes_an_admin_once(tmp_path: Path) -> None:
 _CHILD = """
 import sys
 from pathlib import Path
-from logfactory.access.store import AccessStore
+from logfactory.access.store import AccessStore, LastAdminError
 store = AccessStore(Path(sys.argv[1]))
 verb, arg = sys.argv[2], sys.argv[3]
 if verb == "revoke":

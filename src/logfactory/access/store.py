@@ -42,6 +42,7 @@ __all__ = [
     "ACCESS_DB",
     "AccessStore",
     "AuditEntry",
+    "LastAdminError",
     "Session",
     "TokenInfo",
     "UserInfo",
@@ -108,6 +109,16 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 _TOUCH_EVERY_S = 60.0
 #: tokens whose new addresses are remembered at most (per token); beyond, each use is not noted
 _MAX_ADDRESSES_PER_TOKEN = 1000
+
+
+class LastAdminError(ValueError):
+    """A change or removal that would leave no active admin user; nothing was changed."""
+
+
+_ACTIVE_ADMINS = (
+    "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 "
+    "AND (expires IS NULL OR expires > ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -297,9 +308,14 @@ class AccessStore:
         password: str | None = None,
         disabled: bool | None = None,
         expires: float | bool | None = False,
+        keep_admin: bool = True,
     ) -> UserInfo | None:
         """Change what is given (``expires=False``: unchanged); ending a user's sessions when
-        their password, role or standing changes. None when there is no such user."""
+        their password, role or standing changes. None when there is no such user.
+
+        With ``keep_admin``, :class:`LastAdminError` (and nothing changed) when the change would
+        leave no active admin user where there was one: checked in the change's own
+        transaction, so two admins demoting each other at once cannot both succeed."""
         sets: list[str] = []
         args: list[Any] = []
         if role is not None:
@@ -316,19 +332,36 @@ class AccessStore:
             args.append(expires)
         with self._tx() as db:
             if sets:
+                admins = self._active_admins(db)
                 cur = db.execute(
                     f"UPDATE users SET {', '.join(sets)}, changed = ? WHERE name = ?",  # noqa: S608
                     (*args, self._clock(), name),
                 )
                 if cur.rowcount == 0:
                     return None
+                if keep_admin:
+                    self._keep_an_admin(db, admins, name)
                 db.execute("DELETE FROM sessions WHERE user = ?", (name,))
         return self.user(name)
 
-    def remove_user(self, name: str) -> bool:
+    def remove_user(self, name: str, *, keep_admin: bool = True) -> bool:
+        """Remove the user and their sessions; False when there is no such user. With
+        ``keep_admin``, :class:`LastAdminError` when they are the last active admin."""
         with self._tx() as db:
+            admins = self._active_admins(db)
             db.execute("DELETE FROM sessions WHERE user = ?", (name,))
-            return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+            removed = db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+            if removed and keep_admin:
+                self._keep_an_admin(db, admins, name)
+            return removed
+
+    def _active_admins(self, db: sqlite3.Connection) -> int:
+        return int(db.execute(_ACTIVE_ADMINS, (self._clock(),)).fetchone()[0])
+
+    def _keep_an_admin(self, db: sqlite3.Connection, before: int, name: str) -> None:
+        """Inside a change's transaction: refuse it (rolled back) if it ended the last admin."""
+        if before > 0 and self._active_admins(db) == 0:
+            raise LastAdminError(f"{name!r} is the last active admin; make another admin first")
 
     def verify_password(self, name: str, password: str) -> UserInfo | None:
         """The user, when ``password`` is theirs and they may log in; None otherwise (the same

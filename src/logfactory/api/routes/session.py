@@ -38,7 +38,7 @@ from logfactory.errors import RequestRefused
 __all__ = ["LOGIN_JS", "router"]
 
 #: names a login may carry (longer or stranger ones are refused before any work)
-_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")  # matched whole
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -71,7 +71,7 @@ def check_login(
     """The user whose name and password ``body`` holds (in a worker thread: Argon2 is slow on
     purpose), or a 401, counted by ``throttle`` and written to the audit trail."""
     user = None
-    if _NAME.match(body.user) and len(body.password) <= 1024:
+    if _NAME.fullmatch(body.user) and len(body.password) <= 1024:
         user = store.verify_password(body.user, body.password)
     if user is None:
         throttle.failed(body.user, address)

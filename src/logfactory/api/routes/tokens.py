@@ -30,8 +30,9 @@ from logfactory.topics import event_types
 
 __all__ = ["router", "scope_problem"]
 
-_TOKEN_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# matched whole (fullmatch): "$" would let a trailing line break through
+_TOKEN_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _UNKNOWN = {"description": "no such token"}
 
 
@@ -51,7 +52,7 @@ def scope_problem(scope: str, known_types: list[str]) -> str | None:
     kind, _, value = scope.partition(":")
     if kind == "type" and value in known_types:
         return None
-    if kind == "topic" and _TOPIC.match(value):
+    if kind == "topic" and _TOPIC.fullmatch(value):
         return None
     return (
         f"{scope!r} is not a scope: write type:EVENT_TYPE (one of {', '.join(known_types)}) "
@@ -61,7 +62,7 @@ def scope_problem(scope: str, known_types: list[str]) -> str | None:
 
 def new_token_problem(body: NewToken, known_types: list[str]) -> str | None:
     """Why ``body`` cannot be a token, or None."""
-    if not _TOKEN_NAME.match(body.name):
+    if not _TOKEN_NAME.fullmatch(body.name):
         return "a token's name is 1-100 printable characters"
     if len(body.scopes) > 100:
         return "at most 100 scopes"
