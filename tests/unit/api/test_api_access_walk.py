@@ -141,6 +141,38 @@ SAMPLES: dict[tuple[str, str], Builder] = {
     ("GET", "/redoc"): lambda w: Sample("/redoc"),
 }
 
+VIEWER, OPERATOR, ADMIN, INGEST = Role.VIEWER, Role.OPERATOR, Role.ADMIN, Role.INGEST
+#: the role each route must ask for, as the issue puts it (viewer: read, search, subscribe,
+#: stats, metrics; operator: reviews; admin: users, tokens, the audit trail; ingest: post logs);
+#: the walk reads the role from the app, this pins it, so a route that slips to a smaller role
+#: fails here as well
+POLICY: dict[tuple[str, str], Role] = {
+    ("GET", "/api/v1/stats"): VIEWER,
+    ("GET", "/metrics"): VIEWER,
+    ("POST", "/api/v1/ingest"): INGEST,
+    ("GET", "/api/v1/subscribe"): VIEWER,
+    ("GET", "/api/v1/topics/{topic}/tail"): VIEWER,
+    ("GET", "/api/v1/patterns"): VIEWER,
+    ("GET", "/api/v1/patterns/{pattern_id}"): VIEWER,
+    ("POST", "/api/v1/patterns/{pattern_id}/review"): OPERATOR,
+    ("POST", "/api/v1/auth/logout"): VIEWER,
+    ("GET", "/api/v1/auth/me"): VIEWER,
+    ("POST", "/api/v1/auth/password"): VIEWER,
+    ("GET", "/api/v1/users"): ADMIN,
+    ("POST", "/api/v1/users"): ADMIN,
+    ("PATCH", "/api/v1/users/{name}"): ADMIN,
+    ("DELETE", "/api/v1/users/{name}"): ADMIN,
+    ("GET", "/api/v1/tokens"): ADMIN,
+    ("POST", "/api/v1/tokens"): ADMIN,
+    ("PATCH", "/api/v1/tokens/{token_id}"): ADMIN,
+    ("DELETE", "/api/v1/tokens/{token_id}"): ADMIN,
+    ("GET", "/api/v1/audit"): ADMIN,
+    ("GET", "/openapi.json"): VIEWER,
+    ("GET", "/"): VIEWER,
+    ("GET", "/docs"): VIEWER,
+    ("GET", "/redoc"): VIEWER,
+}
+
 #: the only routes served without a credential: health (what supervisors poll), the login form
 #: and its script, the login itself, and the docs' static files (the same on every node)
 PUBLIC: dict[tuple[str, str], Builder] = {
@@ -284,6 +316,9 @@ def test_every_route_is_walked_and_only_the_public_ones_need_no_role(walk: Walk)
     )
     no_role = {key for key, role in found.items() if role is None}
     assert no_role == set(PUBLIC), f"routes that ask for no role: {sorted(no_role)}"
+    assert set(POLICY) == set(SAMPLES)
+    wrong = {k: (found[k], POLICY[k]) for k in SAMPLES if found[k] is not POLICY[k]}
+    assert not wrong, f"routes asking for another role than the policy's (found, policy): {wrong}"
     # everything the OpenAPI description lists is walked
     spec = walk.client.get(
         "/openapi.json", headers={"Authorization": f"Bearer {walk.tokens[Role.VIEWER]}"}
