@@ -11,6 +11,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +19,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.helpers.access import PASSWORD, count_rows
+from tests.helpers.waiting import wait_for
 
-from logfactory.access import Role
+from logfactory.access import Role, credentials
 from logfactory.access.bootstrap import ADMIN_FILE, ensure_admin, local_token
-from logfactory.access.credentials import check_password, parse_token
+from logfactory.access.credentials import MAX_PASSWORD_WORK, check_password, parse_token
 from logfactory.access.store import AccessStore, LastAdminError
 from logfactory.api.auth import match_bearer
 
@@ -110,6 +112,48 @@ def test_a_password_is_checked_only_against_its_user(store: AccessStore) -> None
     assert store.verify_password("alice", PASSWORD + "x") is None
     assert store.verify_password("nobody", PASSWORD) is None
     assert not check_password(PASSWORD, None)
+
+
+class _HeldHasher:
+    """An Argon2 stand-in whose checks wait until released, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.peak = 0
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def verify(self, stored: str, password: str) -> bool:
+        with self._lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+        self.release.wait(30)
+        with self._lock:
+            self.inside -= 1
+        return False
+
+
+def test_at_most_max_password_work_argon2_computations_run_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each takes 64 MiB: a flood of logins must queue, not take the node's memory."""
+    held = _HeldHasher()
+    monkeypatch.setattr(credentials, "_hasher", held)
+    threads = [
+        threading.Thread(target=check_password, args=(PASSWORD, None))
+        for _ in range(MAX_PASSWORD_WORK + 4)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: held.inside == MAX_PASSWORD_WORK, 10, "the first checks to run")
+        assert all(t.is_alive() for t in threads)  # the others wait their turn
+    finally:
+        held.release.set()
+        for t in threads:
+            t.join(30)
+    assert held.peak == MAX_PASSWORD_WORK
+    assert held.inside == 0
 
 
 # -- odd input: refused, never a crash ----------------------------------------------------------

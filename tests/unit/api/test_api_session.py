@@ -3,15 +3,18 @@ write, and the ends of a session (logout, a password change, a disabled user).""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.helpers.access import PASSWORD, login, new_user, session_headers
 from tests.helpers.clients import TestClient, bearer, make_client
+from tests.helpers.waiting import wait_for
 
 from logfactory.access import Role
 from logfactory.api import NodeContext, create_app
+from logfactory.api.routes.session import MAX_PASSWORD_CHECKS
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config
 
@@ -239,3 +242,48 @@ def test_a_bearer_token_wins_over_a_cookie(api: tuple[TestClient, NodeContext]) 
     me = c.get("/api/v1/auth/me", headers=headers).json()
     assert (me["kind"], me["role"]) == ("token", "viewer")
     assert c.get("/api/v1/users", headers=headers).status_code == 403
+
+
+def test_a_flood_of_logins_beyond_the_bound_gets_503_and_the_rest_are_checked(
+    api: tuple[TestClient, NodeContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Password checks wait for Argon2 in worker threads: at most MAX_PASSWORD_CHECKS at once,
+    so a flood cannot hold every thread of the server (ingest and reads need them too)."""
+    c, ctx = api
+    release = threading.Event()
+    entered: list[str] = []
+
+    def held_check(name: str, password: str) -> None:
+        entered.append(name)
+        release.wait(30)
+
+    monkeypatch.setattr(ctx.access, "verify_password", held_check)
+    answers: list[int] = []
+    extra = 3
+
+    def attempt(i: int) -> None:
+        body = {"user": f"user{i}", "password": PASSWORD}
+        answers.append(c.post("/api/v1/auth/login", json=body).status_code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(MAX_PASSWORD_CHECKS)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(entered) == MAX_PASSWORD_CHECKS, 20, "the checks to start")
+        for i in range(extra):
+            attempt(MAX_PASSWORD_CHECKS + i)
+        assert answers == [503] * extra
+        busy = c.post("/api/v1/auth/login", json={"user": "x", "password": PASSWORD})
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"] == "1"
+        # other work goes on meanwhile
+        assert c.get("/api/v1/health").status_code in (200, 503)
+        assert c.get("/api/v1/auth/me", headers=bearer(ctx, Role.VIEWER)).status_code == 200
+    finally:
+        release.set()
+        for t in threads:
+            t.join(30)
+    assert sorted(answers) == [401] * MAX_PASSWORD_CHECKS + [503] * extra
+    assert ctx.registry.snapshot()["counters"]["api"]["limited_login_busy"] == extra + 1
+    # and the next login is checked again
+    assert c.post("/api/v1/auth/login", json={"user": "x", "password": PASSWORD}).status_code == 401

@@ -163,6 +163,7 @@ BAD_TOKENS: list[tuple[dict[str, Any], str]] = [
     ({"name": "g", "role": "viewer", "scopes": ["JOB_STATUS"]}, "not a scope"),
     ({"name": "g", "role": "viewer", "scopes": ["type:JOB_STATUS"] * 101}, "at most 100"),
     ({"name": "g", "role": "viewer", "scopes": "type:JOB_STATUS"}, "$.scopes"),
+    ({"name": "g", "role": "admin", "scopes": ["type:JOB_STATUS"]}, "admin token cannot be"),
     ({"name": "g", "role": "viewer", "expires_in": "tomorrow"}, "tomorrow"),
     ({"name": "g", "role": "viewer", "expires_in": -1}, "more than 0"),
     ({"name": "g", "role": "viewer", "expires_in": 0}, "more than 0"),

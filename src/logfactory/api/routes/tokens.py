@@ -3,7 +3,8 @@
 A token has a name (what it is for: ``edge web01``, ``grafana``), a role, optional scopes, an
 optional expiry, and its secret, shown once in the answer that creates it and stored only as a
 hash. Scopes narrow a token below its role: ``type:JOB_STATUS`` (it may subscribe to that
-event type only), ``topic:logs.parsed`` (it may read that topic only). Revoking is for good; a
+event type only), ``topic:logs.parsed`` (it may read that topic only); an admin token takes
+none, since it could create itself an unscoped token. Revoking is for good; a
 token is never deleted, so the audit trail's ``token:<id>`` always names something listable.
 """
 
@@ -66,6 +67,12 @@ def new_token_problem(body: NewToken, known_types: list[str]) -> str | None:
         return "a token's name is 1-100 printable characters"
     if len(body.scopes) > 100:
         return "at most 100 scopes"
+    if body.scopes and body.role is Role.ADMIN:
+        # scopes narrow what a token reads; an admin token could mint itself one without them
+        return (
+            "an admin token cannot be scoped (it could make an unscoped token); give scopes "
+            "to a viewer, operator or ingest token"
+        )
     return next((p for p in (scope_problem(s, known_types) for s in body.scopes) if p), None)
 
 
