@@ -529,7 +529,8 @@ class AccessStore:
                     target,
                     outcome,
                     address,
-                    json.dumps(detail or {}, sort_keys=True),
+                    # unescaped, so a search (instr) finds "café" in the details as typed
+                    json.dumps(detail or {}, sort_keys=True, ensure_ascii=False),
                 ),
             )
 

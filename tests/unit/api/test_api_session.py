@@ -188,6 +188,8 @@ def test_a_password_change_ends_every_session_of_the_user(
     )
     assert changed.status_code == 200
     assert changed.json() == {"changed": True, "logged_out": True}
+    for name in ("lf_session", "lf_csrf"):
+        assert cookie_flags(changed.headers.get_list("set-cookie"), name)["max-age"] == "0"
     for session in (first, second):
         assert c.get("/api/v1/auth/me", headers=session_headers(session)).status_code == 401
     assert c.get("/api/v1/auth/me", headers=session_headers(bobs)).status_code == 200

@@ -139,7 +139,13 @@ def test_a_taken_user_name_is_409_and_changes_to_nobody_are_404(
     assert c.post("/api/v1/users", json=body).status_code == 409
     assert c.patch("/api/v1/users/nobody", json={"role": "viewer"}).status_code == 404
     assert c.delete("/api/v1/users/nobody").status_code == 404
-    bad = [{"role": "root"}, {"password": "short"}, {"expires_in": "later"}, {"extra": 1}]
+    bad = [
+        {"role": "root"},
+        {"password": "short"},
+        {"expires_in": "later"},
+        {"extra": 1},
+        {"expires_in": "1d", "never_expires": True},
+    ]
     for change in bad:
         answer = c.patch("/api/v1/users/alice", json=change)
         assert answer.status_code == 400, change

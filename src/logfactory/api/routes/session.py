@@ -234,7 +234,10 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         address = client_address(request)
         if not await checks.run(change_own_password, store, caller, body, address):
             return error_response(403, "the current password is wrong")
-        return JSONResponse({"changed": True, "logged_out": True})
+        response = JSONResponse({"changed": True, "logged_out": True})
+        for name in (SESSION_COOKIE, CSRF_COOKIE):  # every session of theirs ended, this one too
+            response.delete_cookie(name, path="/")
+        return response
 
     return api
 

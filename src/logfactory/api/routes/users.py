@@ -98,6 +98,8 @@ def _gone(name: str) -> UserInfo:
 
 def _new_expiry(body: UserChange) -> float | bool | None:
     """The change's expiry: a time, None (never) or False (unchanged)."""
+    if body.never_expires and body.expires_in is not None:
+        raise RequestRefused(400, "give expires_in or never_expires, not both")
     if body.never_expires:
         return None
     if body.expires_in is None:
