@@ -37,6 +37,7 @@ from logfactory.access.credentials import (
     parse_token,
 )
 from logfactory.access.roles import Role
+from logfactory.errors import LastAdminError
 
 __all__ = [
     "ACCESS_DB",
@@ -109,10 +110,6 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 _TOUCH_EVERY_S = 60.0
 #: tokens whose new addresses are remembered at most (per token); beyond, each use is not noted
 _MAX_ADDRESSES_PER_TOKEN = 1000
-
-
-class LastAdminError(ValueError):
-    """A change or removal that would leave no active admin user; nothing was changed."""
 
 
 _ACTIVE_ADMINS = (
