@@ -108,12 +108,16 @@ def check_login(
     """The user whose name and password ``body`` holds (in a worker thread: Argon2 is slow on
     purpose), or a 401, counted by ``throttle`` and written to the audit trail."""
     user = None
-    if _NAME.fullmatch(body.user) and len(body.password) <= 1024:
+    named = _NAME.fullmatch(body.user) is not None
+    if named and len(body.password) <= 1024:
         user = store.verify_password(body.user, body.password)
     if user is None:
         throttle.failed(body.user, address)
-        actor = f"user:{body.user[:64]}"
-        store.audit(actor, "login_failed", outcome="refused", address=address)
+        # a name no user can have is the sender's text: kept escaped, in the details, so
+        # line breaks or terminal controls in it cannot forge lines of a printed trail
+        actor = f"user:{body.user}" if named else "user:?"
+        detail = None if named else {"name": ascii(body.user[:64])}
+        store.audit(actor, "login_failed", outcome="refused", address=address, detail=detail)
         raise RequestRefused(401, "wrong user name or password")
     throttle.succeeded(body.user, address)
     return user
