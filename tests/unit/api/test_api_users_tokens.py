@@ -276,6 +276,21 @@ def test_a_token_scoped_to_a_topic_reads_that_topic_only(
     assert c.get("/api/v1/topics/logs.raw/tail", headers=app).status_code == 403
     refused = c.get("/api/v1/subscribe", params={"types": "ALERT", "idle": 0.05}, headers=app)
     assert refused.status_code == 403
+    # a topic scope on an event topic covers subscribing to that type as well
+    alerts = bearer(ctx, Role.VIEWER, ("topic:events.ALERT",))
+    assert c.get("/api/v1/topics/events.ALERT/tail", headers=alerts).status_code == 200
+    ok = c.get("/api/v1/subscribe", params={"types": "ALERT", "idle": 0.05}, headers=alerts)
+    assert ok.status_code == 200
+    no = c.get("/api/v1/subscribe", params={"types": "JOB_STATUS", "idle": 0.05}, headers=alerts)
+    assert no.status_code == 403
+    # and scopes of both kinds add up
+    both = bearer(ctx, Role.VIEWER, ("type:JOB_STATUS", "topic:events.ALERT"))
+    for topic in ("events.JOB_STATUS", "events.ALERT"):
+        assert c.get(f"/api/v1/topics/{topic}/tail", headers=both).status_code == 200, topic
+    assert c.get("/api/v1/topics/logs.parsed/tail", headers=both).status_code == 403
+    for types in ("JOB_STATUS", "ALERT", "JOB_STATUS,ALERT"):
+        ok = c.get("/api/v1/subscribe", params={"types": types, "idle": 0.05}, headers=both)
+        assert ok.status_code == 200, types
 
 
 @pytest.mark.parametrize("topic", [STATE, PATTERNS])
