@@ -22,10 +22,11 @@ from tests.helpers.access import PASSWORD, count_rows
 from tests.helpers.waiting import wait_for
 
 from logfactory.access import Role, credentials
-from logfactory.access.bootstrap import ADMIN_FILE, ensure_admin, local_token
+from logfactory.access.bootstrap import ADMIN_FILE, ensure_admin, local_token, renew_admin_token
 from logfactory.access.credentials import MAX_PASSWORD_WORK, check_password, parse_token
 from logfactory.access.store import AccessStore, LastAdminError
 from logfactory.api.auth import match_bearer
+from logfactory.errors import LocalCredentialError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -442,6 +443,35 @@ def test_the_first_start_makes_an_admin_once(tmp_path: Path) -> None:
         (line,) = store.audit_trail(action="admin_created")
         assert values["password"] not in json.dumps(line.as_json())
         assert values["token"] not in json.dumps(line.as_json())
+    finally:
+        store.close()
+
+
+def test_renewing_the_admin_token_revokes_the_old_one_and_keeps_the_password(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    store = AccessStore.in_dir(data)
+    try:
+        made = ensure_admin(store, data)
+        assert made is not None
+        old = json.loads(made.read_text())
+        new = renew_admin_token(store, data)
+        assert new != old["token"]
+        assert store.check_token(old["token"]) is None
+        assert store.check_token(new) is not None
+        now = json.loads(made.read_text())
+        assert now == {**old, "token": new}
+        assert stat.S_IMODE(made.stat().st_mode) == 0o600
+        assert local_token(data) == new
+        assert new not in json.dumps([e.as_json() for e in store.audit_trail()])
+        # a damaged file: a message that says what to do, never a traceback
+        made.write_text("{not json")
+        with pytest.raises(LocalCredentialError, match="token --renew"):
+            local_token(data)
+        made.unlink()
+        with pytest.raises(LocalCredentialError, match="first start"):
+            local_token(data)
     finally:
         store.close()
 
