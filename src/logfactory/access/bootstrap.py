@@ -18,6 +18,7 @@ from pathlib import Path
 from logfactory.access.credentials import new_password
 from logfactory.access.roles import Role
 from logfactory.access.store import AccessStore
+from logfactory.errors import LocalCredentialError
 
 __all__ = [
     "ADMIN_FILE",
@@ -32,11 +33,6 @@ __all__ = [
 ADMIN_FILE = "admin-credentials.json"
 ADMIN_USER = "admin"
 ADMIN_TOKEN_NAME = "local admin"  # noqa: S105 (a name, not a secret)
-
-
-class LocalCredentialError(Exception):
-    """The local admin credential cannot be read or is no longer valid; the message says why
-    and what to do."""
 
 
 def local_actor() -> str:

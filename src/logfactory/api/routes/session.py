@@ -11,6 +11,9 @@ Password guessing meets :class:`~logfactory.access.lockout.LoginThrottle`: after
 ``http.login_max_failures`` failures for one name or from one address, that name or address
 gets 429 with ``Retry-After`` (no password is checked meanwhile), for ``http.login_lockout``
 doubling at each further lock-out. Every login, failed login and logout is in the audit trail.
+At most :data:`MAX_PASSWORD_CHECKS` logins and password changes are checked at once (Argon2
+is slow and large on purpose); more get 503 with ``Retry-After``, counted in the stats as
+``api.limited_login_busy``.
 
 ``/login`` (and its script) are the only pages served without a credential besides health:
 a browser has to load the form before it has one. They hold no data of the node.
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
@@ -27,7 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from logfactory.access import Principal, Role
-from logfactory.access.credentials import password_problem
+from logfactory.access.credentials import MAX_PASSWORD_WORK, password_problem
 from logfactory.access.lockout import LoginThrottle
 from logfactory.access.store import AccessStore, UserInfo
 from logfactory.api.auth import CSRF_COOKIE, SESSION_COOKIE, client_address
@@ -36,10 +41,42 @@ from logfactory.api.json_body import read_json
 from logfactory.api.responses import error_response
 from logfactory.errors import RateLimited, RequestRefused
 
-__all__ = ["LOGIN_JS", "router"]
+__all__ = ["LOGIN_JS", "MAX_PASSWORD_CHECKS", "PasswordChecks", "router"]
+
+T = TypeVar("T")
+
+#: logins and password changes being checked at once (running or queued for an Argon2 slot)
+MAX_PASSWORD_CHECKS = 4 * MAX_PASSWORD_WORK
 
 #: names a login may carry (longer or stranger ones are refused before any work)
-_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")  # matched whole
+
+
+class PasswordChecks:
+    """Password checks in worker threads, at most ``limit`` at once, queued or running.
+
+    Each is an Argon2 computation (64 MiB, a tenth of a second; at most
+    :data:`~logfactory.access.credentials.MAX_PASSWORD_WORK` run at once), so a flood of
+    logins would otherwise hold every worker thread of the server while it waits, and ingest
+    and reads with it. Beyond the limit: 503 with ``Retry-After``, counted by ``on_busy``.
+    """
+
+    def __init__(self, limit: int, on_busy: Callable[[], None]) -> None:
+        self.limit = limit
+        self.in_flight = 0  # only touched on the event loop: no lock
+        self._on_busy = on_busy
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.in_flight >= self.limit:
+            self._on_busy()
+            raise RequestRefused(
+                503, "too many logins at once; retry in a moment", {"Retry-After": "1"}
+            )
+        self.in_flight += 1
+        try:
+            return await run_in_threadpool(fn, *args)
+        finally:
+            self.in_flight -= 1
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,12 +109,16 @@ def check_login(
     """The user whose name and password ``body`` holds (in a worker thread: Argon2 is slow on
     purpose), or a 401, counted by ``throttle`` and written to the audit trail."""
     user = None
-    if _NAME.match(body.user) and len(body.password) <= 1024:
+    named = _NAME.fullmatch(body.user) is not None
+    if named and len(body.password) <= 1024:
         user = store.verify_password(body.user, body.password)
     if user is None:
         throttle.failed(body.user, address)
-        actor = f"user:{body.user[:64]}"
-        store.audit(actor, "login_failed", outcome="refused", address=address)
+        # a name no user can have is the sender's text: kept escaped, in the details, so
+        # line breaks or terminal controls in it cannot forge lines of a printed trail
+        actor = f"user:{body.user}" if named else "user:?"
+        detail = None if named else {"name": ascii(body.user[:64])}
+        store.audit(actor, "login_failed", outcome="refused", address=address, detail=detail)
         raise RequestRefused(401, "wrong user name or password")
     throttle.succeeded(body.user, address)
     return user
@@ -111,6 +152,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     http = ctx.config.http
     lifetime = float(http.session_lifetime)
     throttle = state.login_throttle
+    checks = PasswordChecks(MAX_PASSWORD_CHECKS, lambda: state.limited("login_busy"))
     needs_viewer = state.auth.requires(Role.VIEWER)
 
     @api.get("/login", include_in_schema=False)
@@ -127,6 +169,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             400: {"description": "the body is not {user, password}"},
             401: {"description": "wrong user name or password"},
             415: {"description": "not sent as application/json"},
+            503: {"description": "too many logins at once; `Retry-After`"},
             429: {"description": "too many failures for this user or address; `Retry-After`"},
         },
     )
@@ -141,7 +184,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
                 "too many failed logins for this user or from this address; try again later",
                 max(1, math.ceil(wait)),
             )
-        user = await run_in_threadpool(check_login, store, throttle, body, address)
+        user = await checks.run(check_login, store, throttle, body, address)
         sid, csrf, expires = await run_in_threadpool(start_session, store, user, lifetime, address)
         response = JSONResponse(
             {"user": user.name, "role": str(user.role), "csrf_token": csrf, "expires": expires}
@@ -193,9 +236,12 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         if problem:
             return error_response(400, problem)
         address = client_address(request)
-        if not await run_in_threadpool(change_own_password, store, caller, body, address):
+        if not await checks.run(change_own_password, store, caller, body, address):
             return error_response(403, "the current password is wrong")
-        return JSONResponse({"changed": True, "logged_out": True})
+        response = JSONResponse({"changed": True, "logged_out": True})
+        for name in (SESSION_COOKIE, CSRF_COOKIE):  # every session of theirs ended, this one too
+            response.delete_cookie(name, path="/")
+        return response
 
     return api
 
