@@ -19,16 +19,19 @@ from logfactory.access import Role
 from logfactory.api import NodeContext
 from logfactory.api.json_body import MAX_JSON_BYTES
 from logfactory.bus.local import LocalBus
-from logfactory.config import Config
+from logfactory.config import parse_config
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, NodeContext]]:
     """One API for the module (Hypothesis runs many examples on it): users ``root`` (admin)
-    and ``alice`` (viewer), both with the password PASSWORD; no credential by default."""
+    and ``alice`` (viewer), both with the password PASSWORD; no credential by default. The
+    login lock-out is set out of reach: these tests feed the route hostile bodies, which must
+    each get their own answer (the lock-out has tests of its own, test_lockout, test_api_limits)."""
     tmp = tmp_path_factory.mktemp("hostile")
     bus = LocalBus(tmp / "bus")
-    c, ctx = make_client(tmp, bus, Config(), role=None)
+    config = parse_config("http: {login_max_failures: 1000000000}\n", "hostile.yaml")
+    c, ctx = make_client(tmp, bus, config, role=None)
     new_user(ctx.access, Role.ADMIN, "root")
     new_user(ctx.access, Role.VIEWER, "alice")
     with c:
@@ -255,3 +258,18 @@ def test_any_credential_headers_are_a_401_or_403(
         answer = c.request(method, "/api/v1/users", headers=headers, json={})
         assert answer.status_code == 401, (method, answer.text)
         assert answer.json()["error"]
+
+
+def test_a_review_that_is_not_utf8_is_a_400(
+    api: tuple[TestClient, NodeContext], admin: dict[str, str]
+) -> None:
+    """The review route reads its body itself (not through read_json): bytes that are not
+    UTF-8 are a 400 naming it, not a 500."""
+    c, _ = api
+    answer = c.post(
+        "/api/v1/patterns/0123456789abcdef/review",
+        content=b'{"status": "alert", "reason": "\xff\xfe"}',
+        headers={**admin, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert "UTF-8" in answer.json()["error"]

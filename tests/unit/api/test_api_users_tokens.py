@@ -267,6 +267,24 @@ def test_a_token_scoped_to_job_status_subscribes_to_that_only(
     assert c.get("/api/v1/topics/events.ALERT/tail", headers=free).status_code == 200
 
 
+def test_a_scoped_token_is_refused_on_every_route_that_reads_beyond_its_scopes(
+    api: tuple[TestClient, NodeContext],
+) -> None:
+    """Stats, metrics, the pattern library (its entries hold example lines) and the docs do not
+    check scopes, so a scoped token may not call them at all; subscribe, tail, ingest (its
+    role permitting) and who-am-I it may."""
+    c, ctx = api
+    app = bearer(ctx, Role.VIEWER, ("type:JOB_STATUS",))
+    for path in ("/api/v1/stats", "/metrics", "/api/v1/patterns", "/openapi.json", "/docs"):
+        refused = c.get(path, headers=app)
+        assert refused.status_code == 403, path
+        assert "limited to type:JOB_STATUS" in refused.json()["error"], path
+    assert c.get("/api/v1/auth/me", headers=app).status_code == 200
+    assert c.get("/api/v1/topics/events.JOB_STATUS/tail", headers=app).status_code == 200
+    unscoped = bearer(ctx, Role.VIEWER)
+    assert c.get("/api/v1/patterns", headers=unscoped).status_code == 200
+
+
 def test_a_token_scoped_to_a_topic_reads_that_topic_only(
     api: tuple[TestClient, NodeContext],
 ) -> None:

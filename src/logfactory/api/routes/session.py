@@ -153,7 +153,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     lifetime = float(http.session_lifetime)
     throttle = state.login_throttle
     checks = PasswordChecks(MAX_PASSWORD_CHECKS, lambda: state.limited("login_busy"))
-    needs_viewer = state.auth.requires(Role.VIEWER)
+    needs_viewer = state.auth.requires(Role.VIEWER, scoped=True)
 
     @api.get("/login", include_in_schema=False)
     def login_page() -> HTMLResponse:
