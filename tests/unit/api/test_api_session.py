@@ -16,7 +16,7 @@ from logfactory.access import Role
 from logfactory.api import NodeContext, create_app
 from logfactory.api.routes.session import MAX_PASSWORD_CHECKS
 from logfactory.bus.local import LocalBus
-from logfactory.config import Config
+from logfactory.config import Config, parse_config
 
 
 @pytest.fixture
@@ -246,12 +246,22 @@ def test_a_bearer_token_wins_over_a_cookie(api: tuple[TestClient, NodeContext]) 
     assert c.get("/api/v1/users", headers=headers).status_code == 403
 
 
+@pytest.fixture
+def unlocked(tmp_path: Path, local_bus: LocalBus) -> Iterator[tuple[TestClient, NodeContext]]:
+    """The API with the login lock-out out of reach (a flood from one address stays checked)."""
+    config = parse_config("http: {login_max_failures: 1000000}\n", "flood.yaml")
+    c, ctx = make_client(tmp_path, local_bus, config, role=None)
+    with c:
+        yield c, ctx
+    ctx.producer.close()
+
+
 def test_a_flood_of_logins_beyond_the_bound_gets_503_and_the_rest_are_checked(
-    api: tuple[TestClient, NodeContext], monkeypatch: pytest.MonkeyPatch
+    unlocked: tuple[TestClient, NodeContext], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Password checks wait for Argon2 in worker threads: at most MAX_PASSWORD_CHECKS at once,
     so a flood cannot hold every thread of the server (ingest and reads need them too)."""
-    c, ctx = api
+    c, ctx = unlocked
     release = threading.Event()
     entered: list[str] = []
 
@@ -289,3 +299,23 @@ def test_a_flood_of_logins_beyond_the_bound_gets_503_and_the_rest_are_checked(
     assert ctx.registry.snapshot()["counters"]["api"]["limited_login_busy"] == extra + 1
     # and the next login is checked again
     assert c.post("/api/v1/auth/login", json={"user": "x", "password": PASSWORD}).status_code == 401
+
+
+def test_guessing_the_current_password_meets_the_login_lock_out(
+    tmp_path: Path, local_bus: LocalBus
+) -> None:
+    """A stolen session cannot try current passwords without limit: wrong ones count as
+    failed logins of that user, and the lock-out answers 429 before any is checked."""
+    c, ctx = make_client(tmp_path, local_bus, Config(), role=None)
+    with c:
+        new_user(ctx.access, Role.VIEWER, "alice")
+        headers = session_headers(login(c, "alice"), write=True)
+        guess = {"current": "not her password", "new": "a brand new passphrase"}
+        statuses = [
+            c.post("/api/v1/auth/password", json=guess, headers=headers).status_code
+            for _ in range(6)
+        ]
+        assert statuses == [403] * 5 + [429]
+        refused = c.post("/api/v1/auth/login", json={"user": "alice", "password": PASSWORD})
+        assert refused.status_code == 429  # her name is locked for logins too
+    ctx.producer.close()

@@ -133,6 +133,17 @@ def start_session(
     return opened
 
 
+def refuse_if_locked(throttle: LoginThrottle, state: ApiState, user: str, address: str) -> None:
+    """429 (:class:`RateLimited`) while ``user`` or ``address`` is locked out, counted."""
+    wait = throttle.retry_after(user, address)
+    if wait is not None:
+        state.limited("login")
+        raise RateLimited(
+            "too many failed logins for this user or from this address; try again later",
+            max(1, math.ceil(wait)),
+        )
+
+
 def change_own_password(
     store: AccessStore, caller: Principal, body: PasswordBody, address: str
 ) -> bool:
@@ -177,13 +188,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         """Log in with a user name and password: a session cookie and a CSRF token."""
         body = await read_json(request, LoginBody)
         address = client_address(request)
-        wait = throttle.retry_after(body.user, address)
-        if wait is not None:  # no password is checked while locked out
-            state.limited("login")
-            raise RateLimited(
-                "too many failed logins for this user or from this address; try again later",
-                max(1, math.ceil(wait)),
-            )
+        refuse_if_locked(throttle, state, body.user, address)  # no password checked meanwhile
         user = await checks.run(check_login, store, throttle, body, address)
         sid, csrf, expires = await run_in_threadpool(start_session, store, user, lifetime, address)
         response = JSONResponse(
@@ -236,7 +241,10 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         if problem:
             return error_response(400, problem)
         address = client_address(request)
+        # a stolen session guessing the current password meets the login's lock-out
+        refuse_if_locked(throttle, state, caller.name, address)
         if not await checks.run(change_own_password, store, caller, body, address):
+            throttle.failed(caller.name, address)
             return error_response(403, "the current password is wrong")
         response = JSONResponse({"changed": True, "logged_out": True})
         for name in (SESSION_COOKIE, CSRF_COOKIE):  # every session of theirs ended, this one too
