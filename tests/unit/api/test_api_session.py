@@ -3,6 +3,7 @@ write, and the ends of a session (logout, a password change, a disabled user).""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from tests.helpers.waiting import wait_for
 
 from logfactory.access import Role
 from logfactory.api import NodeContext, create_app
-from logfactory.api.routes.session import MAX_PASSWORD_CHECKS
+from logfactory.api.routes.session import MAX_PASSWORD_CHECKS, Tarpit
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config, parse_config
 
@@ -319,3 +320,28 @@ def test_guessing_the_current_password_meets_the_login_lock_out(
         refused = c.post("/api/v1/auth/login", json={"user": "alice", "password": PASSWORD})
         assert refused.status_code == 429  # her name is locked for logins too
     ctx.producer.close()
+
+
+def test_the_tarpit_holds_at_most_its_bound_and_lets_the_rest_through() -> None:
+    """Held refusals are sleeping coroutines, at most ``most`` at once: one more is answered
+    at once (the pit cannot grow with a flood), and a hold ends by itself."""
+
+    async def scenario() -> tuple[int, bool, int]:
+        pit = Tarpit(hold_s=3600.0, most=3)
+        held = [asyncio.create_task(pit.hold(3600.0)) for _ in range(3)]
+        while pit.held < 3:
+            await asyncio.sleep(0)
+        at_bound = pit.held
+        await asyncio.wait_for(pit.hold(3600.0), 30)  # over the bound: not held
+        beyond_returned = True
+        for task in held:
+            task.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+        short = Tarpit(hold_s=0.0, most=3)
+        await asyncio.wait_for(short.hold(60.0), 30)  # held for min(wait, hold_s)
+        return at_bound, beyond_returned, pit.held
+
+    at_bound, beyond_returned, after = asyncio.run(scenario())
+    assert at_bound == 3
+    assert beyond_returned
+    assert after == 0  # cancelled holds are released

@@ -10,10 +10,11 @@ logout, and when the user's password, role or standing changes.
 Password guessing meets :class:`~logfactory.access.lockout.LoginThrottle`: after
 ``http.login_max_failures`` failures for one name or from one address, that name or address
 gets 429 with ``Retry-After`` (no password is checked meanwhile), for ``http.login_lockout``
-doubling at each further lock-out. Every login, failed login and logout is in the audit trail.
-At most :data:`MAX_PASSWORD_CHECKS` logins and password changes are checked at once (Argon2
-is slow and large on purpose); more get 503 with ``Retry-After``, counted in the stats as
-``api.limited_login_busy``.
+doubling at each further lock-out; the 429 is held up to two seconds (:class:`Tarpit`) so a
+guesser that ignores ``Retry-After`` cannot turn refusals into a flood. Every login, failed
+login and logout is in the audit trail. At most :data:`MAX_PASSWORD_CHECKS` logins and
+password changes are checked at once (Argon2 is slow and large on purpose); more get 503 with
+``Retry-After``, counted in the stats as ``api.limited_login_busy``.
 
 ``/login`` (and its script) are the only pages served without a credential besides health:
 a browser has to load the form before it has one. They hold no data of the node.
@@ -21,6 +22,7 @@ a browser has to load the form before it has one. They hold no data of the node.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Callable
@@ -133,11 +135,45 @@ def start_session(
     return opened
 
 
-def refuse_if_locked(throttle: LoginThrottle, state: ApiState, user: str, address: str) -> None:
-    """429 (:class:`RateLimited`) while ``user`` or ``address`` is locked out, counted."""
+class Tarpit:
+    """Holds the answers to locked-out login attempts for a while before sending them.
+
+    A guesser that ignores ``Retry-After`` would otherwise turn its refusals into a flood of
+    cheap requests on the node's one event loop, at the cost of everyone else's; held for
+    :data:`TARPIT_S`, each of its connections tries at most that often. A held answer is a
+    sleeping coroutine (no thread, no CPU); at most :data:`TARPIT_MAX` are held at once, and
+    beyond that the refusal goes out at once, so the pit itself stays bounded.
+    """
+
+    def __init__(self, hold_s: float = 2.0, most: int = 256) -> None:
+        self.hold_s = hold_s
+        self.most = most
+        self.held = 0
+
+    async def hold(self, wait: float) -> None:
+        if self.held >= self.most:
+            return
+        self.held += 1
+        try:
+            await asyncio.sleep(min(wait, self.hold_s))
+        finally:
+            self.held -= 1
+
+
+#: how long a locked-out login's refusal is held, at most; how many are held at once
+TARPIT_S = 2.0
+TARPIT_MAX = 256
+
+
+async def refuse_if_locked(
+    throttle: LoginThrottle, state: ApiState, tarpit: Tarpit, user: str, address: str
+) -> None:
+    """429 (:class:`RateLimited`) while ``user`` or ``address`` is locked out, counted, after
+    the tarpit's hold."""
     wait = throttle.retry_after(user, address)
     if wait is not None:
         state.limited("login")
+        await tarpit.hold(wait)
         raise RateLimited(
             "too many failed logins for this user or from this address; try again later",
             max(1, math.ceil(wait)),
@@ -163,6 +199,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     http = ctx.config.http
     lifetime = float(http.session_lifetime)
     throttle = state.login_throttle
+    tarpit = Tarpit(TARPIT_S, TARPIT_MAX)
     checks = PasswordChecks(MAX_PASSWORD_CHECKS, lambda: state.limited("login_busy"))
     needs_viewer = state.auth.requires(Role.VIEWER, scoped=True)
 
@@ -188,7 +225,8 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         """Log in with a user name and password: a session cookie and a CSRF token."""
         body = await read_json(request, LoginBody)
         address = client_address(request)
-        refuse_if_locked(throttle, state, body.user, address)  # no password checked meanwhile
+        # no password is checked while locked out
+        await refuse_if_locked(throttle, state, tarpit, body.user, address)
         user = await checks.run(check_login, store, throttle, body, address)
         sid, csrf, expires = await run_in_threadpool(start_session, store, user, lifetime, address)
         response = JSONResponse(
@@ -242,7 +280,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             return error_response(400, problem)
         address = client_address(request)
         # a stolen session guessing the current password meets the login's lock-out
-        refuse_if_locked(throttle, state, caller.name, address)
+        await refuse_if_locked(throttle, state, tarpit, caller.name, address)
         if not await checks.run(change_own_password, store, caller, body, address):
             throttle.failed(caller.name, address)
             return error_response(403, "the current password is wrong")
