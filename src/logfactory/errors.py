@@ -38,6 +38,8 @@ The hierarchy (``test_errors.py`` checks that it names every class):
     * LearnError
     * LibraryFileError
     * ReviewError
+    * LastAdminError
+    * LocalCredentialError
 
 The CLI turns one that no command handled into one ``Error:`` line: exit status 2 for a
 :class:`ConfigError`, 1 for any other (see docs/architecture.md, exit statuses).
@@ -56,6 +58,7 @@ __all__ = [
     "DecodeError",
     "FencedError",
     "IngestBodyError",
+    "LastAdminError",
     "LearnError",
     "LibraryFileError",
     "LocalCredentialError",
@@ -231,3 +234,13 @@ class LibraryFileError(LogfactoryError, ValueError):
 
 class ReviewError(LogfactoryError, ValueError):
     """A review request that cannot be applied; the message says what to send instead."""
+
+
+# -- access control ------------------------------------------------------------------------
+class LastAdminError(LogfactoryError, ValueError):
+    """A change or removal of a user that would leave no active admin user; nothing changed."""
+
+
+class LocalCredentialError(LogfactoryError):
+    """The local admin credential cannot be read or is no longer valid; the message says why
+    and what to do."""

@@ -37,11 +37,13 @@ from logfactory.access.credentials import (
     parse_token,
 )
 from logfactory.access.roles import Role
+from logfactory.errors import LastAdminError
 
 __all__ = [
     "ACCESS_DB",
     "AccessStore",
     "AuditEntry",
+    "LastAdminError",
     "Session",
     "TokenInfo",
     "UserInfo",
@@ -103,10 +105,17 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 """
 
-#: a session's last_seen is written at most this often (seconds): not a write per request
+#: a session's last_seen is written at most this often (seconds), or twice per idle timeout when
+#: that is shorter: not a write per request
 _TOUCH_EVERY_S = 60.0
 #: tokens whose new addresses are remembered at most (per token); beyond, each use is not noted
 _MAX_ADDRESSES_PER_TOKEN = 1000
+
+
+_ACTIVE_ADMINS = (
+    "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 "
+    "AND (expires IS NULL OR expires > ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -296,9 +305,14 @@ class AccessStore:
         password: str | None = None,
         disabled: bool | None = None,
         expires: float | bool | None = False,
+        keep_admin: bool = True,
     ) -> UserInfo | None:
         """Change what is given (``expires=False``: unchanged); ending a user's sessions when
-        their password, role or standing changes. None when there is no such user."""
+        their password, role or standing changes. None when there is no such user.
+
+        With ``keep_admin``, :class:`LastAdminError` (and nothing changed) when the change would
+        leave no active admin user where there was one: checked in the change's own
+        transaction, so two admins demoting each other at once cannot both succeed."""
         sets: list[str] = []
         args: list[Any] = []
         if role is not None:
@@ -315,19 +329,36 @@ class AccessStore:
             args.append(expires)
         with self._tx() as db:
             if sets:
+                admins = self._active_admins(db)
                 cur = db.execute(
                     f"UPDATE users SET {', '.join(sets)}, changed = ? WHERE name = ?",  # noqa: S608
                     (*args, self._clock(), name),
                 )
                 if cur.rowcount == 0:
                     return None
+                if keep_admin:
+                    self._keep_an_admin(db, admins, name)
                 db.execute("DELETE FROM sessions WHERE user = ?", (name,))
         return self.user(name)
 
-    def remove_user(self, name: str) -> bool:
+    def remove_user(self, name: str, *, keep_admin: bool = True) -> bool:
+        """Remove the user and their sessions; False when there is no such user. With
+        ``keep_admin``, :class:`LastAdminError` when they are the last active admin."""
         with self._tx() as db:
+            admins = self._active_admins(db)
             db.execute("DELETE FROM sessions WHERE user = ?", (name,))
-            return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+            removed = db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+            if removed and keep_admin:
+                self._keep_an_admin(db, admins, name)
+            return removed
+
+    def _active_admins(self, db: sqlite3.Connection) -> int:
+        return int(db.execute(_ACTIVE_ADMINS, (self._clock(),)).fetchone()[0])
+
+    def _keep_an_admin(self, db: sqlite3.Connection, before: int, name: str) -> None:
+        """Inside a change's transaction: refuse it (rolled back) if it ended the last admin."""
+        if before > 0 and self._active_admins(db) == 0:
+            raise LastAdminError(f"{name!r} is the last active admin; make another admin first")
 
     def verify_password(self, name: str, password: str) -> UserInfo | None:
         """The user, when ``password`` is theirs and they may log in; None otherwise (the same
@@ -367,7 +398,9 @@ class AccessStore:
         user = self.user(row[0])
         if user is None or not user.active(now):
             return None
-        return Session(user, row[1], row[2], touch_due=row[3] + _TOUCH_EVERY_S <= now)
+        # touched at least twice per idle timeout, or a session in use would end at a short one
+        touch_every = min(_TOUCH_EVERY_S, idle_s / 2)
+        return Session(user, row[1], row[2], touch_due=row[3] + touch_every <= now)
 
     def touch_session(self, sid: str) -> None:
         """Note that ``sid`` was used now (the idle timeout counts from here)."""
@@ -493,7 +526,8 @@ class AccessStore:
                     target,
                     outcome,
                     address,
-                    json.dumps(detail or {}, sort_keys=True),
+                    # unescaped, so a search (instr) finds "café" in the details as typed
+                    json.dumps(detail or {}, sort_keys=True, ensure_ascii=False),
                 ),
             )
 

@@ -132,8 +132,12 @@ class Authenticator:
         self._idle_s = float(config.http.session_idle_timeout)
         self._seen: set[tuple[str, str]] = set()
 
-    def requires(self, need: Role) -> Callable[..., Awaitable[Principal]]:
+    def requires(self, need: Role, *, scoped: bool = False) -> Callable[..., Awaitable[Principal]]:
         """The dependency of a route that needs role ``need``; it gives the caller.
+
+        A token with scopes is limited to what they name, so it may call only the routes that
+        check them (``scoped=True``: subscribe, topic tails; and ingest and who-am-I, which
+        read nothing): every other route would read beyond its scopes, and refuses it (403).
 
         The function carries ``required_role`` so that tests (and the docs) can list what each
         route needs by walking the app's routes.
@@ -149,6 +153,11 @@ class Authenticator:
                 raise forbidden(
                     f"this needs the role {need} (or one above it); "
                     f"{principal.name!r} has {principal.role}"
+                )
+            if principal.scopes and not scoped:
+                raise forbidden(
+                    f"this token is limited to {', '.join(principal.scopes)}; this route reads "
+                    "beyond them (scoped tokens may subscribe and tail topics only)"
                 )
             request.state.principal = principal
             return principal

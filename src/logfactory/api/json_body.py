@@ -46,3 +46,5 @@ async def read_json(request: Request, kind: type[T], max_bytes: int = MAX_JSON_B
         raise RequestRefused(400, f"the body is not what this route takes: {exc}") from None
     except msgspec.DecodeError as exc:
         raise RequestRefused(400, f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:  # msgspec raises it, not a DecodeError, for bytes not UTF-8
+        raise RequestRefused(400, "the body is not valid JSON: its text is not UTF-8") from None

@@ -224,6 +224,7 @@ def _refusal_metrics(view: StatsView) -> Iterator[Metric]:
 
 LIMITS = (
     "login",
+    "login_busy",
     "query",
     "sse_total",
     "sse_client",
@@ -240,7 +241,8 @@ def _limit_metrics(view: StatsView) -> Iterator[Metric]:
     counters = view.other.get("api", {})
     limited = CounterMetricFamily(
         "logfactory_api_limited",
-        "Requests the API refused at a limit against abuse: login lock-out, query rate, SSE "
+        "Requests the API refused at a limit against abuse: login lock-out, logins in flight, "
+        "query rate, SSE "
         "streams (in total, per client address, per credential), request header size.",
         labels=["limit"],
     )

@@ -23,6 +23,9 @@ from logfactory.api.responses import error_response
 
 __all__ = ["parse_time", "router"]
 
+#: the largest sequence number SQLite holds; a larger ``before`` is a 422, not an overflow
+_MAX_SEQ = 2**63 - 1
+
 
 def parse_time(text: str) -> float:
     """Seconds since the epoch from ISO 8601 (``2026-12-06T09:00:00Z``) or a number."""
@@ -54,7 +57,9 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         q: str | None = Query(
             None, max_length=200, description="substring of target, address, actor or details"
         ),
-        before: int | None = Query(None, ge=1, description="only lines older than this seq"),
+        before: int | None = Query(
+            None, ge=1, le=_MAX_SEQ, description="only lines older than this seq"
+        ),
         limit: int = Query(100, ge=1, le=1000),
     ) -> Response:
         """Audit lines, newest first; page with ``before`` = the last line's ``seq``."""

@@ -230,7 +230,7 @@ def _ingest_body(
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The ingest route of the node ``ctx`` describes, one source per ``type: http`` entry."""
     api = APIRouter()
-    needs_ingest = state.auth.requires(Role.INGEST)
+    needs_ingest = state.auth.requires(Role.INGEST, scoped=True)
     sources = ingest_sources(ctx.config)
     producer: Producer = ctx.producer
     overload = Overload(producer)

@@ -130,8 +130,8 @@ def parse_review(body: bytes) -> Review:
     """
     try:
         obj = _decode_object(body)
-    except msgspec.DecodeError as exc:
-        raise ReviewError(f"the body must be a JSON object: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ReviewError(f"the body must be a JSON object (UTF-8): {exc}") from exc
     unknown = sorted(set(obj) - {"status", "reason", "severity"})
     if unknown:
         raise ReviewError(f"unknown field(s) {', '.join(unknown)}; use status, reason, severity")

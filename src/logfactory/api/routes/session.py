@@ -10,7 +10,11 @@ logout, and when the user's password, role or standing changes.
 Password guessing meets :class:`~logfactory.access.lockout.LoginThrottle`: after
 ``http.login_max_failures`` failures for one name or from one address, that name or address
 gets 429 with ``Retry-After`` (no password is checked meanwhile), for ``http.login_lockout``
-doubling at each further lock-out. Every login, failed login and logout is in the audit trail.
+doubling at each further lock-out; the 429 is held up to two seconds (:class:`Tarpit`) so a
+guesser that ignores ``Retry-After`` cannot turn refusals into a flood. Every login, failed
+login and logout is in the audit trail. At most :data:`MAX_PASSWORD_CHECKS` logins and
+password changes are checked at once (Argon2 is slow and large on purpose); more get 503 with
+``Retry-After``, counted in the stats as ``api.limited_login_busy``.
 
 ``/login`` (and its script) are the only pages served without a credential besides health:
 a browser has to load the form before it has one. They hold no data of the node.
@@ -18,8 +22,11 @@ a browser has to load the form before it has one. They hold no data of the node.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
@@ -27,7 +34,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from logfactory.access import Principal, Role
-from logfactory.access.credentials import password_problem
+from logfactory.access.credentials import MAX_PASSWORD_WORK, password_problem
 from logfactory.access.lockout import LoginThrottle
 from logfactory.access.store import AccessStore, UserInfo
 from logfactory.api.auth import CSRF_COOKIE, SESSION_COOKIE, client_address
@@ -36,10 +43,42 @@ from logfactory.api.json_body import read_json
 from logfactory.api.responses import error_response
 from logfactory.errors import RateLimited, RequestRefused
 
-__all__ = ["LOGIN_JS", "router"]
+__all__ = ["LOGIN_JS", "MAX_PASSWORD_CHECKS", "PasswordChecks", "router"]
+
+T = TypeVar("T")
+
+#: logins and password changes being checked at once (running or queued for an Argon2 slot)
+MAX_PASSWORD_CHECKS = 4 * MAX_PASSWORD_WORK
 
 #: names a login may carry (longer or stranger ones are refused before any work)
-_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")  # matched whole
+
+
+class PasswordChecks:
+    """Password checks in worker threads, at most ``limit`` at once, queued or running.
+
+    Each is an Argon2 computation (64 MiB, a tenth of a second; at most
+    :data:`~logfactory.access.credentials.MAX_PASSWORD_WORK` run at once), so a flood of
+    logins would otherwise hold every worker thread of the server while it waits, and ingest
+    and reads with it. Beyond the limit: 503 with ``Retry-After``, counted by ``on_busy``.
+    """
+
+    def __init__(self, limit: int, on_busy: Callable[[], None]) -> None:
+        self.limit = limit
+        self.in_flight = 0  # only touched on the event loop: no lock
+        self._on_busy = on_busy
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.in_flight >= self.limit:
+            self._on_busy()
+            raise RequestRefused(
+                503, "too many logins at once; retry in a moment", {"Retry-After": "1"}
+            )
+        self.in_flight += 1
+        try:
+            return await run_in_threadpool(fn, *args)
+        finally:
+            self.in_flight -= 1
 
 
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -72,12 +111,16 @@ def check_login(
     """The user whose name and password ``body`` holds (in a worker thread: Argon2 is slow on
     purpose), or a 401, counted by ``throttle`` and written to the audit trail."""
     user = None
-    if _NAME.match(body.user) and len(body.password) <= 1024:
+    named = _NAME.fullmatch(body.user) is not None
+    if named and len(body.password) <= 1024:
         user = store.verify_password(body.user, body.password)
     if user is None:
         throttle.failed(body.user, address)
-        actor = f"user:{body.user[:64]}"
-        store.audit(actor, "login_failed", outcome="refused", address=address)
+        # a name no user can have is the sender's text: kept escaped, in the details, so
+        # line breaks or terminal controls in it cannot forge lines of a printed trail
+        actor = f"user:{body.user}" if named else "user:?"
+        detail = None if named else {"name": ascii(body.user[:64])}
+        store.audit(actor, "login_failed", outcome="refused", address=address, detail=detail)
         raise RequestRefused(401, "wrong user name or password")
     throttle.succeeded(body.user, address)
     return user
@@ -90,6 +133,51 @@ def start_session(
     opened = store.open_session(user.name, lifetime, address)
     store.audit(f"user:{user.name}", "login", address=address)
     return opened
+
+
+class Tarpit:
+    """Holds the answers to locked-out login attempts for a while before sending them.
+
+    A guesser that ignores ``Retry-After`` would otherwise turn its refusals into a flood of
+    cheap requests on the node's one event loop, at the cost of everyone else's; held for
+    :data:`TARPIT_S`, each of its connections tries at most that often. A held answer is a
+    sleeping coroutine (no thread, no CPU); at most :data:`TARPIT_MAX` are held at once, and
+    beyond that the refusal goes out at once, so the pit itself stays bounded.
+    """
+
+    def __init__(self, hold_s: float = 2.0, most: int = 256) -> None:
+        self.hold_s = hold_s
+        self.most = most
+        self.held = 0
+
+    async def hold(self, wait: float) -> None:
+        if self.held >= self.most:
+            return
+        self.held += 1
+        try:
+            await asyncio.sleep(min(wait, self.hold_s))
+        finally:
+            self.held -= 1
+
+
+#: how long a locked-out login's refusal is held, at most; how many are held at once
+TARPIT_S = 2.0
+TARPIT_MAX = 256
+
+
+async def refuse_if_locked(
+    throttle: LoginThrottle, state: ApiState, tarpit: Tarpit, user: str, address: str
+) -> None:
+    """429 (:class:`RateLimited`) while ``user`` or ``address`` is locked out, counted, after
+    the tarpit's hold."""
+    wait = throttle.retry_after(user, address)
+    if wait is not None:
+        state.limited("login")
+        await tarpit.hold(wait)
+        raise RateLimited(
+            "too many failed logins for this user or from this address; try again later",
+            max(1, math.ceil(wait)),
+        )
 
 
 def change_own_password(
@@ -111,7 +199,9 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     http = ctx.config.http
     lifetime = float(http.session_lifetime)
     throttle = state.login_throttle
-    needs_viewer = state.auth.requires(Role.VIEWER)
+    tarpit = Tarpit(TARPIT_S, TARPIT_MAX)
+    checks = PasswordChecks(MAX_PASSWORD_CHECKS, lambda: state.limited("login_busy"))
+    needs_viewer = state.auth.requires(Role.VIEWER, scoped=True)
 
     @api.get("/login", include_in_schema=False)
     def login_page() -> HTMLResponse:
@@ -127,6 +217,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             400: {"description": "the body is not {user, password}"},
             401: {"description": "wrong user name or password"},
             415: {"description": "not sent as application/json"},
+            503: {"description": "too many logins at once; `Retry-After`"},
             429: {"description": "too many failures for this user or address; `Retry-After`"},
         },
     )
@@ -134,14 +225,9 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         """Log in with a user name and password: a session cookie and a CSRF token."""
         body = await read_json(request, LoginBody)
         address = client_address(request)
-        wait = throttle.retry_after(body.user, address)
-        if wait is not None:  # no password is checked while locked out
-            state.limited("login")
-            raise RateLimited(
-                "too many failed logins for this user or from this address; try again later",
-                max(1, math.ceil(wait)),
-            )
-        user = await run_in_threadpool(check_login, store, throttle, body, address)
+        # no password is checked while locked out
+        await refuse_if_locked(throttle, state, tarpit, body.user, address)
+        user = await checks.run(check_login, store, throttle, body, address)
         sid, csrf, expires = await run_in_threadpool(start_session, store, user, lifetime, address)
         response = JSONResponse(
             {"user": user.name, "role": str(user.role), "csrf_token": csrf, "expires": expires}
@@ -193,9 +279,15 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         if problem:
             return error_response(400, problem)
         address = client_address(request)
-        if not await run_in_threadpool(change_own_password, store, caller, body, address):
+        # a stolen session guessing the current password meets the login's lock-out
+        await refuse_if_locked(throttle, state, tarpit, caller.name, address)
+        if not await checks.run(change_own_password, store, caller, body, address):
+            throttle.failed(caller.name, address)
             return error_response(403, "the current password is wrong")
-        return JSONResponse({"changed": True, "logged_out": True})
+        response = JSONResponse({"changed": True, "logged_out": True})
+        for name in (SESSION_COOKIE, CSRF_COOKIE):  # every session of theirs ended, this one too
+            response.delete_cookie(name, path="/")
+        return response
 
     return api
 

@@ -233,7 +233,7 @@ def _refused(refusal: Refusal) -> JSONResponse:
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The subscribe route of the node ``ctx`` describes; its streams count in ``state``."""
     api = APIRouter()
-    needs_viewer = state.auth.requires(Role.VIEWER)
+    needs_viewer = state.auth.requires(Role.VIEWER, scoped=True)
     known = known_types(ctx.config)
     partitions = ctx.config.bus.partitions
     http = ctx.config.http

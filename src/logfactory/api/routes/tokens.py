@@ -3,7 +3,8 @@
 A token has a name (what it is for: ``edge web01``, ``grafana``), a role, optional scopes, an
 optional expiry, and its secret, shown once in the answer that creates it and stored only as a
 hash. Scopes narrow a token below its role: ``type:JOB_STATUS`` (it may subscribe to that
-event type only), ``topic:logs.parsed`` (it may read that topic only). Revoking is for good; a
+event type only), ``topic:logs.parsed`` (it may read that topic only); an admin token takes
+none, since it could create itself an unscoped token. Revoking is for good; a
 token is never deleted, so the audit trail's ``token:<id>`` always names something listable.
 """
 
@@ -29,8 +30,9 @@ from logfactory.topics import event_types
 
 __all__ = ["router", "scope_problem"]
 
-_TOKEN_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+# matched whole (fullmatch): "$" would let a trailing line break through
+_TOKEN_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _UNKNOWN = {"description": "no such token"}
 
 
@@ -50,7 +52,7 @@ def scope_problem(scope: str, known_types: list[str]) -> str | None:
     kind, _, value = scope.partition(":")
     if kind == "type" and value in known_types:
         return None
-    if kind == "topic" and _TOPIC.match(value):
+    if kind == "topic" and _TOPIC.fullmatch(value):
         return None
     return (
         f"{scope!r} is not a scope: write type:EVENT_TYPE (one of {', '.join(known_types)}) "
@@ -60,10 +62,16 @@ def scope_problem(scope: str, known_types: list[str]) -> str | None:
 
 def new_token_problem(body: NewToken, known_types: list[str]) -> str | None:
     """Why ``body`` cannot be a token, or None."""
-    if not _TOKEN_NAME.match(body.name):
+    if not _TOKEN_NAME.fullmatch(body.name):
         return "a token's name is 1-100 printable characters"
     if len(body.scopes) > 100:
         return "at most 100 scopes"
+    if body.scopes and body.role is Role.ADMIN:
+        # scopes narrow what a token reads; an admin token could mint itself one without them
+        return (
+            "an admin token cannot be scoped (it could make an unscoped token); give scopes "
+            "to a viewer, operator or ingest token"
+        )
     return next((p for p in (scope_problem(s, known_types) for s in body.scopes) if p), None)
 
 

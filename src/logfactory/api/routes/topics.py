@@ -49,7 +49,7 @@ def message_json(message: Message) -> dict[str, Any]:
 def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The topic routes over the bus of the node ``ctx`` describes."""
     api = APIRouter()
-    needs_viewer = state.auth.requires(Role.VIEWER)
+    needs_viewer = state.auth.requires(Role.VIEWER, scoped=True)
     limited = Depends(limit_queries(state.query_limiter, ctx.registry))
 
     @api.get(

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 
 from logfactory.access import Principal, Role
 from logfactory.access.credentials import password_problem
-from logfactory.access.store import AccessStore, UserInfo
+from logfactory.access.store import AccessStore, LastAdminError, UserInfo
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.expiry import expiry
@@ -28,7 +28,8 @@ from logfactory.errors import RequestRefused
 
 __all__ = ["USER_NAME", "add_user", "apply_change", "remove", "router"]
 
-USER_NAME = re.compile(r"^[A-Za-z0-9._@+-]{1,64}$")
+#: what a user name may be, matched whole (``fullmatch``: "$" would let "alice\n" through)
+USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 _UNKNOWN = {"description": "no such user"}
 _BAD_NAME = "a user name is 1-64 letters, digits or . _ @ + -"
 _LAST = "{name!r} is the last active admin; make another admin first"
@@ -63,7 +64,7 @@ def _refuse(status: int, message: str | None) -> None:
 
 def add_user(store: AccessStore, body: NewUser, caller: Principal, address: str) -> UserInfo:
     """Create the user ``body`` describes (in a worker thread), or :class:`RequestRefused`."""
-    _refuse(400, None if USER_NAME.match(body.name) else _BAD_NAME)
+    _refuse(400, None if USER_NAME.fullmatch(body.name) else _BAD_NAME)
     _refuse(400, password_problem(body.password))
     try:
         expires = expiry(body.expires_in, time.time())
@@ -86,6 +87,8 @@ def _gone(name: str) -> UserInfo:
 
 def _new_expiry(body: UserChange) -> float | bool | None:
     """The change's expiry: a time, None (never) or False (unchanged)."""
+    if body.never_expires and body.expires_in is not None:
+        raise RequestRefused(400, "give expires_in or never_expires, not both")
     if body.never_expires:
         return None
     if body.expires_in is None:
@@ -104,12 +107,15 @@ def apply_change(
     if body.password is not None:
         _refuse(400, password_problem(body.password))
     expires = _new_expiry(body)
-    demotes = body.role not in (None, Role.ADMIN) or bool(body.disabled) or expires is not False
-    if demotes and _last_admin(store, name):
+    # an end date for the only admin is refused too: they would lock everyone out on that day
+    if isinstance(expires, float) and _last_admin(store, name):
         raise RequestRefused(409, _LAST.format(name=name))
-    user = store.change_user(
-        name, role=body.role, password=body.password, disabled=body.disabled, expires=expires
-    ) or _gone(name)
+    try:
+        user = store.change_user(
+            name, role=body.role, password=body.password, disabled=body.disabled, expires=expires
+        ) or _gone(name)
+    except LastAdminError as exc:  # checked in the change's own transaction (no race)
+        raise RequestRefused(409, str(exc)) from None
     changed = [k for k in ("role", "password", "disabled") if getattr(body, k) is not None]
     if expires is not False:
         changed.append("expires")
@@ -125,9 +131,11 @@ def apply_change(
 
 def remove(store: AccessStore, name: str, caller: Principal, address: str) -> None:
     """Remove the user (in a worker thread), or :class:`RequestRefused`."""
-    if _last_admin(store, name):
-        raise RequestRefused(409, _LAST.format(name=name))
-    if not store.remove_user(name):
+    try:
+        removed = store.remove_user(name)
+    except LastAdminError as exc:
+        raise RequestRefused(409, str(exc)) from None
+    if not removed:
         _gone(name)
     store.audit(caller.key, "user_removed", target=name, address=address)
 
