@@ -34,7 +34,6 @@ The hierarchy (``test_errors.py`` checks that it names every class):
     * RequestRefused
         * AuthError
         * RateLimited
-    * LocalCredentialError
     * LearnError
     * LibraryFileError
     * ReviewError
@@ -216,11 +215,6 @@ class RateLimited(RequestRefused):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(429, message, {"Retry-After": str(retry_after)})
         self.retry_after = retry_after
-
-
-class LocalCredentialError(LogfactoryError):
-    """The local admin credential (``<data_dir>/admin-credentials.json``, what ``logfactory
-    token`` prints) cannot be read or is no longer valid; the message says why and what to do."""
 
 
 # -- the pattern library -------------------------------------------------------------------
