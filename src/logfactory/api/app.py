@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
+from logfactory.access import Role
 from logfactory.api import safety
-from logfactory.api.auth import Authenticator
+from logfactory.api.auth import Authenticator, required_role
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.routes import (
     audit,
@@ -61,5 +64,29 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app.state.api = state
     safety.install(app, ctx.config.http, ctx.registry)  # Host, secure headers, CORS, 415
     for module in ROUTE_MODULES:
-        app.include_router(module.router(ctx, state))
+        router = module.router(ctx, state)
+        _declare_refusals(router)
+        app.include_router(router)
     return app
+
+
+def _route_role(dependant: Dependant) -> Role | None:
+    """The role the route of ``dependant`` requires (found among its dependencies), or None."""
+    for dep in dependant.dependencies:
+        role = required_role(dep.call) or _route_role(dep)
+        if role is not None:
+            return role
+    return None
+
+
+def _declare_refusals(router: APIRouter) -> None:
+    """Every route that needs a role says so in the OpenAPI description (and the endpoint
+    reference made from it): its 401 and 403, written once here rather than on each route."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and (role := _route_role(route.dependant)) is not None:
+            route.responses.setdefault(
+                401, {"description": "no credential, or one this node does not know"}
+            )
+            route.responses.setdefault(
+                403, {"description": f"needs the role {role} (or above); or a scoped token"}
+            )

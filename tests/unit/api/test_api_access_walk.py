@@ -326,6 +326,14 @@ def test_every_route_is_walked_and_only_the_public_ones_need_no_role(walk: Walk)
     described = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
     assert described, "the OpenAPI description lists no operation"
     assert described <= set(found), sorted(described - set(found))
+    # and says, for each route that needs a role, that it may answer 401 and 403
+    undeclared = sorted(
+        (m.upper(), p)
+        for p, ops in spec["paths"].items()
+        for m, op in ops.items()
+        if found[(m.upper(), p)] is not None and not {"401", "403"} <= set(op["responses"])
+    )
+    assert not undeclared, f"routes whose description omits 401/403: {undeclared}"
 
 
 @pytest.mark.parametrize("key", sorted(SAMPLES), ids=lambda k: f"{k[0]} {k[1]}")
