@@ -37,7 +37,6 @@ import multiprocessing as mp
 import os
 import resource
 import selectors
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -53,6 +52,7 @@ from bench.common import (
     bearer,
     free_port,
     percentile,
+    stop_node,
     wait_healthy,
     wait_port,
     write_result,
@@ -136,13 +136,7 @@ class Node:
         return int(self.stats()["api"]["subscribers"])
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_node(self.proc)
 
 
 def fill_backlog(node: Node, events: int) -> None:

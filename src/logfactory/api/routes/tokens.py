@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
@@ -136,43 +137,41 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
         """Set when a token expires (``expires_in``: ``0s`` ends it now, ``30d`` in 30 days)."""
         body = await read_json(request, TokenChange)
         when = end_time(body.expires_in)
-
-        def change() -> TokenInfo | None:
-            info = store.expire_token(token_id, when)
-            if info is not None:
-                store.audit(
-                    caller.key,
-                    "token_expiry_changed",
-                    target=f"token:{token_id}",
-                    address=client_address(request),
-                    detail={"expires": when},
-                )
-            return info
-
-        info = await run_in_threadpool(change)
-        if info is None:
-            return error_response(404, f"no token {token_id!r}")
-        return JSONResponse(info.as_json())
+        return await _changed(
+            store.expire_token, token_id, when, "token_expiry_changed", caller, request
+        )
 
     @api.delete("/api/v1/tokens/{token_id}", responses={404: _UNKNOWN})
     async def revoke_token(
         token_id: str, request: Request, caller: Principal = Depends(needs_admin)
     ) -> Response:
         """Revoke a token for good: the next request with it gets 401."""
+        return await _changed(store.revoke_token, token_id, None, "token_revoked", caller, request)
 
-        def revoke() -> TokenInfo | None:
-            info = store.revoke_token(token_id)
+    async def _changed(
+        change: Callable[..., TokenInfo | None],
+        token_id: str,
+        when: float | None,
+        action: str,
+        caller: Principal,
+        request: Request,
+    ) -> Response:
+        """``change(token_id[, when])`` in a worker thread, audited; 404 for no such token."""
+
+        def work() -> TokenInfo | None:
+            info = change(token_id, when) if when is not None else change(token_id)
             if info is not None:
+                detail = {"name": info.name, "expires": info.expires}
                 store.audit(
                     caller.key,
-                    "token_revoked",
+                    action,
                     target=f"token:{token_id}",
                     address=client_address(request),
-                    detail={"name": info.name},
+                    detail=detail,
                 )
             return info
 
-        info = await run_in_threadpool(revoke)
+        info = await run_in_threadpool(work)
         if info is None:
             return error_response(404, f"no token {token_id!r}")
         return JSONResponse(info.as_json())
