@@ -25,7 +25,7 @@ import os
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -198,6 +198,53 @@ def _answering(inner: asyncio.BaseProtocol) -> bool:
     return cycle is not None and not getattr(cycle, "response_complete", True)
 
 
+class LazyHttp(GuardedProtocol):
+    """A plain-HTTP connection of the API whose uvicorn protocol is made, and told of the
+    connection, only when its first byte arrives.
+
+    A connection that never sends (an idle flood) then costs the node this guard alone, and
+    closing it to make room for another (an eviction) costs a close, not a uvicorn protocol's
+    set-up and tear-down: under a flood that re-opens every evicted connection, that is the
+    difference between the event loop serving its clients and churning. A connection is
+    counted and timed by the bound from its first moment either way.
+    """
+
+    def __init__(self, limit: ConnectionLimit, make: Callable[[], asyncio.BaseProtocol]) -> None:
+        super().__init__(limit, _UNBORN)
+        self._make: Callable[[], asyncio.BaseProtocol] | None = make
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._admitted(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._make is not None and self._open and self.transport is not None:
+            make, self._make = self._make, None
+            self.inner = cast(asyncio.Protocol, make())
+            self.inner.connection_made(self.transport)
+        super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return None if self._make is not None else super().eof_received()
+
+    def pause_writing(self) -> None:
+        if self._make is None:
+            super().pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._make is None:
+            super().resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._make is not None:  # uvicorn never heard of it
+            self._released()
+            return
+        super().connection_lost(exc)
+
+
+#: the inner protocol of a :class:`LazyHttp` before its first byte (does nothing)
+_UNBORN = asyncio.Protocol()
+
+
 def api_protocol(
     limit: ConnectionLimit,
     max_header_bytes: int,
@@ -215,9 +262,9 @@ def api_protocol(
     limit.busy = _answering
     http = bounded_h11(max_header_bytes, limit.idle_timeout, count)
 
-    class _GuardedHttp(GuardedProtocol):
+    class _GuardedHttp(LazyHttp):
         def __init__(self, **kwargs: Any) -> None:  # uvicorn's config, server_state, ...
-            super().__init__(limit, http(**kwargs))
+            super().__init__(limit, lambda: http(**kwargs))
 
     if tls is None:
         return _GuardedHttp
