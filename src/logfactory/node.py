@@ -217,7 +217,7 @@ class Node:
 
     def _access(self) -> AccessStore:
         """The data directory's access store; on a first start with the admin credential made
-        and where to find it said once (on stderr too, so ``--quiet`` does not hide it)."""
+        and where to find it said once (in the log under ``--quiet``, which has no screen)."""
         try:
             access = AccessStore.in_dir(self.data_dir)
             made = ensure_admin(access, self.data_dir)
@@ -232,8 +232,10 @@ class Node:
                 "(readable by you only). 'logfactory token' prints the token; log in as "
                 "'admin' with the password from that file"
             )
-            log.warning("%s", text)
-            self._say(text)
+            if self.quiet:  # no screen: the log keeps it
+                log.warning("%s", text)
+            else:
+                self._say(text)
         return access
 
     def _server(self, ctx: NodeContext) -> _QuietServer:
