@@ -3,8 +3,9 @@
 A real node (``logfactory run``, the ``http`` section at its defaults: ``max_connections``
 1,024 per listener, ``connection_idle_timeout`` 60 s, the login lock-out) on a fresh data
 directory. The well-behaved client sends ``GET /api/v1/stats`` with the admin token, one
-request after the other on one keep-alive connection, and counts answers per second: first
-unloaded, then while abuse runs in child processes:
+request after the other on one keep-alive connection, and counts answers per second: unloaded
+(before the abuse and again after it; the ratios are over the mean of the two), and while abuse
+runs in child processes:
 
 * **idle connections**: ``--idle`` (2,000) TCP connections to the API port that never send a
   byte. Above the cap the node closes the oldest silent connection to admit a new one, so the
@@ -366,8 +367,16 @@ def window(
 
 
 def _ratio(windows: dict[str, Any], name: str, client: str) -> float:
-    base = float(windows["unloaded"][client]["requests_per_s"])
+    """The rate in window ``name`` over the unloaded rate: the mean of the unloaded windows
+    before and after the abuse, so a drift of the machine over the run (a previous benchmark's
+    writes still going to disk, another tenant) does not count as the abuse's cost."""
+    unloaded = [float(windows[w][client]["requests_per_s"]) for w in UNLOADED]
+    base = sum(unloaded) / len(unloaded)
     return round(float(windows[name][client]["requests_per_s"]) / base, 3)
+
+
+#: the windows without abuse, before and after it
+UNLOADED = ("unloaded", "unloaded_after")
 
 
 def under_abuse(node: NodeProcess, idle: int, brute_threads: int, seconds: float) -> dict[str, Any]:
@@ -383,6 +392,7 @@ def under_abuse(node: NodeProcess, idle: int, brute_threads: int, seconds: float
             ("idle_flood_alone", (idle, 0), seconds / 2),
             ("brute_force_alone", (0, brute_threads), seconds / 2),
             ("under_abuse", (idle, brute_threads), seconds),
+            ("unloaded_after", (0, 0), seconds),
         ):
             windows[name] = window(node, client, abuse, length)
             print(json.dumps({name: windows[name]}), flush=True)
@@ -398,6 +408,11 @@ def under_abuse(node: NodeProcess, idle: int, brute_threads: int, seconds: float
         "ratio_brute_force_alone": _ratio(windows, "brute_force_alone", "keep_alive"),
         "ratio_fresh_connection_per_request": _ratio(
             windows, "under_abuse", "fresh_connection_per_request"
+        ),
+        "unloaded_drift": round(
+            windows["unloaded_after"]["keep_alive"]["requests_per_s"]
+            / windows["unloaded"]["keep_alive"]["requests_per_s"],
+            3,
         ),
         "windows": windows,
         "node_counters_during_abuse": {
