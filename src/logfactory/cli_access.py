@@ -147,10 +147,12 @@ def users() -> None:
     node's API: admins only, every change audited. See also `logfactory tokens`."""
 
 
-def _user_state(user: dict[str, Any]) -> str:
-    if user.get("disabled"):
-        return "disabled"
-    expires = user.get("expires")
+def _state(item: dict[str, Any], stopped: str) -> str:
+    """``stopped`` when the item's field of that name is set (a user ``disabled``, a token
+    ``revoked``), else expired or active."""
+    if item.get(stopped) not in (None, False):
+        return stopped
+    expires = item.get("expires")
     return "expired" if expires is not None and expires <= time.time() else "active"
 
 
@@ -171,7 +173,7 @@ def users_list(api: Api, as_json: bool) -> None:
         print_json(listed)
         return
     rows = [
-        (u["name"], u["role"], _user_state(u), iso(u.get("expires")), iso(u["created"]),
+        (u["name"], u["role"], _state(u, "disabled"), iso(u.get("expires")), iso(u["created"]),
          iso(u["changed"]))
         for u in listed
     ]  # fmt: skip
@@ -244,7 +246,7 @@ def users_set(
     if password_stdin:
         body["password"] = _read_password(True)
     user = api.call("PATCH", f"/api/v1/users/{segment(name)}", body)
-    done(f"user {user['name']}: role {user['role']}, {_user_state(user)}, expires "
+    done(f"user {user['name']}: role {user['role']}, {_state(user, 'disabled')}, expires "
           f"{iso(user['expires'])}; their sessions have ended")  # fmt: skip
 
 
@@ -270,13 +272,6 @@ def tokens() -> None:
     is made; the node keeps only a hash."""
 
 
-def _token_state(t: dict[str, Any]) -> str:
-    if t.get("revoked") is not None:
-        return "revoked"
-    expires = t.get("expires")
-    return "expired" if expires is not None and expires <= time.time() else "active"
-
-
 @tokens.command("list", short_help="List the tokens (never their secrets).")
 @json_option("the tokens")
 @api_options
@@ -294,7 +289,7 @@ def tokens_list(api: Api, as_json: bool) -> None:
         print_json(listed)
         return
     rows = [
-        (t["id"], t["name"], t["role"], _token_state(t), iso(t.get("expires")),
+        (t["id"], t["name"], t["role"], _state(t, "revoked"), iso(t.get("expires")),
          iso(t["created"]), t["created_by"], ",".join(t.get("scopes") or []) or "-")
         for t in listed
     ]  # fmt: skip

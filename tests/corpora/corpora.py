@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers.worker import bus_of
+from tests.helpers.worker import bus_of, put_raw
 
 from logfactory.config import Config, parse_config
 from logfactory.factory import worker as worker_module
 from logfactory.factory.worker import FactoryWorker
-from logfactory.record import Record, encode_record, make_record, now_ns
+from logfactory.record import Record, make_record, now_ns
 from logfactory.stats import StatsRegistry
 from logfactory.topics import RAW
 
@@ -122,11 +122,7 @@ def run_worker(
     clock moves past the multi-line timeout, so it emits the records it still holds."""
     bus = bus_of(config)
     try:
-        producer = bus.producer()
-        for record in input_records:
-            producer.produce(RAW, encode_record(record), record.host.encode())
-        producer.flush()
-        producer.close()
+        put_raw(bus, input_records)
         worker = FactoryWorker(config, bus, StatsRegistry("corpora"))
         try:
             deadline = time.monotonic() + 120

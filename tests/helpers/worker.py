@@ -33,15 +33,20 @@ def bus_of(config: Config) -> LocalBus:
     return LocalBus(Path(config.node.data_dir) / "bus", default_partitions=config.bus.partitions)
 
 
+def put_raw(bus: LocalBus, records: Iterable[Record]) -> None:
+    """Put ``records`` on ``logs.raw``, keyed by host as collectors key them."""
+    producer = bus.producer()
+    for record in records:
+        producer.produce(RAW, encode_record(record), record.host.encode())
+    producer.flush()
+    producer.close()
+
+
 def run_worker(config: Config, records: Iterable[Record], timeout: float = 120.0) -> None:
     """Put ``records`` on ``logs.raw`` and let one worker process all of them."""
     bus = bus_of(config)
     try:
-        producer = bus.producer()
-        for record in records:
-            producer.produce(RAW, encode_record(record), record.host.encode())
-        producer.flush()
-        producer.close()
+        put_raw(bus, records)
         worker = FactoryWorker(config, bus, StatsRegistry("test"))
         try:
             deadline = time.monotonic() + timeout

@@ -25,6 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 __all__ = [
     "MAX_PASSWORD_WORK",
     "MIN_PASSWORD_LENGTH",
+    "USER_NAME",
     "check_password",
     "digest",
     "digest_matches",
@@ -46,6 +47,10 @@ _password_work = threading.BoundedSemaphore(MAX_PASSWORD_WORK)
 # verified against when the user does not exist, so "no such user" takes as long as "wrong
 # password" and timing does not tell which names exist
 _DUMMY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+#: what a user name may be, matched whole (``fullmatch``: "$" would let "alice\n" through)
+USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 
 
 def new_secret() -> str:

@@ -104,7 +104,12 @@ def match_bearer(header: str | None, tokens: Sequence[str]) -> int | None:
     scheme, _, given = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return None
-    given_bytes = given.strip().encode()
+    return matching_token(given.strip(), tokens)
+
+
+def matching_token(given: str, tokens: Sequence[str]) -> int | None:
+    """Index of ``given`` among ``tokens``, or None."""
+    given_bytes = given.encode()
     # compare against every token (no early exit) so timing says nothing about which matched
     hits = [hmac.compare_digest(given_bytes, t.encode()) for t in tokens]
     return hits.index(True) if any(hits) else None
@@ -117,9 +122,7 @@ def client_address(request: Request) -> str:
 
 def source_tokens(config: Config) -> list[tuple[str, str]]:
     """``(token, source name)`` of the http sources that have a token of their own."""
-    return [
-        (s.token, s.name or s.tag or "http") for s in config.sources if s.type == "http" and s.token
-    ]
+    return [(s.token, s.ingest_name) for s in config.sources if s.type == "http" and s.token]
 
 
 class Authenticator:
@@ -129,6 +132,7 @@ class Authenticator:
     def __init__(self, store: AccessStore, config: Config) -> None:
         self.store = store
         self._sources = source_tokens(config)
+        self._source_tokens = [token for token, _ in self._sources]
         self._idle_s = float(config.http.session_idle_timeout)
         self._seen: set[tuple[str, str]] = set()
 
@@ -182,7 +186,7 @@ class Authenticator:
         raise unauthorized()
 
     async def _bearer(self, token: str, address: str) -> Principal:
-        hit = match_bearer(f"Bearer {token}", [t for t, _ in self._sources])
+        hit = matching_token(token, self._source_tokens)
         if hit is not None:
             name = self._sources[hit][1]
             return Principal("source", f"source:{name}", name, Role.INGEST)

@@ -18,7 +18,7 @@ from pathlib import Path
 from logfactory.access.lockout import Kind, LoginThrottle
 from logfactory.access.store import AccessStore
 from logfactory.api.auth import Authenticator
-from logfactory.api.ratelimit import QueryLimiter
+from logfactory.api.ratelimit import QueryLimiter, limit_queries
 from logfactory.bus.base import Bus, Producer
 from logfactory.config import Config, HttpConfig
 from logfactory.stats import StatsRegistry
@@ -67,6 +67,8 @@ class ApiState:
             http.login_max_failures, float(http.login_lockout), on_lock=self._locked_out
         )
         self.query_limiter = QueryLimiter(http.query_rate, http.query_burst)
+        #: the dependency of every expensive query's route (after its credential check)
+        self.limit_queries = limit_queries(self.query_limiter, self.limited)
 
     def limited(self, limit: str) -> None:
         """A request refused by the limit ``limit`` (``login``, ``query``, ``sse_total``, ...):

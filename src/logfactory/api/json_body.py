@@ -13,9 +13,10 @@ from typing import TypeVar
 import msgspec
 from fastapi import Request
 
+from logfactory.api.safety import require_json
 from logfactory.errors import RequestRefused
 
-__all__ = ["MAX_JSON_BYTES", "is_json_type", "read_json"]
+__all__ = ["MAX_JSON_BYTES", "read_json"]
 
 #: the largest body these routes read
 MAX_JSON_BYTES = 64 * 1024
@@ -23,18 +24,9 @@ MAX_JSON_BYTES = 64 * 1024
 T = TypeVar("T")
 
 
-def is_json_type(content_type: str | None) -> bool:
-    """Whether a Content-Type is ``application/json`` (parameters such as charset allowed)."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    return media == "application/json"
-
-
 async def read_json(request: Request, kind: type[T], max_bytes: int = MAX_JSON_BYTES) -> T:
     """The request's body as a ``kind``, or :class:`RequestRefused` (415, 413 or 400)."""
-    if not is_json_type(request.headers.get("content-type")):
-        raise RequestRefused(
-            415, "send the body as JSON, with Content-Type: application/json", reason="content_type"
-        )
+    await require_json(request)  # the one Content-Type check of JSON routes
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 
 from logfactory.errors import RateLimited
-from logfactory.stats import StatsRegistry
 
 __all__ = ["DEFAULT_MAX_KEYS", "QueryLimiter", "caller_key", "limit_queries"]
 
@@ -75,7 +74,8 @@ class QueryLimiter:
 
 
 def caller_key(request: Request) -> str:
-    """Who a request counts against: its credential's key, else ``addr:<client address>``."""
+    """Who a request counts against: its credential's key, else ``addr:<client address>``
+    (a dependency listed before the credential check, which a route should not do)."""
     principal = getattr(request.state, "principal", None)
     key = getattr(principal, "key", None)
     if isinstance(key, str) and key:
@@ -84,7 +84,7 @@ def caller_key(request: Request) -> str:
 
 
 def limit_queries(
-    limiter: QueryLimiter, registry: StatsRegistry
+    limiter: QueryLimiter, count: Callable[[str], None]
 ) -> Callable[[Request], Awaitable[None]]:
     """A route dependency spending one of the caller's queries, or raising
     :class:`~logfactory.errors.RateLimited` (429, ``Retry-After``). List it after the
@@ -94,7 +94,7 @@ def limit_queries(
         wait = limiter.take(caller_key(request))
         if wait is None:
             return
-        registry.add("api", "limited_query")
+        count("query")
         seconds = max(1, math.ceil(wait))
         raise RateLimited(
             f"too many queries (at most {limiter.burst} at once, then {limiter.rate:g} a "

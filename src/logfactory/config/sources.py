@@ -214,6 +214,11 @@ class HttpSourceConfig(SourceBase, frozen=True, kw_only=True, tag="http"):
     max_body_bytes: Size = Size("16MiB")
     max_frame_bytes: int = 1_048_576
 
+    @property
+    def ingest_name(self) -> str:
+        """What the API calls this source (stats ``source:<name>``, a source token's caller)."""
+        return self.name or self.tag or "http"
+
     def problems(self) -> Problems:
         if self.max_body_bytes < 1:
             yield (("max_body_bytes",), "must be at least 1 byte")

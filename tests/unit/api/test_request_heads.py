@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
+from tests.helpers.waiting import wait_for_async
 from uvicorn.server import ServerState
 
 from logfactory.api.request_heads import bounded_h11
@@ -35,6 +36,7 @@ class Transport(asyncio.Transport):
         super().__init__()
         self.out = b""
         self.closed = False
+        self.armed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.out += bytes(data)
@@ -57,9 +59,13 @@ class Transport(asyncio.Transport):
         pass
 
 
-def feed(*reads: bytes, timeout: float = 0.0, settle: float = 0.0) -> tuple[Transport, list[str]]:
+def feed(
+    *reads: bytes, timeout: float = 0.0, until_closed: bool = False
+) -> tuple[Transport, list[str]]:
     """A fresh connection fed ``reads`` one by one (the app given a turn after each); what
-    it wrote and the counters it heard."""
+    it wrote and the counters it heard. ``until_closed``: then wait (30 s at most) for the
+    connection to be closed, e.g. by the head's timer. ``armed`` (on the returned transport)
+    says whether a head timer was still pending when the reads were done."""
     heard: list[str] = []
 
     async def main() -> Transport:
@@ -78,8 +84,9 @@ def feed(*reads: bytes, timeout: float = 0.0, settle: float = 0.0) -> tuple[Tran
             proto.data_received(data)
             for _ in range(5):
                 await asyncio.sleep(0)
-        if settle:
-            await asyncio.sleep(settle)  # timers run in order: a shorter head timer first
+        transport.armed = proto._head_timer is not None
+        if until_closed:
+            await wait_for_async(lambda: transport.closed, 30, "the head's timer to close it")
         proto.connection_lost(None)
         return transport
 
@@ -130,14 +137,15 @@ def test_the_second_request_of_a_connection_is_bounded_like_the_first() -> None:
 
 
 def test_a_head_that_does_not_arrive_in_time_is_408() -> None:
-    transport, heard = feed(head(500)[:100], timeout=0.05, settle=0.5)
+    transport, heard = feed(head(500)[:100], timeout=0.05, until_closed=True)
     assert transport.out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert transport.closed
     assert heard == ["connections_timed_out"]
 
 
 def test_a_whole_head_arms_no_deadline() -> None:
-    transport, heard = feed(head(300), timeout=0.05, settle=0.5)
+    transport, heard = feed(head(300), timeout=0.05)
+    assert not transport.armed  # nothing left that could answer 408 later
     assert transport.out.startswith(b"HTTP/1.1 200")
     assert b"408" not in transport.out
     assert heard == []

@@ -117,7 +117,7 @@ def ingest_sources(config: Config) -> list[IngestSource]:
     """The configured http sources; one open default source when none is configured."""
     out = [
         IngestSource(
-            name=s.name or s.tag or "http",
+            name=s.ingest_name,
             tag=s.tag or s.name or "http",
             token=s.token or None,
             max_body=int(s.max_body_bytes),

@@ -37,7 +37,6 @@ from fastapi.responses import JSONResponse, Response
 from logfactory.access import Principal, Role
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
-from logfactory.api.ratelimit import limit_queries
 from logfactory.api.responses import error_response
 from logfactory.api.safety import require_json
 from logfactory.bus.base import Bus, BusError
@@ -196,7 +195,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
             503: _BUS,
         },
         # the credential first: the query limit counts per credential
-        dependencies=[*viewer, Depends(limit_queries(state.query_limiter, ctx.registry))],
+        dependencies=[*viewer, Depends(state.limit_queries)],
     )
     async def list_patterns(
         workshop: str | None = Query(None, description="only this workshop"),

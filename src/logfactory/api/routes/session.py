@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -34,7 +33,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from logfactory.access import Principal, Role
-from logfactory.access.credentials import MAX_PASSWORD_WORK, password_problem
+from logfactory.access.credentials import MAX_PASSWORD_WORK, USER_NAME, password_problem
 from logfactory.access.lockout import LoginThrottle
 from logfactory.access.store import AccessStore, UserInfo
 from logfactory.api.auth import CSRF_COOKIE, SESSION_COOKIE, client_address
@@ -49,9 +48,6 @@ T = TypeVar("T")
 
 #: logins and password changes being checked at once (running or queued for an Argon2 slot)
 MAX_PASSWORD_CHECKS = 4 * MAX_PASSWORD_WORK
-
-#: names a login may carry (longer or stranger ones are refused before any work)
-_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")  # matched whole
 
 
 class PasswordChecks:
@@ -111,7 +107,7 @@ def check_login(
     """The user whose name and password ``body`` holds (in a worker thread: Argon2 is slow on
     purpose), or a 401, counted by ``throttle`` and written to the audit trail."""
     user = None
-    named = _NAME.fullmatch(body.user) is not None
+    named = USER_NAME.fullmatch(body.user) is not None
     if named and len(body.password) <= 1024:
         user = store.verify_password(body.user, body.password)
     if user is None:
@@ -135,6 +131,11 @@ def start_session(
     return opened
 
 
+#: how long a locked-out login's refusal is held, at most; how many are held at once
+TARPIT_S = 2.0
+TARPIT_MAX = 256
+
+
 class Tarpit:
     """Holds the answers to locked-out login attempts for a while before sending them.
 
@@ -145,7 +146,7 @@ class Tarpit:
     beyond that the refusal goes out at once, so the pit itself stays bounded.
     """
 
-    def __init__(self, hold_s: float = 2.0, most: int = 256) -> None:
+    def __init__(self, hold_s: float = TARPIT_S, most: int = TARPIT_MAX) -> None:
         self.hold_s = hold_s
         self.most = most
         self.held = 0
@@ -158,11 +159,6 @@ class Tarpit:
             await asyncio.sleep(min(wait, self.hold_s))
         finally:
             self.held -= 1
-
-
-#: how long a locked-out login's refusal is held, at most; how many are held at once
-TARPIT_S = 2.0
-TARPIT_MAX = 256
 
 
 async def refuse_if_locked(
@@ -199,7 +195,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     http = ctx.config.http
     lifetime = float(http.session_lifetime)
     throttle = state.login_throttle
-    tarpit = Tarpit(TARPIT_S, TARPIT_MAX)
+    tarpit = Tarpit()
     checks = PasswordChecks(MAX_PASSWORD_CHECKS, lambda: state.limited("login_busy"))
     needs_viewer = state.auth.requires(Role.VIEWER, scoped=True)
 

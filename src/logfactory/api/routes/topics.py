@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Query
 
 from logfactory.access import Principal, Role
 from logfactory.api.context import ApiState, NodeContext
-from logfactory.api.ratelimit import limit_queries
 from logfactory.api.responses import error_response
 from logfactory.bus.base import Message
 from logfactory.subscribe import tail
@@ -50,7 +49,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:
     """The topic routes over the bus of the node ``ctx`` describes."""
     api = APIRouter()
     needs_viewer = state.auth.requires(Role.VIEWER, scoped=True)
-    limited = Depends(limit_queries(state.query_limiter, ctx.registry))
+    limited = Depends(state.limit_queries)
 
     @api.get(
         "/api/v1/topics/{topic}/tail",

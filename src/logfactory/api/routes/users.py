@@ -9,7 +9,6 @@ Every change is in the audit trail with who made it and from where.
 
 from __future__ import annotations
 
-import re
 import time
 
 import msgspec
@@ -18,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from logfactory.access import Principal, Role
-from logfactory.access.credentials import password_problem
+from logfactory.access.credentials import USER_NAME, password_problem
 from logfactory.access.store import AccessStore, LastAdminError, UserInfo
 from logfactory.api.auth import client_address
 from logfactory.api.context import ApiState, NodeContext
@@ -26,10 +25,8 @@ from logfactory.api.expiry import expiry
 from logfactory.api.json_body import read_json
 from logfactory.errors import RequestRefused
 
-__all__ = ["USER_NAME", "add_user", "apply_change", "remove", "router"]
+__all__ = ["add_user", "apply_change", "remove", "router"]
 
-#: what a user name may be, matched whole (``fullmatch``: "$" would let "alice\n" through)
-USER_NAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 _UNKNOWN = {"description": "no such user"}
 _BAD_NAME = "a user name is 1-64 letters, digits or . _ @ + -"
 _LAST = "{name!r} is the last active admin; make another admin first"
