@@ -32,11 +32,13 @@ answers, SSE events) pass through untouched. The ingest path's overhead is measu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logfactory.api.auth import answer as answer_refusal
@@ -78,6 +80,7 @@ JSON_MEDIA_TYPE = "application/json"
 #: the refusals of this module, each a counter ``refused_<reason>`` of the group ``api``
 REFUSAL_REASONS = ("host", "cors", "content_type")
 STATS_GROUP = "api"
+log = logging.getLogger(__name__)
 
 
 async def require_json(request: Request) -> None:
@@ -198,6 +201,16 @@ class SafetyMiddleware:
         await answer(scope, receive, send)
 
 
+async def gone(request: Request, exc: Exception) -> Response:
+    """A client that hung up while its body was being read (any route that reads one:
+    ingest, reviews, the JSON writes): nothing was taken, nobody is left to answer, and it
+    is the client's doing, so no traceback in the node's log, just a line at debug level."""
+    log.debug(
+        "%s %s: the client went away before its body arrived", request.method, request.url.path
+    )
+    return Response(status_code=400)
+
+
 def install(app: FastAPI, http: HttpConfig, registry: StatsRegistry) -> None:
     """Put this module's checks on ``app`` as ``http`` configures them; refusals count in
     ``registry`` (each reason shown from the start, at 0)."""
@@ -213,6 +226,7 @@ def install(app: FastAPI, http: HttpConfig, registry: StatsRegistry) -> None:
         return await answer_refusal(request, exc)
 
     app.add_exception_handler(RequestRefused, refused)
+    app.add_exception_handler(ClientDisconnect, gone)
     origins = [origin.strip().lower() for origin in http.cors_origins]  # as browsers send them
     if origins:  # added first: inside the safety middleware, which answers unlisted preflights
         app.add_middleware(
