@@ -39,6 +39,9 @@ The hierarchy (``test_errors.py`` checks that it names every class):
     * ReviewError
     * LastAdminError
     * LocalCredentialError
+    * StoreError
+        * StoreUnavailable
+        * QueryError
 
 The CLI turns one that no command handled into one ``Error:`` line: exit status 2 for a
 :class:`ConfigError`, 1 for any other (see docs/architecture.md, exit statuses).
@@ -67,11 +70,14 @@ __all__ = [
     "NoNodeError",
     "NodeError",
     "NothingToSalvage",
+    "QueryError",
     "RateLimited",
     "RelpError",
     "RepairRefused",
     "RequestRefused",
     "ReviewError",
+    "StoreError",
+    "StoreUnavailable",
     "SwappedBusError",
     "TlsConfigError",
     "UnsupportedEncoding",
@@ -238,3 +244,21 @@ class LastAdminError(LogfactoryError, ValueError):
 class LocalCredentialError(LogfactoryError):
     """The local admin credential cannot be read or is no longer valid; the message says why
     and what to do."""
+
+
+class StoreError(LogfactoryError):
+    """The log store could not do what was asked; the message says why."""
+
+
+class StoreUnavailable(StoreError, RuntimeError):
+    """The store's engine cannot take writes or answer now (down, full, unreachable): the
+    store role pauses, keeps its place on the bus and retries; a query answers 503."""
+
+
+class QueryError(StoreError, ValueError):
+    """A search query a person wrote cannot be run: the message names the column (1-based)
+    and what was expected there, or the limit the query would pass."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        super().__init__(message)
+        self.column = column

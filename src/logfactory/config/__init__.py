@@ -11,6 +11,7 @@ The package, by component (each module's structs carry their own checks, ``probl
 - :mod:`~logfactory.config.snmp`: the SNMPv3 users of an snmp source
 - :mod:`~logfactory.config.workshops`: ``workshops``, ``factory``, ``event_types``
 - :mod:`~logfactory.config.rules`: ``mappings``, ``alerts``, ``rules``
+- :mod:`~logfactory.config.store`: ``store``, the log store and its engine
 - :mod:`~logfactory.config.units`: durations and sizes, numbers from the moment of loading
 - :mod:`~logfactory.config.model`: :class:`Config`, the whole file
 - :mod:`~logfactory.config.loading`: YAML with line numbers, errors as ``FILE:LINE: key: what``
@@ -58,6 +59,7 @@ from logfactory.config.sources import (
     TcpSourceConfig,
     source_config,
 )
+from logfactory.config.store import OpenSearchConfig, StoreConfig, StoreRetention
 from logfactory.config.units import Duration, Size, parse_duration, parse_size
 from logfactory.config.workshops import (
     WORKSHOP_FORMATS,
@@ -91,6 +93,7 @@ __all__ = [
     "Match",
     "MultilineConfig",
     "NodeConfig",
+    "OpenSearchConfig",
     "RawSourceConfig",
     "RelpSourceConfig",
     "RetentionConfig",
@@ -101,6 +104,8 @@ __all__ = [
     "SocketSourceConfig",
     "SourceConfig",
     "SqlSourceConfig",
+    "StoreConfig",
+    "StoreRetention",
     "SyslogSourceConfig",
     "TcpSourceConfig",
     "ThresholdRule",

@@ -188,6 +188,7 @@ def check_config(config: Config) -> list[Problem]:
     out += _at(("node",), config.node.problems())
     out += _at(("bus",), config.bus.problems())
     out += _at(("http",), config.http.problems())
+    out += _at(("store",), config.store.problems())
     _workshops(config, out)
     _names(config, out)
     _listeners(config, out)

@@ -10,6 +10,7 @@ from logfactory.config.base import Section
 from logfactory.config.node import BusConfig, CollectorConfig, HttpConfig, NodeConfig
 from logfactory.config.rules import AlertRule, Mapping, ThresholdRule
 from logfactory.config.sources import SourceConfig
+from logfactory.config.store import StoreConfig
 from logfactory.config.workshops import EventTypeConfig, FactoryConfig, WorkshopConfig
 
 __all__ = ["LOADER_KEYS", "Config"]
@@ -33,6 +34,7 @@ class Config(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
         mappings: decoded records -> typed events
         alerts: the alert library (Pa)
         rules: windowed threshold rules
+        store: the log store: its engine, retention and query limits
     """
 
     node: NodeConfig = NodeConfig()
@@ -46,6 +48,7 @@ class Config(Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     mappings: list[Mapping] = []
     alerts: list[AlertRule] = []
     rules: list[ThresholdRule] = []
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     # set by the loader, never from the file: the file's name, and "FILE:LINE: key.path: ..."
     # of what looks wrong but does not stop a node (config/fields.py), for `check` and the
     # node's start to print

@@ -30,6 +30,7 @@ from logfactory.config.node import (
 from logfactory.config.rules import AlertRule, FieldMatch, Mapping, Match, ThresholdRule
 from logfactory.config.snmp import SnmpV3User
 from logfactory.config.sources import SourceBase, SourceConfig
+from logfactory.config.store import OpenSearchConfig, StoreConfig, StoreRetention
 from logfactory.config.units import Duration, Size
 from logfactory.config.workshops import (
     EventTypeConfig,
@@ -66,6 +67,9 @@ SECTIONS: list[tuple[str, type[msgspec.Struct]]] = [
     ("when.fields.NAME", FieldMatch),
     ("alerts[]", AlertRule),
     ("rules[]", ThresholdRule),
+    ("store", StoreConfig),
+    ("store.retention", StoreRetention),
+    ("store.opensearch", OpenSearchConfig),
 ]
 
 

@@ -1,0 +1,234 @@
+"""StoredDoc: the one shape the store keeps, whichever engine, for a log and for an event.
+
+A parsed log (``logs.parsed``) and an event (``events.<TYPE>``) become the same columns, so one
+query finds both and the console shows them in one list: ``kind`` tells them apart. Columns that
+a kind does not have are empty strings (never absent), so every engine can index them alike.
+
+Ids are the pipeline's own, deterministic ones, which is what makes storing idempotent: a log's
+id is the position of its raw record (``logs.raw/3/1187``, the factory's ``position``), an
+event's is its ``header.id``. A replay of the bus produces the same ids and the store keeps one
+copy of each.
+
+Severity has two vocabularies, and both are kept as they are meant: events carry the rule's
+(``info``, ``low``, ``medium``, ``high``, ``critical``); logs carry the syslog level, written
+the long way (``emerg``, ``alert``, ``crit``, ``error``, ``warning``, ``notice``, ``info``,
+``debug``), so ``severity:error`` finds what syslog calls ``err``. :data:`SEVERITY_ALIASES`
+maps the other spellings people and formats use; the query parser applies it too.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import msgspec
+
+__all__ = [
+    "COLUMNS",
+    "FIELD_PREFIX",
+    "KEYWORD_COLUMNS",
+    "SEVERITY_ALIASES",
+    "TIME_COLUMNS",
+    "Kind",
+    "StoredDoc",
+    "doc_to_json",
+    "from_event",
+    "from_parsed",
+    "normal_severity",
+    "parse_time",
+]
+
+Kind = Literal["log", "event"]
+
+FIELD_PREFIX: Final = "fields."
+"""A decoded field's column name in the query tree: ``fields.user``, ``fields.job.id``."""
+
+TIME_COLUMNS: Final = frozenset({"time", "received"})
+"""Columns holding UTC nanoseconds: ranges and relative times (``-15m``) apply to them."""
+
+KEYWORD_COLUMNS: Final = frozenset(
+    {"id", "kind", "host", "source", "workshop", "type", "subtype", "severity", "pattern",
+     "status", "origin"}
+)  # fmt: skip
+"""Columns matched whole (exact value, or a prefix with ``*``), never split into words."""
+
+COLUMNS: Final = KEYWORD_COLUMNS | TIME_COLUMNS | {"message"}
+"""Every column a query may name; any other name is a decoded field (``fields.NAME``)."""
+
+SEVERITY_ALIASES: Final[dict[str, str]] = {
+    "err": "error",
+    "warn": "warning",
+    "emergency": "emerg",
+    "panic": "emerg",
+    "fatal": "crit",
+    "information": "info",
+    "informational": "info",
+    "trace": "debug",
+}
+"""Other spellings of a syslog level -> the one the store keeps (``err`` -> ``error``)."""
+
+_LEVEL_KEYS = ("level", "severity", "loglevel", "log_level")
+
+
+class StoredDoc(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
+    """One stored log or event. Times are UTC nanoseconds since the epoch.
+
+    ``message`` is the searchable text: a log's free-text message; for an event, its reason
+    and its body as ``key=value`` words, so free text finds an event by what it is about.
+    ``fields`` are a log's decoded fields, or an event's body with its params (the body wins
+    a name both use). ``origin`` is where the store read it (``logs.parsed/1/42``)."""
+
+    id: str
+    kind: Kind
+    time: int
+    received: int
+    host: str
+    source: str
+    message: str
+    workshop: str = ""
+    type: str = ""
+    subtype: str = ""
+    severity: str = ""
+    pattern: str = ""
+    status: str = ""
+    fields: dict[str, Any] = {}
+    origin: str = ""
+
+
+def normal_severity(value: object) -> str:
+    """The store's spelling of a level: lower case, aliases resolved (``ERR`` -> ``error``)."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip().lower()
+    return SEVERITY_ALIASES.get(text, text)
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_time(text: str) -> int:
+    """RFC 3339 text (as envelopes write it, ``...T22:38:28.123456Z``) -> UTC nanoseconds.
+
+    Keeps every digit of the fraction (datetime stops at microseconds)."""
+    match = _FRACTION.search(text)
+    digits = ""
+    if match:
+        digits = match.group(1)
+        text = text[: match.start()] + text[match.end() :]
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    whole = int(moment.timestamp()) * 1_000_000_000
+    return whole + int((digits + "000000000")[:9]) if digits else whole
+
+
+class _Parsed(msgspec.Struct):
+    time: str
+    received: str
+    source: str
+    host: str
+    workshop: str
+    message: str
+    fields: dict[str, Any] = {}
+    pattern: str | None = None
+    status: str | None = None
+    position: str | None = None
+
+
+class _Header(msgspec.Struct):
+    id: str
+    time: str
+    type: str
+    subtype: str | None = None
+    severity: str | None = None
+    source: str | None = None
+    host: str | None = None
+    received: str | None = None
+    pattern: str | None = None
+    reason: str | None = None
+
+
+class _Event(msgspec.Struct):
+    header: _Header
+    body: dict[str, Any] = {}
+    params: dict[str, Any] | None = None
+
+
+_parsed = msgspec.json.Decoder(_Parsed)
+_event = msgspec.json.Decoder(_Event)
+
+
+def from_parsed(value: bytes, origin: str) -> StoredDoc:
+    """A ``logs.parsed`` record as stored; ``origin`` is its bus position (``topic/p/offset``),
+    also its id when the record names no raw position. Raises ``msgspec.DecodeError`` or
+    ``ValueError`` for a value that is not a parsed record (the role dead-letters it)."""
+    rec = _parsed.decode(value)
+    fields = rec.fields
+    level = ""
+    for key in _LEVEL_KEYS:
+        if key in fields:
+            level = normal_severity(fields[key])
+            break
+    return StoredDoc(
+        id=rec.position or origin,
+        kind="log",
+        time=parse_time(rec.time),
+        received=parse_time(rec.received),
+        host=rec.host,
+        source=rec.source,
+        message=rec.message,
+        workshop=rec.workshop,
+        severity=level,
+        pattern=rec.pattern or "",
+        status=rec.status or "",
+        fields=fields,
+        origin=origin,
+    )
+
+
+def _words(reason: str | None, body: dict[str, Any]) -> str:
+    parts = [reason] if reason else []
+    parts.extend(f"{key}={val}" for key, val in body.items() if val is not None)
+    return " ".join(parts)
+
+
+def from_event(value: bytes, origin: str) -> StoredDoc:
+    """An event envelope as stored (see :class:`StoredDoc` for ``message`` and ``fields``)."""
+    event = _event.decode(value)
+    head = event.header
+    fields = {**(event.params or {}), **event.body}
+    time = parse_time(head.time)
+    return StoredDoc(
+        id=head.id,
+        kind="event",
+        time=time,
+        received=parse_time(head.received) if head.received else time,
+        host=head.host or "",
+        source=head.source or "",
+        message=_words(head.reason, event.body),
+        type=head.type,
+        subtype=head.subtype or "",
+        severity=normal_severity(head.severity or "info"),
+        pattern=head.pattern or "",
+        fields=fields,
+        origin=origin,
+    )
+
+
+def _rfc3339(ns: int) -> str:
+    seconds, rest = divmod(ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{rest // 1000:06d}Z"
+
+
+def doc_to_json(doc: StoredDoc, chosen: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A stored doc as the API and the CLI show it: times as RFC 3339 (microseconds, ``Z``),
+    empty columns left out; ``chosen`` keeps only those columns (``id`` always)."""
+    out: dict[str, Any] = {}
+    for name in doc.__struct_fields__:
+        value = getattr(doc, name)
+        if value in ("", {}) or (chosen is not None and name != "id" and name not in chosen):
+            continue
+        out[name] = _rfc3339(value) if name in TIME_COLUMNS else value
+    return out
