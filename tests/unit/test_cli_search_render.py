@@ -25,8 +25,8 @@ from logfactory.cli_search_render import (
     csv_lines,
     footer,
     header_line,
-    hit_line,
     histogram_lines,
+    hit_line,
     json_line,
     local_time,
     render,
@@ -98,7 +98,7 @@ def test_colour_only_on_a_terminal() -> None:
     assert "\x1b[31merror" in coloured  # red
 
 
-_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=300)
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=300)
 
 
 @given(
@@ -115,7 +115,8 @@ def test_a_line_never_outgrows_the_width_nor_breaks(
            "type": "ALERT", "subtype": source}  # fmt: skip
     line = hit_line(hit, Widths.fit([hit], total))
     assert cell_len(line.plain) <= total
-    assert "\n" not in line.plain and "\r" not in line.plain and "\x1b" not in line.plain
+    for control in ("\n", "\r", "\x1b"):
+        assert control not in line.plain
     printed = _printed([line], terminal=False, width=total)
     assert printed.count("\n") == 1
 
@@ -148,7 +149,8 @@ def test_the_footer_says_how_many_of_how_many_and_how_long() -> None:
 def test_json_lines_are_ascii_and_parse_back() -> None:
     hit = {**HIT, "message": "naïve \x1b[31m 日本"}
     line = json_line(hit)
-    assert line.isascii() and "\n" not in line
+    assert line.isascii()
+    assert "\n" not in line
     assert json.loads(line) == hit
 
 
@@ -201,7 +203,8 @@ def test_histogram_bars_fill_the_width_with_local_labels(kolkata: None) -> None:
         assert [line[:19] for line in lines] == [
             "2026-12-06 15:30:00", "2026-12-06 15:35:00", "2026-12-06 15:40:00"]  # fmt: skip
         assert cell_len(lines[2]) == width  # the longest bar fills the line
-        assert lines[1].rstrip().endswith(" 0") and "█" not in lines[1]
+        assert lines[1].rstrip().endswith(" 0")
+        assert "█" not in lines[1]
         assert 0 < lines[0].count("█") < lines[2].count("█")
     assert _interval_text(five_minutes) == "5m"
     assert _interval_text(3_600_000_000_000) == "1h"
