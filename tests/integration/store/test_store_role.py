@@ -1,0 +1,144 @@
+"""The store role over a real local bus and the real embedded engine, in this process: parsed
+records and events become searchable, a value that is neither becomes a dead letter, counters
+say what happened, and a replay stores nothing twice."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.helpers.bus import read_all
+from tests.helpers.store_data import sample_docs
+from tests.helpers.store_feed import bus_of, feed, store_config
+from tests.helpers.store_oracle import expected_ids
+from tests.helpers.waiting import wait_for
+
+from logfactory.bus.local import LocalBus
+from logfactory.config import Config
+from logfactory.stats import StatsRegistry
+from logfactory.store.document import StoredDoc, from_event, from_parsed
+from logfactory.store.open import open_reader
+from logfactory.store.query.tree import And, MatchAll, Phrase, Query, Term, Word
+from logfactory.store.role import STAGE
+from logfactory.store.runner import run_store_resilient
+from logfactory.topics import DEADLETTER, PARSED
+
+pytestmark = pytest.mark.integration
+
+N = 1500
+
+
+class Running:
+    """``run_store_resilient`` in a thread, as ``logfactory store`` runs it."""
+
+    def __init__(self, config: Config) -> None:
+        self.registry = StatsRegistry("store-test")
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=run_store_resilient, args=(config, self.registry, self.stop), daemon=True
+        )
+        self.thread.start()
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.registry.snapshot()["counters"].get("store", {}))
+
+    def end(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the store role did not stop"
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return store_config(tmp_path)
+
+
+@pytest.fixture
+def bus(config: Config) -> Iterator[LocalBus]:
+    bus = bus_of(config)
+    yield bus
+    bus.close()
+
+
+def _as_stored(topic: str, value: bytes) -> StoredDoc:
+    return from_parsed(value, "") if topic == PARSED else from_event(value, "")
+
+
+def test_records_and_events_become_searchable_and_bad_values_dead_letters(
+    config: Config, bus: LocalBus
+) -> None:
+    fed = feed(bus, sample_docs(N), bad=4)
+    run = Running(config)
+    try:
+        wait_for(lambda: run.counters().get("received", 0) >= N + 4, 60, "the store to read all")
+        wait_for(lambda: run.counters().get("stored", 0) >= N, 60, "the store to commit all")
+    finally:
+        run.end()
+    counters = run.counters()
+    assert counters["received"] == N + 4
+    assert counters["stored"] == N
+    assert counters["deadletters"] == 4
+    assert counters.get("duplicates", 0) == 0
+    assert counters["commits"] >= 1
+    assert run.registry.problems() == {}
+
+    letters = [json.loads(m.value) for m in read_all(bus, DEADLETTER)]
+    assert len(letters) == 4
+    assert {letter["stage"] for letter in letters} == {STAGE}
+    assert sorted(base64.b64decode(letter["original_b64"]) for letter in letters) == sorted(
+        value for _topic, value in fed.bad
+    )
+    assert all("not a" in letter["reason"] for letter in letters)
+    assert all(letter["position"].count("/") == 2 for letter in letters)
+
+    # offsets committed past everything: a new role would read nothing again
+    for topic in (PARSED, "events.ALERT"):
+        committed = bus.committed(config.store.group, topic)
+        ends = {p: hi for p, (_lo, hi) in bus.watermarks(topic).items() if hi}
+        assert {p: committed.get(p) for p in ends} == ends
+
+    expected = [_as_stored(topic, value) for topic, value in fed.values]
+    reader = open_reader(config)
+    try:
+        assert reader.count(Query(MatchAll())) == N
+        page = reader.search(Query(MatchAll()), limit=N + 10)
+        assert sorted(d.id for d in page.hits) == sorted(fed.ids)
+        for where in (
+            Word("password"),
+            Phrase("session opened"),
+            And((Term("kind", "event"), Word("alice"))),
+            Term("host", "cn0003"),
+        ):
+            query = Query(where)
+            want = expected_ids(query, expected)
+            assert want, f"the sample has no match for {where}: a useless check"
+            got = reader.search(query, limit=N).hits
+            assert [d.id for d in got] == want, where
+    finally:
+        reader.close()
+
+
+def test_a_replay_stores_nothing_twice(config: Config, bus: LocalBus) -> None:
+    """The same records again (as after a crash between the engine's commit and the bus's):
+    counted as duplicates, held once."""
+    docs = sample_docs(400)
+    feed(bus, docs)
+    run = Running(config)
+    try:
+        wait_for(lambda: run.counters().get("stored", 0) >= 400, 60, "the first copy stored")
+        feed(bus, docs)
+        wait_for(lambda: run.counters().get("duplicates", 0) >= 400, 60, "the replay read")
+        wait_for(lambda: run.counters().get("commits", 0) >= 2, 60, "the replay committed")
+    finally:
+        run.end()
+    assert run.counters()["stored"] == 400
+    assert run.counters()["duplicates"] == 400
+    reader = open_reader(config)
+    try:
+        assert reader.count(Query(MatchAll())) == 400
+    finally:
+        reader.close()
