@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from tests.helpers.store_data import DAY_NS, sample_docs
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config, load_config
 from logfactory.event import Event, Header, encode_event, format_time
 from logfactory.factory.package import ParsedRecord
+from logfactory.record import now_ns
 from logfactory.stats import read_all_stats
 from logfactory.store.document import StoredDoc
 from logfactory.topics import PARSED, ensure_topics
@@ -24,6 +26,7 @@ __all__ = [
     "Fed",
     "bus_of",
     "feed",
+    "recent_docs",
     "store_config",
     "store_counters",
     "store_problems",
@@ -40,6 +43,12 @@ def store_config(tmp_path: Path, **store: Any) -> Config:
     path = tmp_path / "store.yaml"
     path.write_text(json.dumps({"node": {"data_dir": str(tmp_path / "data")}, "store": settings}))
     return load_config(str(path))
+
+
+def recent_docs(n: int, seed: int = 0) -> list[StoredDoc]:
+    """``sample_docs`` that arrived yesterday (UTC): well inside the store's retention, so a
+    store that starts again (and applies retention) keeps them."""
+    return sample_docs(n, seed, start_ns=(now_ns() // DAY_NS - 1) * DAY_NS)
 
 
 def bus_of(config: Config) -> LocalBus:

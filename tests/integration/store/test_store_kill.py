@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers.nodes import stop_process
-from tests.helpers.store_data import sample_docs
-from tests.helpers.store_feed import bus_of, feed, store_config, store_counters
+from tests.helpers.store_feed import bus_of, feed, recent_docs, store_config, store_counters
 from tests.helpers.waiting import wait_for
 
 from logfactory.config import Config
@@ -68,7 +67,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     config = store_config(tmp_path, batch_size=200, commit_docs=1000)
-    docs = sample_docs(ROUNDS * PER_ROUND)
+    docs = recent_docs(ROUNDS * PER_ROUND)
     rng = random.Random(16)
     log = tmp_path / "store.log"
     bus = bus_of(config)

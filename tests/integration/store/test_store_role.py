@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers.bus import read_all
-from tests.helpers.store_data import sample_docs
-from tests.helpers.store_feed import bus_of, feed, store_config
+from tests.helpers.store_feed import bus_of, feed, recent_docs, store_config
 from tests.helpers.store_oracle import expected_ids
 from tests.helpers.waiting import wait_for
 
@@ -71,7 +70,7 @@ def _as_stored(topic: str, value: bytes) -> StoredDoc:
 def test_records_and_events_become_searchable_and_bad_values_dead_letters(
     config: Config, bus: LocalBus
 ) -> None:
-    fed = feed(bus, sample_docs(N), bad=4)
+    fed = feed(bus, recent_docs(N), bad=4)
     run = Running(config)
     try:
         wait_for(lambda: run.counters().get("received", 0) >= N + 4, 60, "the store to read all")
@@ -125,7 +124,7 @@ def test_records_and_events_become_searchable_and_bad_values_dead_letters(
 def test_a_replay_stores_nothing_twice(config: Config, bus: LocalBus) -> None:
     """The same records again (as after a crash between the engine's commit and the bus's):
     counted as duplicates, held once."""
-    docs = sample_docs(400)
+    docs = recent_docs(400)
     feed(bus, docs)
     run = Running(config)
     try:

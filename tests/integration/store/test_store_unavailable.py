@@ -17,8 +17,14 @@ from pathlib import Path
 import pytest
 from prometheus_client.core import Metric
 from tests.helpers.nodes import stop_process
-from tests.helpers.store_data import sample_docs
-from tests.helpers.store_feed import bus_of, feed, store_config, store_counters, store_problems
+from tests.helpers.store_feed import (
+    bus_of,
+    feed,
+    recent_docs,
+    store_config,
+    store_counters,
+    store_problems,
+)
 from tests.helpers.waiting import wait_for
 
 from logfactory.api.metrics import NodeCollector, merge_snapshots
@@ -65,7 +71,7 @@ def test_a_locked_engine_pauses_the_store_which_resumes_by_itself(
     config = store_config(tmp_path)
     bus = bus_of(config)
     try:
-        feed(bus, sample_docs(N))
+        feed(bus, recent_docs(N))
     finally:
         bus.close()
     holder = open_writer(config)  # the lock: the store process cannot open its writer
