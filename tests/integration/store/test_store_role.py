@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 from tests.helpers.bus import read_all
+from tests.helpers.store_data import DAY_NS, sample_docs
 from tests.helpers.store_feed import EVENT_TOPIC, bus_of, feed, recent_docs, store_config
 from tests.helpers.store_oracle import expected_ids
 from tests.helpers.waiting import wait_for
 
 from logfactory.bus.local import LocalBus
 from logfactory.config import Config
+from logfactory.record import now_ns
 from logfactory.stats import StatsRegistry
 from logfactory.store.document import StoredDoc, from_event, from_parsed
 from logfactory.store.open import open_reader
@@ -156,3 +158,34 @@ def test_a_replay_stores_nothing_twice(config: Config, bus: LocalBus) -> None:
         assert reader.count(Query(MatchAll())) == 400
     finally:
         reader.close()
+
+
+def test_retention_at_start_drops_days_past_the_age_limit(config: Config, bus: LocalBus) -> None:
+    """Records that arrived 40 days ago are stored (the store keeps what it is given), and the
+    next start applies ``retention.max_age`` (30 days): their day is dropped, counted, and
+    yesterday's records stay."""
+    old = sample_docs(300, seed=1, start_ns=(now_ns() // DAY_NS - 40) * DAY_NS)
+    recent = recent_docs(200)
+    feed(bus, old + recent)
+    first = Running(config)
+    try:
+        wait_for(lambda: first.counters().get("stored", 0) >= 500, 60, "everything stored")
+    finally:
+        first.end()
+    reader = open_reader(config)
+    try:
+        assert reader.count(Query(MatchAll())) == 500
+    finally:
+        reader.close()
+    again = Running(config)
+    try:
+        wait_for(lambda: "retention_dropped" in again.counters(), 60, "retention at start")
+    finally:
+        again.end()
+    assert again.counters()["retention_dropped"] == 300
+    reader = open_reader(config)
+    try:
+        held = sorted(d.id for d in reader.search(Query(MatchAll()), limit=1000).hits)
+    finally:
+        reader.close()
+    assert held == sorted(d.id for d in recent)
