@@ -21,11 +21,14 @@ than :data:`_FOLLOW_PAGE` matches newer than it were already shown.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import wraps
 from typing import IO, Any
 
 import click
@@ -153,6 +156,22 @@ class _Printer:
         self.started = True
 
 
+def _until_the_reader_leaves(command: Callable[..., None]) -> Callable[..., None]:
+    """A reader that hangs up (``| head``, ``less`` quit) ends the command quietly, status 0,
+    rather than with a BrokenPipeError traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except BrokenPipeError:
+            # what is still buffered for stdout goes nowhere at exit, instead of failing again
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return run
+
+
 def _fields(text: str | None) -> tuple[str, ...] | None:
     if not text:
         return None
@@ -169,6 +188,7 @@ def _fields(text: str | None) -> tuple[str, ...] | None:
               help="table (default on a terminal), json lines (when piped), csv")  # fmt: skip
 @click.option("--follow", is_flag=True, help="then print new matches as they are stored")
 @api_options
+@_until_the_reader_leaves
 def search(
     api: Api,
     query: str,
@@ -305,6 +325,7 @@ def _print_rows(answer: Any, form: str, lines: Callable[[Any, int], list[Any]], 
 @click.option("--format", "form", type=click.Choice(["table", "json"]), default=None,
               help="table (default on a terminal), json lines (default when piped)")  # fmt: skip
 @api_options
+@_until_the_reader_leaves
 def top(
     api: Api,
     field: str,
@@ -337,6 +358,7 @@ def top(
 @click.option("--format", "form", type=click.Choice(["table", "json"]), default=None,
               help="bars (default on a terminal), json lines (default when piped)")  # fmt: skip
 @api_options
+@_until_the_reader_leaves
 def histogram(
     api: Api,
     query: str,
