@@ -154,6 +154,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:  # noqa: C901 - four
     @api.get(
         "/api/v1/search",
         response_model=SearchAnswer,
+        response_description="a page of hits, newest first",
         responses=_REFUSALS,
         dependencies=guarded,
     )
@@ -194,6 +195,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:  # noqa: C901 - four
     @api.get(
         "/api/v1/aggregate",
         response_model=AggregateAnswer,
+        response_description="the counts op asked for",
         responses=_REFUSALS,
         dependencies=guarded,
     )
@@ -235,6 +237,7 @@ def router(ctx: NodeContext, state: ApiState) -> APIRouter:  # noqa: C901 - four
     @api.get(
         "/api/v1/context",
         response_model=ContextAnswer,
+        response_description="the record and its neighbours on its host",
         responses={**_REFUSALS, 404: {"description": "no record has this id"}},
         dependencies=guarded,
     )
