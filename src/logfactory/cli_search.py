@@ -59,6 +59,8 @@ FOLLOW_EVERY_S = 1.0
 _PAGE = 1000  # hits per request at most: the API's default maximum (store.max_results)
 _FOLLOW_PAGE = 200  # hits per request of a --follow poll
 _FOLLOW_PAGES = 100  # pages per poll at most: a burst beyond is shown at the next poll
+_RATE_RETRIES = 10  # 429s waited out in a row before the node's message is the answer
+_RATE_WAIT_S = 10.0  # the longest Retry-After waited out
 _AGO = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d|w)")
 _FORMATS = click.Choice(["table", "json", "csv"])
 
@@ -98,7 +100,20 @@ class _BadQuery(click.ClickException):
 
 
 def _ask(api: Api, path: str, query_text: str, params: dict[str, Any]) -> Any:
-    """One request; a refused query and an unavailable store become their own messages."""
+    """One request; a refused query and an unavailable store become their own messages. The
+    node's query limit (429) is waited out as it says, a few times: a long --limit pages
+    faster than a credential's query rate."""
+    for _ in range(_RATE_RETRIES):
+        try:
+            return _ask_once(api, path, query_text, params)
+        except ApiRefusal as exc:
+            if exc.status != 429 or exc.retry_after is None or exc.retry_after > _RATE_WAIT_S:
+                raise
+            time.sleep(max(exc.retry_after, 0.1))  # what the node asked for, not a guess
+    return _ask_once(api, path, query_text, params)
+
+
+def _ask_once(api: Api, path: str, query_text: str, params: dict[str, Any]) -> Any:
     try:
         return api.call("GET", path, query={"q": query_text, **params})
     except ApiRefusal as exc:
