@@ -11,8 +11,8 @@ While the engine cannot take writes (down, full, locked by another store) or the
 answer, the runner waits (doubling up to :data:`MAX_BACKOFF_S`) and reports the problem
 ``store`` to its stats registry, which ``/api/v1/health`` shows (and ``/metrics`` as
 ``logfactory_process_problem``); the first committed batch (or an idle bus with nothing
-to commit) clears it. The bus keeps the records meanwhile. A programming error is not retried here: it ends the process (the node's
-supervisor restarts it) rather than looping on a bug.
+to commit) clears it. The bus keeps the records meanwhile. A programming error is not retried
+here: it ends the process (the node's supervisor restarts it) rather than looping on a bug.
 
 Stopping: SIGTERM/SIGINT finish the batch in hand, commit it (engine, then offsets) and exit.
 If that has not happened within :data:`SHUTDOWN_GRACE_S`, or on a second signal, the process
