@@ -20,8 +20,10 @@ from tests.helpers.nodes import stop_process
 from tests.helpers.store_feed import bus_of, feed, recent_docs, store_config, store_counters
 from tests.helpers.waiting import wait_for
 
+from logfactory.api.metrics import NodeCollector, merge_snapshots
 from logfactory.config import Config
 from logfactory.lifeline import pid_file
+from logfactory.stats import read_all_stats
 from logfactory.store.open import open_reader
 from logfactory.store.query.tree import MatchAll, Query
 from logfactory.topics import PARSED
@@ -63,6 +65,14 @@ def _caught_up(config: Config) -> bool:
         bus.close()
 
 
+def _docs_metric(config: Config) -> float | None:
+    view = merge_snapshots(read_all_stats(config.data_dir / "stats"))
+    for metric in NodeCollector(lambda: view, lambda: None, 0.0).collect():
+        if metric.name == "logfactory_store_docs":
+            return float(metric.samples[0].value)
+    return None
+
+
 def test_sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -93,6 +103,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice(
     proc = _start(config, log)
     procs.append(proc)
     wait_for(lambda: _caught_up(config), 180, "the last store run to catch up")
+    # /metrics counts what the live store holds, not the killed runs' last reports as well
+    wait_for(lambda: _docs_metric(config) == len(docs), 60, "the live store's docs gauge")
     stop_process(proc, signal.SIGTERM)
     assert proc.returncode == 0, log.read_text()
     assert not pid_file(config.data_dir, "store").exists()
