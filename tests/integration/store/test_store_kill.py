@@ -121,3 +121,45 @@ def test_sigkill_at_random_moments_loses_nothing_and_stores_nothing_twice(
     # replays happened (reads past the last commit of a killed run) and were recognised
     assert counters["received"] >= len(docs)
     assert counters["stored"] <= len(docs)  # a killed run's last stored count may be unwritten
+
+
+def _committed_total(config: Config) -> int:
+    bus = bus_of(config)
+    try:
+        return sum(
+            sum(bus.committed(config.store.group, topic).values())
+            for topic in (PARSED, "events.ALERT")
+        )
+    finally:
+        bus.close()
+
+
+def test_sigterm_mid_ingest_commits_the_batch_in_hand_and_exits(
+    tmp_path: Path, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """A clean stop: the engine holds exactly what the bus offsets say was read, no more (as a
+    kill may leave) and no less."""
+    config = store_config(tmp_path, batch_size=200, commit_docs=1000)
+    docs = recent_docs(3 * PER_ROUND)
+    bus = bus_of(config)
+    try:
+        feed(bus, docs)
+    finally:
+        bus.close()
+    log = tmp_path / "store.log"
+    proc = _start(config, log)
+    procs.append(proc)
+    wait_for(
+        lambda: store_counters(config).get("received", 0) >= PER_ROUND, 120, "ingest under way"
+    )
+    stop_process(proc, signal.SIGTERM)
+    assert proc.returncode == 0, log.read_text()
+    assert "store stopping: committing the batch in hand" in log.read_text()
+    reader = open_reader(config)
+    try:
+        held = reader.count(Query(MatchAll()))
+    finally:
+        reader.close()
+    assert held == _committed_total(config)
+    assert held == store_counters(config)["stored"]
+    assert 0 < held <= len(docs)
