@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from tests.helpers.store_data import positions, sample_docs
@@ -15,13 +16,21 @@ from logfactory.store.engines.embedded import EmbeddedReader, EmbeddedWriter
 FILLED_DOCS = 1500
 
 
+class FilledStore(NamedTuple):
+    root: Path
+    docs: list[StoredDoc]
+
+    def __repr__(self) -> str:  # short: Hypothesis prints the arguments of a failing example
+        return f"FilledStore({self.root}, {len(self.docs)} docs)"
+
+
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[StoredDoc]]:
+def filled(tmp_path_factory: pytest.TempPathFactory) -> FilledStore:
     """A store holding ``sample_docs(1500, seed=7, days=3)``, committed in three batches."""
     root = tmp_path_factory.mktemp("filled") / "store"
     docs = sample_docs(FILLED_DOCS, seed=7, days=3)
@@ -31,11 +40,11 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[StoredD
         writer.add(part)
         writer.commit()
     writer.close()
-    return root, docs
+    return FilledStore(root, docs)
 
 
 @pytest.fixture
-def reader(filled: tuple[Path, list[StoredDoc]]) -> Iterator[EmbeddedReader]:
+def reader(filled: FilledStore) -> Iterator[EmbeddedReader]:
     opened = EmbeddedReader(filled[0])
     yield opened
     opened.close()
