@@ -180,9 +180,14 @@ class EmbeddedWriter:
     def add(self, docs: Sequence[tuple[Position, StoredDoc]]) -> int:
         """Queue ``docs`` in their days' indexes; return how many were not already stored."""
         new = 0
+        names: dict[int, str] = {}
         try:
             for (topic, partition, offset), doc in docs:
-                day = self._day(day_of(doc.received))
+                number = doc.received // DAY_NS
+                name = names.get(number)
+                if name is None:
+                    name = names[number] = day_of(doc.received)
+                day = self._day(name)
                 key = (topic, partition)
                 if day.seen(key, offset):
                     continue
