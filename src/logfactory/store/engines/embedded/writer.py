@@ -228,8 +228,9 @@ class EmbeddedWriter:
     def _reset(self) -> None:
         """Forget every open day and what is pending in it (after an engine failure)."""
         for day in self._days.values():
-            try:
+            try:  # a writer is closed here, not when garbage collected: its lock goes now
                 day.writer.rollback()
+                day.writer.wait_merging_threads()
             except BaseException as exc:  # a killed writer cannot roll back: it is dropped
                 if not (is_panic(exc) or isinstance(exc, ValueError | OSError)):
                     raise
