@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import select
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -38,11 +39,26 @@ READER = textwrap.dedent(
 )
 
 
-def _line(child: subprocess.Popen[str], deadline: float) -> str:
-    assert child.stdout is not None
-    ready, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
-    assert ready, "the reader process said nothing in time"
-    line = child.stdout.readline().strip()
+def _lines(child: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The child's output lines, read by a thread (a select on a buffered pipe can miss a line
+    already in the buffer); an empty string when it ends."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            lines.put(line.strip())
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _line(lines: queue.Queue[str], child: subprocess.Popen[str], deadline: float) -> str:
+    try:
+        line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+    except queue.Empty:
+        raise AssertionError("the reader process said nothing in time") from None
     assert line, f"the reader process ended: {child.stderr.read() if child.stderr else ''}"
     return line
 
@@ -60,14 +76,15 @@ def test_a_reader_process_sees_every_commit(store_dir: Path) -> None:
     ) as child:
         try:
             deadline = time.monotonic() + 60
-            assert _line(child, deadline) == "ready"
+            lines = _lines(child)
+            assert _line(lines, child, deadline) == "ready"
             writer = EmbeddedWriter(store_dir, max_age_s=1e9, max_size=0)
             seen = [0]
             for start in range(0, len(placed), 200):
                 writer.add(placed[start : start + 200])
                 writer.commit()
                 while seen[-1] < start + 200:  # the reader sees this commit, in time
-                    seen.append(int(_line(child, deadline)))
+                    seen.append(int(_line(lines, child, deadline)))
             writer.close()
             assert child.wait(timeout=60) == 0
         finally:

@@ -50,7 +50,8 @@ class Source:
 @dataclass(slots=True)
 class Page:
     docs: list[StoredDoc] = field(default_factory=list)
-    remaining: int = 0  # matches beyond the cursor (the page included)
+    remaining: int = 0  # matches beyond the cursor, the page included (when counted)
+    more: bool = False  # matches may follow the page
     timed_out: bool = False
     capped: bool = False
 
@@ -111,9 +112,11 @@ def fetch_page(
     *,
     desc: bool = True,
     timeout_s: float = 10.0,
+    count: bool = True,
 ) -> Page:
     """Up to ``limit`` matches of ``where`` after ``after``, in (time, id) order (descending
-    when ``desc``), with how many matches lie beyond the cursor."""
+    when ``desc``). With ``count``, ``remaining`` is how many matches lie beyond the cursor (a
+    pass over all of them); without, only ``more`` says whether any may follow."""
     walk = _Walk(sources, where, desc, clock.monotonic() + timeout_s)
     page = walk.page
     first: list[StoredDoc] = []
@@ -124,22 +127,25 @@ def fetch_page(
     query = walk.beyond(moment)
     order = tantivy.Order.Desc if desc else tantivy.Order.Asc
     hits: list[tuple[int, int, tantivy.DocAddress]] = []
-    cut: list[int] = []  # last times of days that had more than limit matches
+    cut: list[int] = []  # last times of days that may hold more than they gave
     for number, source in enumerate(sources):
         if walk.late():
             break
         if not walk.usable(source, moment):
             continue
-        found = source.searcher.search(query, limit, count=True, order_by_field="time",
+        found = source.searcher.search(query, limit, count=count, order_by_field="time",
                                        order=order)  # fmt: skip
         page.remaining += hit_count(found)
         hits.extend((int(key), number, address) for key, address in found.hits)
-        if hit_count(found) > len(found.hits) and found.hits:
+        full = hit_count(found) > len(found.hits) if count else len(found.hits) >= limit
+        if full and found.hits:
             cut.append(int(found.hits[-1][0]))
     page.remaining += len(first)
     page.docs = first[:limit]
     need = limit - len(page.docs)
+    page.more = len(first) > limit or bool(cut) or page.timed_out
     if need <= 0 or not hits:
+        page.more = page.more or bool(hits)
         return page
     hits.sort(key=lambda hit: hit[0], reverse=desc)
     chosen = hits[:need]
@@ -153,6 +159,8 @@ def fetch_page(
         at_edge.sort(key=lambda d: d.id, reverse=desc)
     else:
         at_edge = walk.group(edge)
+    taken = need - len(inside)
     page.docs.extend(inside)
-    page.docs.extend(at_edge[: need - len(inside)])
+    page.docs.extend(at_edge[:taken])
+    page.more = page.more or len(hits) > need or len(at_edge) > taken
     return page

@@ -107,13 +107,13 @@ class EmbeddedReader:
             raise QueryError("a page holds at least one hit")
         where = compile_query(query)
         sources = self._sources(query.start, query.end)
-        page = fetch_page(sources, where, limit, after, timeout_s=timeout_s)
-        total: int | None = page.remaining
-        if after is not None:
-            total = None if page.timed_out else self._count(sources, where)
-        elif page.timed_out:
-            total = None
-        more = page.remaining > len(page.docs) or page.timed_out
+        # the first page counts its matches as it goes; a later one counts them all once
+        first = after is None
+        page = fetch_page(sources, where, limit, after, timeout_s=timeout_s, count=first)
+        total: int | None = None
+        if not page.timed_out:
+            total = page.remaining if first else self._count(sources, where)
+        more = page.remaining > len(page.docs) if first else page.more
         last = page.docs[-1] if page.docs else None
         return SearchPage(
             hits=page.docs,
@@ -125,19 +125,25 @@ class EmbeddedReader:
 
     @_engine_errors
     def scan(self, query: Query, cap: int, timeout_s: float) -> Iterator[StoredDoc]:
+        """Pages without counting (an export of millions must not count them per page)."""
         deadline = clock.monotonic() + timeout_s
+        where = compile_query(query)
         after: Cursor | None = None
         left = cap
         while left > 0:
             remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 return
-            page = self.search(query, min(SCAN_PAGE, left), after, remaining)
-            yield from page.hits
-            left -= len(page.hits)
-            if page.next is None or page.timed_out:
+            sources = self._sources(query.start, query.end)
+            page = fetch_page(sources, where, min(SCAN_PAGE, left), after,
+                              timeout_s=remaining, count=False)  # fmt: skip
+            if page.timed_out:  # a page cut short may miss days: none of it is exported
                 return
-            after = page.next
+            yield from page.docs
+            left -= len(page.docs)
+            if not page.more or not page.docs:
+                return
+            after = Cursor(page.docs[-1].time, page.docs[-1].id)
 
     @staticmethod
     def _count(sources: list[Source], where: tantivy.Query) -> int:
