@@ -95,7 +95,9 @@ def test_a_locked_engine_pauses_the_store_which_resumes_by_itself(
         assert "the store engine cannot be used" in text, text
         assert "retrying" in text, text
         view = merge_snapshots(read_all_stats(config.data_dir / "stats"))
-        health = process_problems(view.processes, own="api", expected=("store",))
+        health = process_problems(  # a generous staleness: a loaded machine is no outage
+            view.processes, own="api", expected=("store",), stale_after_s=60.0
+        )
         assert any(p.startswith(f"store-{proc.pid}: store paused") for p in health), health
         assert (f"store-{proc.pid}", "store") in _problem_metrics(config)
         assert _committed(config) == 0  # nothing consumed while the engine is away
@@ -106,8 +108,8 @@ def test_a_locked_engine_pauses_the_store_which_resumes_by_itself(
     wait_for(lambda: not store_problems(config), 30, "the problem to clear")
     assert _problem_metrics(config) == []
     # what it holds, and its lag, reach /metrics (refreshed every few seconds)
-    wait_for(lambda: _gauges(config).get("logfactory_store_docs") == N, 30, "the docs gauge")
-    wait_for(lambda: _gauges(config).get("logfactory_store_lag") == 0, 30, "no lag")
+    wait_for(lambda: _gauges(config).get("logfactory_store_docs") == N, 60, "the docs gauge")
+    wait_for(lambda: _gauges(config).get("logfactory_store_lag") == 0, 60, "no lag")
     assert _gauges(config)["logfactory_store_bytes"] > 0
     stop_process(proc, signal.SIGTERM)
     assert proc.returncode == 0, log.read_text()
