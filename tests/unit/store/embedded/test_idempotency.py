@@ -92,3 +92,19 @@ def test_a_crash_between_two_day_commits(store_dir: Path) -> None:
     counts = _stored_ids(store_dir)
     assert set(counts) == {d.id for d in docs}
     assert set(counts.values()) == {1}
+
+
+def test_a_bus_whose_offsets_start_again_loses_nothing(store_dir: Path) -> None:
+    old, new = sample_docs(300, seed=14), sample_docs(300, seed=15)
+    writer = EmbeddedWriter(store_dir, max_age_s=YEAR_S, max_size=0)
+    assert writer.add(positions(old, partitions=1)) == 300
+    writer.commit()
+    # the bus was wiped: new records come at the offsets the old ones had
+    assert writer.add(positions(new[:100], partitions=1)) == 100
+    writer.commit()
+    assert writer.add(positions(new, partitions=1)) == 200  # the first 100 are held by id
+    assert writer.add(positions(new, partitions=1)) == 0  # and the rest are pending
+    writer.close()
+    counts = _stored_ids(store_dir)
+    assert set(counts) == {d.id for d in old + new}
+    assert set(counts.values()) == {1}

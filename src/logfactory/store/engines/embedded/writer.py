@@ -10,8 +10,8 @@ commit.
 up before adding would cost a search per document. Instead each day's index keeps, for every
 bus partition, the highest offset it has committed (a checkpoint document, added and replaced
 in the *same* tantivy commit as the documents, and a tantivy commit is atomic). A document read
-at ``(topic, partition, offset)`` is skipped when that offset is at or below its day's
-checkpoint for ``(topic, partition)``. This is exact:
+at ``(topic, partition, offset)`` above its day's checkpoint for ``(topic, partition)`` is new;
+one at or below it is a replay, and is skipped. This is exact:
 
 - one bus partition's offsets only grow, and the role adds them in order;
 - a document's day depends on the document alone (its ``received``), so a replay sends every
@@ -21,8 +21,11 @@ checkpoint for ``(topic, partition)``. This is exact:
 
 A crash between the commits of two days (one committed with its checkpoint, the other not)
 is therefore harmless: on replay the first day skips its documents and the second stores
-its own. What this does not catch is the same id at two different bus offsets (a producer that
-published a record twice); those are two records on the bus and are kept as two.
+its own. Only a document at or below a checkpoint costs a lookup of its id before it is
+skipped: that is a replay (a few batches after a crash), or a bus whose offsets started again
+(a bus wiped or a topic made anew while the store was kept), whose new records are then kept,
+not lost. What this does not catch is the same id at two different bus offsets above the
+checkpoint (a producer that published a record twice): two records on the bus, kept as two.
 """
 
 from __future__ import annotations
@@ -95,8 +98,25 @@ class _Day:
     low: int | None = None
     high: int | None = None
 
-    def seen(self, key: tuple[str, int], offset: int) -> bool:
-        return offset <= max(self.committed.get(key, -1), self.pending.get(key, -1))
+    searcher: tantivy.Searcher | None = None  # of the committed index, for ``holds``
+
+    def seen(self, key: tuple[str, int], offset: int, doc_id: str) -> bool:
+        """Is the record read at ``offset`` of bus partition ``key`` already here? Above the
+        checkpoint it is not (offsets only grow); added since the last commit it is; at or
+        below the checkpoint, its id is looked up (a bus whose offsets started again after a
+        reset must not lose its records)."""
+        if offset <= self.pending.get(key, -1):
+            return True
+        if offset > self.committed.get(key, -1):
+            return False
+        return self.holds(doc_id)
+
+    def holds(self, doc_id: str) -> bool:
+        if self.searcher is None:
+            self.index.reload()
+            self.searcher = self.index.searcher()
+        query = tantivy.Query.term_query(SCHEMA, "id", doc_id)
+        return bool(self.searcher.search(query, 1, count=False).hits)
 
     def commit(self) -> None:
         if not self.pending:
@@ -112,6 +132,7 @@ class _Day:
         self.writer.commit()
         self.committed.update(self.pending)
         self.pending.clear()
+        self.searcher = None
         self.span, self.low, self.high = span, None, None
 
 
@@ -190,7 +211,7 @@ class EmbeddedWriter:
                     name = names[number] = day_of(doc.received)
                 day = self._day(name)
                 key = (topic, partition)
-                if day.seen(key, offset):
+                if day.seen(key, offset, doc.id):
                     continue
                 day.writer.add_document(to_tantivy(doc))
                 day.pending[key] = offset
