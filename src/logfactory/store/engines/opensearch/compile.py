@@ -90,6 +90,9 @@ def _message_prefix(text: str) -> Dsl:
     words = _words(text)
     if not words:
         return dict(MATCH_NONE)
+    if not text[-1].isalnum():
+        # ``10.3.17.*``: the punctuation closes the last word, so every word is whole.
+        return {"match_phrase": {"message": {"query": text}}}
     if len(words) == 1 and text == words[0]:
         return {"prefix": {"message": {"value": text.lower()}}}
     return {
@@ -132,7 +135,11 @@ def _range(node: Range) -> Dsl:
 
 
 def _exists(field: str) -> Dsl:
-    if field == "message" or field in TIME_COLUMNS:
+    if field == "message":
+        # "Has a word": an empty prefix matches any indexed word; a message of punctuation
+        # only has none (``exists`` would count it).
+        return {"prefix": {"message": {"value": ""}}}
+    if field in TIME_COLUMNS:
         return {"exists": {"field": field}}
     return {"exists": {"field": text_field(field)}}
 
@@ -149,7 +156,10 @@ def compile_node(node: Node) -> Dsl:
         case Prefix(text=text, field=field):
             if field == "message":
                 return _message_prefix(text)
-            return {"prefix": {text_field(field): {"value": text}}}
+            target = text_field(field)
+            if target.startswith("f."):
+                target = "s." + target[2:]  # text leaves only
+            return {"prefix": {target: {"value": text}}}
         case Term(field=field, value=value):
             return _term(field, value)
         case Range():

@@ -14,22 +14,28 @@ milliseconds, doc values only, for exact histograms (a ``histogram`` agg reads v
 doubles, and nanoseconds beyond 2**53 would round by up to 128 ns near a bucket boundary).
 ``message`` is ``text`` analysed like tantivy's default tokenizer: split at every character
 that is not alphabetic or numeric (Java's ``\\p{IsAlphabetic}`` and ``\\p{N}`` are Rust's
-``char::is_alphanumeric``), tokens longer than 40 dropped, lower-cased.
+``char::is_alphanumeric``), words of 40 or more dropped (keeping their place), lower-cased.
+One difference remains: tantivy measures a word in UTF-8 bytes, OpenSearch's ``length``
+filter in UTF-16 units, so a non-ASCII word of 14 to 39 letters whose UTF-8 form reaches 40
+bytes is dropped by the embedded engine and kept here (a painless predicate could count
+bytes, but analysis scripts are not available in the node the project runs).
 
-Decoded fields are kept three ways, which is what makes a type conflict harmless:
+Decoded fields are kept four ways, which is what makes a type conflict harmless:
 
 * ``fields``: the original object, in ``_source`` only (``enabled: false``), so a document
   reads back exactly as it was written;
 * ``f.NAME``: every leaf value as text (``22``, ``true``, ``alice``), ``keyword``, for
-  ``field:value``, prefixes, top values and exists; arrays index each element;
+  ``field:value``, top values, distinct counts and exists; arrays index each element;
+* ``s.NAME``: the text leaves only, ``keyword``, for prefixes (``user:al*`` never finds the
+  number ``22`` by its digits);
 * ``n.NAME``: every numeric leaf as ``double``, for ranges and ``port:22.0``.
 
-``f`` and ``n`` are indexed but left out of ``_source``. Since every ``f`` value is text and
-every ``n`` value a number, a field that is a number in one record and text in another never
-conflicts. What still can (a name that is an object in one record and a value in another, a
-name OpenSearch refuses, the total-fields limit) rejects that one document; the writer then
-stores it again without ``f``/``n`` (``unindexed: true``): kept and readable, its decoded
-fields not searchable.
+``f``, ``s`` and ``n`` are indexed but left out of ``_source``. Since every ``f``/``s``
+value is text and every ``n`` value a number, a field that is a number in one record and text
+in another never conflicts. What still can (a name that is an object in one record and a
+value in another, a name OpenSearch refuses, the total-fields limit) rejects that one
+document; the writer then stores it again without ``f``/``s``/``n`` (``unindexed: true``):
+kept and readable, its decoded fields not searchable.
 """
 
 from __future__ import annotations
@@ -100,6 +106,7 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
         "message": {"type": "text", "analyzer": "lf_words", "norms": False},
         "fields": {"type": "object", "enabled": False},
         "f": {"type": "object", "dynamic": True},
+        "s": {"type": "object", "dynamic": True},
         "n": {"type": "object", "dynamic": True},
         "unindexed": {"type": "boolean"},
     }
@@ -121,7 +128,7 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
                             "pattern": "[^\\p{IsAlphabetic}\\p{N}]+",
                         }
                     },
-                    "filter": {"lf_long": {"type": "length", "max": 40}},
+                    "filter": {"lf_long": {"type": "length", "max": 39}},
                     "analyzer": {
                         "lf_words": {
                             "type": "custom",
@@ -133,11 +140,18 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
             },
             "mappings": {
                 "dynamic": "strict",
-                "_source": {"excludes": ["f.*", "n.*", "tms", "unindexed"]},
+                "_source": {"excludes": ["f.*", "s.*", "n.*", "tms", "unindexed"]},
                 "dynamic_templates": [
                     {
                         "f_text": {
                             "path_match": "f.*",
+                            "match_mapping_type": "string",
+                            "mapping": {"type": "keyword", "ignore_above": KEYWORD_MAX},
+                        }
+                    },
+                    {
+                        "s_text": {
+                            "path_match": "s.*",
                             "match_mapping_type": "string",
                             "mapping": {"type": "keyword", "ignore_above": KEYWORD_MAX},
                         }
@@ -170,28 +184,30 @@ def value_text(value: object) -> str:
     return str(value)
 
 
-def _leaves(fields: dict[str, Any], texts: dict[str, Any], numbers: dict[str, Any]) -> None:
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _leaves(fields: dict[str, Any], out: dict[str, dict[str, Any]]) -> None:
+    """Fill ``out["f"]``, ``out["s"]``, ``out["n"]`` with ``fields``'s leaves (same paths)."""
     for key, value in fields.items():
         if isinstance(value, dict):
-            sub_t: dict[str, Any] = {}
-            sub_n: dict[str, Any] = {}
-            _leaves(value, sub_t, sub_n)
-            if sub_t:
-                texts[key] = sub_t
-            if sub_n:
-                numbers[key] = sub_n
+            inner: dict[str, dict[str, Any]] = {"f": {}, "s": {}, "n": {}}
+            _leaves(value, inner)
+            for family, found in inner.items():
+                if found:
+                    out[family][key] = found
             continue
         items = value if isinstance(value, list) else [value]
         scalars = [v for v in items if v is not None and not isinstance(v, dict | list)]
         if scalars:
-            texts[key] = [value_text(v) for v in scalars]
-        nums = [
-            float(v)
-            for v in scalars
-            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        ]
-        if nums:
-            numbers[key] = nums
+            out["f"][key] = [value_text(v) for v in scalars]
+        texts = [v for v in scalars if isinstance(v, str)]
+        if texts:
+            out["s"][key] = texts
+        numbers = [float(v) for v in scalars if _is_number(v)]
+        if numbers:
+            out["n"][key] = numbers
 
 
 def doc_body(doc: StoredDoc, *, indexed_fields: bool = True) -> dict[str, Any]:
@@ -208,13 +224,9 @@ def doc_body(doc: StoredDoc, *, indexed_fields: bool = True) -> dict[str, Any]:
     if doc.fields:
         body["fields"] = doc.fields
         if indexed_fields:
-            texts: dict[str, Any] = {}
-            numbers: dict[str, Any] = {}
-            _leaves(doc.fields, texts, numbers)
-            if texts:
-                body["f"] = texts
-            if numbers:
-                body["n"] = numbers
+            families: dict[str, dict[str, Any]] = {"f": {}, "s": {}, "n": {}}
+            _leaves(doc.fields, families)
+            body |= {family: found for family, found in families.items() if found}
         else:
             body["unindexed"] = True
     return body
