@@ -188,6 +188,21 @@ def factory(config_path: str | None, worker_id: str) -> None:
     sys.exit(run_factory(_needs_own_bus(_config(config_path), "factory"), worker_id))
 
 
+@cli.command(short_help="Run the log store role.")
+@click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
+def store(config_path: str | None) -> None:
+    """Run the log store role: logs.parsed and every events.* topic into the store, until
+    stopped. `logfactory run` starts it as a child unless `store.enabled: false`.
+
+    \b
+    Examples:
+      logfactory store -c site.yaml
+    """
+    from logfactory.store.runner import run_store
+
+    sys.exit(run_store(_needs_own_bus(_config(config_path), "store")))
+
+
 @cli.command(short_help="Validate a configuration file.")
 @click.argument("config_path", type=click.Path(dir_okay=False))
 def check(config_path: str) -> None:
@@ -388,10 +403,11 @@ def _register_groups() -> None:
     from logfactory.cli_access import audit, token, tokens, users
     from logfactory.cli_bus import bus
     from logfactory.cli_patterns import patterns
+    from logfactory.cli_search import histogram, search, top
 
     cli.add_command(patterns)
     cli.add_command(bus)
-    for command in (token, users, tokens, audit):
+    for command in (token, users, tokens, audit, search, top, histogram):
         cli.add_command(command)
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "CONFIG_HELP",
     "TIMEOUT_S",
     "Api",
+    "ApiRefusal",
     "api_options",
     "clean",
     "connect",
@@ -127,6 +128,16 @@ def _tls(ca_file: str | None, own_cert: str | None) -> ssl.SSLContext:
     return context
 
 
+class ApiRefusal(click.ClickException):
+    """The node answered with an error status: the one-line message, and for a command that
+    says more (a bad query's column) the status and the decoded ``{"error": ...}`` answer."""
+
+    def __init__(self, message: str, status: int, answer: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.answer = answer
+
+
 @dataclass(frozen=True)
 class Api:
     """One node's API as the CLI calls it: a base URL, an admin credential, a TLS context."""
@@ -163,13 +174,13 @@ class Api:
                 raw = answer.read(ANSWER_LIMIT + 1)
         except urllib.error.HTTPError as exc:
             with exc:  # it holds the connection open
-                refusal = _refusal(exc, method, path)
+                refusal, answer = _refusal(exc, method, path)
             if exc.code == 401 and self.local and self.config is not None:
                 refusal += (
                     "; the local admin token no longer works: `logfactory token --renew "
                     f"-c {self.config.path}` makes a new one"
                 )
-            raise click.ClickException(refusal) from None
+            raise ApiRefusal(refusal, exc.code, answer) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise click.ClickException(self._unreachable(exc)) from None
         if len(raw) > ANSWER_LIMIT:
@@ -216,11 +227,12 @@ class Api:
         return f"cannot reach {self.url}: {clean(reason)}"
 
 
-def _refusal(exc: urllib.error.HTTPError, method: str, path: str) -> str:
-    """The node's ``{"error": ...}`` (or FastAPI's ``{"detail": ...}``) as one line."""
+def _refusal(exc: urllib.error.HTTPError, method: str, path: str) -> tuple[str, object]:
+    """The node's ``{"error": ...}`` (or FastAPI's ``{"detail": ...}``) as one line, and the
+    decoded answer (``None`` when it was not JSON)."""
     if 300 <= exc.code < 400:
         where = exc.headers.get("Location", "?")
-        return f"the node redirects {path} to {clean(where)}: pass that base URL with --url"
+        return f"the node redirects {path} to {clean(where)}: pass that base URL with --url", None
     try:
         answer = json.loads(exc.read(64 * 1024))
     except (OSError, ValueError, http.client.HTTPException):
@@ -230,7 +242,7 @@ def _refusal(exc: urllib.error.HTTPError, method: str, path: str) -> str:
         message = answer["error"]
     elif isinstance(answer, dict) and isinstance(answer.get("detail"), list):
         message = "; ".join(_detail(d) for d in answer["detail"])
-    return f"{clean(message)} ({method} {path}: HTTP {exc.code})"
+    return f"{clean(message)} ({method} {path}: HTTP {exc.code})", answer
 
 
 def _detail(item: object) -> str:

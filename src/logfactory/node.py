@@ -1,10 +1,12 @@
-"""The all-in-one node: collectors and API in this process, the event factory in a child.
+"""The all-in-one node: collectors and API in this process, the event factory and the log
+store in children.
 
 Why two processes: the factory is CPU-bound Python and the collectors are latency-bound I/O;
 separate processes give each its own core and GIL, and the embedded bus is built for several
-processes. The parent supervises the factory (restarting it if it dies) and prints the live
-summary; Ctrl-C stops the sources first, flushes what they accepted, then stops the factory
-after its current batch — everything accepted is on the durable bus and nothing is lost.
+processes. The parent supervises the factory and the store (restarting either if it dies) and
+prints the live summary; Ctrl-C stops the sources first, flushes what they accepted, then stops
+the factory after its current batch and the store after its commit — everything accepted is on
+the durable bus and nothing is lost.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from logfactory.config import Config
 from logfactory.factory.lifeline import NODE_WORKER_ID, child_env, end_stale_factory
 from logfactory.factory.runner import run_factory
 from logfactory.node_banner import banner_lines
+from logfactory.node_child import ChildRole
 from logfactory.node_limits import (
     ConnectionPlan,
     FdLimit,
@@ -59,6 +62,8 @@ from logfactory.node_summary import LiveSummary, SummaryLogHandler, SummaryScree
 from logfactory.node_tls import api_tls_context
 from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
+from logfactory.store.open import describe_store
+from logfactory.store.runner import PID_NAME as STORE_PID_NAME
 from logfactory.topics import ensure_topics, event_types
 
 __all__ = ["Node", "NodeError", "run_factory"]
@@ -136,6 +141,12 @@ class Node:
         self.registry = StatsRegistry(role)
         self._factory: subprocess.Popen[bytes] | None = None
         self._factory_pipe: int | None = None  # its lifeline's write end (factory/lifeline.py)
+        # the log store: a child of the all-in-one node (`logfactory run`) unless disabled
+        self.with_store = command == "run" and with_collectors and config.store.enabled
+        self._store = ChildRole(
+            "store", [sys.executable, "-m", "logfactory", "store", "-c", config.path],
+            self.data_dir, STORE_PID_NAME,
+        )  # fmt: skip
         self.screen = SummaryScreen(sys.stdout)
         # an edge shipping over HTTP decodes nothing: events there mean nothing (in= only)
         self.summary = LiveSummary(event_types(config), events=config.bus.type != "http")
@@ -191,6 +202,17 @@ class Node:
             proc.kill()
             proc.wait()
         self._close_factory_pipe()
+
+    # -- the store child ------------------------------------------------------------------
+    def _start_store(self) -> None:
+        """Start the store child after ending a store of this data directory that is not ours
+        (two would fight over the engine's lock). From the main thread, as the factory."""
+        stale = self._store.end_stale()
+        if stale is not None:
+            self._say(f"store       ended pid {stale}, a store of this data directory that "
+                      "an earlier node left running")  # fmt: skip
+        pid = self._store.start()
+        self._say(f"store       pid {pid} ({describe_store(self.config)})")
 
     # -- main -----------------------------------------------------------------------------
     def run(self) -> int:
@@ -377,7 +399,7 @@ class Node:
                     stats_dir=self.stats_dir,
                     started=time.time(),
                     access=access,
-                    expected_processes=("factory",) if self.with_factory else (),
+                    expected_processes=self._expected_processes(),
                 )  # fmt: skip
                 server = self._server(ctx)
                 tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
@@ -394,6 +416,8 @@ class Node:
             self._banner(sources, agent)
             if self.with_factory:
                 self._start_factory()
+            if self.with_store:
+                self._start_store()
             await self._supervise(stop, tasks)
         finally:
             stop.set()
@@ -403,12 +427,17 @@ class Node:
             await asyncio.gather(*tasks, return_exceptions=True)
             delivered = await asyncio.to_thread(self._flush_bounded, producer)
             await asyncio.to_thread(self._stop_factory)
+            await asyncio.to_thread(self._store.stop)  # last: it stores what the factory made
             if delivered:
                 producer.close()
             writer.stop()
             bus.close()
         self._say_stopped(delivered, agent)
         return 0
+
+    def _expected_processes(self) -> tuple[str, ...]:
+        """The roles health expects a live process of: a dead child makes the node degraded."""
+        return ("factory",) * self.with_factory + ("store",) * self.with_store
 
     STOP_FLUSH_TIMEOUT_S = 10.0
 
@@ -465,6 +494,7 @@ class Node:
         self._summary_started = not self.quiet
         last_print = 0.0
         restarts = 0
+        store_restarts = 0
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -483,6 +513,15 @@ class Node:
                         self._start_factory()
                     except OSError as exc:  # no descriptor or process free: the next round
                         self._say(f"factory could not be started: {exc}; trying again")
+                status = self._store.exited()
+                if self.with_store and status is not None and not stop.is_set():
+                    store_restarts += 1
+                    self._say(f"store exited with {status}; restarting (#{store_restarts})")
+                    await asyncio.sleep(min(5.0, 0.5 * store_restarts))
+                    try:
+                        self._store.start()
+                    except OSError as exc:
+                        self._say(f"store could not be started: {exc}; trying again")
                 now = time.monotonic()
                 if stop.is_set():
                     return  # the last line is _end_summary's

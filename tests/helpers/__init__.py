@@ -15,4 +15,6 @@ whatever two places need lives here. ``tests/unit/test_test_layout.py`` keeps it
 - ``bus_damage``: a local bus with history, damaged on purpose (unit and e2e repair tests)
 - ``crash_traffic``: the crash matrix's traffic and its independent model of the outputs
 - ``writer``: a file writer process that reopens on SIGHUP, as a logrotate'd daemon does
+- ``store_data``: deterministic stored documents (logs and events, varied text and fields)
+- ``store_oracle``: a query tree evaluated by brute force: the reference every store engine meets
 """

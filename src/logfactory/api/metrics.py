@@ -162,6 +162,44 @@ def merge_snapshots(snaps: Iterable[dict[str, Any]], now: float | None = None) -
     return view
 
 
+STORE_COUNTERS = ("received", "stored", "duplicates", "deadletters", "commits", "errors")
+STORE_GAUGES = {
+    "docs": "Records the log store holds.",
+    "bytes": "Bytes the log store's engine uses on disk.",
+    "pending": "Records the store role has written and its engine not yet committed.",
+    "lag": "Records on the bus the store role has not yet committed.",
+}
+
+
+def _store_metrics(view: StatsView) -> Iterator[Metric]:
+    """The store role's counters (group ``store``) and gauges (``store.*``), and every live
+    process's problems: a paused store says so here as well as in health."""
+    records = CounterMetricFamily(
+        "logfactory_store_records",
+        "Records the store role received from the bus, stored (new), found already stored "
+        "(duplicates), sent to logs.deadletter; its engine commits and errors.",
+        labels=["outcome"],
+    )
+    counters = view.other.get("store", {})
+    for outcome in STORE_COUNTERS:
+        records.add_metric([outcome], counters.get(outcome, 0))
+    yield records
+    for name, help_text in STORE_GAUGES.items():
+        values = [v for k, v in view.gauges.items() if k.endswith(f"/store.{name}")]
+        if values:
+            yield GaugeMetricFamily(f"logfactory_store_{name}", help_text, value=sum(values))
+    problem = GaugeMetricFamily(
+        "logfactory_process_problem",
+        "1 for each problem a live process reports (the text is in /api/v1/health).",
+        labels=["process", "problem"],
+    )
+    for proc in view.processes:
+        if proc.alive:
+            for name in sorted(proc.problems):
+                problem.add_metric([proc.name, name], 1.0)
+    yield problem
+
+
 def _spool_metrics(view: StatsView) -> Iterator[Metric]:
     """The collector's disk spool (``collect.spool``): records that went to disk while the bus
     was away, resent since, damaged files set aside; and what it holds now."""
@@ -375,6 +413,7 @@ class NodeCollector(Collector):
         yield from _limit_metrics(view)
         yield from _tls_metrics(view)
         yield from _spool_metrics(view)
+        yield from _store_metrics(view)
         events = CounterMetricFamily(
             "logfactory_events", "Events published per type.", labels=["type"]
         )

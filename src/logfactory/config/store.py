@@ -101,6 +101,7 @@ class StoreConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True
         query_timeout: the longest one query may run; it then answers with what it has
         max_results: the most hits one page of results may ask for
         export_max: the most records one export streams
+        export_timeout: the longest one export may stream; it then ends, saying so
         retention: how long and how much the store keeps
         opensearch: the OpenSearch cluster (engine: opensearch)
     """
@@ -115,6 +116,7 @@ class StoreConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True
     query_timeout: Duration = Duration("10s")
     max_results: int = 1000
     export_max: int = 10_000_000
+    export_timeout: Duration = Duration("10m")
     retention: StoreRetention = StoreRetention()
     opensearch: OpenSearchConfig = msgspec.field(default_factory=OpenSearchConfig)
 
@@ -131,6 +133,8 @@ class StoreConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only=True
             yield (("max_results",), "must be between 1 and 100000")
         if self.export_max < 1:
             yield (("export_max",), "must be at least 1")
+        if self.export_timeout <= 0:
+            yield (("export_timeout",), "must be more than 0")
         if not self.group:
             yield (("group",), "give the store's consumer group a name")
         for key, what in self.retention.problems():

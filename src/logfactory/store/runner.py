@@ -1,0 +1,168 @@
+"""``logfactory store``: the store role, kept running through engine and bus trouble.
+
+Why rebuild the whole role after an error instead of retrying the failed call: after a failed
+engine commit the writer's memory holds documents the engine may or may not have, and the
+consumer's position is past offsets that were never committed. The only state certainly right
+is the bus's committed offsets (plus what the engine made durable, which it recognises by id),
+so the writer, the consumer and the bus client are thrown away and new ones resume from there:
+the same path a crashed store takes, exercised on every outage instead of only on crashes.
+
+While the engine cannot take writes (down, full, locked by another store) or the bus does not
+answer, the runner waits (doubling up to :data:`MAX_BACKOFF_S`) and reports the problem
+``store`` to its stats registry, which ``/api/v1/health`` shows (and ``/metrics`` as
+``logfactory_process_problem``); the first committed batch clears it. The bus keeps the records
+meanwhile. A programming error is not retried here: it ends the process (the node's
+supervisor restarts it) rather than looping on a bug.
+
+Stopping: SIGTERM/SIGINT finish the batch in hand, commit it (engine, then offsets) and exit.
+If that has not happened within :data:`SHUTDOWN_GRACE_S`, or on a second signal, the process
+exits at once: safe, because offsets are committed only after the engine has the batch. A
+node's store child stops the same way when its node is gone, even killed
+(:mod:`logfactory.lifeline`). SIGUSR1 writes every thread's stack to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import logging
+import os
+import signal
+import threading
+import time
+
+from logfactory.bus.base import Bus, BusError
+from logfactory.config import Config
+from logfactory.errors import StoreUnavailable
+from logfactory.lifeline import remove_pid_file, watch_parent, write_pid_file
+from logfactory.owner_only import make_owner_only
+from logfactory.stats import StatsRegistry, StatsWriter
+from logfactory.store.engine import StoreWriter
+
+__all__ = [
+    "MAX_BACKOFF_S",
+    "PID_NAME",
+    "PROBLEM",
+    "SHUTDOWN_GRACE_S",
+    "run_store",
+    "run_store_resilient",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 10.0
+SHUTDOWN_GRACE_S = 30.0
+PROBLEM = "store"
+"""The stats registry's problem name while the store is paused."""
+PID_NAME = "store"
+"""``<data_dir>/store.pid`` names the running store (one per data directory)."""
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _close(what: str, thing: StoreWriter | Bus | None) -> None:
+    if thing is None:
+        return
+    try:
+        thing.close()
+    except Exception:  # closing a broken engine or client must not hide the first error
+        log.debug("closing the %s after an error failed", what, exc_info=True)
+
+
+def run_store_resilient(
+    config: Config,
+    registry: StatsRegistry,
+    stop: threading.Event,
+    *,
+    first_backoff: float = 0.5,
+) -> None:
+    """Run store roles one after another until ``stop``; see the module docstring."""
+    from logfactory.bus import open_bus
+    from logfactory.store.open import open_writer
+    from logfactory.store.role import StoreRole
+
+    backoff = first_backoff
+    failing_since: float | None = None
+    committed = threading.Event()
+
+    def on_commit() -> None:
+        if not committed.is_set():
+            committed.set()
+            registry.problem(PROBLEM, None)
+
+    while not stop.is_set():
+        bus: Bus | None = None
+        writer: StoreWriter | None = None
+        committed.clear()
+        try:
+            bus = open_bus(config, worker="store")
+            writer = open_writer(config)
+            role = StoreRole(config, bus, writer, registry)
+            role.on_commit = on_commit
+            registry.problem(PROBLEM, None)  # the engine opened and the group joined
+            role.run(stop)
+            return
+        except (StoreUnavailable, BusError) as exc:
+            if committed.is_set():  # it worked for a while: a new failure, a fresh backoff
+                backoff, failing_since = first_backoff, None
+            now = time.time()
+            failing_since = failing_since or now
+            what = "the store engine" if isinstance(exc, StoreUnavailable) else "the bus"
+            registry.add("store", "errors")
+            registry.problem(
+                PROBLEM,
+                f"store paused since {_utc(failing_since)}: {what} cannot be used: {exc}; "
+                f"the bus keeps the records, retrying in {backoff:g} s",
+            )
+            log.warning("store paused after an error of %s, retrying in %g s: %s", what,
+                        backoff, exc)  # fmt: skip
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        finally:
+            _close("store engine", writer)
+            _close("bus", bus)
+
+
+def run_store(config: Config) -> int:
+    """Entry of ``logfactory store``: the store role until SIGTERM/SIGINT (or its node's end)."""
+    make_owner_only(config.data_dir)
+    registry = StatsRegistry(f"store-{os.getpid()}")
+    stats = StatsWriter(registry, config.data_dir / "stats").start()
+    stop = threading.Event()
+    signalled: list[int] = []
+
+    def begin_stop(why: str) -> None:
+        if stop.is_set():
+            return
+        stop.set()
+        log.warning("store stopping: committing the batch in hand (%s)", why)
+        threading.Thread(target=_exit_after, args=(SHUTDOWN_GRACE_S,), daemon=True).start()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signalled:
+            os._exit(128 + signum)  # asked twice: now
+        signalled.append(signum)
+        begin_stop(f"{signal.Signals(signum).name}; signal again to exit at once")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    watch_parent(lambda: begin_stop("the node that started this store is gone"))
+    pid_path = write_pid_file(config.data_dir, PID_NAME)
+    try:
+        run_store_resilient(config, registry, stop)
+    finally:
+        stats.stop()
+        remove_pid_file(pid_path)
+    return 0
+
+
+def _exit_after(grace: float) -> None:
+    time.sleep(grace)  # a deadline, not a synchronisation: the clean exit normally wins
+    log.error("store did not stop within %g s of the signal; exiting now (offsets follow the "
+              "engine's commits, nothing is lost)", grace)  # fmt: skip
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    os._exit(1)
