@@ -104,7 +104,7 @@ def ensure_jars(lib_dir: Path | None = None, out: TextIO | None = None) -> Path:
     with open(lib.parent / f".{lib.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not jars_ok(lib):
-            _build(lib, out)
+            build(lib, out)
     return lib
 
 
@@ -156,12 +156,20 @@ class DownloadCount:
         return f"{self.files} files, {self.size / 1e6:.1f} MB"
 
 
-def _build(lib: Path, out: TextIO | None, every_s: float = 2.0) -> None:
-    """``mvn package`` into a temp dir, the launcher jar moved beside the classpath jars."""
+def build(
+    lib: Path, out: TextIO | None, mvn_args: Sequence[str] = (), every_s: float = 2.0
+) -> DownloadCount:
+    """``mvn package`` into a temp dir, the launcher jar moved beside the classpath jars.
+
+    Maven's own transfer lines are one per file (some 540 on a first run): too many for a log,
+    so with ``out`` they are counted instead, one line every ``every_s`` seconds at most, then
+    the total. Raises OpenSearchStartError (Java or Maven missing, or the end of Maven's output).
+    """
     check_tools()
     tmp = lib.with_name(f"{lib.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    cmd = ["mvn", "-B", "-Dstyle.color=never", "-f", str(POM), "package", f"-Dlf.build={tmp}"]
+    cmd = ["mvn", "-B", "-Dstyle.color=never", *mvn_args, "-f", str(POM), "package",
+           f"-Dlf.build={tmp}"]  # fmt: skip
     count, tail = DownloadCount(), deque[str](maxlen=40)
     shown = time.monotonic()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as mvn:
@@ -182,6 +190,7 @@ def _build(lib: Path, out: TextIO | None, every_s: float = 2.0) -> None:
     shutil.rmtree(lib, ignore_errors=True)
     built.rename(lib)
     shutil.rmtree(tmp, ignore_errors=True)
+    return count
 
 
 def classpath(lib: Path) -> str:
