@@ -114,6 +114,11 @@ class OpenSearchWriter:
         last_cause = ""
         for attempt in range(self._config.bulk_retries + 1):
             if attempt:
+                log.warning(
+                    "store: bulk write to %s failed (%s); retry %d of %d in %.2f s",
+                    ", ".join(self._config.hosts), last_cause, attempt,
+                    self._config.bulk_retries, wait,
+                )  # fmt: skip
                 time.sleep(wait)  # backoff between retries, not synchronisation
                 wait = min(wait * 2, LONGEST_WAIT_S)
             try:
