@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.opensearch_node import OpenSearchCluster, launch
+from tests.opensearch_node import TEST_JVM_OPTS, OpenSearchCluster, launch
 
 
 def _start(tmp: Path, size: int) -> OpenSearchCluster:
     t0 = time.monotonic()
-    cluster = launch(tmp, size)
+    cluster = launch(tmp, size, jvm_opts=TEST_JVM_OPTS)
     print(
         f"\nOpenSearch x{size} ready on {','.join(cluster.urls)} in {time.monotonic() - t0:.1f} s"
     )
