@@ -33,7 +33,7 @@ from logfactory.store.query.tree import (
     Word,
 )
 
-__all__ = ["compile_node", "compile_query", "sort_field", "text_field"]
+__all__ = ["COUNTABLE", "compile_node", "compile_query", "sort_field", "text_field"]
 
 Dsl = dict[str, Any]
 
@@ -58,11 +58,19 @@ def text_field(field: str) -> str:
     raise QueryError(f"{field} is not a column that holds whole values")
 
 
+COUNTABLE: Final = KEYWORD_COLUMNS - {"id", "origin"}
+"""Columns top values and distinct counts take (as on the embedded engine): ids are unique,
+so counting them tells nothing a count does not."""
+
+
 def sort_field(field: str) -> str:
-    """The field an aggregation reads for ``field`` (its keyword, or the long time)."""
-    if field in TIME_COLUMNS:
-        return field
-    return text_field(field)
+    """The keyword an aggregation reads for ``field``; QueryError for one it cannot count."""
+    if field in COUNTABLE or (field.startswith(FIELD_PREFIX) and len(field) > len(FIELD_PREFIX)):
+        return text_field(field)
+    raise QueryError(
+        f"{field!r} has no values to count: top and distinct take a keyword column "
+        f"({', '.join(sorted(COUNTABLE))}) or a decoded field (fields.NAME)"
+    )
 
 
 def _number_field(field: str) -> str | None:

@@ -178,9 +178,12 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
 
 
 def value_text(value: object) -> str:
-    """A decoded leaf as ``field:value`` matches it: JSON's spelling for booleans."""
+    """A decoded leaf as text, as top values show it and ``field:value`` matches it: JSON's
+    spelling for booleans, a whole float without its ``.0`` (the embedded engine's rule)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return str(value)
 
 

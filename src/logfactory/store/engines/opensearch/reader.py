@@ -9,7 +9,9 @@ on the socket; an engine that does not answer raises :class:`StoreUnavailable`, 
 refuses (400) raises :class:`QueryError`.
 
 Histograms count on ``tms`` (``time`` in milliseconds) when the interval is a whole number of
-milliseconds, so bucket boundaries are exact; :mod:`.mapping` says why.
+milliseconds, so bucket boundaries are exact (:mod:`.mapping` says why); a finer interval
+counts on ``time`` itself, exact to about 256 ns. Only buckets holding something come back
+from the cluster; the empty ones in the window are filled in here.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ SCAN_PAGE: Final = 1000
 SOCKET_GRACE_S: Final = 5.0
 PRECISION: Final = 3000
 NS_PER_MS: Final = 1_000_000
+MAX_BUCKETS: Final = 10_000
+"""The most buckets one histogram may have (as on the embedded engine)."""
+MAX_TOP: Final = 1_000
 _LENIENT: Final = {"ignore_unavailable": "true", "allow_no_indices": "true"}
 
 
@@ -85,27 +90,28 @@ class OpenSearchReader:
         after: Cursor | None = None,
         timeout_s: float = 10.0,
     ) -> SearchPage:
-        size = max(0, min(limit, PAGE_MAX))
+        if limit < 1:
+            raise QueryError("a page holds at least one hit")
+        size = min(limit, PAGE_MAX - 1)
         body: dict[str, Any] = {
             "query": compile_query(query),
             "sort": NEWEST_FIRST,
-            "size": size,
+            "size": size + 1,  # one more than asked: is there a next page?
             "track_total_hits": True,
         }
         if after is not None:
             body["search_after"] = [after.time, after.id]
         answer = self._search(body, timeout_s, "a search")
-        hits = [doc_from_source(hit["_source"]) for hit in answer["hits"]["hits"]]
+        found = answer["hits"]["hits"]
+        hits = [doc_from_source(hit["_source"]) for hit in found[:size]]
         total = answer["hits"]["total"]
-        next_cursor = None
-        if hits and len(hits) == size:
-            next_cursor = Cursor(hits[-1].time, hits[-1].id)
+        more = len(found) > size
         return SearchPage(
             hits=hits,
-            next=next_cursor,
-            total=int(total["value"]) if total.get("relation", "eq") == "eq" else None,
+            next=Cursor(hits[-1].time, hits[-1].id) if more else None,
+            total=int(total["value"]) if exact_total(answer) else None,
             timed_out=bool(answer.get("timed_out")),
-            capped=limit > PAGE_MAX,
+            capped=limit > size,
         )
 
     def scan(self, query: Query, cap: int, timeout_s: float) -> Iterator[StoredDoc]:
@@ -135,37 +141,48 @@ class OpenSearchReader:
             raise QueryError("a histogram needs a time range: give a start and an end")
         if interval <= 0:
             raise QueryError("a histogram's interval must be more than 0")
+        first = query.start - query.start % interval
+        wanted = max(0, -(-(query.end - first) // interval))
+        if wanted > MAX_BUCKETS:
+            raise QueryError(
+                f"an interval of {interval} ns gives {wanted} buckets over this range; at most "
+                f"{MAX_BUCKETS} are allowed: choose a wider interval or a shorter range"
+            )
         exact_ms = interval % NS_PER_MS == 0
         scale = NS_PER_MS if exact_ms else 1
-        first = query.start - query.start % interval
-        last = (query.end - 1) - (query.end - 1) % interval
         agg = {
             "histogram": {
                 "field": "tms" if exact_ms else "time",
                 "interval": interval // scale,
-                "min_doc_count": 0,
-                "extended_bounds": {"min": first // scale, "max": last // scale},
+                "min_doc_count": 1,
             }
         }
         body = {"query": compile_query(query), "size": 0, "aggs": {"h": agg}}
         answer = self._search(body, timeout_s, "a histogram")
-        buckets = [
-            Bucket(round(raw["key"]) * scale, int(raw["doc_count"]))
-            for raw in answer["aggregations"]["h"]["buckets"]
-        ]
+        counts: dict[int, int] = {}
+        for raw in answer["aggregations"]["h"]["buckets"]:
+            start = round(raw["key"]) * scale
+            counts[start] = counts.get(start, 0) + int(raw["doc_count"])
+        # Empty buckets are filled in here rather than by extended_bounds: the same list
+        # whether or not anything matched.
         return Histogram(
             interval=interval,
-            buckets=[b for b in buckets if first <= int(b.key) <= last],
+            buckets=[
+                Bucket(first + i * interval, counts.get(first + i * interval, 0))
+                for i in range(wanted)
+            ],
             timed_out=bool(answer.get("timed_out")),
         )
 
     def top(self, query: Query, field: str, size: int, timeout_s: float = 10.0) -> TopValues:
+        if not 1 <= size <= MAX_TOP:
+            raise QueryError(f"top values: ask for 1 to {MAX_TOP}, not {size}")
         target = sort_field(field)
         aggs = {
             "top": {
                 "terms": {
                     "field": target,
-                    "size": max(1, size),
+                    "size": size,
                     "order": [{"_count": "desc"}, {"_key": "asc"}],
                 }
             },
@@ -174,12 +191,12 @@ class OpenSearchReader:
         body = {"query": compile_query(query), "size": 0, "aggs": aggs}
         answer = self._search(body, timeout_s, "top values")
         result = answer["aggregations"]
-        raw = result["top"]["buckets"][: max(0, size)]
+        raw = result["top"]["buckets"][:size]
         return TopValues(
             field=field,
             buckets=[Bucket(_key(b), int(b["doc_count"])) for b in raw],
             other=int(result["top"]["sum_other_doc_count"])
-            + sum(int(b["doc_count"]) for b in result["top"]["buckets"][max(0, size) :]),
+            + sum(int(b["doc_count"]) for b in result["top"]["buckets"][size:]),
             missing=int(result["missing"]["doc_count"]),
             timed_out=bool(answer.get("timed_out")),
         )
@@ -236,6 +253,12 @@ class OpenSearchReader:
 
     def close(self) -> None:
         self._client.close()
+
+
+def exact_total(answer: dict[str, Any]) -> bool:
+    """Did the search count every match (not cut short by its deadline)?"""
+    relation = answer["hits"]["total"].get("relation", "eq")
+    return relation == "eq" and not answer.get("timed_out")
 
 
 def _key(bucket: dict[str, Any]) -> int | str:

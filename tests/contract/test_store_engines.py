@@ -1,0 +1,307 @@
+"""The query contract: the same documents in both engines, the same queries, the same answers.
+
+Both engines (embedded tantivy, a real OpenSearch node) are filled through their writers with
+the same :func:`sample_docs`; every query text of :data:`QUERIES` goes through the one parser
+and must give exactly the oracle's hits (:mod:`tests.helpers.store_oracle`: the documented
+semantics in plain Python) in the same order, page by page, with the same total. Histograms,
+top values, distinct counts and context are checked against the same documents counted in
+Python. Engines compared with one reference agree with each other; a difference is a bug in
+an engine or in the documented semantics, never "close enough".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from logfactory.store.engines.embedded import EmbeddedReader, EmbeddedWriter
+from logfactory.store.query.parser import parse_query
+from tests.helpers.store_data import DAY_NS, SAMPLE_START_NS, positions, sample_docs
+from tests.helpers.store_oracle import expected_docs, expected_ids, field_leaves
+
+from logfactory.config.store import OpenSearchConfig
+from logfactory.errors import QueryError
+from logfactory.store.document import StoredDoc
+from logfactory.store.engine import Cursor, StoreReader
+from logfactory.store.engines.opensearch import OpenSearchReader, OpenSearchWriter
+from logfactory.store.query.tree import Query
+
+DAYS = 3
+NOW = SAMPLE_START_NS + DAYS * DAY_NS
+HOUR = 3_600 * 1_000_000_000
+DOCS = sample_docs(700, seed=16, days=DAYS)
+
+QUERIES: list[str] = [
+    "*",
+    "failed",
+    "FAILED",
+    '"failed password"',
+    '"password failed"',
+    "pass*",
+    "Pass*",
+    "10.1.15.10",
+    "10.1.16*",
+    "10.1.16.*",
+    "/var/log/messages",
+    "job_1210",
+    "JobId=1044",
+    "café",
+    "Grüße",
+    "日本語",
+    "x" * 44,
+    '"pam_unix(sshd:session)"',
+    "publickey OR session",
+    "failed AND NOT root",
+    "(failed OR accepted) AND host:cn00*",
+    "host:cn0001",
+    "host:cn00*",
+    "host:nœud7",
+    "host:CN0001",
+    "severity:error",
+    "severity:err",
+    "kind:event AND type:ssh_bruteforce",
+    "subtype:xfs OR subtype:password",
+    "NOT severity:info",
+    "-kind:log",
+    'source:"postfix/smtpd"',
+    "source:app.api",
+    "pattern:* AND NOT status:*",
+    "workshop:hpc AND status:new",
+    "port:22",
+    "port:22.0",
+    "port:>=443",
+    "port:[400 TO 9000]",
+    "ratio:<0",
+    "ratio:{0.5 TO 2.0]",
+    "ok:true",
+    "ok:false",
+    "user:jörg",
+    "user:Car*",
+    "user:carol",
+    "job.id:1001",
+    "job.queue:gpu AND job.id:>=1200",
+    'req.path:"/login"',
+    "note:*",
+    "note:10.3.17.5",
+    "addr:10.1*",
+    "-user:root AND -host:cn00*",
+]
+WINDOWS: list[tuple[str, str | None, str | None]] = [
+    ("failed", "-2d", "-1d"),
+    ("*", "-36h", None),
+    ("host:cn0002 OR severity:crit", None, "-2d"),
+    ("*", "2026-03-02", "2026-03-02T12:00:00Z"),
+]
+
+
+def _fill_embedded(root: Path, docs: list[StoredDoc]) -> StoreReader:
+    writer = EmbeddedWriter(root / "store", max_age_s=365 * 86_400, max_size=0)
+    for start in range(0, len(docs), 250):  # several commits, as the role makes them
+        writer.add(positions(docs[start : start + 250], first=start))
+        writer.commit()
+    writer.close()
+    return EmbeddedReader(root / "store")
+
+
+def _fill_opensearch(url: str, docs: list[StoredDoc]) -> StoreReader:
+    config = OpenSearchConfig(hosts=[url], index_prefix=f"c-{uuid.uuid4().hex[:10]}")
+    writer = OpenSearchWriter(config, max_age_s=365 * 86_400, max_size=0)
+    for start in range(0, len(docs), 250):
+        writer.add(positions(docs[start : start + 250], first=start))
+        writer.commit()
+    writer.close()
+    return OpenSearchReader(config)
+
+
+@pytest.fixture(scope="module", params=["embedded", "opensearch"])
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[StoreReader]:
+    if request.param == "embedded":
+        reader = _fill_embedded(tmp_path_factory.mktemp("contract-store"), DOCS)
+    else:
+        reader = _fill_opensearch(request.getfixturevalue("opensearch_node"), DOCS)
+    yield reader
+    reader.close()
+
+
+def _all_pages(reader: StoreReader, query: Query, size: int) -> tuple[list[str], set[int | None]]:
+    ids: list[str] = []
+    totals: set[int | None] = set()
+    cursor: Cursor | None = None
+    for _ in range(len(DOCS) + 1):  # a bound: a page that never ends fails the test
+        page = reader.search(query, size, cursor)
+        assert not page.timed_out
+        totals.add(page.total)
+        ids.extend(doc.id for doc in page.hits)
+        if page.next is None:
+            return ids, totals
+        cursor = page.next
+    raise AssertionError("pages never ended")
+
+
+def test_the_sample_exercises_what_it_claims() -> None:
+    """The table is only worth its queries: most find something, some find nothing."""
+    found = [t for t in QUERIES if expected_ids(parse_query(t, now_ns=NOW), DOCS)]
+    assert len(found) >= len(QUERIES) - 6
+    assert len(expected_ids(parse_query('"failed password"', now_ns=NOW), DOCS)) > 5
+
+
+@pytest.mark.parametrize("text", QUERIES)
+def test_hits_are_the_oracles_in_order(engine: StoreReader, text: str) -> None:
+    query = parse_query(text, now_ns=NOW)
+    want = expected_ids(query, DOCS)
+    ids, totals = _all_pages(engine, query, 40)
+    assert ids == want
+    assert totals == {len(want)}
+    assert engine.count(query) == len(want)
+
+
+@pytest.mark.parametrize(("text", "since", "until"), WINDOWS)
+def test_time_windows(engine: StoreReader, text: str, since: str | None, until: str | None) -> None:
+    query = parse_query(text, now_ns=NOW, since=since, until=until)
+    want = expected_ids(query, DOCS)
+    assert want, "a window that holds nothing proves little"
+    assert _all_pages(engine, query, 97)[0] == want
+
+
+def test_export_scan_is_every_hit_in_order_up_to_the_cap(engine: StoreReader) -> None:
+    query = parse_query("NOT kind:event", now_ns=NOW)
+    want = expected_ids(query, DOCS)
+    assert [d.id for d in engine.scan(query, cap=10_000, timeout_s=60)] == want
+    assert [d.id for d in engine.scan(query, cap=123, timeout_s=60)] == want[:123]
+
+
+def test_documents_read_back_as_written(engine: StoreReader) -> None:
+    query = parse_query("*", now_ns=NOW)
+    back = list(engine.scan(query, cap=10_000, timeout_s=60))
+    assert back == expected_docs(query, DOCS)
+
+
+@pytest.mark.parametrize("text", ["*", "failed OR kind:event", "host:cn00*"])
+def test_histogram_counts_every_bucket(engine: StoreReader, text: str) -> None:
+    interval = HOUR
+    start, end = SAMPLE_START_NS + 5 * HOUR + 17, NOW - HOUR // 2
+    query = parse_query(text, now_ns=NOW)
+    query = Query(query.where, start, end, text)
+    first = start - start % interval
+    want = Counter(d.time - d.time % interval for d in expected_docs(query, DOCS))
+    got = engine.histogram(query, interval)
+    assert got.interval == interval
+    assert [b.key for b in got.buckets] == list(range(first, end, interval))
+    assert {b.key: b.count for b in got.buckets} == {
+        key: want.get(key, 0) for key in range(first, end, interval)
+    }
+
+
+def _top_expected(docs: list[StoredDoc], field: str, size: int) -> dict[str, Any]:
+    values: Counter[str] = Counter()
+    missing = 0
+    for doc in docs:
+        value = getattr(doc, field)
+        if value == "":
+            missing += 1
+        else:
+            values[value] += 1
+    ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "buckets": ranked[:size],
+        "other": sum(n for _, n in ranked[size:]),
+        "missing": missing,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [("host", "*"), ("severity", "NOT kind:event"), ("pattern", "failed"), ("type", "*")],
+)
+def test_top_values_by_count_then_value(engine: StoreReader, field: str, text: str) -> None:
+    query = parse_query(text, now_ns=NOW)
+    got = engine.top(query, field, 5)
+    want = _top_expected(expected_docs(query, DOCS), field, 5)
+    assert [(b.key, b.count) for b in got.buckets] == want["buckets"]
+    assert (got.other, got.missing) == (want["other"], want["missing"])
+
+
+def _as_text(value: object) -> str:
+    """A decoded leaf as top values show it: ``true``, ``22`` (also for 22.0), ``1.25``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("user", "user:*"), ("port", "*"), ("ratio", "NOT kind:event"), ("ok", "*")]
+)
+def test_top_values_of_a_decoded_field(engine: StoreReader, name: str, text: str) -> None:
+    """Numbers and text that spell the same are one value (``port:22`` finds both)."""
+    query = parse_query(text, now_ns=NOW)
+    got = engine.top(query, f"fields.{name}", 3)
+    values: Counter[str] = Counter()
+    missing = 0
+    for doc in expected_docs(query, DOCS):
+        leaves = {_as_text(v) for v in field_leaves(doc, name)}
+        values.update(leaves)
+        missing += not leaves
+    ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+    assert [(b.key, b.count) for b in got.buckets] == ranked[:3]
+    assert (got.other, got.missing) == (sum(n for _, n in ranked[3:]), missing)
+    assert engine.distinct(query, f"fields.{name}") == len(values)
+
+
+@pytest.mark.parametrize("field", ["id", "origin", "message", "time"])
+def test_top_and_distinct_refuse_columns_without_values_to_count(
+    engine: StoreReader, field: str
+) -> None:
+    query = parse_query("*", now_ns=NOW)
+    with pytest.raises(QueryError, match="no values to count"):
+        engine.top(query, field, 5)
+    with pytest.raises(QueryError, match="no values to count"):
+        engine.distinct(query, field)
+
+
+def test_limits_refused_alike(engine: StoreReader) -> None:
+    query = parse_query("*", now_ns=NOW)
+    with pytest.raises(QueryError):
+        engine.top(query, "host", 0)
+    with pytest.raises(QueryError):
+        engine.search(query, 0)
+    with pytest.raises(QueryError, match="time range"):
+        engine.histogram(query, HOUR)
+    with pytest.raises(QueryError, match="buckets"):
+        engine.histogram(Query(query.where, SAMPLE_START_NS, NOW), 1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("field", "text"), [("host", "*"), ("source", "failed"), ("workshop", "NOT kind:log")]
+)
+def test_distinct_counts(engine: StoreReader, field: str, text: str) -> None:
+    query = parse_query(text, now_ns=NOW)
+    want = len({getattr(d, field) for d in expected_docs(query, DOCS) if getattr(d, field)})
+    assert engine.distinct(query, field) == want
+
+
+@pytest.mark.parametrize("pick", [0, 1, 350, 699])
+def test_context_is_the_neighbours_on_the_same_host(engine: StoreReader, pick: int) -> None:
+    anchor = sorted(DOCS, key=lambda d: (d.time, d.id))[pick]
+    same_host = sorted((d for d in DOCS if d.host == anchor.host), key=lambda d: (d.time, d.id))
+    at = same_host.index(anchor)
+    got = engine.context(anchor.id, 3, 4)
+    assert got is not None
+    assert got.anchor == anchor
+    assert [d.id for d in got.before] == [d.id for d in same_host[max(0, at - 3) : at]]
+    assert [d.id for d in got.after] == [d.id for d in same_host[at + 1 : at + 5]]
+    assert engine.context("no-such-id", 3, 3) is None
+
+
+def test_stats_agree(engine: StoreReader) -> None:
+    stats = engine.stats()
+    assert stats.docs == len(DOCS)
+    assert stats.oldest == min(d.time for d in DOCS)
+    assert stats.newest == max(d.time for d in DOCS)
