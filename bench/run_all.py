@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import collectors, kafka, patterns, pipeline, resilience, security
+from bench import collectors, kafka, patterns, pipeline, resilience, security, store
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
     collectors.main([])
     resilience.main([])
     security.main([])
+    store.main([])  # builds its 10M-record store the first time (minutes), then reuses it
     kafka.main([])  # last: it starts Kafka brokers, which need the CPU for themselves
 
 

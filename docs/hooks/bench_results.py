@@ -45,6 +45,13 @@ HEADLINES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("auth share of a request", ("auth_cost", "auth_share_worst")),
         ("rate under abuse / unloaded", ("abuse", "ratio")),
     ],
+    "store": [
+        ("ingest records/s", ("ingest", "embedded", "rate_steady_per_s")),
+        ("OpenSearch docs/s", ("ingest", "opensearch", "rate_steady_per_s")),
+        ("rare word p95 ms", ("queries", "rare_word", "p95_ms")),
+        ("top-10 hosts p95 ms", ("queries", "top10_hosts_7d", "p95_ms")),
+        ("disk x raw", ("disk", "ratio_to_raw")),
+    ],
 }
 
 

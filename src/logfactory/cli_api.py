@@ -132,10 +132,13 @@ class ApiRefusal(click.ClickException):
     """The node answered with an error status: the one-line message, and for a command that
     says more (a bad query's column) the status and the decoded ``{"error": ...}`` answer."""
 
-    def __init__(self, message: str, status: int, answer: object) -> None:
+    def __init__(
+        self, message: str, status: int, answer: object, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.answer = answer
+        self.retry_after = retry_after  # seconds, from a 429's or 503's Retry-After
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ class Api:
                     "; the local admin token no longer works: `logfactory token --renew "
                     f"-c {self.config.path}` makes a new one"
                 )
-            raise ApiRefusal(refusal, exc.code, answer) from None
+            raise ApiRefusal(refusal, exc.code, answer, _retry_after(exc)) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             raise click.ClickException(self._unreachable(exc)) from None
         if len(raw) > ANSWER_LIMIT:
@@ -243,6 +246,14 @@ def _refusal(exc: urllib.error.HTTPError, method: str, path: str) -> tuple[str, 
     elif isinstance(answer, dict) and isinstance(answer.get("detail"), list):
         message = "; ".join(_detail(d) for d in answer["detail"])
     return f"{clean(message)} ({method} {path}: HTTP {exc.code})", answer
+
+
+def _retry_after(exc: urllib.error.HTTPError) -> float | None:
+    """A refusal's ``Retry-After`` in seconds (``None`` when absent or an HTTP date)."""
+    try:
+        return max(0.0, float(exc.headers.get("Retry-After", "")))
+    except ValueError:
+        return None
 
 
 def _detail(item: object) -> str:

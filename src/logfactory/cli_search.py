@@ -14,16 +14,21 @@ the node named, exit status 2 like any usage error; a store that cannot answer (
 ``search --follow`` polls about once a second for matches newer than the newest it has shown
 (less a margin of :data:`FOLLOW_SLACK_S`, for records stored late), forgets ids that fall
 out of that window, and prints what it has not shown yet, oldest first. Ctrl-C ends it with
-status 0.
+status 0. A poll pages newest first and stops at a page with nothing new, so a quiet second
+costs one small request; the price is that a record stored late is caught only while fewer
+than :data:`_FOLLOW_PAGE` matches newer than it were already shown.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import wraps
 from typing import IO, Any
 
 import click
@@ -52,7 +57,10 @@ FOLLOW_SLACK_S = 60.0
 #: how often ``--follow`` asks
 FOLLOW_EVERY_S = 1.0
 _PAGE = 1000  # hits per request at most: the API's default maximum (store.max_results)
-_FOLLOW_PAGES = 20  # pages per poll at most: a burst beyond is shown at the next poll
+_FOLLOW_PAGE = 200  # hits per request of a --follow poll
+_FOLLOW_PAGES = 100  # pages per poll at most: a burst beyond is shown at the next poll
+_RATE_RETRIES = 10  # 429s waited out in a row before the node's message is the answer
+_RATE_WAIT_S = 10.0  # the longest Retry-After waited out
 _AGO = re.compile(r"\d+(\.\d+)?(ms|s|m|h|d|w)")
 _FORMATS = click.Choice(["table", "json", "csv"])
 
@@ -92,7 +100,20 @@ class _BadQuery(click.ClickException):
 
 
 def _ask(api: Api, path: str, query_text: str, params: dict[str, Any]) -> Any:
-    """One request; a refused query and an unavailable store become their own messages."""
+    """One request; a refused query and an unavailable store become their own messages. The
+    node's query limit (429) is waited out as it says, a few times: a long --limit pages
+    faster than a credential's query rate."""
+    for _ in range(_RATE_RETRIES):
+        try:
+            return _ask_once(api, path, query_text, params)
+        except ApiRefusal as exc:
+            if exc.status != 429 or exc.retry_after is None or exc.retry_after > _RATE_WAIT_S:
+                raise
+            time.sleep(max(exc.retry_after, 0.1))  # what the node asked for, not a guess
+    return _ask_once(api, path, query_text, params)
+
+
+def _ask_once(api: Api, path: str, query_text: str, params: dict[str, Any]) -> Any:
     try:
         return api.call("GET", path, query={"q": query_text, **params})
     except ApiRefusal as exc:
@@ -132,23 +153,38 @@ class _Printer:
         self.form = form
         self.console = console
         self.columns = ("id", *fields) if fields else CSV_COLUMNS
+        self.widths: Widths | None = None  # a table's, fitted to its first hits
         self.started = False
 
-    def hits(self, hits: list[dict[str, Any]], widths: Widths | None = None) -> None:
+    def hits(self, hits: list[dict[str, Any]]) -> None:
         if self.form == "json":
             for hit in hits:
                 click.echo(json_line(hit))
         elif self.form == "csv":
             click.echo(csv_lines(hits, self.columns, not self.started), nl=False)
         else:
-            widths = widths or Widths.fit(hits, self.console.width)
-            render(
-                self.console,
-                [*([] if self.started else [header_line(widths)])]
-                + [hit_line(h, widths) for h in hits],
-            )
+            if self.widths is None:
+                self.widths = Widths.fit(hits, self.console.width)
+            header = [] if self.started else [header_line(self.widths)]
+            render(self.console, [*header, *(hit_line(h, self.widths) for h in hits)])
         sys.stdout.flush()
         self.started = True
+
+
+def _until_the_reader_leaves(command: Callable[..., None]) -> Callable[..., None]:
+    """A reader that hangs up (``| head``, ``less`` quit) ends the command quietly, status 0,
+    rather than with a BrokenPipeError traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except BrokenPipeError:
+            # what is still buffered for stdout goes nowhere at exit, instead of failing again
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+    return run
 
 
 def _fields(text: str | None) -> tuple[str, ...] | None:
@@ -167,6 +203,7 @@ def _fields(text: str | None) -> tuple[str, ...] | None:
               help="table (default on a terminal), json lines (when piped), csv")  # fmt: skip
 @click.option("--follow", is_flag=True, help="then print new matches as they are stored")
 @api_options
+@_until_the_reader_leaves
 def search(
     api: Api,
     query: str,
@@ -212,26 +249,46 @@ def search(
 
 def _follow(api: Api, query: str, params: dict[str, Any], limit: int, printer: _Printer) -> None:
     """The last ``limit`` matches, then the new ones, oldest first, until Ctrl-C."""
-    widths = Widths(total=printer.console.width)
+    printer.widths = Widths(total=printer.console.width)  # hits to come: no fitting to them
     seen: dict[str, float] = {}  # id -> time (s since the epoch) of what was shown
     try:
         first = [h for page in _pages(api, query, params, limit) for h in page["hits"]]
-        _show_new(first[:limit], seen, printer, widths)
+        _show_new(first[:limit], seen, printer)
         while True:
             time.sleep(FOLLOW_EVERY_S)  # the poll's pace, not a synchronisation
-            newest = max(seen.values(), default=time.time() - FOLLOW_SLACK_S)
+            newest = max(seen.values(), default=time.time())
             start = newest - FOLLOW_SLACK_S
-            window = {**params, "since": _rfc3339(start)}
-            hits = [
-                h
-                for page in _pages(api, query, window, _PAGE * _FOLLOW_PAGES)
-                for h in page["hits"]
-            ]
-            _show_new(hits, seen, printer, widths)
+            _show_new(
+                _unseen(api, query, {**params, "since": _rfc3339(start)}, seen), seen, printer
+            )
             for ident in [i for i, t in seen.items() if t < start - FOLLOW_SLACK_S]:
                 del seen[ident]  # out of every window that can still be asked for
     except KeyboardInterrupt:
         return
+
+
+def _unseen(
+    api: Api, query: str, window: dict[str, Any], seen: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The window's hits not shown yet, newest first. Pages stop at one with nothing new: what
+    lies beyond it was seen at an earlier poll, so a quiet second costs one small page."""
+    out: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(_FOLLOW_PAGES):
+        page = _ask(
+            api, "/api/v1/search", query, {**window, "limit": _FOLLOW_PAGE, "cursor": cursor}
+        )
+        new = [h for h in page["hits"] if str(h["id"]) not in seen]
+        out += new
+        cursor = page.get("next")
+        if not new or not cursor:
+            return out
+    click.echo(
+        f"more than {len(out):,} new matches within a second: older ones were skipped; "
+        "narrow the query to follow it",
+        err=True,
+    )
+    return out
 
 
 def _rfc3339(seconds: float) -> str:
@@ -246,14 +303,12 @@ def _epoch(hit: dict[str, Any]) -> float:
     return moment.timestamp() if moment is not None else 0.0
 
 
-def _show_new(
-    hits: list[dict[str, Any]], seen: dict[str, float], printer: _Printer, widths: Widths
-) -> None:
+def _show_new(hits: list[dict[str, Any]], seen: dict[str, float], printer: _Printer) -> None:
     """Print the hits not shown yet, oldest first, and remember them."""
     new = {str(h["id"]): h for h in hits if str(h["id"]) not in seen}
     ordered = sorted(new.values(), key=lambda h: (_epoch(h), str(h["id"])))
     if ordered:
-        printer.hits(ordered, widths)
+        printer.hits(ordered)
     for ident, hit in new.items():
         seen[ident] = _epoch(hit)
 
@@ -285,6 +340,7 @@ def _print_rows(answer: Any, form: str, lines: Callable[[Any, int], list[Any]], 
 @click.option("--format", "form", type=click.Choice(["table", "json"]), default=None,
               help="table (default on a terminal), json lines (default when piped)")  # fmt: skip
 @api_options
+@_until_the_reader_leaves
 def top(
     api: Api,
     field: str,
@@ -317,6 +373,7 @@ def top(
 @click.option("--format", "form", type=click.Choice(["table", "json"]), default=None,
               help="bars (default on a terminal), json lines (default when piped)")  # fmt: skip
 @api_options
+@_until_the_reader_leaves
 def histogram(
     api: Api,
     query: str,

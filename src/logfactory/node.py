@@ -519,7 +519,7 @@ class Node:
                     self._say(f"store exited with {status}; restarting (#{store_restarts})")
                     await asyncio.sleep(min(5.0, 0.5 * store_restarts))
                     try:
-                        self._store.start()
+                        self._start_store()
                     except OSError as exc:
                         self._say(f"store could not be started: {exc}; trying again")
                 now = time.monotonic()

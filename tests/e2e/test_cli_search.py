@@ -39,6 +39,8 @@ NO_ENV = {"LOGFACTORY_URL": None, "LOGFACTORY_TOKEN": None, "LOGFACTORY_CONFIG":
 # (host, syslog severity number, store's name, count): 30 records of one probe word
 MIX = [("cn01", 3, "error", 12), ("cn02", 4, "warning", 10), ("cn03", 6, "info", 8)]
 PROBES = sum(n for *_, n in MIX)
+# the logs only: a new template's NEW_PATTERN event quotes the probe's words too
+PROBE_LOGS = "kind:log AND clisearch"
 
 
 @dataclass
@@ -94,6 +96,7 @@ def _ingest(node: Node, lines: list[str]) -> None:
 
 def _stored(node: Node, query: str) -> int:
     """How many records the node's search API finds for ``query`` (0 while it cannot say)."""
+    time.sleep(0.2)  # pace: the node answers a credential 10 queries a second
     url = f"{node.url}/api/v1/search?" + urllib.parse.urlencode({"q": query, "limit": 1})
     request = urllib.request.Request(url, headers=auth_headers(node.data))
     try:
@@ -114,7 +117,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
                 when = now - timedelta(seconds=len(lines) * 7)
                 lines.append(_syslog_line(host, severity, f"clisearch probe {host} n{n}", when))
         _ingest(started, lines)
-        wait_for(lambda: _stored(started, "clisearch") == PROBES, 90, "the probes stored")
+        wait_for(lambda: _stored(started, PROBE_LOGS) == PROBES, 90, "the probes stored")
         yield started
     finally:
         started.process.stop()
@@ -131,7 +134,7 @@ def _ok(result: Result) -> Result:
 
 
 def test_search_prints_json_lines_newest_first_when_piped(node: Node) -> None:
-    result = _ok(_cli(node, "search", "clisearch", "--since", "1h"))
+    result = _ok(_cli(node, "search", PROBE_LOGS, "--since", "1h"))
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(hits) == PROBES
     times = [h["time"] for h in hits]
@@ -145,9 +148,9 @@ def test_search_prints_json_lines_newest_first_when_piped(node: Node) -> None:
 def test_search_pages_through_cursors_up_to_the_limit(
     node: Node, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    everything = [json.loads(x) for x in _ok(_cli(node, "search", "clisearch")).stdout.split()]
+    everything = [json.loads(x) for x in _ok(_cli(node, "search", PROBE_LOGS)).stdout.splitlines()]
     monkeypatch.setattr(cli_search, "_PAGE", 4)  # 4 hits a request: the 25 take 7 pages
-    paged = [json.loads(x) for x in _ok(_cli(node, "search", "clisearch", "--limit", "25"))
+    paged = [json.loads(x) for x in _ok(_cli(node, "search", PROBE_LOGS, "--limit", "25"))
              .stdout.splitlines()]  # fmt: skip
     assert [h["id"] for h in paged] == [h["id"] for h in everything[:25]]
 
@@ -158,7 +161,7 @@ def test_search_as_a_table_in_local_time_with_a_footer(
     monkeypatch.setenv("TZ", "Asia/Kolkata")  # 5 h 30 from UTC: a UTC time cannot pass
     time.tzset()
     try:
-        result = _ok(_cli(node, "search", "host:cn02", "--format", "table",
+        result = _ok(_cli(node, "search", "kind:log AND host:cn02", "--format", "table",
                           env={"COLUMNS": "90", "NO_COLOR": "1"}))  # fmt: skip
     finally:
         monkeypatch.undo()
@@ -168,7 +171,7 @@ def test_search_as_a_table_in_local_time_with_a_footer(
     assert len(lines) == 1 + 10
     assert all(len(line) <= 90 for line in lines)
     assert "\x1b[" not in result.stdout
-    first = json.loads(_ok(_cli(node, "search", "host:cn02", "--limit", "1")).stdout)
+    first = json.loads(_ok(_cli(node, "search", "kind:log AND host:cn02", "--limit", "1")).stdout)
     utc = datetime.fromisoformat(first["time"])
     local = (utc + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M:%S.")
     assert lines[1].startswith(local)
@@ -178,7 +181,7 @@ def test_search_as_a_table_in_local_time_with_a_footer(
 
 
 def test_search_as_csv_with_chosen_fields(node: Node) -> None:
-    result = _ok(_cli(node, "search", "host:cn03", "--format", "csv",
+    result = _ok(_cli(node, "search", "kind:log AND host:cn03", "--format", "csv",
                       "--fields", "host,message,fields.program"))  # fmt: skip
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 8
@@ -188,10 +191,10 @@ def test_search_as_csv_with_chosen_fields(node: Node) -> None:
 
 
 def test_top_counts_values_with_their_share(node: Node) -> None:
-    piped = _ok(_cli(node, "top", "host", "clisearch", "--since", "1h"))
+    piped = _ok(_cli(node, "top", "host", PROBE_LOGS, "--since", "1h"))
     counted = [json.loads(x) for x in piped.stdout.splitlines()]
     assert [(b["key"], b["count"]) for b in counted] == [("cn01", 12), ("cn02", 10), ("cn03", 8)]
-    table = _ok(_cli(node, "top", "severity", "clisearch", "--format", "table",
+    table = _ok(_cli(node, "top", "severity", PROBE_LOGS, "--format", "table",
                      env={"COLUMNS": "80"}))  # fmt: skip
     rows = table.stdout.splitlines()
     assert rows[0].split() == ["value", "count", "share"]
@@ -201,11 +204,11 @@ def test_top_counts_values_with_their_share(node: Node) -> None:
 
 
 def test_histogram_counts_every_match_in_local_time_buckets(node: Node) -> None:
-    piped = _ok(_cli(node, "histogram", "clisearch", "--since", "1h", "--interval", "1m"))
+    piped = _ok(_cli(node, "histogram", PROBE_LOGS, "--since", "1h", "--interval", "1m"))
     buckets = [json.loads(x) for x in piped.stdout.splitlines()]
     assert sum(b["count"] for b in buckets) == PROBES
     assert 60 <= len(buckets) <= 62  # one bucket a minute over the hour (ends rounded)
-    table = _ok(_cli(node, "histogram", "clisearch", "--since", "1h", "--format", "table",
+    table = _ok(_cli(node, "histogram", PROBE_LOGS, "--since", "1h", "--format", "table",
                      env={"COLUMNS": "100"}))  # fmt: skip
     bars = table.stdout.splitlines()
     assert all(len(line) <= 100 for line in bars)
@@ -233,7 +236,7 @@ def test_no_node_is_the_message_the_other_api_commands_give(tmp_path: Path) -> N
 def test_follow_prints_what_is_stored_after_it_started_and_stops_on_sigint(node: Node) -> None:
     env = {k: v for k, v in os.environ.items() if k not in NO_ENV}
     follower = subprocess.Popen(
-        [sys.executable, "-m", "logfactory", "search", "followprobe", "--follow",
+        [sys.executable, "-m", "logfactory", "search", "kind:log AND followprobe", "--follow",
          "--format", "json", "-c", str(node.config)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -255,8 +258,11 @@ def test_follow_prints_what_is_stored_after_it_started_and_stops_on_sigint(node:
         if follower.poll() is None:
             follower.kill()
             follower.wait()
-    reader.join(timeout=10)
-    stderr = follower.stderr.read() if follower.stderr else ""
+        reader.join(timeout=10)
+        stderr = follower.stderr.read() if follower.stderr else ""
+        for pipe in (follower.stdout, follower.stderr):
+            if pipe is not None:
+                pipe.close()
     assert "Traceback" not in stderr, stderr
     assert "Aborted" not in stderr, stderr
     assert len(seen) == 2  # each once: the polls' overlapping windows showed nothing twice

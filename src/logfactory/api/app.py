@@ -9,14 +9,17 @@ checked by dependencies from :mod:`logfactory.api.auth`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import ModuleType
 
 from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from logfactory.access import Role
-from logfactory.api import safety
+from logfactory.api import compression, safety
 from logfactory.api.auth import Authenticator, required_role
 from logfactory.api.context import ApiState, NodeContext
 from logfactory.api.routes import (
@@ -25,6 +28,7 @@ from logfactory.api.routes import (
     health,
     ingest,
     patterns,
+    search,
     session,
     stats,
     subscribe,
@@ -43,6 +47,7 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
     subscribe,
     topics,
     patterns,
+    search,
     session,
     users,
     tokens,
@@ -53,16 +58,26 @@ ROUTE_MODULES: tuple[ModuleType, ...] = (
 
 def create_app(ctx: NodeContext) -> FastAPI:
     """The API for one node; routes are listed in docs/http-api.md."""
+    state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config), ctx.config.http)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.close)  # the store's reader, if a search opened it
+
     app = FastAPI(
+        lifespan=lifespan,
         title="logfactory",
-        summary="Raw logs in, typed events out: ingest, stats, metrics and event subscriptions.",
+        summary="Raw logs in, typed events out: ingest, subscriptions, metrics, log search.",
         docs_url=None,  # /docs and /redoc come from routes.docs, served without a CDN
         redoc_url=None,
         openapi_url=None,  # routes.docs serves it too, behind a credential
     )
-    state = ApiState(ctx.registry, Authenticator(ctx.access, ctx.config), ctx.config.http)
     app.state.api = state
     safety.install(app, ctx.config.http, ctx.registry)  # Host, secure headers, CORS, 415
+    compression.install(app)  # zstd or gzip as accepted; never SSE
     for module in ROUTE_MODULES:
         router = module.router(ctx, state)
         _declare_refusals(router)

@@ -12,6 +12,7 @@ both, so a route needs no global and no other route module to find what it works
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,16 @@ class ApiState:
         self.query_limiter = QueryLimiter(http.query_rate, http.query_burst)
         #: the dependency of every expensive query's route (after its credential check)
         self.limit_queries = limit_queries(self.query_limiter, self.limited)
+        self._closers: list[Callable[[], None]] = []
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call ``closer`` when the app stops (a route module's engine reader, say)."""
+        self._closers.append(closer)
+
+    def close(self) -> None:
+        """Release what the routes opened, last opened first (the app's lifespan calls it)."""
+        while self._closers:
+            self._closers.pop()()
 
     def limited(self, limit: str) -> None:
         """A request refused by the limit ``limit`` (``login``, ``query``, ``sse_total``, ...):

@@ -100,7 +100,8 @@ class StoreRole:
         self.stats = registry
         ensure_topics(bus, config)
         self.consumer = bus.consumer(config.store.group, store_topics(config), "earliest")
-        self.on_commit: Callable[[], None] | None = None  # after every committed batch
+        # after every committed batch, and when idle with nothing to commit: all is well
+        self.on_commit: Callable[[], None] | None = None
         self._offsets: dict[TopicPartition, int] = {}
         self._letters: list[bytes] = []
         self._pending = 0  # documents added since the engine's last commit
@@ -122,6 +123,8 @@ class StoreRole:
                     self.take(batch)
                 if self._due(idle=not batch):
                     self.commit()
+                elif not batch and not self._offsets and self.on_commit is not None:
+                    self.on_commit()  # idle, nothing held back: the engine is not in the way
             self.commit()
         finally:
             self.consumer.close()

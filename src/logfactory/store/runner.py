@@ -10,9 +10,9 @@ the same path a crashed store takes, exercised on every outage instead of only o
 While the engine cannot take writes (down, full, locked by another store) or the bus does not
 answer, the runner waits (doubling up to :data:`MAX_BACKOFF_S`) and reports the problem
 ``store`` to its stats registry, which ``/api/v1/health`` shows (and ``/metrics`` as
-``logfactory_process_problem``); the first committed batch clears it. The bus keeps the records
-meanwhile. A programming error is not retried here: it ends the process (the node's
-supervisor restarts it) rather than looping on a bug.
+``logfactory_process_problem``); the first committed batch (or an idle bus with nothing
+to commit) clears it. The bus keeps the records meanwhile. A programming error is not retried
+here: it ends the process (the node's supervisor restarts it) rather than looping on a bug.
 
 Stopping: SIGTERM/SIGINT finish the batch in hand, commit it (engine, then offsets) and exit.
 If that has not happened within :data:`SHUTDOWN_GRACE_S`, or on a second signal, the process
@@ -100,8 +100,9 @@ def run_store_resilient(
             bus = open_bus(config, worker="store")
             writer = open_writer(config)
             role = StoreRole(config, bus, writer, registry)
+            # the problem stays until a batch is committed (or there is none to commit): an
+            # engine that opens but cannot commit (a full disk) must not flap healthy
             role.on_commit = on_commit
-            registry.problem(PROBLEM, None)  # the engine opened and the group joined
             role.run(stop)
             return
         except (StoreUnavailable, BusError) as exc:

@@ -26,6 +26,7 @@ from starlette.routing import Mount
 from tests.helpers.access import PASSWORD, count_rows, new_user, open_session, session_headers
 from tests.helpers.bus import read_all
 from tests.helpers.clients import TestClient, make_client
+from tests.helpers.store_data import positions, sample_docs
 
 from logfactory.access import ROLES, Role, role_allows
 from logfactory.api import NodeContext
@@ -34,6 +35,8 @@ from logfactory.bus.local import LocalBus
 from logfactory.config import parse_config
 from logfactory.factory.patterns.library import PatternLibrary
 from logfactory.factory.patterns.topic import save_changes
+from logfactory.store.engines.embedded import EmbeddedWriter
+from logfactory.store.open import store_path
 from logfactory.topics import PATTERNS, RAW, ensure_topics
 
 SOURCE_TOKEN = "edge-source-token-0123456789"
@@ -51,6 +54,7 @@ class Walk:
     users: dict[Role, str]  # a user of each role (password PASSWORD)
     tokens: dict[Role, str]  # an API token of each role
     pattern_id: str
+    stored_id: str  # a record in the store
     serial: int = 0
 
     def fresh(self, what: str) -> str:
@@ -135,6 +139,11 @@ SAMPLES: dict[tuple[str, str], Builder] = {
         f"/api/v1/tokens/{_target_token(w)}", writes=True
     ),
     ("GET", "/api/v1/audit"): lambda w: Sample("/api/v1/audit"),
+    ("GET", "/api/v1/search"): lambda w: Sample("/api/v1/search?q=walked"),
+    ("GET", "/api/v1/aggregate"): lambda w: Sample("/api/v1/aggregate?op=top&field=host"),
+    ("GET", "/api/v1/context"): lambda w: Sample(f"/api/v1/context?id={w.stored_id}"),
+    # an export is audited: the one store route that changes what world() sees
+    ("GET", "/api/v1/export"): lambda w: Sample("/api/v1/export?q=walked", writes=True),
     ("GET", "/openapi.json"): lambda w: Sample("/openapi.json"),
     ("GET", "/"): lambda w: Sample("/"),
     ("GET", "/docs"): lambda w: Sample("/docs"),
@@ -167,6 +176,10 @@ POLICY: dict[tuple[str, str], Role] = {
     ("PATCH", "/api/v1/tokens/{token_id}"): ADMIN,
     ("DELETE", "/api/v1/tokens/{token_id}"): ADMIN,
     ("GET", "/api/v1/audit"): ADMIN,
+    ("GET", "/api/v1/search"): VIEWER,
+    ("GET", "/api/v1/aggregate"): VIEWER,
+    ("GET", "/api/v1/context"): VIEWER,
+    ("GET", "/api/v1/export"): VIEWER,
     ("GET", "/openapi.json"): VIEWER,
     ("GET", "/"): VIEWER,
     ("GET", "/docs"): VIEWER,
@@ -237,7 +250,11 @@ def world(w: Walk) -> dict[str, Any]:
 def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
     tmp = tmp_path_factory.mktemp("walk")
     bus = LocalBus(tmp / "bus")
-    config = parse_config(CONFIG, "walk.yaml")
+    config = parse_config(CONFIG + f"store: {{path: '{tmp / 'store'}'}}\n", "walk.yaml")
+    stored = sample_docs(5)
+    writer = EmbeddedWriter(store_path(config), max_age_s=86_400.0 * 365 * 100, max_size=0)
+    writer.add(positions(stored))
+    writer.close()
     ensure_topics(bus, config)
     library = PatternLibrary()
     pattern_id = library.observe("syslog", "session closed for user=alice", 1).pattern_id
@@ -249,7 +266,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Walk]:
         token, _ = ctx.access.create_token(f"walk {role}", role, "walk")
         tokens[role] = token
     with client:
-        yield Walk(client, ctx, bus, users, tokens, pattern_id)
+        yield Walk(client, ctx, bus, users, tokens, pattern_id, stored[0].id)
     ctx.producer.close()
     bus.close()
 

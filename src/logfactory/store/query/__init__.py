@@ -4,6 +4,9 @@
 - :mod:`.parser`: the language (free text, ``"phrases"``, ``prefix*``, ``field:value``,
   ``field:>=10``, ``[a TO b]``, ``AND``/``OR``/``NOT``, parentheses) -> a tree, with errors
   naming the column
+  (:mod:`.building` turns lark's parse tree into the typed one, :mod:`.syntax_errors` says
+  lark's errors in words)
+- :mod:`.render`: a tree -> its canonical text, which parses back to the same tree
 - :mod:`.timerange`: ``-15m``, ``-7d``, ``now``, RFC 3339 -> UTC nanoseconds
-- :mod:`.intervals`: the histogram bucket width for a window
+- :mod:`.intervals`: the histogram bucket width for a window, or as a person wrote it
 """

@@ -116,6 +116,10 @@ class Or:
 
 @dataclass(frozen=True, slots=True)
 class Not:
+    """Everything but ``child``, wherever it stands: the parser makes ``NOT x`` and ``-x`` a
+    bare Not, also alone or under an Or (``a OR NOT b``); an engine supplies the "everything"
+    (inside an And it is simply an exclusion)."""
+
     child: Node
 
 

@@ -1,0 +1,158 @@
+"""Pages of hits across days, in the exact order (time, then id), both ways.
+
+tantivy sorts a search by one fast field: ``time``. The contract's order is ``time`` then
+``id`` (descending for results, ascending for the lines after a context's anchor), and ``id``
+is not a fast field. So a page is built in two steps:
+
+1. every day searched for its top ``limit`` by ``time`` beyond the cursor's time, the hits
+   merged by time: every hit strictly before the page's last time (its *edge*) is then known
+   to be in the page, whole time groups at a time;
+2. the group at the edge time (and, with a cursor, the group at the cursor's own time, whose
+   ids beyond the cursor's id come first) is fetched whole, ordered by id, and cut.
+
+Step 2 is bounded: a group of more than :data:`GROUP_CAP` documents with the same nanosecond
+is cut there and the page says ``capped``. Fetching a group costs one search per day whose span
+holds that time, usually one.
+
+A cursor names the last hit of a page (its time and id), so a page is stable under concurrent
+writes: a document stored later with an older time appears in its place on a later page,
+never twice and never shifting what was already handed out.
+"""
+
+from __future__ import annotations
+
+import time as clock
+from dataclasses import dataclass, field
+
+import tantivy
+
+from logfactory.store.document import StoredDoc
+from logfactory.store.engine import Cursor
+from logfactory.store.engines.embedded.compile import time_range
+from logfactory.store.engines.embedded.partitions import Span
+from logfactory.store.engines.embedded.schema import from_tantivy, hit_count
+
+__all__ = ["GROUP_CAP", "Page", "Source", "fetch_page"]
+
+GROUP_CAP = 10_000
+_MUST = tantivy.Occur.Must
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One day ready to search: its name, a fresh searcher, the span of times it holds."""
+
+    name: str
+    searcher: tantivy.Searcher
+    span: Span
+
+
+@dataclass(slots=True)
+class Page:
+    docs: list[StoredDoc] = field(default_factory=list)
+    remaining: int = 0  # matches beyond the cursor (the page included)
+    timed_out: bool = False
+    capped: bool = False
+
+
+def _and(*queries: tantivy.Query) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(_MUST, q) for q in queries])
+
+
+def _order(doc: StoredDoc) -> tuple[int, str]:
+    return doc.time, doc.id
+
+
+@dataclass(slots=True)
+class _Walk:
+    sources: list[Source]
+    where: tantivy.Query
+    desc: bool
+    deadline: float
+    page: Page = field(default_factory=Page)
+
+    def late(self) -> bool:
+        if clock.monotonic() > self.deadline:
+            self.page.timed_out = True
+        return self.page.timed_out
+
+    def group(self, moment: int) -> list[StoredDoc]:
+        """Every match at exactly ``moment`` (up to GROUP_CAP), by id in the walk's order."""
+        docs: list[StoredDoc] = []
+        query = _and(self.where, time_range("time", moment, moment))
+        for source in self.sources:
+            if not source.span.min_time <= moment <= source.span.max_time:
+                continue
+            found = source.searcher.search(query, GROUP_CAP, count=True)
+            if hit_count(found) > GROUP_CAP:
+                self.page.capped = True
+            docs.extend(from_tantivy(source.searcher.doc(a).to_dict()) for _s, a in found.hits)
+        docs.sort(key=lambda d: d.id, reverse=self.desc)
+        return docs
+
+    def beyond(self, moment: int | None) -> tantivy.Query:
+        if moment is None:
+            return self.where
+        if self.desc:
+            return _and(self.where, time_range("time", None, moment - 1))
+        return _and(self.where, time_range("time", moment + 1, None))
+
+    def usable(self, source: Source, moment: int | None) -> bool:
+        if moment is None:
+            return True
+        return source.span.min_time < moment if self.desc else source.span.max_time > moment
+
+
+def fetch_page(
+    sources: list[Source],
+    where: tantivy.Query,
+    limit: int,
+    after: Cursor | None,
+    *,
+    desc: bool = True,
+    timeout_s: float = 10.0,
+) -> Page:
+    """Up to ``limit`` matches of ``where`` after ``after``, in (time, id) order (descending
+    when ``desc``), with how many matches lie beyond the cursor."""
+    walk = _Walk(sources, where, desc, clock.monotonic() + timeout_s)
+    page = walk.page
+    first: list[StoredDoc] = []
+    if after is not None:
+        mark = after.id
+        first = [d for d in walk.group(after.time) if (d.id < mark if desc else d.id > mark)]
+    moment = None if after is None else after.time
+    query = walk.beyond(moment)
+    order = tantivy.Order.Desc if desc else tantivy.Order.Asc
+    hits: list[tuple[int, int, tantivy.DocAddress]] = []
+    cut: list[int] = []  # last times of days that had more than limit matches
+    for number, source in enumerate(sources):
+        if walk.late():
+            break
+        if not walk.usable(source, moment):
+            continue
+        found = source.searcher.search(query, limit, count=True, order_by_field="time",
+                                       order=order)  # fmt: skip
+        page.remaining += hit_count(found)
+        hits.extend((int(key), number, address) for key, address in found.hits)
+        if hit_count(found) > len(found.hits) and found.hits:
+            cut.append(int(found.hits[-1][0]))
+    page.remaining += len(first)
+    page.docs = first[:limit]
+    need = limit - len(page.docs)
+    if need <= 0 or not hits:
+        return page
+    hits.sort(key=lambda hit: hit[0], reverse=desc)
+    chosen = hits[:need]
+    edge = chosen[-1][0]
+    inside = [from_tantivy(sources[n].searcher.doc(a).to_dict()) for t, n, a in chosen if t != edge]
+    inside.sort(key=_order, reverse=desc)
+    whole = edge not in cut and all(t != edge for t, _n, _a in hits[need:])
+    if whole:
+        at_edge = [from_tantivy(sources[n].searcher.doc(a).to_dict())
+                   for t, n, a in chosen if t == edge]  # fmt: skip
+        at_edge.sort(key=lambda d: d.id, reverse=desc)
+    else:
+        at_edge = walk.group(edge)
+    page.docs.extend(inside)
+    page.docs.extend(at_edge[: need - len(inside)])
+    return page

@@ -1,0 +1,191 @@
+"""The embedded store's reader: queries over the day indexes, from any process.
+
+Each day's index is opened read-only once and cached; before every query the reader lists the
+days (a new one is found, a dropped one forgotten), skips those whose span of times cannot meet
+the query's window, and reloads the rest (``reload()``: what the writer committed since shows).
+A store folder that does not exist yet is an empty store, not an error.
+
+Deadlines are checked between days (and between pages of an export): an answer cut short says
+``timed_out``. tantivy failures (a damaged index, a Rust panic) become
+:class:`~logfactory.errors.StoreUnavailable`; a query that cannot be run, a
+:class:`~logfactory.errors.QueryError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time as clock
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import tantivy
+
+from logfactory.errors import QueryError, StoreError, StoreUnavailable
+from logfactory.store.document import StoredDoc
+from logfactory.store.engine import (
+    Context,
+    Cursor,
+    Histogram,
+    SearchPage,
+    StoreStats,
+    TopValues,
+)
+from logfactory.store.engines.embedded import aggregates
+from logfactory.store.engines.embedded.compile import compile_query, visible
+from logfactory.store.engines.embedded.inventory import store_stats
+from logfactory.store.engines.embedded.paging import Source, fetch_page
+from logfactory.store.engines.embedded.partitions import INDEX_DIR, day_dirs, read_span
+from logfactory.store.engines.embedded.schema import SCHEMA, from_tantivy, is_panic, matches
+from logfactory.store.query.tree import Query, Term
+
+__all__ = ["EmbeddedReader"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+SCAN_PAGE = 1_000
+
+
+def _engine_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """tantivy's errors and panics -> StoreUnavailable; the store's own errors pass."""
+
+    @functools.wraps(method)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except StoreError:
+            raise
+        except BaseException as exc:
+            if is_panic(exc) or isinstance(exc, ValueError | OSError):
+                raise StoreUnavailable(f"the store could not answer: {exc}") from exc
+            raise
+
+    return guarded
+
+
+class EmbeddedReader:
+    """The :class:`~logfactory.store.engine.StoreReader` of the embedded (tantivy) engine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._indexes: dict[str, tantivy.Index] = {}
+
+    def _sources(self, start: int | None = None, end: int | None = None) -> list[Source]:
+        """The days that may hold a time in ``[start, end)``, newest span first."""
+        names = day_dirs(self.path)
+        for gone in set(self._indexes) - set(names):
+            del self._indexes[gone]
+        sources: list[Source] = []
+        for name in names:
+            span = read_span(self.path / name)
+            if span is None or not span.meets(start, end):
+                continue
+            index = self._indexes.get(name)
+            try:
+                if index is None:
+                    index = tantivy.Index.open(str(self.path / name / INDEX_DIR))
+                    self._indexes[name] = index
+                index.reload()
+                sources.append(Source(name, index.searcher(), span))
+            except ValueError:
+                continue  # being created or dropped right now: not there for this query
+        sources.sort(key=lambda source: source.span.max_time, reverse=True)
+        return sources
+
+    @_engine_errors
+    def search(
+        self, query: Query, limit: int, after: Cursor | None = None, timeout_s: float = 10.0
+    ) -> SearchPage:
+        if limit < 1:
+            raise QueryError("a page holds at least one hit")
+        where = compile_query(query)
+        sources = self._sources(query.start, query.end)
+        page = fetch_page(sources, where, limit, after, timeout_s=timeout_s)
+        total: int | None = page.remaining
+        if after is not None:
+            total = None if page.timed_out else self._count(sources, where)
+        elif page.timed_out:
+            total = None
+        more = page.remaining > len(page.docs) or page.timed_out
+        last = page.docs[-1] if page.docs else None
+        return SearchPage(
+            hits=page.docs,
+            next=Cursor(last.time, last.id) if last is not None and more else None,
+            total=total,
+            timed_out=page.timed_out,
+            capped=page.capped,
+        )
+
+    @_engine_errors
+    def scan(self, query: Query, cap: int, timeout_s: float) -> Iterator[StoredDoc]:
+        deadline = clock.monotonic() + timeout_s
+        after: Cursor | None = None
+        left = cap
+        while left > 0:
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                return
+            page = self.search(query, min(SCAN_PAGE, left), after, remaining)
+            yield from page.hits
+            left -= len(page.hits)
+            if page.next is None or page.timed_out:
+                return
+            after = page.next
+
+    @staticmethod
+    def _count(sources: list[Source], where: tantivy.Query) -> int:
+        return sum(matches(source.searcher, where) for source in sources)
+
+    @_engine_errors
+    def count(self, query: Query, timeout_s: float = 10.0) -> int:
+        deadline = clock.monotonic() + timeout_s
+        where = compile_query(query)
+        total = 0
+        for source in self._sources(query.start, query.end):
+            if clock.monotonic() > deadline:
+                raise QueryError(
+                    f"counting took longer than the query timeout ({timeout_s:g}s): "
+                    "narrow the time range"
+                )
+            total += matches(source.searcher, where)
+        return total
+
+    @_engine_errors
+    def histogram(self, query: Query, interval: int, timeout_s: float = 10.0) -> Histogram:
+        sources = self._sources(query.start, query.end)
+        return aggregates.histogram(sources, query, compile_query(query), interval, timeout_s)
+
+    @_engine_errors
+    def top(self, query: Query, field: str, size: int, timeout_s: float = 10.0) -> TopValues:
+        sources = self._sources(query.start, query.end)
+        return aggregates.top(sources, compile_query(query), field, size, timeout_s)
+
+    @_engine_errors
+    def distinct(self, query: Query, field: str, timeout_s: float = 10.0) -> int:
+        sources = self._sources(query.start, query.end)
+        return aggregates.distinct(sources, compile_query(query), field, timeout_s)
+
+    @_engine_errors
+    def context(self, doc_id: str, before: int, after: int) -> Context | None:
+        sources = self._sources()
+        lookup = visible(tantivy.Query.term_query(SCHEMA, "id", doc_id))
+        anchor: StoredDoc | None = None
+        for source in sources:
+            found = source.searcher.search(lookup, 1).hits
+            if found:
+                anchor = from_tantivy(source.searcher.doc(found[0][1]).to_dict())
+                break
+        if anchor is None:
+            return None
+        where = compile_query(Query(Term("host", anchor.host)))
+        mark = Cursor(anchor.time, anchor.id)
+        older = fetch_page(sources, where, before, mark).docs if before > 0 else []
+        newer = fetch_page(sources, where, after, mark, desc=False).docs if after > 0 else []
+        return Context(anchor=anchor, before=older[::-1], after=newer)
+
+    @_engine_errors
+    def stats(self) -> StoreStats:
+        return store_stats(self.path)
+
+    def close(self) -> None:
+        self._indexes.clear()

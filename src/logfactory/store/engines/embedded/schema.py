@@ -1,0 +1,206 @@
+"""The tantivy schema every day's index shares, and StoredDoc <-> tantivy documents.
+
+Fields, and why each is built so:
+
+- keyword columns (``host``, ``severity``, ...): the ``raw`` tokenizer (the whole value is one
+  term, case kept), ``basic`` postings (no positions: they are never phrases), *fast* (a column
+  per segment: terms aggregations, exists), stored. ``id`` and ``origin`` are unique per doc,
+  so they are not fast (a fast column of unique strings costs disk and serves no aggregation).
+  An empty value is not indexed at all, so ``exists`` means "not empty".
+- ``time``, ``received``: i64 (never u64: a Python int given to an unsigned field kills the
+  writer thread asynchronously), indexed, fast (sorting, ranges), stored.
+- ``sec``: ``time`` in whole seconds, fast only: histogram keys are f64 in tantivy, and
+  nanoseconds since 1970 do not fit f64's 53 bits, seconds do, so second-aligned buckets count
+  exactly.
+- ``message``: the ``default`` tokenizer (split at non-alphanumerics, lower-cased, words of 40
+  bytes or more dropped), with positions for phrases, stored.
+- ``fields``: the decoded fields as JSON: ``raw`` tokenizer, dots in names are paths
+  (``{"job.id": 1}`` is ``fields.job.id``, as ``{"job": {"id": 1}}`` is), fast (terms and
+  ranges of a field), stored.
+- ``field_text``: ``path NUL value`` for every text leaf of ``fields``: tantivy cannot run a
+  regex on a JSON subpath, so a prefix of a decoded field (``user:ali*``) is a regex on this.
+- checkpoint documents (``kind`` :data:`CHECKPOINT_KIND`): one per bus partition, holding the
+  highest offset this index has committed from it (``ckpt_offset``). They have no ``time``;
+  every compiled query excludes them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any, Final
+
+import tantivy
+
+from logfactory.store.document import KEYWORD_COLUMNS, StoredDoc
+
+__all__ = [
+    "CHECKPOINT_KIND",
+    "FAST_KEYWORDS",
+    "FIELD_TEXT_SEP",
+    "SCHEMA",
+    "UNFAST_KEYWORDS",
+    "checkpoint_doc",
+    "checkpoint_id",
+    "checkpoint_of",
+    "from_tantivy",
+    "hit_count",
+    "is_panic",
+    "leaves",
+    "matches",
+    "to_tantivy",
+]
+
+CHECKPOINT_KIND: Final = "~checkpoint"
+FIELD_TEXT_SEP: Final = "\x00"
+UNFAST_KEYWORDS: Final = frozenset({"id", "origin"})
+FAST_KEYWORDS: Final = KEYWORD_COLUMNS - UNFAST_KEYWORDS
+_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
+
+
+def _build() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    for name in sorted(KEYWORD_COLUMNS):
+        builder.add_text_field(
+            name,
+            stored=True,
+            tokenizer_name="raw",
+            index_option="basic",
+            fast=name in FAST_KEYWORDS,
+        )
+    builder.add_integer_field("time", stored=True, indexed=True, fast=True)
+    builder.add_integer_field("received", stored=True, indexed=True, fast=True)
+    builder.add_integer_field("sec", fast=True)
+    builder.add_text_field("message", stored=True, tokenizer_name="default")
+    builder.add_json_field(
+        "fields",
+        stored=True,
+        fast=True,
+        tokenizer_name="raw",
+        index_option="basic",
+        expand_dots_enabled=True,
+    )
+    builder.add_text_field("field_text", tokenizer_name="raw", index_option="basic")
+    builder.add_integer_field("ckpt_offset", stored=True)
+    return builder.build()
+
+
+SCHEMA: Final = _build()
+
+
+def _clean(value: Any) -> Any:
+    """A field value tantivy takes without complaint: integers outside i64/u64 become floats,
+    non-finite floats and anything JSON has no type for become their text."""
+    if isinstance(value, dict):
+        return {str(key): _clean(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(inner) for inner in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if _I64_MIN <= value <= _U64_MAX else float(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, leaf) of every value in decoded fields; a list is each of its items."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from leaves(inner, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for inner in value:
+            yield from leaves(inner, path)
+    elif value is not None:
+        yield path, value
+
+
+def to_tantivy(doc: StoredDoc) -> tantivy.Document:
+    """The tantivy document for ``doc`` (any fields: see :func:`_clean`)."""
+    out = tantivy.Document()
+    for name in KEYWORD_COLUMNS:
+        value = getattr(doc, name)
+        if value:
+            out.add_text(name, value)
+    out.add_integer("time", doc.time)
+    out.add_integer("received", doc.received)
+    out.add_integer("sec", doc.time // 1_000_000_000)
+    out.add_text("message", doc.message)
+    if doc.fields:
+        fields = _clean(doc.fields)
+        out.add_json("fields", fields)
+        for path, leaf in leaves(fields):
+            if isinstance(leaf, str):
+                out.add_text("field_text", f"{path}{FIELD_TEXT_SEP}{leaf}")
+    return out
+
+
+def _one(stored: dict[str, list[Any]], name: str) -> Any:
+    values = stored.get(name)
+    return values[0] if values else ""
+
+
+_kinds = {"log", "event"}
+
+
+def is_panic(exc: BaseException) -> bool:
+    """tantivy's Rust panics reach Python as ``pyo3_runtime.PanicException``, a BaseException:
+    they must be caught by name, and are engine failures like any other."""
+    return type(exc).__name__ == "PanicException"
+
+
+def from_tantivy(stored: dict[str, list[Any]]) -> StoredDoc:
+    """The StoredDoc a tantivy document (``Document.to_dict()``) holds."""
+    kind = _one(stored, "kind")
+    fields = _one(stored, "fields")
+    return StoredDoc(
+        id=_one(stored, "id"),
+        kind=kind if kind in _kinds else "log",
+        time=int(_one(stored, "time") or 0),
+        received=int(_one(stored, "received") or 0),
+        host=_one(stored, "host"),
+        source=_one(stored, "source"),
+        message=_one(stored, "message"),
+        workshop=_one(stored, "workshop"),
+        type=_one(stored, "type"),
+        subtype=_one(stored, "subtype"),
+        severity=_one(stored, "severity"),
+        pattern=_one(stored, "pattern"),
+        status=_one(stored, "status"),
+        fields=fields if isinstance(fields, dict) else {},
+        origin=_one(stored, "origin"),
+    )
+
+
+def hit_count(result: tantivy.SearchResult) -> int:
+    """How many documents a search matched (tantivy-py's stubs do not declare ``count``)."""
+    return int(getattr(result, "count", 0) or 0)
+
+
+def matches(searcher: tantivy.Searcher, query: tantivy.Query) -> int:
+    """How many documents ``query`` matches in one index."""
+    return hit_count(searcher.search(query, 1, count=True))
+
+
+def checkpoint_id(topic: str, partition: int) -> str:
+    return f"{CHECKPOINT_KIND}/{topic}/{partition}"
+
+
+def checkpoint_doc(topic: str, partition: int, offset: int) -> tantivy.Document:
+    """The document saying "offsets up to ``offset`` of ``topic``/``partition`` are here"."""
+    out = tantivy.Document()
+    out.add_text("id", checkpoint_id(topic, partition))
+    out.add_text("kind", CHECKPOINT_KIND)
+    out.add_text("origin", f"{topic}/{partition}")
+    out.add_integer("ckpt_offset", offset)
+    return out
+
+
+def checkpoint_of(stored: dict[str, list[Any]]) -> tuple[str, int, int] | None:
+    """(topic, partition, offset) of a checkpoint document, or None for another."""
+    origin, offset = _one(stored, "origin"), _one(stored, "ckpt_offset")
+    topic, _, part = str(origin).rpartition("/")
+    if not topic or not part.isdigit() or offset == "":
+        return None
+    return topic, int(part), int(offset)
