@@ -101,7 +101,11 @@ def start_fixed(kind: str) -> int:
             if busy:
                 print(f"ports {busy} in use by something else; free them first", file=sys.stderr)
                 return 1
-            cluster.start_all(wait=True)
+            try:
+                cluster.start_all(wait=True)
+            except OpenSearchStartError:
+                cluster.stop_all(timeout=10.0)  # no half-started cluster left behind
+                raise
             print(f"OpenSearch {kind} ready in {time.monotonic() - t0:.1f} s")
     except OpenSearchStartError as exc:
         print(f"opensearch {kind}: {exc}", file=sys.stderr)

@@ -8,11 +8,19 @@ node stopped, and go green again when it returns. All through opensearch-py, the
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
-from tests.opensearch_node import OpenSearchCluster
+from tests.kafka_broker import free_ports
+from tests.opensearch_node import (
+    TEST_JVM_OPTS,
+    Node,
+    OpenSearchCluster,
+    OpenSearchStartError,
+    ensure_jars,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -111,3 +119,19 @@ def test_cluster_survives_one_node_stopped(
     assert back["number_of_nodes"] == 3
     assert _count_everywhere(cluster, index, [0, 1, 2]) == [DOCS] * 3
     client.indices.delete(index=index)
+
+
+class _Misconfigured(OpenSearchCluster):
+    """A node given a setting OpenSearch does not know: it refuses to start."""
+
+    def settings(self, node: Node) -> list[str]:
+        return [*super().settings(node), "-Eno.such.setting=1"]
+
+
+def test_a_node_that_cannot_start_is_reported_with_its_log(tmp_path: Path) -> None:
+    http, transport = free_ports(2)
+    cluster = _Misconfigured(tmp_path, [(http, transport)], ensure_jars(), jvm_opts=TEST_JVM_OPTS)
+    with pytest.raises(OpenSearchStartError, match="OpenSearch node1 exited with 1") as failed:
+        cluster.start_all(timeout=120)  # the exit is seen at once, not at this deadline
+    assert "unknown setting [no.such.setting]" in str(failed.value)  # the tail of its node.log
+    assert not cluster.is_running(0)
