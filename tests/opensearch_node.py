@@ -325,7 +325,11 @@ class OpenSearchCluster:
                 "-cp", classpath(self.lib_dir), MAIN_CLASS, *self.settings(node)]  # fmt: skip
 
     def start(self, i: int, wait: bool = True, timeout: float = READY_TIMEOUT) -> None:
-        """Start node ``i`` on its existing data; with ``wait``, return once it answers HTTP."""
+        """Start node ``i`` on its existing data.
+
+        With ``wait``, return once it answers HTTP, has joined the others that run, and every
+        primary shard is assigned (health yellow or better): its indices take writes again.
+        """
         node = self.nodes[i]
         if self.is_running(i):
             raise OpenSearchStartError(f"{node.name} is already running")
@@ -343,7 +347,9 @@ class OpenSearchCluster:
         if not self.detach:
             _live.append(node.proc)
         if wait:
-            self.wait_node(i, time.monotonic() + timeout)
+            deadline = time.monotonic() + timeout
+            self.wait_node(i, deadline)
+            self.wait_status("yellow", sum(n.wanted for n in self.nodes), deadline)
 
     def is_running(self, i: int) -> bool:
         proc = self.nodes[i].proc
