@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from logfactory.store.engines.embedded import EmbeddedReader, EmbeddedWriter
-from logfactory.store.query.parser import parse_query
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.helpers.store_data import DAY_NS, SAMPLE_START_NS, positions, sample_docs
 from tests.helpers.store_oracle import expected_docs, expected_ids, field_leaves
 
@@ -27,8 +27,22 @@ from logfactory.config.store import OpenSearchConfig
 from logfactory.errors import QueryError
 from logfactory.store.document import StoredDoc
 from logfactory.store.engine import Cursor, StoreReader
+from logfactory.store.engines.embedded import EmbeddedReader, EmbeddedWriter
 from logfactory.store.engines.opensearch import OpenSearchReader, OpenSearchWriter
-from logfactory.store.query.tree import Query
+from logfactory.store.query.parser import parse_query
+from logfactory.store.query.tree import (
+    And,
+    Exists,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Query,
+    Range,
+    Term,
+    Word,
+)
 
 DAYS = 3
 NOW = SAMPLE_START_NS + DAYS * DAY_NS
@@ -305,3 +319,58 @@ def test_stats_agree(engine: StoreReader) -> None:
     assert stats.docs == len(DOCS)
     assert stats.oldest == min(d.time for d in DOCS)
     assert stats.newest == max(d.time for d in DOCS)
+
+
+LEAVES: list[Node] = [
+    Word("failed"),
+    Word("10.1.15.10"),
+    Word("root"),
+    Phrase("session opened"),
+    Phrase("/var/log/messages"),
+    Prefix("pub"),
+    Prefix("10.0.1"),
+    Prefix("run-parts /etc/cron."),
+    Term("host", "cn0003"),
+    Term("kind", "event"),
+    Term("severity", "error"),
+    Term("fields.port", "443"),
+    Term("fields.ok", "false"),
+    Term("fields.ratio", "2"),
+    Term("message", "Killed process"),
+    Prefix("cn001", "host"),
+    Prefix("b", "fields.user"),
+    Prefix("/", "fields.req.path"),
+    Range("fields.port", lower=100, upper=9000, include_upper=False),
+    Range("fields.ratio", upper=1.25),
+    Range("time", lower=SAMPLE_START_NS + DAY_NS),
+    Range("received", upper=SAMPLE_START_NS + 2 * DAY_NS, include_upper=False),
+    Exists("fields.addr"),
+    Exists("message"),
+    Exists("pattern"),
+    Exists("fields.job.id"),
+]
+
+
+def _trees() -> st.SearchStrategy[Node]:
+    leaf = st.sampled_from(LEAVES)
+    return st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.lists(inner, min_size=2, max_size=3).map(lambda c: And(tuple(c))),
+            st.lists(inner, min_size=2, max_size=3).map(lambda c: Or(tuple(c))),
+            inner.map(Not),
+        ),
+        max_leaves=6,
+    )
+
+
+@settings(max_examples=60)
+@given(where=_trees())
+def test_any_tree_of_the_constructs_finds_the_oracles_hits(
+    engine: StoreReader, where: Node
+) -> None:
+    """Random combinations of every construct (the parser aside): the oracle's hits, in order."""
+    query = Query(where)
+    page = engine.search(query, 1000)
+    assert [doc.id for doc in page.hits] == expected_ids(query, DOCS)
+    assert page.next is None
