@@ -99,6 +99,8 @@ def day_start_ns(suffix: str) -> int | None:
 def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
     keyword = {"type": "keyword"}
     properties: dict[str, Any] = {name: keyword for name in sorted(KEYWORD_COLUMNS)}
+    # where a record was read: shown and matched, never sorted or counted
+    properties["origin"] = {"type": "keyword", "doc_values": False}
     properties |= {
         "time": {"type": "long"},
         "received": {"type": "long"},
@@ -117,8 +119,9 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
             "settings": {
                 "number_of_shards": shards,
                 "number_of_replicas": replicas,
-                # Ingest-friendly: the writer refreshes what it wrote on commit anyway.
-                "refresh_interval": "5s",
+                # The writer refreshes what it wrote at each commit; the periodic refresh is
+                # only a safety net, and rare refreshes make fewer, larger segments at ingest.
+                "refresh_interval": "30s",
                 "mapping.total_fields.limit": FIELD_LIMIT,
                 "mapping.depth.limit": 20,
                 "analysis": {
@@ -153,21 +156,26 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
                         "s_text": {
                             "path_match": "s.*",
                             "match_mapping_type": "string",
-                            "mapping": {"type": "keyword", "ignore_above": KEYWORD_MAX},
+                            # prefixes only: searched in the index, never sorted or counted
+                            "mapping": {
+                                "type": "keyword",
+                                "ignore_above": KEYWORD_MAX,
+                                "doc_values": False,
+                            },
                         }
                     },
                     {
                         "n_long": {
                             "path_match": "n.*",
                             "match_mapping_type": "long",
-                            "mapping": {"type": "double"},
+                            "mapping": {"type": "double", "doc_values": False},
                         }
                     },
                     {
                         "n_double": {
                             "path_match": "n.*",
                             "match_mapping_type": "double",
-                            "mapping": {"type": "double"},
+                            "mapping": {"type": "double", "doc_values": False},
                         }
                     },
                 ],

@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
+import msgspec
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import OpenSearchException
 
@@ -51,6 +52,7 @@ from logfactory.store.engines.opensearch.mapping import (
 __all__ = ["OpenSearchWriter"]
 
 log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
 
 FIRST_WAIT_S: Final = 0.25
 LONGEST_WAIT_S: Final = 8.0
@@ -140,12 +142,14 @@ class OpenSearchWriter:
         )
 
     @staticmethod
-    def _bulk_lines(items: list[_Item]) -> list[dict[str, Any]]:
-        lines: list[dict[str, Any]] = []
+    def _bulk_lines(items: list[_Item]) -> bytes:
+        """The bulk body, encoded here (msgspec is many times faster than the client's json)."""
+        lines: list[bytes] = []
         for item in items:
-            lines.append({"index": {"_index": item.index, "_id": item.doc.id}})
-            lines.append(doc_body(item.doc, indexed_fields=item.indexed_fields))
-        return lines
+            lines.append(_encode({"index": {"_index": item.index, "_id": item.doc.id}}))
+            lines.append(_encode(doc_body(item.doc, indexed_fields=item.indexed_fields)))
+        lines.append(b"")
+        return b"\n".join(lines)
 
     def _sort_answer(
         self, items: list[_Item], answer: dict[str, Any]
