@@ -103,6 +103,10 @@ QUERIES: list[str] = [
     "note:10.3.17.5",
     "addr:10.1*",
     "-user:root AND -host:cn00*",
+    # query syntax of the engines themselves is only ever a value here
+    '"*:* OR _exists_:host"',
+    'host:"cn0001 OR *"',
+    'user:"{\\"script\\": 1}"',
 ]
 WINDOWS: list[tuple[str, str | None, str | None]] = [
     ("failed", "-2d", "-1d"),
