@@ -111,12 +111,13 @@ def cli() -> None:
     restrict_umask()
 
 
-@cli.command(short_help="Run the all-in-one node: collectors, API, factory.")
+@cli.command(short_help="Run the all-in-one node: collectors, API, factory, store.")
 @click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
-@click.option("--no-factory", is_flag=True, help="run collectors and API only")
+@click.option("--no-factory", is_flag=True, help="no factory child (workers run elsewhere)")
 @click.option("--quiet", is_flag=True, help="no banner or live summary")
 def run(config_path: str | None, no_factory: bool, quiet: bool) -> None:
-    """Run the all-in-one node: collectors, HTTP API and the event factory, until Ctrl-C.
+    """Run the all-in-one node: collectors, HTTP API, the event factory and the log store
+    (unless store.enabled is false), until Ctrl-C.
 
     \b
     Examples:

@@ -369,7 +369,11 @@ def top(
 @click.argument("query", default="")
 @click.option("--since", default=None, help="from: 24h (default: the last day), -7d, RFC 3339")
 @click.option("--until", default=None, help="to: like --since (default: now)")
-@click.option("--interval", default=None, help="bucket width, e.g. 5m (default: about 60-120 bars)")
+@click.option(
+    "--interval",
+    default=None,
+    help="bucket width, e.g. 5m (default: a round one, at most 120 bars)",
+)
 @click.option("--format", "form", type=click.Choice(["table", "json"]), default=None,
               help="bars (default on a terminal), json lines (default when piped)")  # fmt: skip
 @api_options

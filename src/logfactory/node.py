@@ -19,7 +19,6 @@ import os
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Coroutine, Generator
@@ -40,7 +39,8 @@ from logfactory.collect.sources.context import SourceContext
 from logfactory.collect.sources.file_reconcile import BusRawLog
 from logfactory.collect.tls import TlsConfigError
 from logfactory.config import Config
-from logfactory.factory.lifeline import NODE_WORKER_ID, child_env, end_stale_factory
+from logfactory.factory.lifeline import NODE_WORKER_ID
+from logfactory.factory.lifeline import pid_name as factory_pid_name
 from logfactory.factory.runner import run_factory
 from logfactory.node_banner import banner_lines
 from logfactory.node_child import ChildRole
@@ -139,8 +139,11 @@ class Node:
         self.stats_dir = self.data_dir / "stats"
         role = "node" if with_collectors and with_api else "collector" if with_collectors else "api"
         self.registry = StatsRegistry(role)
-        self._factory: subprocess.Popen[bytes] | None = None
-        self._factory_pipe: int | None = None  # its lifeline's write end (factory/lifeline.py)
+        self._factory = ChildRole(
+            "factory", [sys.executable, "-m", "logfactory", "factory", "-c", config.path,
+                        "--worker-id", NODE_WORKER_ID],
+            self.data_dir, factory_pid_name(NODE_WORKER_ID),
+        )  # fmt: skip
         # the log store: a child of the all-in-one node (`logfactory run`) unless disabled
         self.with_store = command == "run" and with_collectors and config.store.enabled
         self._store = ChildRole(
@@ -158,52 +161,17 @@ class Node:
         if not self.quiet:
             self.screen.say(text)
 
-    # -- the factory child ----------------------------------------------------------------
+    # -- the children (node_child.py, lifeline.py) -------------------------------------------
     def _start_factory(self) -> None:
-        """Start the factory child, tied to this process (it stops when the node is gone, even
-        killed) after ending a factory of this data directory's worker id that is not ours.
-        Called from the main thread: the kernel's parent-death signal follows the thread."""
-        stale = end_stale_factory(self.data_dir, NODE_WORKER_ID)
+        """Start the factory child after ending a factory of this data directory's worker id
+        that is not ours. From the main thread: the parent-death signal follows the thread."""
+        stale = self._factory.end_stale()
         if stale is not None:
             self._say(f"factory     ended pid {stale}, a factory of this data directory that "
                       "an earlier node left running")  # fmt: skip
-        self._close_factory_pipe()
-        cmd = [sys.executable, "-m", "logfactory", "factory", "-c", self.config.path,
-               "--worker-id", NODE_WORKER_ID]  # fmt: skip
-        read_end, self._factory_pipe = os.pipe()  # both close-on-exec; read_end is passed
-        try:
-            self._factory = subprocess.Popen(
-                cmd, start_new_session=True, pass_fds=(read_end,), env=child_env(read_end)
-            )
-        except OSError:
-            self._close_factory_pipe()
-            raise
-        finally:
-            os.close(read_end)
-        self._say(
-            f"factory     pid {self._factory.pid} (consumer group {self.config.factory.group})"
-        )
+        pid = self._factory.start()
+        self._say(f"factory     pid {pid} (consumer group {self.config.factory.group})")
 
-    def _close_factory_pipe(self) -> None:
-        """Closing it tells the factory the node is gone: only once it has exited, or failed."""
-        if self._factory_pipe is not None:
-            os.close(self._factory_pipe)
-            self._factory_pipe = None
-
-    def _stop_factory(self) -> None:
-        proc = self._factory
-        if proc is None or proc.poll() is not None:
-            self._close_factory_pipe()
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        self._close_factory_pipe()
-
-    # -- the store child ------------------------------------------------------------------
     def _start_store(self) -> None:
         """Start the store child after ending a store of this data directory that is not ours
         (two would fight over the engine's lock). From the main thread, as the factory."""
@@ -426,7 +394,7 @@ class Node:
                 server.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             delivered = await asyncio.to_thread(self._flush_bounded, producer)
-            await asyncio.to_thread(self._stop_factory)
+            await asyncio.to_thread(self._factory.stop)
             await asyncio.to_thread(self._store.stop)  # last: it stores what the factory made
             if delivered:
                 producer.close()
@@ -504,10 +472,10 @@ class Node:
                         if isinstance(exc, OSError):  # the disk, the network: not a bug
                             raise NodeError(f"the node stopped: {exc}") from exc
                         raise RuntimeError("a node component failed") from exc
-                proc = self._factory
-                if proc is not None and proc.poll() is not None and not stop.is_set():
+                status = self._factory.exited()
+                if status is not None and not stop.is_set():
                     restarts += 1
-                    self._say(f"factory exited with {proc.returncode}; restarting (#{restarts})")
+                    self._say(f"factory exited with {status}; restarting (#{restarts})")
                     await asyncio.sleep(min(5.0, 0.5 * restarts))
                     try:
                         self._start_factory()

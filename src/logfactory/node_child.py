@@ -1,4 +1,5 @@
-"""A role the node runs as a child process and supervises: the log store (``logfactory store``).
+"""A role the node runs as a child process and supervises: the event factory's worker 0
+(``logfactory factory``) and the log store (``logfactory store``).
 
 The child is tied to the node by :mod:`logfactory.lifeline` (it stops when the node is gone,
 even killed) and named in ``<data_dir>/<pid name>.pid``, so a node's start first ends one that

@@ -233,6 +233,34 @@ def test_no_node_is_the_message_the_other_api_commands_give(tmp_path: Path) -> N
     assert f"no node answers at {url} (connection refused)" in result.stderr
 
 
+def test_a_store_that_cannot_answer_is_one_line(tmp_path: Path) -> None:
+    not_a_store = tmp_path / "store-file"
+    not_a_store.write_text("this is no store\n")
+    port = free_port()
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        f"node: {{name: nostore, data_dir: {tmp_path / 'data'}}}\n"
+        f"http: {{listen: '127.0.0.1:{port}'}}\n"
+        f"store: {{path: '{not_a_store}'}}\n"
+    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "logfactory", "serve", "-c", str(config), "--quiet"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
+        )  # fmt: skip
+    serving = NodeProcess(proc, log)
+    try:
+        up(serving, port)
+        for args in (["search", "x"], ["top", "host"], ["histogram"]):
+            result = CliRunner().invoke(cli, [*args, "-c", str(config)], env=NO_ENV)
+            assert result.exit_code == 1, result.output
+            assert result.stderr.startswith("Error: the store is not available: "), result.stderr
+            assert result.stdout == ""
+    finally:
+        serving.stop()
+
+
 def test_follow_prints_what_is_stored_after_it_started_and_stops_on_sigint(node: Node) -> None:
     env = {k: v for k, v in os.environ.items() if k not in NO_ENV}
     follower = subprocess.Popen(

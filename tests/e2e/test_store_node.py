@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,3 +90,29 @@ def test_run_stores_the_demo_and_supervises_its_store(
     node.proc.wait()
     wait_for(lambda: not _running(second), BOUND_S, "the orphaned store to end")
     assert "the node that started this store is gone" in node.output()
+
+
+def test_a_node_start_ends_a_store_left_running(
+    tmp_path: Path, start_node: Any, reap: list[int]
+) -> None:
+    """A store of this data directory that is not the node's child (left by a node killed
+    before its lifeline could act, or started by hand) would hold the engine's lock: the node
+    ends it (SIGTERM: it commits its batch) and starts its own."""
+    config_path, _, http_port = demo_config(tmp_path)
+    with (tmp_path / "store-by-hand.log").open("wb") as out:
+        by_hand = subprocess.Popen(
+            [sys.executable, "-m", "logfactory", "store", "-c", str(config_path)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path,
+        )  # fmt: skip
+    reap.append(by_hand.pid)
+    pid_path = tmp_path / "data" / "store.pid"
+    wait_for(pid_path.exists, BOUND_S, "the store started by hand to run")
+    node = start_node(config_path)
+    up(node, http_port)
+    assert by_hand.wait(timeout=BOUND_S) == 0  # a clean stop, not a kill
+    wait_for(lambda: _store_pids(node), BOUND_S, "the node to start its own store")
+    (own,) = _store_pids(node)
+    reap.append(own)
+    assert own != by_hand.pid
+    assert f"store       ended pid {by_hand.pid}" in node.output()
+    wait_for(lambda: _count(config_path, "log") > 0, BOUND_S, "the node's store to store")

@@ -63,6 +63,7 @@ class SearchWorld:
 
 def build_world(root: Path, n: int = 600, seed: int = 7) -> SearchWorld:
     """A store of ``n`` sample documents spread over the day that ended six hours ago."""
+    root.mkdir(parents=True, exist_ok=True)
     now = time.time_ns()
     docs = sample_docs(n, seed=seed, start_ns=now - 30 * HOUR_NS, days=1)
     world = SearchWorld(root, docs, now)

@@ -184,8 +184,14 @@ def _store_metrics(view: StatsView) -> Iterator[Metric]:
     for outcome in STORE_COUNTERS:
         records.add_metric([outcome], counters.get(outcome, 0))
     yield records
+    # a live store's only: a store that was restarted leaves its last file behind
+    live = {p.name for p in view.processes if p.alive}
     for name, help_text in STORE_GAUGES.items():
-        values = [v for k, v in view.gauges.items() if k.endswith(f"/store.{name}")]
+        values = [
+            v
+            for k, v in view.gauges.items()
+            if k.endswith(f"/store.{name}") and k.rpartition("/")[0] in live
+        ]
         if values:
             yield GaugeMetricFamily(f"logfactory_store_{name}", help_text, value=sum(values))
     problem = GaugeMetricFamily(

@@ -24,6 +24,7 @@ from logfactory.store.document import (
     StoredDoc,
     doc_to_json,
 )
+from logfactory.store.query.parser import parse_query
 from logfactory.store.query.tree import Query
 
 __all__ = [
@@ -51,8 +52,6 @@ Chosen = tuple[str, ...]
 def build_query(q: str, since: str | None, until: str | None, now_ns: int) -> Query:
     """The query ``q`` over the window ``since``..``until`` (relative to ``now_ns``); raises
     :class:`QueryError` with the column of the mistake."""
-    from logfactory.store.query.parser import parse_query
-
     return parse_query(q, now_ns=now_ns, since=since, until=until)
 
 

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from logfactory.config import Config
 from logfactory.errors import StoreUnavailable
 from logfactory.store.engine import StoreReader
+from logfactory.store.open import open_reader
 
 __all__ = ["StoreHandle", "default_opener"]
 
 
 def default_opener(config: Config) -> StoreReader:
-    """The configured engine's reader (:func:`logfactory.store.open.open_reader`)."""
-    from logfactory.store.open import open_reader
-
+    """The configured engine's reader (OpenSearch's client is imported only when chosen)."""
     return open_reader(config)
 
 

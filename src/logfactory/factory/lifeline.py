@@ -26,6 +26,7 @@ __all__ = [
     "child_env",
     "end_stale_factory",
     "pid_file",
+    "pid_name",
     "remove_pid_file",
     "watch_parent",
     "write_pid_file",
@@ -37,13 +38,18 @@ NODE_WORKER_ID = "0"
 _stat = process_stat  # tests read a process's start time through this module
 
 
+def pid_name(worker_id: str) -> str:
+    """The name of worker ``worker_id``'s pid file in the data directory (without ``.pid``)."""
+    return f"factory-{worker_id}"
+
+
 def pid_file(data_dir: Path, worker_id: str) -> Path:
-    return _pid_file(data_dir, f"factory-{worker_id}")
+    return _pid_file(data_dir, pid_name(worker_id))
 
 
 def write_pid_file(data_dir: Path, worker_id: str) -> Path | None:
     """Name this factory in the data directory; None (logged) if that cannot be written."""
-    return _write_pid_file(data_dir, f"factory-{worker_id}", worker_id=worker_id)
+    return _write_pid_file(data_dir, pid_name(worker_id), worker_id=worker_id)
 
 
 def end_stale_factory(
@@ -51,4 +57,4 @@ def end_stale_factory(
 ) -> int | None:
     """End the live factory ``worker_id`` of ``data_dir`` unless it is ``me`` (default: this
     process) or its child (see :func:`logfactory.lifeline.end_stale`)."""
-    return end_stale(data_dir, f"factory-{worker_id}", what=f"factory (worker {worker_id})", me=me)
+    return end_stale(data_dir, pid_name(worker_id), what=f"factory (worker {worker_id})", me=me)

@@ -134,32 +134,34 @@ class StoreRole:
         if not self._offsets and batch:  # the first message since the last commit
             self._first_pending = time.monotonic()
         docs: list[tuple[Position, StoredDoc]] = []
+        bad: list[tuple[Message, str]] = []
         for msg in batch:
             self._offsets[(msg.topic, msg.partition)] = msg.offset + 1
             doc = _to_doc(msg)
             if isinstance(doc, str):
-                self._dead_letter(msg, doc)
-                continue
-            docs.append(((msg.topic, msg.partition, msg.offset), doc))
+                bad.append((msg, doc))
+            else:
+                docs.append(((msg.topic, msg.partition, msg.offset), doc))
+        if bad:
+            self._dead_letters(bad)
         new = self.writer.add(docs) if docs else 0
         self._pending += len(docs)
         self._pending_new += new
         self.stats.add_many(GROUP, received=len(batch), duplicates=len(docs) - new)
         self.stats.gauge("store.pending", self._pending)
 
-    def _dead_letter(self, msg: Message, reason: str) -> None:
-        log.warning("store: dead letter for %s/%d/%d: %s", msg.topic, msg.partition, msg.offset,
-                    reason)  # fmt: skip
-        self._letters.append(
-            _letter.encode(
-                StoreDeadLetter(
-                    reason=reason,
-                    stage=STAGE,
-                    position=f"{msg.topic}/{msg.partition}/{msg.offset}",
-                    original_b64=base64.b64encode(msg.value).decode("ascii"),
-                )
+    def _dead_letters(self, bad: list[tuple[Message, str]]) -> None:
+        for msg, reason in bad:
+            letter = StoreDeadLetter(
+                reason=reason,
+                stage=STAGE,
+                position=f"{msg.topic}/{msg.partition}/{msg.offset}",
+                original_b64=base64.b64encode(msg.value).decode("ascii"),
             )
-        )
+            self._letters.append(_letter.encode(letter))
+        msg, reason = bad[0]  # one line a batch: a topic full of junk must not flood the log
+        log.warning("store: %d messages go to %s, the first (%s/%d/%d) because %s", len(bad),
+                    DEADLETTER, msg.topic, msg.partition, msg.offset, reason)  # fmt: skip
 
     def _due(self, *, idle: bool) -> bool:
         if not self._offsets:

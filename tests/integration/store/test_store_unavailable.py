@@ -65,6 +65,13 @@ def _problem_metrics(config: Config) -> list[tuple[str, str]]:
     return [(s.labels["process"], s.labels["problem"]) for s in family.samples if s.value == 1]
 
 
+def _gauges(config: Config) -> dict[str, float]:
+    view = merge_snapshots(read_all_stats(config.data_dir / "stats"))
+    metrics = NodeCollector(lambda: view, lambda: None, 0.0).collect()
+    return {m.name: m.samples[0].value for m in metrics if m.name.startswith("logfactory_store_")
+            and m.type == "gauge"}  # fmt: skip
+
+
 def test_a_locked_engine_pauses_the_store_which_resumes_by_itself(
     tmp_path: Path, store_proc: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -98,6 +105,10 @@ def test_a_locked_engine_pauses_the_store_which_resumes_by_itself(
     wait_for(lambda: store_counters(config).get("stored", 0) >= N, 60, "the store to resume")
     wait_for(lambda: not store_problems(config), 30, "the problem to clear")
     assert _problem_metrics(config) == []
+    # what it holds, and its lag, reach /metrics (refreshed every few seconds)
+    wait_for(lambda: _gauges(config).get("logfactory_store_docs") == N, 30, "the docs gauge")
+    wait_for(lambda: _gauges(config).get("logfactory_store_lag") == 0, 30, "no lag")
+    assert _gauges(config)["logfactory_store_bytes"] > 0
     stop_process(proc, signal.SIGTERM)
     assert proc.returncode == 0, log.read_text()
     assert store_counters(config)["errors"] >= 1

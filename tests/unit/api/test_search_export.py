@@ -14,6 +14,7 @@ import pytest
 from tests.helpers.search_api import SearchWorld, build_world, newest_first, oracle_ids
 
 from logfactory.api.export import CHUNK_BYTES, CSV_COLUMNS, ExportPlan, export_chunks
+from logfactory.errors import StoreUnavailable
 from logfactory.store.document import StoredDoc, doc_to_json
 
 
@@ -137,3 +138,25 @@ def test_the_body_is_made_chunk_by_chunk(world: SearchWorld) -> None:
         assert pulled <= CHUNK_BYTES // smallest + 1
         second = next(chunks)
         assert len(second) >= CHUNK_BYTES
+
+
+def test_an_export_cut_short_says_so_at_its_end(world: SearchWorld) -> None:
+    """Fewer records than matched (the export's deadline passed between pages), or the store
+    failing once the answer has begun: the last line says so, with what was sent."""
+    docs = newest_first(world.docs)[:10]
+    body = b"".join(export_chunks(ExportPlan("ndjson", None, 100, 50), iter(docs)))
+    lines = _ndjson(body.decode())
+    assert [line["id"] for line in lines[:-1]] == [d.id for d in docs]
+    assert lines[-1] == {"_truncated": {"reason": "timed_out", "records": 10, "limit": 100}}
+
+    def failing() -> Iterator[StoredDoc]:
+        yield from docs[:3]
+        raise StoreUnavailable("the store could not answer: gone")
+
+    body = b"".join(export_chunks(ExportPlan("csv", ("host",), 100, None), failing()))
+    rows = list(csv.reader(io.StringIO(body.decode())))
+    assert rows[0] == ["id", "host"]
+    assert [row[0] for row in rows[1:4]] == [d.id for d in docs[:3]]
+    assert rows[-1][0].startswith("# truncated: stopped after 3 records")
+    complete = b"".join(export_chunks(ExportPlan("ndjson", None, 100, 10), iter(docs)))
+    assert b"_truncated" not in complete

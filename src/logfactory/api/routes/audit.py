@@ -5,8 +5,8 @@ changes or deletes a line of it (and the store refuses to, see
 Each line says who (``actor``: ``user:alice``, ``token:<id>``, ``local:root`` for the CLI on the
 node's machine, ``node``), what (``action``: login, login_failed, logout, token_new_address,
 token_created, token_revoked, token_expiry_changed, user_created, user_changed, user_removed,
-password_changed, pattern_reviewed, admin_created), on what (``target``), when, from where
-(``address``) and how it ended (``outcome``: ok or refused), with details.
+password_changed, pattern_reviewed, admin_created, store_exported), on what (``target``),
+when, from where (``address``) and how it ended (``outcome``: ok or refused), with details.
 """
 
 from __future__ import annotations

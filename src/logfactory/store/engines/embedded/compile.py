@@ -138,13 +138,47 @@ def time_range(field: str, lower: int | None, upper: int | None) -> tantivy.Quer
 def _number_text(value: RangeValue) -> str:
     """A bound as tantivy's query grammar reads it: an integer, or a plain decimal (its grammar
     has no exponent with a sign)."""
-    if isinstance(value, int) and _I64_MIN <= value <= _I64_MAX:
+    if isinstance(value, int) and _I64_MIN <= value < 2**64:  # i64 or u64: exact
         return str(value)
     number = float(value)
     if number.is_integer() and _I64_MIN <= number <= _I64_MAX:
         return str(int(number))
     text = f"{number:.20f}".rstrip("0")
     return text + "0" if text.endswith(".") else text
+
+
+def _generated(path: str, op: str, bound: RangeValue) -> tantivy.Query:
+    """One side of a range, from a checked path and a formatted number (no user text)."""
+    return _PARSER.parse_query(f"fields.{path}:{op}{_number_text(bound)}")
+
+
+def _side(path: str, op: str, bound: RangeValue) -> tantivy.Query:
+    """One side of a range on a decoded field.
+
+    tantivy 0.27 mis-reads a bound outside the type of a segment's column (a negative bound on
+    a column of unsigned integers, one beyond i64 on a column of integers: ``<-1e30`` matches
+    every integer). So such a bound only ever judges values already known to lie on its side
+    of the column's limit: a negative bound is AND-ed with ``<0`` (no unsigned value passes),
+    and one beyond i64 with the i64 limit it lies beyond; the values on the near side of
+    that limit are added whole when the side points towards them."""
+    upward = op[0] == ">"
+    if bound < 0:
+        judged = _all(_generated(path, "<", 0), _signed(path, op, bound))
+        return _any([_generated(path, ">=", 0), judged]) if upward else judged
+    return _signed(path, op, bound)
+
+
+def _signed(path: str, op: str, bound: RangeValue) -> tantivy.Query:
+    if _I64_MIN <= bound <= _I64_MAX:
+        return _generated(path, op, bound)
+    upward = op[0] == ">"
+    limit = _I64_MAX if bound > _I64_MAX else _I64_MIN
+    beyond = ">=" if limit == _I64_MAX else "<="
+    edge = _all(_generated(path, beyond, limit), _generated(path, op, bound))
+    if upward == (limit == _I64_MAX):  # above the top, or below the bottom: only the edge
+        return edge
+    inside = "<=" if limit == _I64_MAX else ">="  # every i64, and what lies past the limit
+    return _any([_generated(path, inside, limit), edge])
 
 
 def _field_range(path: str, node: Range) -> tantivy.Query:
@@ -159,8 +193,11 @@ def _field_range(path: str, node: Range) -> tantivy.Query:
             if (op[0] == ">") == (bound > 0):
                 return Q.empty_query()  # above +inf or below -inf
             continue
-        sides.append(_PARSER.parse_query(f"fields.{path}:{op}{_number_text(bound)}"))
-    return _all(*sides) if sides else Q.exists_query(f"fields.{path}")
+        sides.append(_side(path, op, bound))
+    if sides:
+        return _all(*sides)
+    # open both ways: any number (text and booleans are not in a range)
+    return _any([_PARSER.parse_query(f"fields.{path}:{op}0") for op in (">=", "<")])
 
 
 def _field_term(path: str, text: str) -> tantivy.Query:

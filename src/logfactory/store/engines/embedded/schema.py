@@ -116,24 +116,40 @@ def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
+def _plain(value: Any) -> bool:
+    """A leaf tantivy takes as it is (the common case, checked without copying)."""
+    kind = type(value)
+    if kind is str or kind is bool:
+        return True
+    if kind is int:
+        return bool(_I64_MIN <= value <= _U64_MAX)
+    return kind is float and math.isfinite(value)
+
+
+_KEYWORDS: Final = tuple(sorted(KEYWORD_COLUMNS))
+
+
 def to_tantivy(doc: StoredDoc) -> tantivy.Document:
     """The tantivy document for ``doc`` (any fields: see :func:`_clean`)."""
-    out = tantivy.Document()
-    for name in KEYWORD_COLUMNS:
-        value = getattr(doc, name)
-        if value:
-            out.add_text(name, value)
-    out.add_integer("time", doc.time)
-    out.add_integer("received", doc.received)
-    out.add_integer("sec", doc.time // 1_000_000_000)
-    out.add_text("message", doc.message)
-    if doc.fields:
-        fields = _clean(doc.fields)
-        out.add_json("fields", fields)
-        for path, leaf in leaves(fields):
-            if isinstance(leaf, str):
-                out.add_text("field_text", f"{path}{FIELD_TEXT_SEP}{leaf}")
-    return out
+    values: dict[str, Any] = {name: getattr(doc, name) for name in _KEYWORDS}
+    values = {name: value for name, value in values.items() if value}
+    values["time"] = doc.time
+    values["received"] = doc.received
+    values["sec"] = doc.time // 1_000_000_000
+    values["message"] = doc.message
+    fields = doc.fields
+    if fields:
+        if all(_plain(leaf) for leaf in fields.values()):  # flat: no copy, no walk
+            texts = [f"{key}{FIELD_TEXT_SEP}{leaf}" for key, leaf in fields.items()
+                     if type(leaf) is str]  # fmt: skip
+        else:
+            fields = _clean(fields)
+            texts = [f"{path}{FIELD_TEXT_SEP}{leaf}" for path, leaf in leaves(fields)
+                     if isinstance(leaf, str)]  # fmt: skip
+        values["fields"] = fields
+        if texts:
+            values["field_text"] = texts
+    return tantivy.Document(**values)
 
 
 def _one(stored: dict[str, list[Any]], name: str) -> Any:

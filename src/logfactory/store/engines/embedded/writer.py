@@ -180,9 +180,14 @@ class EmbeddedWriter:
     def add(self, docs: Sequence[tuple[Position, StoredDoc]]) -> int:
         """Queue ``docs`` in their days' indexes; return how many were not already stored."""
         new = 0
+        names: dict[int, str] = {}
         try:
             for (topic, partition, offset), doc in docs:
-                day = self._day(day_of(doc.received))
+                number = doc.received // DAY_NS
+                name = names.get(number)
+                if name is None:
+                    name = names[number] = day_of(doc.received)
+                day = self._day(name)
                 key = (topic, partition)
                 if day.seen(key, offset):
                     continue
@@ -223,8 +228,9 @@ class EmbeddedWriter:
     def _reset(self) -> None:
         """Forget every open day and what is pending in it (after an engine failure)."""
         for day in self._days.values():
-            try:
+            try:  # a writer is closed here, not when garbage collected: its lock goes now
                 day.writer.rollback()
+                day.writer.wait_merging_threads()
             except BaseException as exc:  # a killed writer cannot roll back: it is dropped
                 if not (is_panic(exc) or isinstance(exc, ValueError | OSError)):
                     raise
