@@ -132,6 +132,11 @@ class OpenSearchReader:
     def count(self, query: Query, timeout_s: float = 10.0) -> int:
         body = {"query": compile_query(query), "size": 0, "track_total_hits": True}
         answer = self._search(body, timeout_s, "a count")
+        if answer.get("timed_out"):
+            raise QueryError(
+                f"counting took longer than the query timeout ({timeout_s:g}s): "
+                "narrow the time range"
+            )
         return int(answer["hits"]["total"]["value"])
 
     # -- aggregations -----------------------------------------------------------------------
