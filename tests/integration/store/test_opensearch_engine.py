@@ -184,3 +184,18 @@ def test_stats_count_documents_days_and_the_time_span(
     assert stats.oldest == min(d.time for d in docs)
     assert stats.newest == max(d.time for d in docs)
     assert stats.bytes > 0
+
+
+def test_huge_values_are_kept_though_not_indexed(
+    writer: OpenSearchWriter, reader: OpenSearchReader
+) -> None:
+    """Past Lucene's 32,766-byte term a value would be refused: it is kept, unindexed."""
+    huge = "é" * 20_000  # 40,000 bytes
+    doc = StoredDoc(
+        "huge", "log", SAMPLE_START_NS, SAMPLE_START_NS, huge, "s", "a huge host",
+        fields={"blob": huge, "port": 1},
+    )  # fmt: skip
+    assert writer.add([(("logs.parsed", 0, 0), doc)]) == 1
+    writer.commit()
+    assert reader.search(Query(Word("huge")), 10).hits == [doc]
+    assert reader.search(Query(Term("fields.port", "1")), 10).hits == [doc]

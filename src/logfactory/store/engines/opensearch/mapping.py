@@ -97,10 +97,12 @@ def day_start_ns(suffix: str) -> int | None:
 
 
 def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
-    keyword = {"type": "keyword"}
+    # A value past ignore_above is kept in _source but not indexed, rather than refused.
+    keyword = {"type": "keyword", "ignore_above": KEYWORD_MAX}
     properties: dict[str, Any] = {name: keyword for name in sorted(KEYWORD_COLUMNS)}
+    properties["id"] = {"type": "keyword"}  # ids are short; one that is not must not hide
     # where a record was read: shown and matched, never sorted or counted
-    properties["origin"] = {"type": "keyword", "doc_values": False}
+    properties["origin"] = {"type": "keyword", "doc_values": False, "ignore_above": KEYWORD_MAX}
     properties |= {
         "time": {"type": "long"},
         "received": {"type": "long"},
