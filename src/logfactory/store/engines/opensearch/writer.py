@@ -131,8 +131,10 @@ class OpenSearchWriter:
                 last_cause = describe(exc)
                 continue
             self._dirty.update(item.index for item in pending)
-            done, pending, last_cause = self._sort_answer(pending, answer)
+            done, pending, unindexed, last_cause = self._sort_answer(pending, answer)
             created += done
+            if unindexed:  # at once, with retries of their own: no fault of the cluster's
+                created += self._send(unindexed)
             if not pending:
                 return created
         hosts = ", ".join(self._config.hosts)
@@ -153,10 +155,12 @@ class OpenSearchWriter:
 
     def _sort_answer(
         self, items: list[_Item], answer: dict[str, Any]
-    ) -> tuple[int, list[_Item], str]:
-        """(created, items to send again, the last cause) from one bulk answer."""
+    ) -> tuple[int, list[_Item], list[_Item], str]:
+        """From one bulk answer: how many were created, the items to retry (429, 5xx), those
+        to send again without their indexed decoded fields, and the last failure's cause."""
         created = 0
         again: list[_Item] = []
+        unindexed: list[_Item] = []
         cause = ""
         for item, result in zip(items, answer["items"], strict=True):
             outcome = result["index"]
@@ -175,13 +179,13 @@ class OpenSearchWriter:
                     item.index, item.doc.id, cause,
                 )  # fmt: skip
                 item.indexed_fields = False
-                again.append(item)
+                unindexed.append(item)
             elif status == 429 or status >= 500:
                 again.append(item)
             else:
                 hosts = ", ".join(self._config.hosts)
                 raise StoreUnavailable(f"OpenSearch at {hosts} refused {item.doc.id}: {cause}")
-        return created, again, cause
+        return created, again, unindexed, cause
 
     def commit(self) -> None:
         if not self._dirty:
