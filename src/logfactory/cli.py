@@ -113,7 +113,7 @@ def cli() -> None:
 
 @cli.command(short_help="Run the all-in-one node: collectors, API, factory, store.")
 @click.option("-c", "--config", "config_path", default=None, help=_CONFIG_HELP)
-@click.option("--no-factory", is_flag=True, help="no factory child (workers run elsewhere)")
+@click.option("--no-factory", is_flag=True, help="run collectors and API only (no store)")
 @click.option("--quiet", is_flag=True, help="no banner or live summary")
 def run(config_path: str | None, no_factory: bool, quiet: bool) -> None:
     """Run the all-in-one node: collectors, HTTP API, the event factory and the log store

@@ -144,8 +144,9 @@ class Node:
                         "--worker-id", NODE_WORKER_ID],
             self.data_dir, factory_pid_name(NODE_WORKER_ID),
         )  # fmt: skip
-        # the log store: a child of the all-in-one node (`logfactory run`) unless disabled
-        self.with_store = command == "run" and with_collectors and config.store.enabled
+        # the log store: a child of the all-in-one node (`logfactory run`) beside its factory,
+        # unless disabled (`--no-factory` keeps to collectors and API, as it always has)
+        self.with_store = with_factory and with_collectors and config.store.enabled
         self._store = ChildRole(
             "store", [sys.executable, "-m", "logfactory", "store", "-c", config.path],
             self.data_dir, STORE_PID_NAME,

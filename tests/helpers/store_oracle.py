@@ -18,6 +18,10 @@ check by reading:
   leaves only (booleans are not numbers). Exists: any leaf at that path.
 - ``time``/``received``: Range on the nanoseconds; Exists is always true.
 - A query's window: ``start <= time < end``. Order: time descending, ties by id descending.
+- Aggregations: a histogram counts the matches per ``interval`` from the window's start rounded
+  down to a multiple of the interval (empty buckets included); top values count each doc once
+  per distinct value, a decoded field's values written as text (``22`` and ``"22"`` are one
+  value, booleans ``true``/``false``), most frequent first, ties by value.
 """
 
 from __future__ import annotations
@@ -42,7 +46,16 @@ from logfactory.store.query.tree import (
     Word,
 )
 
-__all__ = ["expected_docs", "expected_ids", "field_leaves", "matches", "words"]
+__all__ = [
+    "expected_docs",
+    "expected_histogram",
+    "expected_ids",
+    "expected_top",
+    "field_leaves",
+    "matches",
+    "value_text",
+    "words",
+]
 
 MAX_WORD_BYTES = 40
 
@@ -229,3 +242,42 @@ def expected_docs(query: Query, docs: list[StoredDoc]) -> list[StoredDoc]:
 def expected_ids(query: Query, docs: list[StoredDoc]) -> list[str]:
     """The ids of :func:`expected_docs`, in order."""
     return [doc.id for doc in expected_docs(query, docs)]
+
+
+def value_text(value: Any) -> str:
+    """A value as top values show it: text as is, numbers as JSON writes them (``2.0`` as
+    ``2``), booleans ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def expected_top(
+    query: Query, docs: list[StoredDoc], field: str
+) -> tuple[list[tuple[str, int]], int]:
+    """Every (value, count) of ``field`` among the matches, ranked, and how many matches lack
+    it (a keyword column is missing when empty)."""
+    counts: dict[str, int] = {}
+    missing = 0
+    for doc in expected_docs(query, docs):
+        if field.startswith(FIELD_PREFIX):
+            values = {value_text(v) for v in field_leaves(doc, field[len(FIELD_PREFIX) :])}
+        else:
+            values = {str(getattr(doc, field))} - {""}
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        missing += not values
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0])), missing
+
+
+def expected_histogram(query: Query, docs: list[StoredDoc], interval: int) -> list[tuple[int, int]]:
+    """(bucket start, count) over the query's window (which must have a start and an end)."""
+    assert query.start is not None
+    assert query.end is not None
+    first = query.start - query.start % interval
+    counts = dict.fromkeys(range(first, query.end, interval), 0)
+    for doc in expected_docs(query, docs):
+        counts[first + (doc.time - first) // interval * interval] += 1
+    return sorted(counts.items())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from tests.helpers.store_data import SAMPLE_START_NS
-from tests.helpers.store_oracle import expected_docs, field_leaves
+from tests.helpers.store_oracle import expected_docs, expected_histogram, expected_top
 
 from logfactory.errors import QueryError
 from logfactory.store.document import StoredDoc
@@ -16,29 +15,6 @@ from logfactory.store.query.tree import MatchAll, Node, Query, Term, Word
 
 HOUR = 3_600 * 10**9
 MINUTE = 60 * 10**9
-
-
-def _value_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return (
-        value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value)
-    )
-
-
-def _python_top(docs: list[StoredDoc], field: str) -> tuple[Counter[str], int]:
-    counts: Counter[str] = Counter()
-    missing = 0
-    for doc in docs:
-        if field.startswith("fields."):
-            values = {_value_text(v) for v in field_leaves(doc, field[7:])}
-        else:
-            values = {getattr(doc, field)} - {""}
-        counts.update(values)
-        missing += not values
-    return counts, missing
 
 
 @pytest.mark.parametrize(
@@ -60,14 +36,11 @@ def test_histogram_counts_exactly(
     for where in (MatchAll(), Word("failed")):
         query = Query(where, start, start + hours * HOUR)
         found = reader.histogram(query, interval)
-        first = start - start % interval
-        want: Counter[int] = Counter(
-            first + (d.time - first) // interval * interval for d in expected_docs(query, docs)
+        assert found.interval == interval
+        assert [(b.key, b.count) for b in found.buckets] == expected_histogram(
+            query, docs, interval
         )
-        assert found.buckets[0].key == first
-        keys = [int(bucket.key) for bucket in found.buckets]
-        assert keys == list(range(first, query.end, interval))  # type: ignore[arg-type]
-        assert {b.key: b.count for b in found.buckets if b.count} == dict(want)
+        assert sum(b.count for b in found.buckets) == len(expected_docs(query, docs))
 
 
 def test_histogram_limits(reader: EmbeddedReader) -> None:
@@ -94,14 +67,12 @@ def test_top_and_distinct_count_exactly(
     reader: EmbeddedReader, filled: tuple[Path, list[StoredDoc]], where: Node, field: str
 ) -> None:
     query = Query(where)
-    matched = expected_docs(query, filled[1])
-    counts, missing = _python_top(matched, field)
+    want, missing = expected_top(query, filled[1], field)
     found = reader.top(query, field, 3)
-    want = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     assert [(b.key, b.count) for b in found.buckets] == want[:3]
     assert found.other == sum(n for _v, n in want[3:])
     assert found.missing == missing
-    assert reader.distinct(query, field) == len(counts)
+    assert reader.distinct(query, field) == len(want)
 
 
 def test_top_limits(reader: EmbeddedReader) -> None:

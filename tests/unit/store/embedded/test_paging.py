@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.helpers.store_data import positions, sample_docs
+from tests.helpers.store_data import SAMPLE_START_NS, positions, sample_docs
 from tests.helpers.store_oracle import expected_ids
 
 from logfactory.store.document import StoredDoc
@@ -89,3 +89,23 @@ def test_pages_stay_stable_while_the_writer_writes(store_dir: Path) -> None:
     assert {doc.id for doc in early} <= set(ids), "no gap: every early document was handed out"
     keys = [(doc.time, doc.id) for doc in seen]
     assert keys == sorted(keys, reverse=True)
+
+
+def test_an_export_scan_follows_the_pages_up_to_its_cap(
+    reader: EmbeddedReader, filled: tuple[Path, list[StoredDoc]]
+) -> None:
+    query = Query(MatchAll())
+    want = expected_ids(query, filled[1])
+    assert len(want) > 1000  # more than one of the scan's pages
+    assert [doc.id for doc in reader.scan(query, 100_000, 60.0)] == want
+    assert [doc.id for doc in reader.scan(query, 1234, 60.0)] == want[:1234]
+
+
+def test_a_spent_deadline_says_so(reader: EmbeddedReader) -> None:
+    page = reader.search(Query(MatchAll()), 10, timeout_s=-1.0)
+    assert page.timed_out
+    assert page.total is None
+    window = Query(MatchAll(), SAMPLE_START_NS, SAMPLE_START_NS + 3_600 * 10**9)
+    assert reader.histogram(window, 60 * 10**9, timeout_s=-1.0).timed_out
+    assert reader.top(Query(MatchAll()), "host", 5, timeout_s=-1.0).timed_out
+    assert list(reader.scan(Query(MatchAll()), 10, -1.0)) == []

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.helpers.store_data import DAY_NS, SAMPLE_START_NS, positions, sample_docs
+from tests.helpers.store_oracle import expected_ids
 
 from logfactory.store.engines.embedded import EmbeddedReader, EmbeddedWriter
 from logfactory.store.engines.embedded.partitions import day_dirs, day_of, dir_bytes
@@ -56,4 +57,22 @@ def test_size_drops_the_oldest_days_but_never_today(store_dir: Path) -> None:
     writer.add(positions(sample_docs(10, seed=32, start_ns=today), first=50_000))
     writer.commit()
     assert EmbeddedReader(store_dir).count(Query(MatchAll())) == per_day[days[4]] + 10
+    writer.close()
+
+
+def test_a_reader_follows_a_day_dropped_and_made_again(store_dir: Path) -> None:
+    docs = sample_docs(200, seed=33, days=1)
+    writer = EmbeddedWriter(store_dir, max_age_s=DAY_S, max_size=0)
+    writer.add(positions(docs))
+    writer.commit()
+    reader = EmbeddedReader(store_dir)
+    assert reader.count(Query(MatchAll())) == 200  # the reader holds the day open
+    writer.apply_retention(SAMPLE_START_NS + 3 * DAY_NS)
+    assert day_dirs(store_dir) == []
+    # a replay of the old records (new bus offsets) makes the day again before the reader
+    # looks: it must open the new day, not read on in the one it had open
+    writer.add(positions(docs[:50], first=1_000))
+    writer.commit()
+    want = expected_ids(Query(MatchAll()), docs[:50])
+    assert [d.id for d in reader.scan(Query(MatchAll()), 1000, 60.0)] == want
     writer.close()

@@ -6,7 +6,8 @@ Layout::
       writer.lock              held (flock) by the one writing process
       2026-03-01/
         index/                 the day's tantivy index (its own files and lock)
-        span.json              {"min_time": ns, "max_time": ns}: the day's range of ``time``
+        span.json              {"min_time": ns, "max_time": ns, "token": ...}: the day's
+                               range of ``time``, and a token new with each making of the day
 
 A document's day is the UTC day of its ``received`` time (when logfactory got it), not of its
 ``time`` (what the record says): a late or clock-skewed record must not create or reopen an old
@@ -48,13 +49,16 @@ INDEX_DIR: Final = "index"
 
 @dataclass(frozen=True, slots=True)
 class Span:
-    """The range of ``time`` (UTC ns, both inclusive) a day's index may hold."""
+    """The range of ``time`` (UTC ns, both inclusive) a day's index may hold, and the token
+    of the day's folder (new each time the folder is made: a reader holding a dropped day's
+    index knows to open the new one)."""
 
     min_time: int
     max_time: int
+    token: str = ""
 
     def widened(self, low: int, high: int) -> Span:
-        return Span(min(self.min_time, low), max(self.max_time, high))
+        return Span(min(self.min_time, low), max(self.max_time, high), self.token)
 
     def meets(self, start: int | None, end: int | None) -> bool:
         """Could a document in this span fall in ``[start, end)``?"""
@@ -85,7 +89,7 @@ def read_span(day_dir: Path) -> Span | None:
     """The day's span, or None when it has none yet (nothing committed)."""
     try:
         data = json.loads((day_dir / SPAN_FILE).read_text())
-        return Span(int(data["min_time"]), int(data["max_time"]))
+        return Span(int(data["min_time"]), int(data["max_time"]), str(data.get("token", "")))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
 
@@ -93,7 +97,8 @@ def read_span(day_dir: Path) -> Span | None:
 def write_span(day_dir: Path, span: Span) -> None:
     """Replace the day's span atomically (a reader sees the old one or the new one)."""
     tmp = day_dir / f".{SPAN_FILE}.tmp"
-    tmp.write_text(json.dumps({"min_time": span.min_time, "max_time": span.max_time}))
+    data = {"min_time": span.min_time, "max_time": span.max_time, "token": span.token}
+    tmp.write_text(json.dumps(data))
     os.replace(tmp, day_dir / SPAN_FILE)
 
 

@@ -68,7 +68,7 @@ class EmbeddedReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._indexes: dict[str, tantivy.Index] = {}
+        self._indexes: dict[str, tuple[tantivy.Index, str]] = {}
 
     def _sources(self, start: int | None = None, end: int | None = None) -> list[Source]:
         """The days that may hold a time in ``[start, end)``, newest span first."""
@@ -80,17 +80,24 @@ class EmbeddedReader:
             span = read_span(self.path / name)
             if span is None or not span.meets(start, end):
                 continue
-            index = self._indexes.get(name)
             try:
-                if index is None:
-                    index = tantivy.Index.open(str(self.path / name / INDEX_DIR))
-                    self._indexes[name] = index
+                index = self._index(name, span.token)
                 index.reload()
                 sources.append(Source(name, index.searcher(), span))
-            except ValueError:
+            except (ValueError, OSError):
                 continue  # being created or dropped right now: not there for this query
         sources.sort(key=lambda source: source.span.max_time, reverse=True)
         return sources
+
+    def _index(self, name: str, token: str) -> tantivy.Index:
+        """The day's index, opened once; opened again when the day's folder was dropped and
+        made anew since (its span's token changed: a replay of records retention dropped)."""
+        cached = self._indexes.get(name)
+        if cached is not None and cached[1] == token:
+            return cached[0]
+        index = tantivy.Index.open(str(self.path / name / INDEX_DIR))
+        self._indexes[name] = (index, token)
+        return index
 
     @_engine_errors
     def search(

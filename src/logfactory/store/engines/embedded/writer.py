@@ -32,6 +32,7 @@ import errno
 import fcntl
 import os
 import shutil
+import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,7 +103,7 @@ class _Day:
             return
         assert self.low is not None
         assert self.high is not None
-        span = Span(self.low, self.high) if self.span is None else self.span
+        span = Span(self.low, self.high, uuid.uuid4().hex) if self.span is None else self.span
         span = span.widened(self.low, self.high)
         write_span(self.folder, span)  # before the commit: wider than the index, never narrower
         for (topic, partition), offset in self.pending.items():
