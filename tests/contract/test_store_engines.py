@@ -12,16 +12,19 @@ an engine or in the documented semantics, never "close enough".
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.helpers.store_data import DAY_NS, SAMPLE_START_NS, positions, sample_docs
-from tests.helpers.store_oracle import expected_docs, expected_ids, field_leaves
+from tests.helpers.store_oracle import (
+    expected_docs,
+    expected_histogram,
+    expected_ids,
+    expected_top,
+)
 
 from logfactory.config.store import OpenSearchConfig
 from logfactory.errors import QueryError
@@ -217,71 +220,37 @@ def test_histogram_counts_every_bucket(engine: StoreReader, text: str) -> None:
     start, end = SAMPLE_START_NS + 5 * HOUR + 17, NOW - HOUR // 2
     query = parse_query(text, now_ns=NOW)
     query = Query(query.where, start, end, text)
-    first = start - start % interval
-    want = Counter(d.time - d.time % interval for d in expected_docs(query, DOCS))
     got = engine.histogram(query, interval)
     assert got.interval == interval
-    assert [b.key for b in got.buckets] == list(range(first, end, interval))
-    assert {b.key: b.count for b in got.buckets} == {
-        key: want.get(key, 0) for key in range(first, end, interval)
-    }
-
-
-def _top_expected(docs: list[StoredDoc], field: str, size: int) -> dict[str, Any]:
-    values: Counter[str] = Counter()
-    missing = 0
-    for doc in docs:
-        value = getattr(doc, field)
-        if value == "":
-            missing += 1
-        else:
-            values[value] += 1
-    ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
-    return {
-        "buckets": ranked[:size],
-        "other": sum(n for _, n in ranked[size:]),
-        "missing": missing,
-    }
+    assert not got.timed_out
+    assert [(b.key, b.count) for b in got.buckets] == expected_histogram(query, DOCS, interval)
+    assert got.buckets[0].key == start - start % interval
 
 
 @pytest.mark.parametrize(
-    ("field", "text"),
-    [("host", "*"), ("severity", "NOT kind:event"), ("pattern", "failed"), ("type", "*")],
+    ("field", "text", "size"),
+    [
+        ("host", "*", 5),
+        ("severity", "NOT kind:event", 5),
+        ("pattern", "failed", 5),
+        ("type", "*", 5),
+        # decoded fields: numbers and text that spell the same are one value
+        ("fields.user", "user:*", 3),
+        ("fields.port", "*", 3),
+        ("fields.ratio", "NOT kind:event", 3),
+        ("fields.ok", "*", 3),
+        ("fields.job.queue", "*", 1),
+    ],
 )
-def test_top_values_by_count_then_value(engine: StoreReader, field: str, text: str) -> None:
+def test_top_values_by_count_then_value(
+    engine: StoreReader, field: str, text: str, size: int
+) -> None:
     query = parse_query(text, now_ns=NOW)
-    got = engine.top(query, field, 5)
-    want = _top_expected(expected_docs(query, DOCS), field, 5)
-    assert [(b.key, b.count) for b in got.buckets] == want["buckets"]
-    assert (got.other, got.missing) == (want["other"], want["missing"])
-
-
-def _as_text(value: object) -> str:
-    """A decoded leaf as top values show it: ``true``, ``22`` (also for 22.0), ``1.25``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-@pytest.mark.parametrize(
-    ("name", "text"), [("user", "user:*"), ("port", "*"), ("ratio", "NOT kind:event"), ("ok", "*")]
-)
-def test_top_values_of_a_decoded_field(engine: StoreReader, name: str, text: str) -> None:
-    """Numbers and text that spell the same are one value (``port:22`` finds both)."""
-    query = parse_query(text, now_ns=NOW)
-    got = engine.top(query, f"fields.{name}", 3)
-    values: Counter[str] = Counter()
-    missing = 0
-    for doc in expected_docs(query, DOCS):
-        leaves = {_as_text(v) for v in field_leaves(doc, name)}
-        values.update(leaves)
-        missing += not leaves
-    ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
-    assert [(b.key, b.count) for b in got.buckets] == ranked[:3]
-    assert (got.other, got.missing) == (sum(n for _, n in ranked[3:]), missing)
-    assert engine.distinct(query, f"fields.{name}") == len(values)
+    got = engine.top(query, field, size)
+    ranked, missing = expected_top(query, DOCS, field)
+    assert [(b.key, b.count) for b in got.buckets] == ranked[:size]
+    assert (got.other, got.missing) == (sum(n for _, n in ranked[size:]), missing)
+    assert engine.distinct(query, field) == len(ranked)
 
 
 @pytest.mark.parametrize("field", ["id", "origin", "message", "time"])
