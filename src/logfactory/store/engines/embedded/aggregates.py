@@ -24,7 +24,7 @@ from logfactory.errors import QueryError
 from logfactory.store.document import FIELD_PREFIX
 from logfactory.store.engine import Bucket, Histogram, TopValues
 from logfactory.store.engines.embedded.paging import Source
-from logfactory.store.engines.embedded.schema import FAST_KEYWORDS, matches
+from logfactory.store.engines.embedded.schema import FAST_KEYWORDS
 from logfactory.store.query.tree import Query
 
 __all__ = ["MAX_BUCKETS", "MAX_TOP", "TERMS_PER_DAY", "distinct", "histogram", "top"]
@@ -33,7 +33,6 @@ MAX_BUCKETS: Final = 10_000
 MAX_TOP: Final = 1_000
 TERMS_PER_DAY: Final = 65_000
 SECOND: Final = 1_000_000_000
-_MUST, _MUST_NOT = tantivy.Occur.Must, tantivy.Occur.MustNot
 
 
 def histogram(
@@ -88,15 +87,23 @@ def value_text(bucket: dict[str, Any]) -> str:
     return key if isinstance(key, str) else repr(key) if isinstance(key, float) else str(key)
 
 
-def _terms(source: Source, where: tantivy.Query, column: str) -> tuple[Counter[str], int]:
-    """A day's values of ``column`` among ``where``'s matches, and how many were left out."""
+_MISSING: Final = "\x00missing"  # the bucket of matches without the field (no value has NUL)
+
+
+def _terms(source: Source, where: tantivy.Query, column: str) -> tuple[Counter[str], int, int]:
+    """A day's values of ``column`` among ``where``'s matches, how many value counts were left
+    out, and how many matches have no value: one pass."""
     spec = {"t": {"terms": {"field": column, "size": TERMS_PER_DAY,
-                            "segment_size": TERMS_PER_DAY}}}  # fmt: skip
+                            "segment_size": TERMS_PER_DAY, "missing": _MISSING}}}  # fmt: skip
     found = source.searcher.aggregate(where, spec)["t"]
     values: Counter[str] = Counter()
+    missing = 0
     for bucket in found["buckets"]:
-        values[value_text(bucket)] += int(bucket["doc_count"])
-    return values, int(found.get("sum_other_doc_count", 0))
+        if bucket["key"] == _MISSING:
+            missing = int(bucket["doc_count"])
+        else:
+            values[value_text(bucket)] += int(bucket["doc_count"])
+    return values, int(found.get("sum_other_doc_count", 0)), missing
 
 
 def top(
@@ -109,17 +116,14 @@ def top(
     out = TopValues(field=field)
     values: Counter[str] = Counter()
     left_out = 0
-    lacking = tantivy.Query.boolean_query(
-        [(_MUST, where), (_MUST_NOT, tantivy.Query.exists_query(column))]
-    )
     for source in sources:
         if clock.monotonic() > deadline:
             out.timed_out = True
             break
-        day_values, day_left = _terms(source, where, column)
+        day_values, day_left, day_missing = _terms(source, where, column)
         values.update(day_values)
         left_out += day_left
-        out.missing += matches(source.searcher, lacking)
+        out.missing += day_missing
     ranked = sorted(values.items(), key=lambda item: (-item[1], item[0]))
     out.buckets = [Bucket(value, n) for value, n in ranked[:size]]
     out.other = sum(n for _value, n in ranked[size:]) + left_out
@@ -134,7 +138,7 @@ def distinct(sources: list[Source], where: tantivy.Query, field: str, timeout_s:
     for source in sources:
         if clock.monotonic() > deadline:
             break
-        day_values, day_left = _terms(source, where, column)
+        day_values, day_left, _missing = _terms(source, where, column)
         seen.update(day_values)
         if day_left:
             estimate = max(estimate, int(source.searcher.cardinality(where, column)))
