@@ -42,17 +42,17 @@ peers:
 # pytest itself dying of a signal (not a failing test) prints the test that was running and,
 # for a crash in a Python thread, every thread's stack (kept by tests/crash_report.py in var/).
 # make check first: a lint, type or layering failure fails the run before the long suite starts
-test: venv peers kafka-jars check
-	@echo "LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q"
-	@LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) $(BIN)/pytest -q; rc=$$?; \
+test: venv peers kafka-jars opensearch-jars check
+	@echo "$(TEST_ENV) $(BIN)/pytest -q"
+	@$(TEST_ENV) $(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -gt 128 ]; then \
 	  echo; echo "pytest died of signal $$((rc - 128)) during $$(cat var/pytest-running 2>/dev/null)"; \
 	  cat var/pytest-crash.log 2>/dev/null; \
 	fi; exit $$rc
 
 check: venv
-	$(BIN)/ruff check src tests bench kafka docs/hooks
-	$(BIN)/ruff format --check src tests bench kafka docs/hooks
+	$(BIN)/ruff check src tests bench kafka opensearch docs/hooks
+	$(BIN)/ruff format --check src tests bench kafka opensearch docs/hooks
 	$(BIN)/mypy --strict
 	$(BIN)/lint-imports --no-cache
 
@@ -70,7 +70,7 @@ docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
-	if [ -x $(BIN)/python ]; then $(KAFKA) stop; fi
+	if [ -x $(BIN)/python ]; then $(KAFKA) stop; $(OPENSEARCH) stop; fi
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
 # Real Apache Kafka (KRaft) from Maven Central jars (kafka/pom.xml), see kafka/README.md.
@@ -91,3 +91,26 @@ kafka-cluster: venv
 
 kafka-stop: venv
 	$(KAFKA) stop
+
+# Real OpenSearch 2.19.6 from Maven Central jars and a small launcher (opensearch/pom.xml), see
+# opensearch/README.md. OPENSEARCH_LIB keeps the built jars between runs; ~/.m2 caches downloads.
+# No security plugin: plain HTTP without authentication, bound to 127.0.0.1, for tests and trials.
+OPENSEARCH_LIB ?= $(HOME)/.cache/logfactory/opensearch-lib
+OPENSEARCH := LOGFACTORY_OPENSEARCH_LIB=$(OPENSEARCH_LIB) $(BIN)/python opensearch/node.py
+TEST_ENV = LOGFACTORY_KAFKA_LIB=$(KAFKA_LIB) LOGFACTORY_OPENSEARCH_LIB=$(OPENSEARCH_LIB)
+
+.PHONY: opensearch opensearch-cluster opensearch-stop opensearch-jars
+
+opensearch-jars: venv
+	$(OPENSEARCH) jars
+
+# one node, http 127.0.0.1:9200; returns when its health is yellow or green
+opensearch: opensearch-jars
+	$(OPENSEARCH) single
+
+# three nodes, http 127.0.0.1:9200-9202; returns when all joined and health is green
+opensearch-cluster: opensearch-jars
+	$(OPENSEARCH) cluster
+
+opensearch-stop: venv
+	$(OPENSEARCH) stop

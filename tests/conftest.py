@@ -1,5 +1,5 @@
 """Shared fixtures: a fresh local bus per test (also with logs.raw made), the collector agents a
-test started; the Kafka brokers and the crash report as plugins.
+test started; the Kafka brokers, the OpenSearch nodes and the crash report as plugins.
 
 Helpers that are not fixtures (``wait_for`` and the rest) live in tests/helpers/."""
 
@@ -16,8 +16,9 @@ from logfactory.bus.base import TopicSpec
 from logfactory.bus.local import LocalBus
 from logfactory.collect.agent import RAW_TOPIC
 
-# real Apache Kafka brokers (KRaft) for the Kafka bus tests, started on free ports
-pytest_plugins = ["tests.kafka_fixtures", "tests.crash_report"]
+# real Apache Kafka brokers (KRaft) for the Kafka bus tests and real OpenSearch nodes for the
+# OpenSearch store engine, started on free ports when a test asks for them
+pytest_plugins = ["tests.kafka_fixtures", "tests.opensearch_fixtures", "tests.crash_report"]
 
 # No per-example deadline for any Hypothesis test: on a loaded 2-core CI machine a 200 ms
 # deadline fails examples that are merely slow, not wrong (speed is measured in make bench).
