@@ -342,7 +342,8 @@ def api_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--token",
             default=None,
-            help="an admin API token; other users see it in ps, so prefer $LOGFACTORY_TOKEN "
+            help="an API token with the role the command needs (search: viewer; users, tokens, "
+            "audit: admin); other users see it in ps, so prefer $LOGFACTORY_TOKEN "
             "(default: that, else the local node's, as `logfactory token` prints it)",
         ),
         click.option(
