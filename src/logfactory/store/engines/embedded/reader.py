@@ -70,11 +70,13 @@ def _engine_errors(method: Callable[P, R]) -> Callable[P, R]:
 class EmbeddedReader:
     """The :class:`~logfactory.store.engine.StoreReader` of the embedded (tantivy) engine."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, today: Callable[[], str] | None = None) -> None:
+        """``today``: the UTC day being written (``YYYY-MM-DD``; the clock's by default), which
+        is aggregated live rather than from counts."""
         self.path = Path(path)
         self._indexes: dict[str, tuple[tantivy.Index, str]] = {}
         self._states: dict[str, str] = {}  # each day's index state, read before its reload
-        self._counts = CountCache()
+        self._counts = CountCache(today)
 
     def _sources(self, start: int | None = None, end: int | None = None) -> list[Source]:
         """The days that may hold a time in ``[start, end)``, newest span first."""
