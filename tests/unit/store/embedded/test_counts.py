@@ -29,6 +29,9 @@ WINDOWS = (
     (SAMPLE_START_NS - DAY_NS, SAMPLE_START_NS + 4 * DAY_NS),  # every day whole
     (SAMPLE_START_NS + 30 * HOUR, SAMPLE_START_NS + 3 * DAY_NS),  # the first day's edge cut
     (SAMPLE_START_NS + 5 * HOUR, SAMPLE_START_NS + 53 * HOUR),  # both edges cut
+    # cut off the minute: pieces shorter than a minute at both ends
+    (SAMPLE_START_NS + 5 * HOUR + 12_345_678_901, SAMPLE_START_NS + 53 * HOUR - 7_000_000_001),
+    (SAMPLE_START_NS + 26 * HOUR + 1_000, SAMPLE_START_NS + 26 * HOUR + 50_000_000_000),
 )
 
 
@@ -57,11 +60,12 @@ def reader(root: Path) -> Iterator[EmbeddedReader]:
     opened.close()
 
 
-def _counted(reader: EmbeddedReader, query: Query) -> list[str]:
-    """The days the reader answers from counts for ``query``."""
+def _counted(reader: EmbeddedReader, query: Query, whole: bool = True) -> list[str]:
+    """The days the reader answers from counts for ``query``: wholly inside its window, or
+    (``whole`` false) cut by it."""
     sources = reader._sources(query.start, query.end)
     _live, counted = reader._counts.split(query, sources, reader._states)
-    return sorted(source.name for source, _day in counted)
+    return sorted(day.source.name for day in counted if day.whole == whole)
 
 
 def _assert_exact(reader: EmbeddedReader, docs: list[StoredDoc], query: Query) -> None:
@@ -87,14 +91,15 @@ def test_counted_days_answer_exactly(
     _assert_exact(reader, docs, query)
 
 
-def test_whole_days_come_from_counts_and_edges_stay_live(reader: EmbeddedReader) -> None:
+def test_whole_days_and_cut_days_come_from_counts(reader: EmbeddedReader) -> None:
     assert _counted(reader, Query(MatchAll(), *WINDOWS[0])) == list(DAYS)
     spans = {day: read_span(reader.path / day) for day in DAYS}
     low, high = WINDOWS[2]
     cut = Query(MatchAll(), low, high)
     inside = [d for d, s in spans.items() if s and s.min_time >= low and s.max_time < high]
     assert _counted(reader, cut) == inside
-    assert len(inside) < len(DAYS)  # the window does cut a day: that one is live
+    assert _counted(reader, cut, whole=False) == sorted(set(DAYS) - set(inside))
+    assert len(inside) < len(DAYS)  # the window does cut a day
     # a filter the counts cannot serve: every day live
     assert _counted(reader, Query(Term("host", "cn0001"), *WINDOWS[0])) == []
 
@@ -104,6 +109,7 @@ def test_today_is_aggregated_live(root: Path, docs: list[StoredDoc]) -> None:
     try:
         query = Query(MatchAll(), *WINDOWS[0])
         assert _counted(reader, query) == [DAYS[0]]
+        assert _counted(reader, query, whole=False) == []
         _assert_exact(reader, docs, query)
     finally:
         reader.close()
@@ -183,3 +189,31 @@ def test_cache_split_needs_a_state_and_forgets_gone_days(reader: EmbeddedReader)
     assert len(counted) == len(DAYS)
     cache.forget([DAYS[2]])
     assert list(cache._days) == [DAYS[2]]
+
+
+def test_the_window_s_end_minutes_are_counted_to_the_nanosecond(
+    root: Path, docs: list[StoredDoc]
+) -> None:
+    """Records in the minutes a window cuts (inside and outside it, a nanosecond apart) land in
+    the right bucket: the minutes wholly inside come from counts, the pieces live."""
+    low = SAMPLE_START_NS + 7 * HOUR + 12_345_678_901
+    high = SAMPLE_START_NS + 20 * HOUR + 33_000_000_017
+    moments = [low - 1, low, low + 1, high - 1, high, high + 1]
+    moments += [low - low % MINUTE, high - high % MINUTE + MINUTE - 1]
+    extra = [
+        msgspec.structs.replace(
+            docs[0], id=f"edge-{i}", host=f"edge{i % 3}", time=moment, received=moment
+        )
+        for i, moment in enumerate(moments)
+    ]
+    writer = _writer(root)
+    writer.add([(("logs.edge", 0, i), doc) for i, doc in enumerate(extra)])
+    writer.commit()
+    writer.close()
+    reader = EmbeddedReader(root, today=lambda: "2026-12-06")
+    try:
+        query = Query(MatchAll(), low, high)
+        assert _counted(reader, query, whole=False) == [DAYS[0]]
+        _assert_exact(reader, [*docs, *extra], query)
+    finally:
+        reader.close()

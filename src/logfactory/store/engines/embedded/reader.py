@@ -34,9 +34,9 @@ from logfactory.store.engine import (
     StoreStats,
     TopValues,
 )
-from logfactory.store.engines.embedded import aggregates
+from logfactory.store.engines.embedded import aggregates, counts
 from logfactory.store.engines.embedded.compile import compile_query, visible
-from logfactory.store.engines.embedded.counts import MINUTE, CountCache, DayCounts, index_state
+from logfactory.store.engines.embedded.counts import MINUTE, CountCache, index_state
 from logfactory.store.engines.embedded.inventory import store_stats
 from logfactory.store.engines.embedded.paging import Source, fetch_page
 from logfactory.store.engines.embedded.partitions import INDEX_DIR, day_dirs, read_span
@@ -180,14 +180,10 @@ class EmbeddedReader:
     @_engine_errors
     def histogram(self, query: Query, interval: int, timeout_s: float = 10.0) -> Histogram:
         sources = self._sources(query.start, query.end)
-        live: list[Source] = sources
-        counted: list[tuple[Source, DayCounts]] = []
-        if interval > 0 and interval % MINUTE == 0:
+        if interval > 0 and interval % MINUTE == 0 and query.start is not None:
             live, counted = self._counts.split(query, sources, self._states)
-        minutes = [functools.partial(CountCache.minutes, *day) for day in counted]
-        return aggregates.histogram(
-            live, query, compile_query(query), interval, timeout_s, counted=minutes
-        )
+            return counts.histogram(live, counted, query, interval, timeout_s)
+        return aggregates.histogram(sources, query, compile_query(query), interval, timeout_s)
 
     @_engine_errors
     def top(self, query: Query, field: str, size: int, timeout_s: float = 10.0) -> TopValues:
@@ -203,11 +199,7 @@ class EmbeddedReader:
         """The days to aggregate live, and the days whose terms come from counts."""
         sources = self._sources(query.start, query.end)
         live, counted = self._counts.split(query, sources, self._states)
-        pass_ = aggregates.day_terms
-        return live, [
-            (source, functools.partial(CountCache.terms, source, day, terms_pass=pass_))
-            for source, day in counted
-        ]
+        return live, [(day.source, day.terms) for day in counted]
 
     @_engine_errors
     def context(self, doc_id: str, before: int, after: int) -> Context | None:
