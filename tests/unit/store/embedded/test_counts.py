@@ -24,7 +24,7 @@ from logfactory.store.query.tree import MatchAll, Query, Term
 HOUR = 3_600 * 10**9
 MINUTE = 60 * 10**9
 DAYS = ("2026-03-01", "2026-03-02", "2026-03-03")
-COLUMNS = ("host", "severity", "type", "pattern", "kind", "source")
+COLUMNS = ("host", "severity", "type", "pattern", "kind", "source", "fields.user", "fields.port")
 WINDOWS = (
     (SAMPLE_START_NS - DAY_NS, SAMPLE_START_NS + 4 * DAY_NS),  # every day whole
     (SAMPLE_START_NS + 30 * HOUR, SAMPLE_START_NS + 3 * DAY_NS),  # the first day's edge cut
@@ -176,6 +176,13 @@ def test_a_day_dropped_and_made_again_is_counted_anew(
     writer.close()
     assert _counted(reader, query) == list(DAYS)
     _assert_exact(reader, docs, query)
+
+
+def test_decoded_fields_are_not_kept(reader: EmbeddedReader) -> None:
+    query = Query(MatchAll(), *WINDOWS[0])
+    reader.top(query, "fields.user", 3)
+    reader.top(query, "host", 3)
+    assert {column for day in reader._counts._days.values() for column in day.terms} == {"host"}
 
 
 def test_cache_split_needs_a_state_and_forgets_gone_days(reader: EmbeddedReader) -> None:

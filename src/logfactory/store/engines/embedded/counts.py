@@ -4,9 +4,11 @@ Top values and histograms over days are asked again and again (the console's das
 CLI's ``top``) with no filter, while a closed day's index no longer changes. So a day's answer
 to "every record" is computed once and kept in memory:
 
-- **terms** of a keyword column (``host``, ``severity``, ``type``, ``pattern``...): every value
-  and its count, the count left out past :data:`~.aggregates.TERMS_PER_DAY` values, the records
-  without a value: what a live terms pass over the day returns;
+- **terms** of a keyword column (``host``, ``severity``, ``type``, ``pattern``...; a decoded
+  field's values are not kept: there may be any number of fields, each with up to
+  :data:`~.aggregates.TERMS_PER_DAY` values a day): every value and its count, the count
+  left out past that many values, the records without a value: what a live terms pass over
+  the day returns;
 - **minutes**: the records per minute of ``time`` (a histogram whose interval is whole minutes
   adds them up into its buckets, each minute falling wholly in one bucket).
 
@@ -50,6 +52,7 @@ from logfactory.store.engines.embedded import aggregates
 from logfactory.store.engines.embedded.compile import compile_query, visible
 from logfactory.store.engines.embedded.paging import Source
 from logfactory.store.engines.embedded.partitions import INDEX_DIR, Span, day_of
+from logfactory.store.engines.embedded.schema import FAST_KEYWORDS
 from logfactory.store.query.tree import MatchAll, Query
 
 __all__ = ["MINUTE", "CountCache", "Counted", "DayCounts", "Terms", "index_state"]
@@ -130,6 +133,8 @@ class Counted:
 
     def terms(self, column: str) -> Terms:
         """The day's terms of ``column`` within the window."""
+        if column not in FAST_KEYWORDS:
+            return aggregates.day_terms(self.source, compile_query(self.query), column)
         whole = self.day.whole_terms(self.source, column)
         if self.whole:
             return whole
