@@ -63,8 +63,9 @@ def reader(root: Path) -> Iterator[EmbeddedReader]:
 def _counted(reader: EmbeddedReader, query: Query, whole: bool = True) -> list[str]:
     """The days the reader answers from counts for ``query``: wholly inside its window, or
     (``whole`` false) cut by it."""
-    sources = reader._sources(query.start, query.end)
-    _live, counted = reader._counts.split(query, sources, reader._states)
+    states: dict[str, str] = {}
+    sources = reader._sources(query.start, query.end, states)
+    _live, counted = reader._counts.split(query, sources, states)
     return sorted(day.source.name for day in counted if day.whole == whole)
 
 
@@ -187,12 +188,13 @@ def test_decoded_fields_are_not_kept(reader: EmbeddedReader) -> None:
 
 def test_cache_split_needs_a_state_and_forgets_gone_days(reader: EmbeddedReader) -> None:
     query = Query(MatchAll(), *WINDOWS[0])
-    sources = reader._sources(query.start, query.end)
+    states: dict[str, str] = {}
+    sources = reader._sources(query.start, query.end, states)
     cache = CountCache(lambda: "2099-01-01")
     live, counted = cache.split(query, sources, {})
     assert [s.name for s in live] == [s.name for s in sources]
     assert counted == []
-    _live, counted = cache.split(query, sources, dict(reader._states))
+    _live, counted = cache.split(query, sources, states)
     assert len(counted) == len(DAYS)
     cache.forget([DAYS[2]])
     assert list(cache._days) == [DAYS[2]]

@@ -75,11 +75,14 @@ class EmbeddedReader:
         is aggregated live rather than from counts."""
         self.path = Path(path)
         self._indexes: dict[str, tuple[tantivy.Index, str]] = {}
-        self._states: dict[str, str] = {}  # each day's index state, read before its reload
         self._counts = CountCache(today)
 
-    def _sources(self, start: int | None = None, end: int | None = None) -> list[Source]:
-        """The days that may hold a time in ``[start, end)``, newest span first."""
+    def _sources(
+        self, start: int | None = None, end: int | None = None, states: dict[str, str] | None = None
+    ) -> list[Source]:
+        """The days that may hold a time in ``[start, end)``, newest span first. ``states``,
+        when given, receives each day's index state, read before its reload (this query's own:
+        a reader shared by threads must not mix one query's states with another's searchers)."""
         names = day_dirs(self.path)
         for gone in set(self._indexes) - set(names):
             del self._indexes[gone]
@@ -89,11 +92,9 @@ class EmbeddedReader:
             span = read_span(self.path / name)
             if span is None or not span.meets(start, end):
                 continue
-            state = index_state(self.path / name, span.token)
-            if state is None:
-                self._states.pop(name, None)
-            else:
-                self._states[name] = state
+            state = None if states is None else index_state(self.path / name, span.token)
+            if states is not None and state is not None:
+                states[name] = state
             try:
                 index = self._index(name, span.token)
                 index.reload()
@@ -179,9 +180,10 @@ class EmbeddedReader:
 
     @_engine_errors
     def histogram(self, query: Query, interval: int, timeout_s: float = 10.0) -> Histogram:
-        sources = self._sources(query.start, query.end)
+        states: dict[str, str] = {}
+        sources = self._sources(query.start, query.end, states)
         if interval > 0 and interval % MINUTE == 0 and query.start is not None:
-            live, counted = self._counts.split(query, sources, self._states)
+            live, counted = self._counts.split(query, sources, states)
             return counts.histogram(live, counted, query, interval, timeout_s)
         return aggregates.histogram(sources, query, compile_query(query), interval, timeout_s)
 
@@ -197,8 +199,9 @@ class EmbeddedReader:
 
     def _split(self, query: Query) -> tuple[list[Source], list[aggregates.CountedTerms]]:
         """The days to aggregate live, and the days whose terms come from counts."""
-        sources = self._sources(query.start, query.end)
-        live, counted = self._counts.split(query, sources, self._states)
+        states: dict[str, str] = {}
+        sources = self._sources(query.start, query.end, states)
+        live, counted = self._counts.split(query, sources, states)
         return live, [(day.source, day.terms) for day in counted]
 
     @_engine_errors
