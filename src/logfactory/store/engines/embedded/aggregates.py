@@ -10,12 +10,17 @@
   ``false``. ``other`` counts the matches' other values, ``missing`` the matches without it.
 - **distinct**: the union of each day's values (exact up to :data:`TERMS_PER_DAY` values a
   day); past that, tantivy's HyperLogLog estimate of the largest day, a lower bound.
+
+Each takes, beside the days to aggregate live, the days answered from counts (``counted``:
+:mod:`~.counts`, whole days of a query without a filter): their minutes or terms are added to
+the live ones as they are, so both paths give the same numbers.
 """
 
 from __future__ import annotations
 
 import time as clock
 from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import tantivy
@@ -27,17 +32,35 @@ from logfactory.store.engines.embedded.paging import Source
 from logfactory.store.engines.embedded.schema import FAST_KEYWORDS
 from logfactory.store.query.tree import Query
 
-__all__ = ["MAX_BUCKETS", "MAX_TOP", "TERMS_PER_DAY", "distinct", "histogram", "top"]
+__all__ = [
+    "MAX_BUCKETS",
+    "MAX_TOP",
+    "TERMS_PER_DAY",
+    "CountedTerms",
+    "day_terms",
+    "distinct",
+    "histogram",
+    "top",
+]
 
 MAX_BUCKETS: Final = 10_000
 MAX_TOP: Final = 1_000
 TERMS_PER_DAY: Final = 65_000
 SECOND: Final = 1_000_000_000
+MINUTE: Final = 60 * SECOND
+CountedTerms = tuple[Source, Callable[[str], tuple[Counter[str], int, int]]]
+"""A day answered from counts: its source and its whole terms of a column."""
 
 
 def histogram(
-    sources: list[Source], query: Query, where: tantivy.Query, interval: int, timeout_s: float
+    sources: list[Source],
+    query: Query,
+    where: tantivy.Query,
+    interval: int,
+    timeout_s: float,
+    counted: Sequence[Callable[[], Counter[int]]] = (),
 ) -> Histogram:
+    """``counted``: days' records per minute, for an interval of whole minutes."""
     if query.start is None or query.end is None:
         raise QueryError("a histogram needs a time range with a start and an end")
     if interval <= 0:
@@ -55,6 +78,16 @@ def histogram(
     deadline = clock.monotonic() + timeout_s
     out = Histogram(interval=interval)
     spec = {"h": {"histogram": {"field": column, "interval": step}}}
+    if counted and interval % MINUTE:
+        raise ValueError("counts per minute serve only intervals of whole minutes")
+    for minutes in counted:
+        if clock.monotonic() > deadline:
+            out.timed_out = True
+            break
+        for minute, n in minutes().items():
+            slot = (minute * MINUTE - first) // interval
+            if 0 <= slot < count:
+                counts[slot] += n
     for source in sources:
         if clock.monotonic() > deadline:
             out.timed_out = True
@@ -90,7 +123,7 @@ def value_text(bucket: dict[str, Any]) -> str:
 _MISSING: Final = "\x00missing"  # the bucket of matches without the field (no value has NUL)
 
 
-def _terms(source: Source, where: tantivy.Query, column: str) -> tuple[Counter[str], int, int]:
+def day_terms(source: Source, where: tantivy.Query, column: str) -> tuple[Counter[str], int, int]:
     """A day's values of ``column`` among ``where``'s matches, how many value counts were left
     out, and how many matches have no value: one pass."""
     spec = {"t": {"terms": {"field": column, "size": TERMS_PER_DAY,
@@ -106,8 +139,34 @@ def _terms(source: Source, where: tantivy.Query, column: str) -> tuple[Counter[s
     return values, int(found.get("sum_other_doc_count", 0)), missing
 
 
+def _days_terms(
+    sources: list[Source],
+    where: tantivy.Query,
+    column: str,
+    counted: Sequence[CountedTerms],
+    deadline: float,
+) -> tuple[list[tuple[Source, tuple[Counter[str], int, int]]], bool]:
+    """Every day's terms (counted days first, then live ones), and whether the deadline cut
+    them short."""
+    out: list[tuple[Source, tuple[Counter[str], int, int]]] = []
+    for source, terms in counted:
+        if clock.monotonic() > deadline:
+            return out, True
+        out.append((source, terms(column)))
+    for source in sources:
+        if clock.monotonic() > deadline:
+            return out, True
+        out.append((source, day_terms(source, where, column)))
+    return out, False
+
+
 def top(
-    sources: list[Source], where: tantivy.Query, field: str, size: int, timeout_s: float
+    sources: list[Source],
+    where: tantivy.Query,
+    field: str,
+    size: int,
+    timeout_s: float,
+    counted: Sequence[CountedTerms] = (),
 ) -> TopValues:
     if not 1 <= size <= MAX_TOP:
         raise QueryError(f"top values: ask for 1 to {MAX_TOP}, not {size}")
@@ -116,11 +175,8 @@ def top(
     out = TopValues(field=field)
     values: Counter[str] = Counter()
     left_out = 0
-    for source in sources:
-        if clock.monotonic() > deadline:
-            out.timed_out = True
-            break
-        day_values, day_left, day_missing = _terms(source, where, column)
+    days, out.timed_out = _days_terms(sources, where, column, counted, deadline)
+    for _source, (day_values, day_left, day_missing) in days:
         values.update(day_values)
         left_out += day_left
         out.missing += day_missing
@@ -130,15 +186,19 @@ def top(
     return out
 
 
-def distinct(sources: list[Source], where: tantivy.Query, field: str, timeout_s: float) -> int:
+def distinct(
+    sources: list[Source],
+    where: tantivy.Query,
+    field: str,
+    timeout_s: float,
+    counted: Sequence[CountedTerms] = (),
+) -> int:
     column = _column(field)
     deadline = clock.monotonic() + timeout_s
     seen: set[str] = set()
     estimate = 0
-    for source in sources:
-        if clock.monotonic() > deadline:
-            break
-        day_values, day_left, _missing = _terms(source, where, column)
+    days, _late = _days_terms(sources, where, column, counted, deadline)
+    for source, (day_values, day_left, _missing) in days:
         seen.update(day_values)
         if day_left:
             estimate = max(estimate, int(source.searcher.cardinality(where, column)))

@@ -5,6 +5,9 @@ days (a new one is found, a dropped one forgotten), skips those whose span of ti
 the query's window, and reloads the rest (``reload()``: what the writer committed since shows).
 A store folder that does not exist yet is an empty store, not an error.
 
+Top values, distinct counts and histograms of a query without a filter answer whole closed days
+from counts kept per index state (:mod:`~.counts`); the rest is aggregated live.
+
 Deadlines are checked between days (and between pages of an export): an answer cut short says
 ``timed_out``. tantivy failures (a damaged index, a Rust panic) become
 :class:`~logfactory.errors.StoreUnavailable`; a query that cannot be run, a
@@ -31,8 +34,9 @@ from logfactory.store.engine import (
     StoreStats,
     TopValues,
 )
-from logfactory.store.engines.embedded import aggregates
+from logfactory.store.engines.embedded import aggregates, counts
 from logfactory.store.engines.embedded.compile import compile_query, visible
+from logfactory.store.engines.embedded.counts import MINUTE, CountCache, index_state
 from logfactory.store.engines.embedded.inventory import store_stats
 from logfactory.store.engines.embedded.paging import Source, fetch_page
 from logfactory.store.engines.embedded.partitions import INDEX_DIR, day_dirs, read_span
@@ -66,20 +70,31 @@ def _engine_errors(method: Callable[P, R]) -> Callable[P, R]:
 class EmbeddedReader:
     """The :class:`~logfactory.store.engine.StoreReader` of the embedded (tantivy) engine."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, today: Callable[[], str] | None = None) -> None:
+        """``today``: the UTC day being written (``YYYY-MM-DD``; the clock's by default), which
+        is aggregated live rather than from counts."""
         self.path = Path(path)
         self._indexes: dict[str, tuple[tantivy.Index, str]] = {}
+        self._counts = CountCache(today)
 
-    def _sources(self, start: int | None = None, end: int | None = None) -> list[Source]:
-        """The days that may hold a time in ``[start, end)``, newest span first."""
+    def _sources(
+        self, start: int | None = None, end: int | None = None, states: dict[str, str] | None = None
+    ) -> list[Source]:
+        """The days that may hold a time in ``[start, end)``, newest span first. ``states``,
+        when given, receives each day's index state, read before its reload (this query's own:
+        a reader shared by threads must not mix one query's states with another's searchers)."""
         names = day_dirs(self.path)
         for gone in set(self._indexes) - set(names):
             del self._indexes[gone]
+        self._counts.forget(names)
         sources: list[Source] = []
         for name in names:
             span = read_span(self.path / name)
             if span is None or not span.meets(start, end):
                 continue
+            state = None if states is None else index_state(self.path / name, span.token)
+            if states is not None and state is not None:
+                states[name] = state
             try:
                 index = self._index(name, span.token)
                 index.reload()
@@ -165,18 +180,29 @@ class EmbeddedReader:
 
     @_engine_errors
     def histogram(self, query: Query, interval: int, timeout_s: float = 10.0) -> Histogram:
-        sources = self._sources(query.start, query.end)
+        states: dict[str, str] = {}
+        sources = self._sources(query.start, query.end, states)
+        if interval > 0 and interval % MINUTE == 0 and query.start is not None:
+            live, counted = self._counts.split(query, sources, states)
+            return counts.histogram(live, counted, query, interval, timeout_s)
         return aggregates.histogram(sources, query, compile_query(query), interval, timeout_s)
 
     @_engine_errors
     def top(self, query: Query, field: str, size: int, timeout_s: float = 10.0) -> TopValues:
-        sources = self._sources(query.start, query.end)
-        return aggregates.top(sources, compile_query(query), field, size, timeout_s)
+        live, counted = self._split(query)
+        return aggregates.top(live, compile_query(query), field, size, timeout_s, counted)
 
     @_engine_errors
     def distinct(self, query: Query, field: str, timeout_s: float = 10.0) -> int:
-        sources = self._sources(query.start, query.end)
-        return aggregates.distinct(sources, compile_query(query), field, timeout_s)
+        live, counted = self._split(query)
+        return aggregates.distinct(live, compile_query(query), field, timeout_s, counted)
+
+    def _split(self, query: Query) -> tuple[list[Source], list[aggregates.CountedTerms]]:
+        """The days to aggregate live, and the days whose terms come from counts."""
+        states: dict[str, str] = {}
+        sources = self._sources(query.start, query.end, states)
+        live, counted = self._counts.split(query, sources, states)
+        return live, [(day.source, day.terms) for day in counted]
 
     @_engine_errors
     def context(self, doc_id: str, before: int, after: int) -> Context | None:
@@ -202,3 +228,4 @@ class EmbeddedReader:
 
     def close(self) -> None:
         self._indexes.clear()
+        self._counts.forget(())
