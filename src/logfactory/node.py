@@ -246,7 +246,7 @@ class Node:
             limit, head_bytes, count, tls, lambda: count("tls_handshakes_failed")
         )
         config = uvicorn.Config(
-            create_app(ctx), log_level="warning", access_log=False, lifespan="off",
+            create_app(ctx), log_level="warning", access_log=False, lifespan="on",
             http=protocol, h11_max_incomplete_event_size=head_bytes,
         )  # fmt: skip
         return _QuietServer(config)

@@ -85,7 +85,7 @@ class EmbeddedReader:
         a reader shared by threads must not mix one query's states with another's searchers)."""
         names = day_dirs(self.path)
         for gone in set(self._indexes) - set(names):
-            del self._indexes[gone]
+            self._indexes.pop(gone, None)  # two queries may both find it gone
         self._counts.forget(names)
         sources: list[Source] = []
         for name in names:
