@@ -32,11 +32,17 @@ from logfactory.store.engine import (
     TopValues,
 )
 from logfactory.store.engines.embedded import aggregates
+from logfactory.store.engines.embedded.blob import DayUnpacker
 from logfactory.store.engines.embedded.compile import compile_query, visible
 from logfactory.store.engines.embedded.inventory import store_stats
 from logfactory.store.engines.embedded.paging import Source, fetch_page
-from logfactory.store.engines.embedded.partitions import INDEX_DIR, day_dirs, read_span
-from logfactory.store.engines.embedded.schema import SCHEMA, from_tantivy, is_panic, matches
+from logfactory.store.engines.embedded.partitions import (
+    INDEX_DIR,
+    check_layout,
+    day_dirs,
+    read_span,
+)
+from logfactory.store.engines.embedded.schema import SCHEMA, is_panic, matches
 from logfactory.store.query.tree import Query, Term
 
 __all__ = ["EmbeddedReader"]
@@ -68,11 +74,15 @@ class EmbeddedReader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._indexes: dict[str, tuple[tantivy.Index, str]] = {}
+        self._indexes: dict[str, tuple[tantivy.Index, str, DayUnpacker]] = {}
+        self._layout_checked = False
 
     def _sources(self, start: int | None = None, end: int | None = None) -> list[Source]:
         """The days that may hold a time in ``[start, end)``, newest span first."""
         names = day_dirs(self.path)
+        if names and not self._layout_checked:
+            check_layout(self.path, claim=False)
+            self._layout_checked = True
         for gone in set(self._indexes) - set(names):
             del self._indexes[gone]
         sources: list[Source] = []
@@ -81,23 +91,25 @@ class EmbeddedReader:
             if span is None or not span.meets(start, end):
                 continue
             try:
-                index = self._index(name, span.token)
+                index, unpacker = self._index(name, span.token)
                 index.reload()
-                sources.append(Source(name, index.searcher(), span))
+                sources.append(Source(name, index.searcher(), span, unpacker))
             except (ValueError, OSError):
                 continue  # being created or dropped right now: not there for this query
         sources.sort(key=lambda source: source.span.max_time, reverse=True)
         return sources
 
-    def _index(self, name: str, token: str) -> tantivy.Index:
-        """The day's index, opened once; opened again when the day's folder was dropped and
-        made anew since (its span's token changed: a replay of records retention dropped)."""
+    def _index(self, name: str, token: str) -> tuple[tantivy.Index, DayUnpacker]:
+        """The day's index and unpacker (its dictionary loaded once), opened once; opened
+        again when the day's folder was dropped and made anew since (its span's token
+        changed: a replay of records retention dropped)."""
         cached = self._indexes.get(name)
         if cached is not None and cached[1] == token:
-            return cached[0]
+            return cached[0], cached[2]
         index = tantivy.Index.open(str(self.path / name / INDEX_DIR))
-        self._indexes[name] = (index, token)
-        return index
+        unpacker = DayUnpacker(self.path / name)
+        self._indexes[name] = (index, token, unpacker)
+        return index, unpacker
 
     @_engine_errors
     def search(
@@ -186,7 +198,7 @@ class EmbeddedReader:
         for source in sources:
             found = source.searcher.search(lookup, 1).hits
             if found:
-                anchor = from_tantivy(source.searcher.doc(found[0][1]).to_dict())
+                anchor = source.doc(found[0][1])
                 break
         if anchor is None:
             return None

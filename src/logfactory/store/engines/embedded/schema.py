@@ -1,30 +1,36 @@
 """The tantivy schema every day's index shares, and StoredDoc <-> tantivy documents.
 
+Nothing a query reads is *stored* column by column: each document's whole StoredDoc is one
+stored ``blob`` (:mod:`.blob`: msgpack, zstd with the day's dictionary), which is what a hit
+hands back. The columns are indexed or fast for the queries only.
+
 Fields, and why each is built so:
 
+- ``blob``: bytes, stored, not indexed: the StoredDoc (:mod:`.blob`).
 - keyword columns (``host``, ``severity``, ...): the ``raw`` tokenizer (the whole value is one
   term, case kept), ``basic`` postings (no positions: they are never phrases), *fast* (a column
-  per segment: terms aggregations, exists), stored. ``id`` and ``origin`` are unique per doc,
+  per segment: terms aggregations, exists). ``id`` and ``origin`` are unique per doc,
   so they are not fast (a fast column of unique strings costs disk and serves no aggregation).
   An empty value is not indexed at all, so ``exists`` means "not empty".
 - ``time``, ``received``: i64 (never u64: a Python int given to an unsigned field kills the
-  writer thread asynchronously), fast (sorting; ranges read the column), stored. Not indexed:
+  writer thread asynchronously), fast (sorting; ranges read the column). Not indexed:
   nanosecond times are nearly unique, so their terms would cost about 29 bytes a document
   (measured, 100,000 sample documents: 207 -> 178 B) for no query that needs them.
 - ``sec``: ``time`` in whole seconds, fast only: histogram keys are f64 in tantivy, and
   nanoseconds since 1970 do not fit f64's 53 bits, seconds do, so second-aligned buckets count
   exactly.
 - ``message``: the ``default`` tokenizer (split at non-alphanumerics, lower-cased, words of 40
-  bytes or more dropped), with positions for phrases, stored.
+  bytes or more dropped), with positions for phrases.
 - ``fields``: the decoded fields as JSON: ``raw`` tokenizer, dots in names are paths
   (``{"job.id": 1}`` is ``fields.job.id``, as ``{"job": {"id": 1}}`` is), fast (top values
   and ranges of a field; measured on 100,000 sample documents it costs 6 bytes a document,
-  3 % of the store), stored.
+  3 % of the store).
 - ``field_text``: ``path NUL value`` for every text leaf of ``fields``: tantivy cannot run a
   regex on a JSON subpath, so a prefix of a decoded field (``user:ali*``) is a regex on this.
 - checkpoint documents (``kind`` :data:`CHECKPOINT_KIND`): one per bus partition, holding the
-  highest offset this index has committed from it (``ckpt_offset``). They have no ``time``;
-  every compiled query excludes them.
+  highest offset this index has committed from it (``ckpt_offset``, and ``ckpt_of``: the
+  stored ``topic/partition``). They have no ``time`` and no blob; every compiled query
+  excludes them.
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ import math
 from collections.abc import Iterator
 from typing import Any, Final
 
+import msgspec
 import tantivy
 
 from logfactory.store.document import KEYWORD_COLUMNS, StoredDoc
+from logfactory.store.engines.embedded.blob import DayPacker
 
 __all__ = [
     "CHECKPOINT_KIND",
@@ -46,7 +54,6 @@ __all__ = [
     "checkpoint_doc",
     "checkpoint_id",
     "checkpoint_of",
-    "from_tantivy",
     "hit_count",
     "is_panic",
     "leaves",
@@ -66,25 +73,27 @@ def _build() -> tantivy.Schema:
     for name in sorted(KEYWORD_COLUMNS):
         builder.add_text_field(
             name,
-            stored=True,
+            stored=False,
             tokenizer_name="raw",
             index_option="basic",
             fast=name in FAST_KEYWORDS,
         )
-    builder.add_integer_field("time", stored=True, fast=True)
-    builder.add_integer_field("received", stored=True, fast=True)
+    builder.add_integer_field("time", fast=True)
+    builder.add_integer_field("received", fast=True)
     builder.add_integer_field("sec", fast=True)
-    builder.add_text_field("message", stored=True, tokenizer_name="default")
+    builder.add_text_field("message", tokenizer_name="default")
     builder.add_json_field(
         "fields",
-        stored=True,
+        stored=False,
         fast=True,
         tokenizer_name="raw",
         index_option="basic",
         expand_dots_enabled=True,
     )
     builder.add_text_field("field_text", tokenizer_name="raw", index_option="basic")
+    builder.add_bytes_field("blob", stored=True, indexed=False)
     builder.add_integer_field("ckpt_offset", stored=True)
+    builder.add_bytes_field("ckpt_of", stored=True, indexed=False)
     return builder.build()
 
 
@@ -132,10 +141,14 @@ def _plain(value: Any) -> bool:
 _KEYWORDS: Final = tuple(sorted(KEYWORD_COLUMNS))
 
 
-def to_tantivy(doc: StoredDoc) -> tantivy.Document:
-    """The tantivy document for ``doc`` (any fields: see :func:`_clean`)."""
-    values: dict[str, Any] = {name: getattr(doc, name) for name in _KEYWORDS}
-    values = {name: value for name, value in values.items() if value}
+def to_tantivy(doc: StoredDoc, packer: DayPacker) -> tantivy.Document:
+    """The tantivy document for ``doc`` (any fields: see :func:`_clean`), its blob made by
+    ``packer`` (with the fields as tantivy takes them: a search hands back what it indexed)."""
+    values: dict[str, Any] = {}
+    for name in _KEYWORDS:
+        value = getattr(doc, name)
+        if value:
+            values[name] = value
     values["time"] = doc.time
     values["received"] = doc.received
     values["sec"] = doc.time // 1_000_000_000
@@ -149,47 +162,19 @@ def to_tantivy(doc: StoredDoc) -> tantivy.Document:
             fields = _clean(fields)
             texts = [f"{path}{FIELD_TEXT_SEP}{leaf}" for path, leaf in leaves(fields)
                      if isinstance(leaf, str)]  # fmt: skip
+            doc = msgspec.structs.replace(doc, fields=fields)
         values["fields"] = fields
         if texts:
             values["field_text"] = texts
-    return tantivy.Document(**values)
-
-
-def _one(stored: dict[str, list[Any]], name: str) -> Any:
-    values = stored.get(name)
-    return values[0] if values else ""
-
-
-_kinds = {"log", "event"}
+    out = tantivy.Document(**values)
+    out.add_bytes("blob", packer.pack(doc))
+    return out
 
 
 def is_panic(exc: BaseException) -> bool:
     """tantivy's Rust panics reach Python as ``pyo3_runtime.PanicException``, a BaseException:
     they must be caught by name, and are engine failures like any other."""
     return type(exc).__name__ == "PanicException"
-
-
-def from_tantivy(stored: dict[str, list[Any]]) -> StoredDoc:
-    """The StoredDoc a tantivy document (``Document.to_dict()``) holds."""
-    kind = _one(stored, "kind")
-    fields = _one(stored, "fields")
-    return StoredDoc(
-        id=_one(stored, "id"),
-        kind=kind if kind in _kinds else "log",
-        time=int(_one(stored, "time") or 0),
-        received=int(_one(stored, "received") or 0),
-        host=_one(stored, "host"),
-        source=_one(stored, "source"),
-        message=_one(stored, "message"),
-        workshop=_one(stored, "workshop"),
-        type=_one(stored, "type"),
-        subtype=_one(stored, "subtype"),
-        severity=_one(stored, "severity"),
-        pattern=_one(stored, "pattern"),
-        status=_one(stored, "status"),
-        fields=fields if isinstance(fields, dict) else {},
-        origin=_one(stored, "origin"),
-    )
 
 
 def hit_count(result: tantivy.SearchResult) -> int:
@@ -211,15 +196,17 @@ def checkpoint_doc(topic: str, partition: int, offset: int) -> tantivy.Document:
     out = tantivy.Document()
     out.add_text("id", checkpoint_id(topic, partition))
     out.add_text("kind", CHECKPOINT_KIND)
-    out.add_text("origin", f"{topic}/{partition}")
     out.add_integer("ckpt_offset", offset)
+    out.add_bytes("ckpt_of", f"{topic}/{partition}".encode())
     return out
 
 
 def checkpoint_of(stored: dict[str, list[Any]]) -> tuple[str, int, int] | None:
     """(topic, partition, offset) of a checkpoint document, or None for another."""
-    origin, offset = _one(stored, "origin"), _one(stored, "ckpt_offset")
-    topic, _, part = str(origin).rpartition("/")
-    if not topic or not part.isdigit() or offset == "":
+    origin, offset = stored.get("ckpt_of"), stored.get("ckpt_offset")
+    if not origin or not offset:
         return None
-    return topic, int(part), int(offset)
+    topic, _, part = bytes(origin[0]).decode(errors="replace").rpartition("/")
+    if not topic or not part.isdigit():
+        return None
+    return topic, int(part), int(offset[0])
