@@ -68,7 +68,7 @@ from logfactory.store.engines.embedded.schema import (
     checkpoint_id,
     checkpoint_of,
     is_panic,
-    to_tantivy,
+    to_json,
 )
 
 __all__ = ["MAX_OPEN_DAYS", "EmbeddedWriter"]
@@ -228,7 +228,7 @@ class EmbeddedWriter:
                 key = (topic, partition)
                 if day.seen(key, offset, doc.id):
                     continue
-                day.writer.add_document(to_tantivy(doc, day.packer))
+                day.writer.add_json(to_json(doc, day.packer))
                 day.pending[key] = offset
                 day.low = doc.time if day.low is None else min(day.low, doc.time)
                 day.high = doc.time if day.high is None else max(day.high, doc.time)
