@@ -128,14 +128,24 @@ def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
         yield path, value
 
 
-def _plain(value: Any) -> bool:
-    """A leaf tantivy takes as it is (the common case, checked without copying)."""
-    kind = type(value)
-    if kind is str or kind is bool:
-        return True
-    if kind is int:
-        return bool(_I64_MIN <= value <= _U64_MAX)
-    return kind is float and math.isfinite(value)
+def _flat_texts(fields: dict[str, Any]) -> list[str] | None:
+    """``path NUL value`` of every text of flat ``fields`` whose leaves tantivy takes as they
+    are (the common case: one pass, no copy), or None when a leaf needs :func:`_clean` or a
+    walk (a nested object, a list, a number out of range)."""
+    texts: list[str] = []
+    for key, leaf in fields.items():
+        kind = type(leaf)
+        if kind is str:
+            texts.append(f"{key}{FIELD_TEXT_SEP}{leaf}")
+        elif kind is int:
+            if not _I64_MIN <= leaf <= _U64_MAX:
+                return None
+        elif kind is float:
+            if not math.isfinite(leaf):
+                return None
+        elif not (kind is bool or leaf is None):
+            return None
+    return texts
 
 
 _KEYWORDS: Final = tuple(sorted(KEYWORD_COLUMNS))
@@ -160,10 +170,8 @@ def to_json(doc: StoredDoc, packer: DayPacker) -> str:
     values["message"] = doc.message
     fields = doc.fields
     if fields:
-        if all(_plain(leaf) for leaf in fields.values()):  # flat: no copy, no walk
-            texts = [f"{key}{FIELD_TEXT_SEP}{leaf}" for key, leaf in fields.items()
-                     if type(leaf) is str]  # fmt: skip
-        else:
+        texts = _flat_texts(fields)
+        if texts is None:
             fields = _clean(fields)
             texts = [f"{path}{FIELD_TEXT_SEP}{leaf}" for path, leaf in leaves(fields)
                      if isinstance(leaf, str)]  # fmt: skip
