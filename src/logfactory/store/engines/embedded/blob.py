@@ -47,7 +47,7 @@ DICT_FILE: Final = "zstd.dict"
 TRAIN_DOCS: Final = 5_000
 """Documents a day's dictionary is trained from (a day with fewer stays plain)."""
 DICT_BYTES: Final = 65_536
-LEVEL: Final = 5
+LEVEL: Final = 3
 
 _PLAIN_BYTE: Final = bytes([PLAIN])
 _DICT_BYTE: Final = bytes([DAY_DICT])

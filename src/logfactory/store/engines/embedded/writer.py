@@ -217,21 +217,23 @@ class EmbeddedWriter:
     def add(self, docs: Sequence[tuple[Position, StoredDoc]]) -> int:
         """Queue ``docs`` in their days' indexes; return how many were not already stored."""
         new = 0
-        names: dict[int, str] = {}
+        days: dict[int, _Day] = {}  # by day number: a day is looked up once a batch
         try:
             for (topic, partition, offset), doc in docs:
                 number = doc.received // DAY_NS
-                name = names.get(number)
-                if name is None:
-                    name = names[number] = day_of(doc.received)
-                day = self._day(name)
+                day = days.get(number)
+                if day is None:
+                    day = days[number] = self._day(day_of(doc.received))
                 key = (topic, partition)
                 if day.seen(key, offset, doc.id):
                     continue
                 day.writer.add_json(to_json(doc, day.packer))
                 day.pending[key] = offset
-                day.low = doc.time if day.low is None else min(day.low, doc.time)
-                day.high = doc.time if day.high is None else max(day.high, doc.time)
+                moment = doc.time
+                if day.low is None or moment < day.low:
+                    day.low = moment
+                if day.high is None or moment > day.high:
+                    day.high = moment
                 new += 1
         except BaseException as exc:
             if isinstance(exc, StoreUnavailable):
