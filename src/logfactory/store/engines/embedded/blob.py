@@ -7,7 +7,10 @@ day's own documents**, costs about 40 % of it (measured on 200,000 bench documen
 docstore went from 117 to 69 bytes a document). Only the searches' hits are ever decoded, so
 reading pays one small decompression a hit.
 
-The blob's first byte says how the rest is written:
+The msgpack is an array (:class:`_Packed`: no field names), with ``time`` as whole seconds and
+nanoseconds and ``received`` as its distance from ``time``: nanosecond times are nearly random
+in their low bytes, and split so they cost 7 bytes a document less after compression (73.9 ->
+66.8 bytes on bench documents). The blob's first byte says how the rest is written:
 
 - :data:`PLAIN` (0): the msgpack itself (a day's first documents, before it has a dictionary);
 - :data:`DAY_DICT` (1): zstd of the msgpack with the day's dictionary, ``DAY/zstd.dict``.
@@ -24,13 +27,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import zstandard
 
 from logfactory.errors import StoreUnavailable
-from logfactory.store.document import StoredDoc
+from logfactory.store.document import Kind, StoredDoc
 
 __all__ = [
     "DAY_DICT",
@@ -51,8 +54,63 @@ LEVEL: Final = 3
 
 _PLAIN_BYTE: Final = bytes([PLAIN])
 _DICT_BYTE: Final = bytes([DAY_DICT])
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(StoredDoc).decode
+_SECOND: Final = 1_000_000_000
+
+
+class _Packed(msgspec.Struct, array_like=True, gc=False):
+    """A StoredDoc as the blob holds it (see the module docstring)."""
+
+    seconds: int
+    nanos: int
+    delay: int  # received - time
+    id: str
+    kind: Kind
+    host: str
+    source: str
+    message: str
+    workshop: str
+    type: str
+    subtype: str
+    severity: str
+    pattern: str
+    status: str
+    fields: dict[str, Any]
+    origin: str
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(_Packed)
+
+
+def _encode(doc: StoredDoc) -> bytes:
+    seconds, nanos = divmod(doc.time, _SECOND)
+    return _encoder.encode(
+        _Packed(seconds, nanos, doc.received - doc.time, doc.id, doc.kind, doc.host, doc.source,
+                doc.message, doc.workshop, doc.type, doc.subtype, doc.severity, doc.pattern,
+                doc.status, doc.fields, doc.origin)
+    )  # fmt: skip
+
+
+def _decode(data: bytes) -> StoredDoc:
+    got = _decoder.decode(data)
+    time = got.seconds * _SECOND + got.nanos
+    return StoredDoc(
+        id=got.id,
+        kind=got.kind,
+        time=time,
+        received=time + got.delay,
+        host=got.host,
+        source=got.source,
+        message=got.message,
+        workshop=got.workshop,
+        type=got.type,
+        subtype=got.subtype,
+        severity=got.severity,
+        pattern=got.pattern,
+        status=got.status,
+        fields=got.fields,
+        origin=got.origin,
+    )
 
 
 def _write_private(path: Path, data: bytes) -> None:
