@@ -29,6 +29,7 @@ __all__ = [
     "FIELD_PREFIX",
     "KEYWORD_COLUMNS",
     "SEVERITY_ALIASES",
+    "SHOWN_ONLY",
     "TIME_COLUMNS",
     "Kind",
     "StoredDoc",
@@ -36,6 +37,7 @@ __all__ = [
     "from_event",
     "from_parsed",
     "normal_severity",
+    "not_searchable",
     "parse_time",
 ]
 
@@ -55,6 +57,20 @@ KEYWORD_COLUMNS: Final = frozenset(
 
 COLUMNS: Final = KEYWORD_COLUMNS | TIME_COLUMNS | {"message"}
 """Every column a query may name; any other name is a decoded field (``fields.NAME``)."""
+
+SHOWN_ONLY: Final = frozenset({"origin"})
+"""Columns kept with every record and shown, but never searched: a query naming one is
+refused (:func:`not_searchable`). ``origin`` is unique to each record, and indexing it cost the
+embedded store 5 bytes a record (3 % of it) for a search nobody needs: ``id`` finds a record."""
+
+
+def not_searchable(column: str) -> str:
+    """Why a query may not name ``column`` (one of :data:`SHOWN_ONLY`)."""
+    return (
+        f"{column} (where the store read a record) is shown with each record but cannot be "
+        "searched: search by id"
+    )
+
 
 SEVERITY_ALIASES: Final[dict[str, str]] = {
     "err": "error",

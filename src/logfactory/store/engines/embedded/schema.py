@@ -9,8 +9,10 @@ Fields, and why each is built so:
 - ``blob``: bytes, stored, not indexed: the StoredDoc (:mod:`.blob`).
 - keyword columns (``host``, ``severity``, ...): the ``raw`` tokenizer (the whole value is one
   term, case kept), ``basic`` postings (no positions: they are never phrases), *fast* (a column
-  per segment: terms aggregations, exists). ``id`` and ``origin`` are unique per doc,
-  so they are not fast (a fast column of unique strings costs disk and serves no aggregation).
+  per segment: terms aggregations, exists). ``origin`` is not indexed at all (it is in the
+  blob, shown, never searched: :data:`~logfactory.store.document.SHOWN_ONLY`).
+  ``id`` is unique per doc, so it is not fast (a fast column of unique strings costs disk and
+  serves no aggregation).
   An empty value is not indexed at all, so ``exists`` means "not empty".
 - ``time``, ``received``: i64 (never u64: a Python int given to an unsigned field kills the
   writer thread asynchronously), fast (sorting; ranges read the column). Not indexed:
@@ -42,7 +44,7 @@ from typing import Any, Final
 import msgspec
 import tantivy
 
-from logfactory.store.document import KEYWORD_COLUMNS, StoredDoc
+from logfactory.store.document import KEYWORD_COLUMNS, SHOWN_ONLY, StoredDoc
 from logfactory.store.engines.embedded.blob import DayPacker
 
 __all__ = [
@@ -66,11 +68,12 @@ FIELD_TEXT_SEP: Final = "\x00"
 UNFAST_KEYWORDS: Final = frozenset({"id", "origin"})
 FAST_KEYWORDS: Final = KEYWORD_COLUMNS - UNFAST_KEYWORDS
 _I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
+_KEYWORDS: Final = tuple(sorted(KEYWORD_COLUMNS - SHOWN_ONLY))  # origin: in the blob only
 
 
 def _build() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    for name in sorted(KEYWORD_COLUMNS):
+    for name in _KEYWORDS:
         builder.add_text_field(
             name,
             stored=False,
@@ -148,7 +151,6 @@ def _flat_texts(fields: dict[str, Any]) -> list[str] | None:
     return texts
 
 
-_KEYWORDS: Final = tuple(sorted(KEYWORD_COLUMNS))
 _json = msgspec.json.Encoder().encode
 
 
