@@ -253,6 +253,22 @@ def test_top_values_by_count_then_value(
     assert engine.distinct(query, field) == len(ranked)
 
 
+@pytest.mark.parametrize(
+    "where", [Term("origin", "logs.parsed/0/1"), Prefix("logs", "origin"), Exists("origin")]
+)
+def test_origin_is_shown_but_a_query_naming_it_is_refused_alike(
+    engine: StoreReader, where: Node
+) -> None:
+    with pytest.raises(QueryError, match=r"origin .* cannot be searched"):
+        engine.search(Query(where), 10)
+    with pytest.raises(QueryError, match=r"origin .* cannot be searched"):
+        engine.count(Query(And((Term("kind", "log"), Not(where)))))
+    shown = engine.search(parse_query("*", now_ns=NOW), 50).hits
+    by_id = {doc.id: doc.origin for doc in DOCS}
+    assert shown
+    assert all(doc.origin and doc.origin == by_id[doc.id] for doc in shown)
+
+
 @pytest.mark.parametrize("field", ["id", "origin", "message", "time"])
 def test_top_and_distinct_refuse_columns_without_values_to_count(
     engine: StoreReader, field: str

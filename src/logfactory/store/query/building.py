@@ -33,8 +33,10 @@ from logfactory.store.document import (
     COLUMNS,
     FIELD_PREFIX,
     KEYWORD_COLUMNS,
+    SHOWN_ONLY,
     TIME_COLUMNS,
     normal_severity,
+    not_searchable,
 )
 from logfactory.store.query.timerange import parse_time_bound
 from logfactory.store.query.tree import (
@@ -121,6 +123,8 @@ def column_name(name: str, where: int) -> str:
         if len(name) == len(FIELD_PREFIX):
             raise _fail(where, "write the decoded field's name after 'fields.' (fields.user)")
         return name
+    if name in SHOWN_ONLY:
+        raise _fail(where, not_searchable(name))
     return name if name in COLUMNS else FIELD_PREFIX + name
 
 

@@ -19,6 +19,9 @@ ERRORS: list[tuple[str, int, str]] = [
     ("(host:)", 7, "expected a value after 'host:'"),
     ("user:=x", 6, "expected a value after 'user:'"),
     ("host:(a OR b)", 6, "a field takes one value: write (host:a OR host:b)"),
+    # a column shown with each record but never searched: named where its name begins
+    ("origin:logs.parsed/0/7", 1, "origin (where the store read a record) is shown"),
+    ("host:a AND origin:*", 12, "cannot be searched: search by id"),
     # parentheses: the column of the parenthesis at fault
     ("(a OR b", 1, "unbalanced parenthesis: this '(' is never closed"),
     ("a (b (c)", 3, "unbalanced parenthesis: this '(' is never closed"),

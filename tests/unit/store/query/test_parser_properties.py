@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logfactory.errors import QueryError
-from logfactory.store.document import COLUMNS, KEYWORD_COLUMNS, SEVERITY_ALIASES
+from logfactory.store.document import COLUMNS, KEYWORD_COLUMNS, SEVERITY_ALIASES, SHOWN_ONLY
 from logfactory.store.query.parser import parse_where
 from logfactory.store.query.render import to_text
 from logfactory.store.query.timerange import MAX_NS, MIN_NS
@@ -79,7 +79,7 @@ decoded = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,10}", fullmatch=True).filte
     lambda name: name not in COLUMNS and not name.startswith("fields.")
 ) | st.sampled_from(sorted(COLUMNS))
 decoded_field = decoded.map(lambda name: "fields." + name)
-keyword = st.sampled_from(sorted(KEYWORD_COLUMNS - {"severity"}))
+keyword = st.sampled_from(sorted(KEYWORD_COLUMNS - {"severity"} - SHOWN_ONLY))
 severity = st.sampled_from(sorted({*SEVERITY_ALIASES.values(), "low", "high", "critical"}))
 number = st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
 times = st.integers(MIN_NS, MAX_NS)

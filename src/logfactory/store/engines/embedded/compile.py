@@ -30,7 +30,13 @@ from typing import Final
 import tantivy
 
 from logfactory.errors import QueryError
-from logfactory.store.document import FIELD_PREFIX, KEYWORD_COLUMNS, TIME_COLUMNS
+from logfactory.store.document import (
+    FIELD_PREFIX,
+    KEYWORD_COLUMNS,
+    SHOWN_ONLY,
+    TIME_COLUMNS,
+    not_searchable,
+)
 from logfactory.store.engines.embedded.schema import (
     CHECKPOINT_KIND,
     FIELD_TEXT_SEP,
@@ -271,6 +277,8 @@ def compile_node(node: Node) -> tantivy.Query:
     if isinstance(node, Not):
         return _not(compile_node(node.child))
     field = node.field
+    if field in SHOWN_ONLY:
+        raise QueryError(not_searchable(field))
     if field == "message":
         if isinstance(node, Word | Phrase | Prefix):
             return _message(node)

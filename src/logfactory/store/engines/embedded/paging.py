@@ -28,9 +28,10 @@ import tantivy
 
 from logfactory.store.document import StoredDoc
 from logfactory.store.engine import Cursor
+from logfactory.store.engines.embedded.blob import DayUnpacker
 from logfactory.store.engines.embedded.compile import time_range
 from logfactory.store.engines.embedded.partitions import Span
-from logfactory.store.engines.embedded.schema import from_tantivy, hit_count
+from logfactory.store.engines.embedded.schema import hit_count
 
 __all__ = ["GROUP_CAP", "Page", "Source", "fetch_page"]
 
@@ -40,11 +41,17 @@ _MUST = tantivy.Occur.Must
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One day ready to search: its name, a fresh searcher, the span of times it holds."""
+    """One day ready to search: its name, a fresh searcher, the span of times it holds, and
+    what turns its hits back into StoredDocs."""
 
     name: str
     searcher: tantivy.Searcher
     span: Span
+    unpacker: DayUnpacker
+
+    def doc(self, address: tantivy.DocAddress) -> StoredDoc:
+        """The StoredDoc at ``address`` (a hit of this day's searcher)."""
+        return self.unpacker.unpack(self.searcher.doc(address)["blob"][0])
 
 
 @dataclass(slots=True)
@@ -87,7 +94,7 @@ class _Walk:
             found = source.searcher.search(query, GROUP_CAP, count=True)
             if hit_count(found) > GROUP_CAP:
                 self.page.capped = True
-            docs.extend(from_tantivy(source.searcher.doc(a).to_dict()) for _s, a in found.hits)
+            docs.extend(source.doc(a) for _s, a in found.hits)
         docs.sort(key=lambda d: d.id, reverse=self.desc)
         return docs
 
@@ -150,11 +157,11 @@ def fetch_page(
     hits.sort(key=lambda hit: hit[0], reverse=desc)
     chosen = hits[:need]
     edge = chosen[-1][0]
-    inside = [from_tantivy(sources[n].searcher.doc(a).to_dict()) for t, n, a in chosen if t != edge]
+    inside = [sources[n].doc(a) for t, n, a in chosen if t != edge]
     inside.sort(key=_order, reverse=desc)
     whole = edge not in cut and all(t != edge for t, _n, _a in hits[need:])
     if whole:
-        at_edge = [from_tantivy(sources[n].searcher.doc(a).to_dict())
+        at_edge = [sources[n].doc(a)
                    for t, n, a in chosen if t == edge]  # fmt: skip
         at_edge.sort(key=lambda d: d.id, reverse=desc)
     else:

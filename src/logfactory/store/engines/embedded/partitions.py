@@ -3,11 +3,15 @@
 Layout::
 
     PATH/
+      layout                   the layout's version (:data:`LAYOUT_VERSION`), written by the
+                               first writer; a store of another version is refused
       writer.lock              held (flock) by the one writing process
       2026-03-01/
         index/                 the day's tantivy index (its own files and lock)
         span.json              {"min_time": ns, "max_time": ns, "token": ...}: the day's
                                range of ``time``, and a token new with each making of the day
+        zstd.dict              the day's compression dictionary (owner-only; :mod:`.blob`),
+                               once the day has enough documents to train it
 
 A document's day is the UTC day of its ``received`` time (when logfactory got it), not of its
 ``time`` (what the record says): a late or clock-skewed record must not create or reopen an old
@@ -30,9 +34,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from logfactory.errors import StoreUnavailable
+
 __all__ = [
     "DAY_NS",
+    "LAYOUT_VERSION",
     "Span",
+    "check_layout",
     "day_dirs",
     "day_of",
     "day_start",
@@ -45,6 +53,9 @@ DAY_NS: Final = 86_400 * 1_000_000_000
 _DAY_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 SPAN_FILE: Final = "span.json"
 INDEX_DIR: Final = "index"
+LAYOUT_FILE: Final = "layout"
+LAYOUT_VERSION: Final = 2
+"""1: every column stored by tantivy; 2: one compressed blob a document (:mod:`.blob`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,32 @@ def write_span(day_dir: Path, span: Span) -> None:
     data = {"min_time": span.min_time, "max_time": span.max_time, "token": span.token}
     tmp.write_text(json.dumps(data))
     os.replace(tmp, day_dir / SPAN_FILE)
+
+
+def check_layout(root: Path, *, claim: bool) -> None:
+    """Refuse (StoreUnavailable) a store written in another layout. A store without a
+    ``layout`` file is new when it holds no day (``claim``: the writer then writes the file),
+    or of layout 1 (before the file existed) when it does."""
+    path = root / LAYOUT_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        if day_dirs(root):
+            text = "1"
+        elif not claim:
+            return
+        else:
+            tmp = root / f".{LAYOUT_FILE}.tmp"
+            tmp.write_text(f"{LAYOUT_VERSION}\n")
+            os.replace(tmp, path)
+            return
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot read the store's layout at {path}: {exc}") from exc
+    if text != str(LAYOUT_VERSION):
+        raise StoreUnavailable(
+            f"the store at {root} is in layout {text!r}, and this logfactory reads layout "
+            f"{LAYOUT_VERSION} only: move it aside (or delete it) and the store starts anew"
+        )
 
 
 def dir_bytes(path: Path) -> int:

@@ -35,12 +35,18 @@ from logfactory.store.engine import (
     TopValues,
 )
 from logfactory.store.engines.embedded import aggregates, counts
+from logfactory.store.engines.embedded.blob import DayUnpacker
 from logfactory.store.engines.embedded.compile import compile_query, visible
 from logfactory.store.engines.embedded.counts import MINUTE, CountCache, index_state
 from logfactory.store.engines.embedded.inventory import store_stats
 from logfactory.store.engines.embedded.paging import Source, fetch_page
-from logfactory.store.engines.embedded.partitions import INDEX_DIR, day_dirs, read_span
-from logfactory.store.engines.embedded.schema import SCHEMA, from_tantivy, is_panic, matches
+from logfactory.store.engines.embedded.partitions import (
+    INDEX_DIR,
+    check_layout,
+    day_dirs,
+    read_span,
+)
+from logfactory.store.engines.embedded.schema import SCHEMA, is_panic, matches
 from logfactory.store.query.tree import Query, Term
 
 __all__ = ["EmbeddedReader"]
@@ -74,8 +80,9 @@ class EmbeddedReader:
         """``today``: the UTC day being written (``YYYY-MM-DD``; the clock's by default), which
         is aggregated live rather than from counts."""
         self.path = Path(path)
-        self._indexes: dict[str, tuple[tantivy.Index, str]] = {}
+        self._indexes: dict[str, tuple[tantivy.Index, str, DayUnpacker]] = {}
         self._counts = CountCache(today)
+        self._layout_checked = False
 
     def _sources(
         self, start: int | None = None, end: int | None = None, states: dict[str, str] | None = None
@@ -84,6 +91,9 @@ class EmbeddedReader:
         when given, receives each day's index state, read before its reload (this query's own:
         a reader shared by threads must not mix one query's states with another's searchers)."""
         names = day_dirs(self.path)
+        if names and not self._layout_checked:
+            check_layout(self.path, claim=False)
+            self._layout_checked = True
         for gone in set(self._indexes) - set(names):
             self._indexes.pop(gone, None)  # two queries may both find it gone
         self._counts.forget(names)
@@ -96,23 +106,25 @@ class EmbeddedReader:
             if states is not None and state is not None:
                 states[name] = state
             try:
-                index = self._index(name, span.token)
+                index, unpacker = self._index(name, span.token)
                 index.reload()
-                sources.append(Source(name, index.searcher(), span))
+                sources.append(Source(name, index.searcher(), span, unpacker))
             except (ValueError, OSError):
                 continue  # being created or dropped right now: not there for this query
         sources.sort(key=lambda source: source.span.max_time, reverse=True)
         return sources
 
-    def _index(self, name: str, token: str) -> tantivy.Index:
-        """The day's index, opened once; opened again when the day's folder was dropped and
-        made anew since (its span's token changed: a replay of records retention dropped)."""
+    def _index(self, name: str, token: str) -> tuple[tantivy.Index, DayUnpacker]:
+        """The day's index and unpacker (its dictionary loaded once), opened once; opened
+        again when the day's folder was dropped and made anew since (its span's token
+        changed: a replay of records retention dropped)."""
         cached = self._indexes.get(name)
         if cached is not None and cached[1] == token:
-            return cached[0]
+            return cached[0], cached[2]
         index = tantivy.Index.open(str(self.path / name / INDEX_DIR))
-        self._indexes[name] = (index, token)
-        return index
+        unpacker = DayUnpacker(self.path / name)
+        self._indexes[name] = (index, token, unpacker)
+        return index, unpacker
 
     @_engine_errors
     def search(
@@ -212,7 +224,7 @@ class EmbeddedReader:
         for source in sources:
             found = source.searcher.search(lookup, 1).hits
             if found:
-                anchor = from_tantivy(source.searcher.doc(found[0][1]).to_dict())
+                anchor = source.doc(found[0][1])
                 break
         if anchor is None:
             return None

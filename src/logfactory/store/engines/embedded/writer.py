@@ -47,11 +47,13 @@ import tantivy
 from logfactory.errors import StoreUnavailable
 from logfactory.store.document import StoredDoc
 from logfactory.store.engine import Position, RetentionReport, StoreStats
+from logfactory.store.engines.embedded.blob import DayPacker
 from logfactory.store.engines.embedded.inventory import day_count, store_stats
 from logfactory.store.engines.embedded.partitions import (
     DAY_NS,
     INDEX_DIR,
     Span,
+    check_layout,
     day_dirs,
     day_of,
     day_start,
@@ -66,7 +68,7 @@ from logfactory.store.engines.embedded.schema import (
     checkpoint_id,
     checkpoint_of,
     is_panic,
-    to_tantivy,
+    to_json,
 )
 
 __all__ = ["MAX_OPEN_DAYS", "EmbeddedWriter"]
@@ -99,6 +101,10 @@ class _Day:
     high: int | None = None
 
     searcher: tantivy.Searcher | None = None  # of the committed index, for ``holds``
+    packer: DayPacker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.packer = DayPacker(self.folder)
 
     def seen(self, key: tuple[str, int], offset: int, doc_id: str) -> bool:
         """Is the record read at ``offset`` of bus partition ``key`` already here? Above the
@@ -157,6 +163,15 @@ class EmbeddedWriter:
         self.max_size = max_size
         self._days: OrderedDict[str, _Day] = OrderedDict()
         self._lock = self._take_lock()
+        try:
+            check_layout(self.path, claim=True)
+        except (StoreUnavailable, OSError) as exc:
+            self._release()
+            if isinstance(exc, StoreUnavailable):
+                raise
+            raise StoreUnavailable(
+                f"cannot write the store's layout at {self.path}: {exc}"
+            ) from exc
 
     def _take_lock(self) -> IO[str]:
         try:
@@ -202,21 +217,23 @@ class EmbeddedWriter:
     def add(self, docs: Sequence[tuple[Position, StoredDoc]]) -> int:
         """Queue ``docs`` in their days' indexes; return how many were not already stored."""
         new = 0
-        names: dict[int, str] = {}
+        days: dict[int, _Day] = {}  # by day number: a day is looked up once a batch
         try:
             for (topic, partition, offset), doc in docs:
                 number = doc.received // DAY_NS
-                name = names.get(number)
-                if name is None:
-                    name = names[number] = day_of(doc.received)
-                day = self._day(name)
+                day = days.get(number)
+                if day is None:
+                    day = days[number] = self._day(day_of(doc.received))
                 key = (topic, partition)
                 if day.seen(key, offset, doc.id):
                     continue
-                day.writer.add_document(to_tantivy(doc))
+                day.writer.add_json(to_json(doc, day.packer))
                 day.pending[key] = offset
-                day.low = doc.time if day.low is None else min(day.low, doc.time)
-                day.high = doc.time if day.high is None else max(day.high, doc.time)
+                moment = doc.time
+                if day.low is None or moment < day.low:
+                    day.low = moment
+                if day.high is None or moment > day.high:
+                    day.high = moment
                 new += 1
         except BaseException as exc:
             if isinstance(exc, StoreUnavailable):
@@ -308,6 +325,9 @@ class EmbeddedWriter:
             for day in self._days.values():
                 self._close_day(day)
             self._days.clear()
-            if not self._lock.closed:
-                fcntl.flock(self._lock, fcntl.LOCK_UN)
-                self._lock.close()
+            self._release()
+
+    def _release(self) -> None:
+        if not self._lock.closed:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()

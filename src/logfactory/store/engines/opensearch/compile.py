@@ -17,7 +17,13 @@ import re
 from typing import Any, Final
 
 from logfactory.errors import QueryError
-from logfactory.store.document import FIELD_PREFIX, KEYWORD_COLUMNS, TIME_COLUMNS
+from logfactory.store.document import (
+    FIELD_PREFIX,
+    KEYWORD_COLUMNS,
+    SHOWN_ONLY,
+    TIME_COLUMNS,
+    not_searchable,
+)
 from logfactory.store.query.tree import (
     And,
     Exists,
@@ -154,6 +160,8 @@ def _exists(field: str) -> Dsl:
 
 def compile_node(node: Node) -> Dsl:
     """One tree node as a Query DSL clause."""
+    if getattr(node, "field", None) in SHOWN_ONLY:
+        raise QueryError(not_searchable(str(getattr(node, "field", ""))))
     match node:
         case MatchAll():
             return {"match_all": {}}
