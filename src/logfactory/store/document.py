@@ -225,9 +225,23 @@ def from_parsed(value: bytes, origin: str) -> StoredDoc:
     )
 
 
+_json_text = msgspec.json.Encoder()
+
+
+def _word_value(value: Any) -> str:
+    """A body value as its words: text as it is, a list or mapping as compact JSON (never
+    Python's repr, whose quotes and brackets are not what anyone searches for or reads)."""
+    if isinstance(value, str):
+        return value
+    try:
+        return _json_text.encode(value).decode()
+    except (TypeError, ValueError, OverflowError):
+        return str(value)
+
+
 def _words(reason: str | None, body: dict[str, Any]) -> str:
     parts = [reason] if reason else []
-    parts.extend(f"{key}={val}" for key, val in body.items() if val is not None)
+    parts.extend(f"{key}={_word_value(val)}" for key, val in body.items() if val is not None)
     return " ".join(parts)
 
 
