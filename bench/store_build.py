@@ -46,7 +46,7 @@ __all__ = ["ROOT_DIR", "disk_bytes", "ensure_store", "store_dir"]
 
 ROOT_DIR = Path.home() / ".cache" / "logfactory" / "bench-store"
 ENGINE = Path(__file__).resolve().parent.parent / "src/logfactory/store/engines/embedded"
-LAYOUT_FILES = ("schema.py", "partitions.py")  # what decides the engine's files on disk
+LAYOUT_FILES = ("schema.py", "partitions.py", "blob.py")  # what decides the files on disk
 TEN_YEARS_S = 3650 * 86_400.0  # the kept data is from a fixed past week: retention must not drop it
 MAKERS = 2  # batch-making processes: the factory's work is most of the build's
 ADD_CHUNK = 5000  # documents per add(), the store role's default batch_size

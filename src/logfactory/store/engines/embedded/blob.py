@@ -49,8 +49,11 @@ DAY_DICT: Final = 1
 DICT_FILE: Final = "zstd.dict"
 TRAIN_DOCS: Final = 5_000
 """Documents a day's dictionary is trained from (a day with fewer stays plain)."""
-DICT_BYTES: Final = 65_536
-LEVEL: Final = 3
+# 128 KiB at level 5: measured on 200,000 bench records, 65.5 B a record against 68.6 for
+# 64 KiB at level 3, for 1 µs more a record (about 3 % of a record's write); the store's disk
+# target (2x the raw lines) is the tighter one
+DICT_BYTES: Final = 131_072
+LEVEL: Final = 5
 
 _PLAIN_BYTE: Final = bytes([PLAIN])
 _DICT_BYTE: Final = bytes([DAY_DICT])
