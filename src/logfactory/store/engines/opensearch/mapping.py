@@ -145,6 +145,11 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
             },
             "mappings": {
                 "dynamic": "strict",
+                # No guessing from a string's look: every decoded text is a keyword, or a
+                # "2025-11-01T08:23:58Z" would map f.time as a date and refuse the next
+                # record's "2025-11-01 08:23:58" (and "22" would become a number).
+                "date_detection": False,
+                "numeric_detection": False,
                 "_source": {"excludes": ["f.*", "s.*", "n.*", "tms", "unindexed"]},
                 "dynamic_templates": [
                     {
