@@ -48,6 +48,7 @@ from logfactory.store.document import KEYWORD_COLUMNS, StoredDoc
 
 __all__ = [
     "FIELD_LIMIT",
+    "INDEXED_ONLY",
     "KEYWORD_MAX",
     "daily_index",
     "doc_body",
@@ -63,6 +64,9 @@ KEYWORD_MAX: Final = 8191
 
 FIELD_LIMIT: Final = 5000
 """``index.mapping.total_fields.limit``: a guard against mapping explosion per daily index."""
+
+INDEXED_ONLY: Final = ("f", "s", "n", "nontext", "tms", "unindexed")
+"""What the writer adds to a document for indexing: in ``_source``, never read back."""
 
 DAY_NS: Final = 86_400 * 1_000_000_000
 _DAY_FORMAT: Final = "%Y.%m.%d"
@@ -113,6 +117,8 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
         "s": {"type": "object", "dynamic": True},
         "n": {"type": "object", "dynamic": True},
         "unindexed": {"type": "boolean"},
+        # the decoded names that hold a number or boolean in this document (prefixes: below)
+        "nontext": {"type": "keyword", "doc_values": False},
     }
     return {
         "index_patterns": index_patterns(prefix),
@@ -150,7 +156,9 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
                 # record's "2025-11-01 08:23:58" (and "22" would become a number).
                 "date_detection": False,
                 "numeric_detection": False,
-                "_source": {"excludes": ["f.*", "s.*", "n.*", "tms", "unindexed"]},
+                # No _source excludes: with any, OpenSearch keeps a second, whole copy of
+                # every document (_recovery_source) for hours; f, n (and the rare s, nontext)
+                # stored once cost less to write than that, and less disk.
                 "dynamic_templates": [
                     {
                         "f_text": {
@@ -206,26 +214,36 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _leaves(fields: dict[str, Any], out: dict[str, dict[str, Any]]) -> None:
-    """Fill ``out["f"]``, ``out["s"]``, ``out["n"]`` with ``fields``'s leaves (same paths)."""
+def _leaves(
+    fields: dict[str, Any], out: dict[str, dict[str, Any]], nontext: list[str], path: str = ""
+) -> None:
+    """Fill ``out["f"]``, ``out["s"]``, ``out["n"]`` with ``fields``'s leaves (same paths),
+    and ``nontext`` with the dotted names that hold a leaf other than text."""
+    f, s, n = out["f"], out["s"], out["n"]
     for key, value in fields.items():
+        if type(value) is str:  # by far the most common leaf: one text, nothing else to do
+            f[key] = value
+            continue
         if isinstance(value, dict):
             inner: dict[str, dict[str, Any]] = {"f": {}, "s": {}, "n": {}}
-            _leaves(value, inner)
+            _leaves(value, inner, nontext, f"{path}{key}.")
             for family, found in inner.items():
                 if found:
                     out[family][key] = found
             continue
         items = value if isinstance(value, list) else [value]
         scalars = [v for v in items if v is not None and not isinstance(v, dict | list)]
-        if scalars:
-            out["f"][key] = [value_text(v) for v in scalars]
+        if not scalars:
+            continue
+        f[key] = [value_text(v) for v in scalars]
         texts = [v for v in scalars if isinstance(v, str)]
-        if texts:
-            out["s"][key] = texts
+        if len(texts) < len(scalars):
+            nontext.append(path + key)
+            if texts:  # only here do texts need a copy apart from the numbers' text forms
+                s[key] = texts
         numbers = [float(v) for v in scalars if _is_number(v)]
         if numbers:
-            out["n"][key] = numbers
+            n[key] = numbers
 
 
 def doc_body(doc: StoredDoc, *, indexed_fields: bool = True) -> dict[str, Any]:
@@ -243,8 +261,11 @@ def doc_body(doc: StoredDoc, *, indexed_fields: bool = True) -> dict[str, Any]:
         body["fields"] = doc.fields
         if indexed_fields:
             families: dict[str, dict[str, Any]] = {"f": {}, "s": {}, "n": {}}
-            _leaves(doc.fields, families)
+            nontext: list[str] = []
+            _leaves(doc.fields, families, nontext)
             body |= {family: found for family, found in families.items() if found}
+            if nontext:
+                body["nontext"] = nontext
         else:
             body["unindexed"] = True
     return body
