@@ -20,19 +20,27 @@ filter in UTF-16 units, so a non-ASCII word of 14 to 39 letters whose UTF-8 form
 bytes is dropped by the embedded engine and kept here (a painless predicate could count
 bytes, but analysis scripts are not available in the node the project runs).
 
-Decoded fields are kept four ways, which is what makes a type conflict harmless:
+Decoded fields are kept so, which is what makes a type conflict harmless:
 
-* ``fields``: the original object, in ``_source`` only (``enabled: false``), so a document
+* ``fields``: the original object (``enabled: false``: stored, never parsed), so a document
   reads back exactly as it was written;
 * ``f.NAME``: every leaf value as text (``22``, ``true``, ``alice``), ``keyword``, for
-  ``field:value``, top values, distinct counts and exists; arrays index each element;
-* ``s.NAME``: the text leaves only, ``keyword``, for prefixes (``user:al*`` never finds the
-  number ``22`` by its digits);
-* ``n.NAME``: every numeric leaf as ``double``, for ranges and ``port:22.0``.
+  ``field:value``, top values, distinct counts, exists and the prefixes of texts; arrays index
+  each element;
+* ``n.NAME``: every numeric leaf as ``double``, for ranges and ``port:22.0``;
+* ``s.NAME`` and ``nontext``: only for a name whose leaves in this document are not all text
+  (a number, a boolean): ``nontext`` lists the name and ``s.NAME`` holds its texts apart, so
+  ``user:al*`` never finds the number 22 by its digits. A prefix reads ``f.NAME`` where the
+  name is not in ``nontext``, ``s.NAME`` where it is. (Most leaves are texts alone: a copy of
+  every one in ``s`` cost the node about a fifth of its time a document.)
 
-``f``, ``s`` and ``n`` are indexed but left out of ``_source``. Since every ``f``/``s``
-value is text and every ``n`` value a number, a field that is a number in one record and text
-in another never conflicts. What still can (a name that is an object in one record and a
+Nothing is excluded from ``_source``: with any exclusion OpenSearch keeps a second, whole
+copy of each document (``_recovery_source``) until its retention lease lapses, which costs
+more to write than the indexed copies stored once. Searches leave those copies out of the
+hits (:data:`INDEXED_ONLY`). Since every ``f``/``s`` value is text and every ``n`` value a
+number, a field that is a number in one record and text in another never conflicts, and
+no dynamic mapping guesses a type from a string's look (``date_detection`` and
+``numeric_detection`` off). What still can (a name that is an object in one record and a
 value in another, a name OpenSearch refuses, the total-fields limit) rejects that one
 document; the writer then stores it again without ``f``/``s``/``n`` (``unindexed: true``):
 kept and readable, its decoded fields not searchable.
@@ -130,6 +138,8 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
                 # The writer refreshes what it wrote at each commit; the periodic refresh is
                 # only a safety net, and rare refreshes make fewer, larger segments at ingest.
                 "refresh_interval": "30s",
+                # Every acknowledged bulk is on disk: the role commits bus offsets after it.
+                "translog.durability": "request",
                 "mapping.total_fields.limit": FIELD_LIMIT,
                 "mapping.depth.limit": 20,
                 "analysis": {

@@ -3,16 +3,23 @@
 * Idempotency: every document is indexed (``op_type`` index) under its own id in the daily
   index of its arrival, so a replay overwrites what it wrote before and never duplicates. The
   bulk answer tells ``created`` from ``updated``: :meth:`add` returns how many were new.
-* :meth:`add` sends at once, ``bulk_docs`` per request; :meth:`commit` refreshes the indices
-  written since the last commit, so once it returns everything is searchable. (A bulk that
-  OpenSearch acknowledged is durable: its translog is synced per request, the default.)
+* :meth:`add` sends at once: requests of at most ``bulk_docs`` documents and ``bulk_bytes``
+  bytes, at least ``bulk_in_flight`` of them a batch and that many at the same time (each is
+  served by one write thread of the node: one request at a time leaves a core idle), each
+  document encoded once; it returns when every request has been answered. :meth:`commit`
+  refreshes the indices written since the last commit, so once it returns everything is
+  searchable. A bulk that OpenSearch acknowledged is durable: the template keeps
+  ``translog.durability: request`` (synced before the answer), which the role relies on.
+* ``_id``: the document's id, or a digest of an id over 512 bytes (:func:`bulk_id`), which
+  OpenSearch would refuse with the whole request; the ``id`` field keeps the id itself.
 * Retries: a request that fails whole (no connection, 429, 5xx) and the items that fail
-  alone with 429/5xx are sent again, up to ``bulk_retries`` times with doubling waits. An item
-  refused for its mapping (400: a decoded field's shape clashes with the index, or the field
-  limit is reached) is sent once more without its indexed decoded fields (see
-  :mod:`.mapping`), so the record is kept. Whatever still fails raises
-  :class:`StoreUnavailable` naming the cluster and the cause: nothing is dropped silently,
-  and the role retries the batch.
+  alone with 429/5xx are sent again, up to ``bulk_retries`` times with doubling waits; those
+  still failing raise :class:`StoreUnavailable` naming the cluster and the cause, and the role
+  retries the batch. An item refused otherwise (4xx: a decoded field's shape clashes with the
+  index, the field limit is reached) is sent once more without its indexed decoded fields
+  (see :mod:`.mapping`), so the record is kept; refused again, it is refused for good and
+  reported by :meth:`take_refused` (the role dead-letters it with the reason) rather than
+  holding its batch back forever. Nothing is dropped silently.
 * Retention is the writer's job (:meth:`apply_retention`): the Index State Management plugin
   is not part of the node the project runs, and deleting whole daily indices is all it would
   do here. Age: a day's indices go once the whole day is older than ``max_age``. Size: then
