@@ -48,7 +48,9 @@ class OpenSearchConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only
         password: basic-auth password (never logged)
         ca_file: the CA that signed the cluster's HTTPS certificates
         verify_certs: check the cluster's certificates over HTTPS
-        bulk_docs: documents in one bulk request
+        bulk_docs: documents in one bulk request (at most)
+        bulk_bytes: bytes of one bulk request's body (at most; a single larger document goes alone)
+        bulk_in_flight: bulk requests sent at the same time (each is one write thread on the node)
         bulk_retries: retries of a bulk request that failed as a whole or in part
         request_timeout: how long one request may take
     """
@@ -62,6 +64,8 @@ class OpenSearchConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only
     ca_file: str | None = None
     verify_certs: bool = True
     bulk_docs: int = 5000
+    bulk_bytes: Size = Size("8MiB")
+    bulk_in_flight: int = 2
     bulk_retries: int = 5
     request_timeout: Duration = Duration("30s")
 
@@ -81,6 +85,10 @@ class OpenSearchConfig(Section, frozen=True, forbid_unknown_fields=True, kw_only
             yield (("replicas",), "must be 0 or more")
         if self.bulk_docs < 1:
             yield (("bulk_docs",), "must be at least 1")
+        if self.bulk_bytes < 1:
+            yield (("bulk_bytes",), "must be at least 1 byte")
+        if self.bulk_in_flight < 1:
+            yield (("bulk_in_flight",), "must be at least 1")
         if self.bulk_retries < 0:
             yield (("bulk_retries",), "must be 0 or more")
         if (self.username is None) != (self.password is None):

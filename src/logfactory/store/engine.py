@@ -33,7 +33,7 @@ import binascii
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from logfactory.errors import QueryError
 from logfactory.store.document import StoredDoc
@@ -166,6 +166,16 @@ class StoreWriter(Protocol):
 
     def close(self) -> None:
         """Commit what is pending and release the engine (the embedded writer's lock)."""
+
+
+@runtime_checkable
+class RefusingWriter(Protocol):
+    """A writer whose engine can refuse a document for good (OpenSearch: a value it will
+    never take). Rather than retry that batch forever, it reports the document here after
+    :meth:`StoreWriter.add` and the role sends its message to the dead letters."""
+
+    def take_refused(self) -> list[tuple[Position, str]]:
+        """The documents refused for good since the last call, with the reason."""
 
 
 class StoreReader(Protocol):

@@ -18,7 +18,9 @@ to give (idle): a record becomes searchable within about ``commit_interval``.
 
 A value that does not decode is never dropped silently: it goes to ``logs.deadletter`` (stage
 ``store``, the reason, its position and its bytes in ``original_b64``), the shape the factory
-writes there.
+writes there. So does a document the engine refuses for good (a writer that is a
+:class:`~logfactory.store.engine.RefusingWriter` reports those after each ``add``): one such
+record must not hold the whole batch back forever.
 
 Errors are the runner's business (:mod:`logfactory.store.runner`): an engine that cannot take
 writes raises :class:`~logfactory.errors.StoreUnavailable` out of :meth:`StoreRole.run`, and
@@ -41,7 +43,7 @@ from logfactory.event import topic_for_type
 from logfactory.record import now_ns
 from logfactory.stats import StatsRegistry
 from logfactory.store.document import StoredDoc, from_event, from_parsed
-from logfactory.store.engine import Position, StoreWriter
+from logfactory.store.engine import Position, RefusingWriter, StoreWriter
 from logfactory.topics import DEADLETTER, PARSED, ensure_topics, event_types
 
 __all__ = ["STAGE", "StoreDeadLetter", "StoreRole", "store_topics"]
@@ -142,13 +144,26 @@ class StoreRole:
                 bad.append((msg, doc))
             else:
                 docs.append(((msg.topic, msg.partition, msg.offset), doc))
+        new = self.writer.add(docs) if docs else 0
+        refused = self._refused(batch)
+        bad += refused
         if bad:
             self._dead_letters(bad)
-        new = self.writer.add(docs) if docs else 0
         self._pending += len(docs)
         self._pending_new += new
-        self.stats.add_many(GROUP, received=len(batch), duplicates=len(docs) - new)
+        duplicates = len(docs) - len(refused) - new
+        self.stats.add_many(GROUP, received=len(batch), duplicates=duplicates)
         self.stats.gauge("store.pending", self._pending)
+
+    def _refused(self, batch: list[Message]) -> list[tuple[Message, str]]:
+        """The batch's messages the engine refused for good, with its reason."""
+        if not isinstance(self.writer, RefusingWriter):
+            return []
+        refused = self.writer.take_refused()
+        if not refused:
+            return []
+        by_position = {(m.topic, m.partition, m.offset): m for m in batch}
+        return [(by_position[position], reason) for position, reason in refused]
 
     def _dead_letters(self, bad: list[tuple[Message, str]]) -> None:
         for msg, reason in bad:

@@ -204,3 +204,40 @@ def test_huge_values_are_kept_though_not_indexed(
     writer.commit()
     assert reader.search(Query(Word("huge")), 10).hits == [doc]
     assert reader.search(Query(Term("fields.port", "1")), 10).hits == [doc]
+
+
+def test_decoded_texts_that_look_like_dates_or_numbers_stay_text(
+    config: OpenSearchConfig, reader: OpenSearchReader
+) -> None:
+    """The sce logs of the demo: a first ``time`` in ISO form must not make the field a date
+    that refuses the next one's ``2025-11-01 08:23:58`` (nor "22" a number)."""
+    writer = OpenSearchWriter(
+        msgspec.structs.replace(config, bulk_retries=0), max_age_s=86_400, max_size=0
+    )
+    base = SAMPLE_START_NS
+    times = ["2025-11-01T08:23:57Z", "2025-11-01 08:23:58", "2025/11/01", "08:23:59", "22"]
+    docs = [
+        StoredDoc(f"t{i}", "log", base + i, base + i, "h", "sce", "job", fields={"time": t})
+        for i, t in enumerate(times)
+    ]
+    for doc in docs:  # one by one: the first fixes the field's mapping
+        assert writer.add([(("logs.parsed", 0, 0), doc)]) == 1
+    writer.close()
+    for doc, value in zip(docs, times, strict=True):
+        assert reader.search(Query(Term("fields.time", value)), 10).hits == [doc]
+    assert [d.id for d in reader.search(Query(Prefix("2025-11", "fields.time")), 10).hits] == [
+        "t1",
+        "t0",
+    ]
+    client = OpenSearch(hosts=config.hosts)
+    try:
+        mapping = client.indices.get_mapping(index=f"{config.index_prefix}-logs-*")
+        unindexed = client.count(
+            index=f"{config.index_prefix}-logs-*", body={"query": {"term": {"unindexed": True}}}
+        )
+    finally:
+        client.close()
+    props = next(iter(mapping.values()))["mappings"]["properties"]
+    assert props["f"]["properties"]["time"]["type"] == "keyword"
+    assert "properties" not in props["s"]  # texts only: their prefixes are read from f
+    assert unindexed["count"] == 0  # none was refused and stored without its fields

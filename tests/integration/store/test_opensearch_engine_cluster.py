@@ -42,6 +42,9 @@ def test_a_node_lost_while_writing_loses_nothing(
     try:
         assert writer.add(positions(docs[:300])) == 300
         writer.commit()
+        # every replica in place first: a node stopped while they still copy its primaries
+        # takes the only copy with it (red), which no writer can help
+        cluster.wait_status("green", 3, time.monotonic() + 120)
         cluster.stop(2)
         # the client finds the two nodes left; the replicas of the lost node's shards take over
         assert writer.add(positions(docs[200:600])) == 300  # 100 of them already held

@@ -158,6 +158,20 @@ def _exists(field: str) -> Dsl:
     return {"exists": {"field": text_field(field)}}
 
 
+def _decoded_prefix(name: str, text: str) -> Dsl:
+    """A prefix of a decoded field's *text* leaves only (``user:al*`` never finds the number
+    22 by its digits): ``f.NAME`` where the document's NAME holds texts only, ``s.NAME`` (its
+    texts apart) where it also holds numbers or booleans (``nontext`` names those)."""
+    only_texts = {
+        "bool": {
+            "filter": [{"prefix": {f"f.{name}": {"value": text}}}],
+            "must_not": [{"term": {"nontext": name}}],
+        }
+    }
+    mixed = {"prefix": {f"s.{name}": {"value": text}}}
+    return {"bool": {"should": [only_texts, mixed], "minimum_should_match": 1}}
+
+
 def compile_node(node: Node) -> Dsl:
     """One tree node as a Query DSL clause."""
     if getattr(node, "field", None) in SHOWN_ONLY:
@@ -174,7 +188,7 @@ def compile_node(node: Node) -> Dsl:
                 return _message_prefix(text)
             target = text_field(field)
             if target.startswith("f."):
-                target = "s." + target[2:]  # text leaves only
+                return _decoded_prefix(target[2:], text)
             return {"prefix": {target: {"value": text}}}
         case Term(field=field, value=value):
             return _term(field, value)

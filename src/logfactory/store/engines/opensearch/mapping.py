@@ -20,19 +20,27 @@ filter in UTF-16 units, so a non-ASCII word of 14 to 39 letters whose UTF-8 form
 bytes is dropped by the embedded engine and kept here (a painless predicate could count
 bytes, but analysis scripts are not available in the node the project runs).
 
-Decoded fields are kept four ways, which is what makes a type conflict harmless:
+Decoded fields are kept so, which is what makes a type conflict harmless:
 
-* ``fields``: the original object, in ``_source`` only (``enabled: false``), so a document
+* ``fields``: the original object (``enabled: false``: stored, never parsed), so a document
   reads back exactly as it was written;
 * ``f.NAME``: every leaf value as text (``22``, ``true``, ``alice``), ``keyword``, for
-  ``field:value``, top values, distinct counts and exists; arrays index each element;
-* ``s.NAME``: the text leaves only, ``keyword``, for prefixes (``user:al*`` never finds the
-  number ``22`` by its digits);
-* ``n.NAME``: every numeric leaf as ``double``, for ranges and ``port:22.0``.
+  ``field:value``, top values, distinct counts, exists and the prefixes of texts; arrays index
+  each element;
+* ``n.NAME``: every numeric leaf as ``double``, for ranges and ``port:22.0``;
+* ``s.NAME`` and ``nontext``: only for a name whose leaves in this document are not all text
+  (a number, a boolean): ``nontext`` lists the name and ``s.NAME`` holds its texts apart, so
+  ``user:al*`` never finds the number 22 by its digits. A prefix reads ``f.NAME`` where the
+  name is not in ``nontext``, ``s.NAME`` where it is. (Most leaves are texts alone: a copy of
+  every one in ``s`` cost the node about a fifth of its time a document.)
 
-``f``, ``s`` and ``n`` are indexed but left out of ``_source``. Since every ``f``/``s``
-value is text and every ``n`` value a number, a field that is a number in one record and text
-in another never conflicts. What still can (a name that is an object in one record and a
+Nothing is excluded from ``_source``: with any exclusion OpenSearch keeps a second, whole
+copy of each document (``_recovery_source``) until its retention lease lapses, which costs
+more to write than the indexed copies stored once. Searches leave those copies out of the
+hits (:data:`INDEXED_ONLY`). Since every ``f``/``s`` value is text and every ``n`` value a
+number, a field that is a number in one record and text in another never conflicts, and
+no dynamic mapping guesses a type from a string's look (``date_detection`` and
+``numeric_detection`` off). What still can (a name that is an object in one record and a
 value in another, a name OpenSearch refuses, the total-fields limit) rejects that one
 document; the writer then stores it again without ``f``/``s``/``n`` (``unindexed: true``):
 kept and readable, its decoded fields not searchable.
@@ -48,6 +56,7 @@ from logfactory.store.document import KEYWORD_COLUMNS, StoredDoc
 
 __all__ = [
     "FIELD_LIMIT",
+    "INDEXED_ONLY",
     "KEYWORD_MAX",
     "daily_index",
     "doc_body",
@@ -63,6 +72,9 @@ KEYWORD_MAX: Final = 8191
 
 FIELD_LIMIT: Final = 5000
 """``index.mapping.total_fields.limit``: a guard against mapping explosion per daily index."""
+
+INDEXED_ONLY: Final = ("f", "s", "n", "nontext", "tms", "unindexed")
+"""What the writer adds to a document for indexing: in ``_source``, never read back."""
 
 DAY_NS: Final = 86_400 * 1_000_000_000
 _DAY_FORMAT: Final = "%Y.%m.%d"
@@ -113,6 +125,8 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
         "s": {"type": "object", "dynamic": True},
         "n": {"type": "object", "dynamic": True},
         "unindexed": {"type": "boolean"},
+        # the decoded names that hold a number or boolean in this document (prefixes: below)
+        "nontext": {"type": "keyword", "doc_values": False},
     }
     return {
         "index_patterns": index_patterns(prefix),
@@ -124,6 +138,8 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
                 # The writer refreshes what it wrote at each commit; the periodic refresh is
                 # only a safety net, and rare refreshes make fewer, larger segments at ingest.
                 "refresh_interval": "30s",
+                # Every acknowledged bulk is on disk: the role commits bus offsets after it.
+                "translog.durability": "request",
                 "mapping.total_fields.limit": FIELD_LIMIT,
                 "mapping.depth.limit": 20,
                 "analysis": {
@@ -145,7 +161,14 @@ def template_body(prefix: str, shards: int, replicas: int) -> dict[str, Any]:
             },
             "mappings": {
                 "dynamic": "strict",
-                "_source": {"excludes": ["f.*", "s.*", "n.*", "tms", "unindexed"]},
+                # No guessing from a string's look: every decoded text is a keyword, or a
+                # "2025-11-01T08:23:58Z" would map f.time as a date and refuse the next
+                # record's "2025-11-01 08:23:58" (and "22" would become a number).
+                "date_detection": False,
+                "numeric_detection": False,
+                # No _source excludes: with any, OpenSearch keeps a second, whole copy of
+                # every document (_recovery_source) for hours; f, n (and the rare s, nontext)
+                # stored once cost less to write than that, and less disk.
                 "dynamic_templates": [
                     {
                         "f_text": {
@@ -201,26 +224,36 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _leaves(fields: dict[str, Any], out: dict[str, dict[str, Any]]) -> None:
-    """Fill ``out["f"]``, ``out["s"]``, ``out["n"]`` with ``fields``'s leaves (same paths)."""
+def _leaves(
+    fields: dict[str, Any], out: dict[str, dict[str, Any]], nontext: list[str], path: str = ""
+) -> None:
+    """Fill ``out["f"]``, ``out["s"]``, ``out["n"]`` with ``fields``'s leaves (same paths),
+    and ``nontext`` with the dotted names that hold a leaf other than text."""
+    f, s, n = out["f"], out["s"], out["n"]
     for key, value in fields.items():
+        if type(value) is str:  # by far the most common leaf: one text, nothing else to do
+            f[key] = value
+            continue
         if isinstance(value, dict):
             inner: dict[str, dict[str, Any]] = {"f": {}, "s": {}, "n": {}}
-            _leaves(value, inner)
+            _leaves(value, inner, nontext, f"{path}{key}.")
             for family, found in inner.items():
                 if found:
                     out[family][key] = found
             continue
         items = value if isinstance(value, list) else [value]
         scalars = [v for v in items if v is not None and not isinstance(v, dict | list)]
-        if scalars:
-            out["f"][key] = [value_text(v) for v in scalars]
+        if not scalars:
+            continue
+        f[key] = [value_text(v) for v in scalars]
         texts = [v for v in scalars if isinstance(v, str)]
-        if texts:
-            out["s"][key] = texts
+        if len(texts) < len(scalars):
+            nontext.append(path + key)
+            if texts:  # only here do texts need a copy apart from the numbers' text forms
+                s[key] = texts
         numbers = [float(v) for v in scalars if _is_number(v)]
         if numbers:
-            out["n"][key] = numbers
+            n[key] = numbers
 
 
 def doc_body(doc: StoredDoc, *, indexed_fields: bool = True) -> dict[str, Any]:
@@ -238,8 +271,11 @@ def doc_body(doc: StoredDoc, *, indexed_fields: bool = True) -> dict[str, Any]:
         body["fields"] = doc.fields
         if indexed_fields:
             families: dict[str, dict[str, Any]] = {"f": {}, "s": {}, "n": {}}
-            _leaves(doc.fields, families)
+            nontext: list[str] = []
+            _leaves(doc.fields, families, nontext)
             body |= {family: found for family, found in families.items() if found}
+            if nontext:
+                body["nontext"] = nontext
         else:
             body["unindexed"] = True
     return body

@@ -38,7 +38,11 @@ from logfactory.store.engine import (
 from logfactory.store.engines.opensearch.client import describe, make_client, unavailable
 from logfactory.store.engines.opensearch.compile import compile_query, sort_field
 from logfactory.store.engines.opensearch.indices import store_stats
-from logfactory.store.engines.opensearch.mapping import doc_from_source, index_patterns
+from logfactory.store.engines.opensearch.mapping import (
+    INDEXED_ONLY,
+    doc_from_source,
+    index_patterns,
+)
 from logfactory.store.query.tree import Query, Term
 
 __all__ = ["OpenSearchReader"]
@@ -67,6 +71,8 @@ class OpenSearchReader:
 
     def _search(self, body: dict[str, Any], timeout_s: float, doing: str) -> dict[str, Any]:
         body = {**body, "timeout": f"{max(1, int(timeout_s * 1000))}ms"}
+        if body.get("size"):  # hits carry the document as stored, not its indexed copies
+            body.setdefault("_source", {"excludes": list(INDEXED_ONLY)})
         try:
             answer: dict[str, Any] = self._client.search(
                 index=self._where,

@@ -3,16 +3,23 @@
 * Idempotency: every document is indexed (``op_type`` index) under its own id in the daily
   index of its arrival, so a replay overwrites what it wrote before and never duplicates. The
   bulk answer tells ``created`` from ``updated``: :meth:`add` returns how many were new.
-* :meth:`add` sends at once, ``bulk_docs`` per request; :meth:`commit` refreshes the indices
-  written since the last commit, so once it returns everything is searchable. (A bulk that
-  OpenSearch acknowledged is durable: its translog is synced per request, the default.)
+* :meth:`add` sends at once: requests of at most ``bulk_docs`` documents and ``bulk_bytes``
+  bytes, at least ``bulk_in_flight`` of them a batch and that many at the same time (each is
+  served by one write thread of the node: one request at a time leaves a core idle), each
+  document encoded once; it returns when every request has been answered. :meth:`commit`
+  refreshes the indices written since the last commit, so once it returns everything is
+  searchable. A bulk that OpenSearch acknowledged is durable: the template keeps
+  ``translog.durability: request`` (synced before the answer), which the role relies on.
+* ``_id``: the document's id, or a digest of an id over 512 bytes (:func:`bulk_id`), which
+  OpenSearch would refuse with the whole request; the ``id`` field keeps the id itself.
 * Retries: a request that fails whole (no connection, 429, 5xx) and the items that fail
-  alone with 429/5xx are sent again, up to ``bulk_retries`` times with doubling waits. An item
-  refused for its mapping (400: a decoded field's shape clashes with the index, or the field
-  limit is reached) is sent once more without its indexed decoded fields (see
-  :mod:`.mapping`), so the record is kept. Whatever still fails raises
-  :class:`StoreUnavailable` naming the cluster and the cause: nothing is dropped silently,
-  and the role retries the batch.
+  alone with 429/5xx are sent again, up to ``bulk_retries`` times with doubling waits; those
+  still failing raise :class:`StoreUnavailable` naming the cluster and the cause, and the role
+  retries the batch. An item refused otherwise (4xx: a decoded field's shape clashes with the
+  index, the field limit is reached) is sent once more without its indexed decoded fields
+  (see :mod:`.mapping`), so the record is kept; refused again, it is refused for good and
+  reported by :meth:`take_refused` (the role dead-letters it with the reason) rather than
+  holding its batch back forever. Nothing is dropped silently.
 * Retention is the writer's job (:meth:`apply_retention`): the Index State Management plugin
   is not part of the node the project runs, and deleting whole daily indices is all it would
   do here. Age: a day's indices go once the whole day is older than ``max_age``. Size: then
@@ -21,9 +28,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final
 
 import msgspec
@@ -49,27 +58,59 @@ from logfactory.store.engines.opensearch.mapping import (
     template_name,
 )
 
-__all__ = ["OpenSearchWriter"]
+__all__ = ["OpenSearchWriter", "bulk_id"]
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 
 FIRST_WAIT_S: Final = 0.25
 LONGEST_WAIT_S: Final = 8.0
-_MAPPING_ERRORS: Final = frozenset(
-    {"mapper_parsing_exception", "illegal_argument_exception", "document_parsing_exception"}
-)
+ID_MAX_BYTES: Final = 512
+"""OpenSearch refuses a longer ``_id`` (the whole bulk request, not only that document)."""
+
+
+def bulk_id(doc_id: str) -> str:
+    """The ``_id`` a document is written under: its id, or for an id over 512 UTF-8 bytes a
+    digest of it (the same every time, so a replay still overwrites). Reads never use
+    ``_id``: the ``id`` field keeps the id itself."""
+    raw = doc_id.encode()
+    if len(raw) <= ID_MAX_BYTES:
+        return doc_id
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 class _Item:
-    """One document on its way: its index, whether its decoded fields are indexed."""
+    """One document on its way: its position, its index, whether its decoded fields are
+    indexed, and its two bulk lines (encoded once, again only when that changes)."""
 
-    __slots__ = ("doc", "index", "indexed_fields")
+    __slots__ = ("doc", "index", "indexed_fields", "lines", "position")
 
-    def __init__(self, doc: StoredDoc, index: str) -> None:
+    def __init__(self, position: Position, doc: StoredDoc, index: str) -> None:
+        self.position = position
         self.doc = doc
         self.index = index
         self.indexed_fields = True
+        self.lines = self._encode()
+
+    def _encode(self) -> bytes:
+        action = _encode({"index": {"_index": self.index, "_id": bulk_id(self.doc.id)}})
+        body = _encode(doc_body(self.doc, indexed_fields=self.indexed_fields))
+        return b"".join((action, b"\n", body, b"\n"))
+
+    def without_indexed_fields(self) -> None:
+        self.indexed_fields = False
+        self.lines = self._encode()
+
+
+class _Sent:
+    """What one bulk request's documents came to."""
+
+    __slots__ = ("created", "indices", "refused")
+
+    def __init__(self) -> None:
+        self.created = 0
+        self.indices: set[str] = set()
+        self.refused: list[tuple[Position, str]] = []
 
 
 class OpenSearchWriter:
@@ -81,7 +122,9 @@ class OpenSearchWriter:
         self._max_size = max_size
         self._client: OpenSearch = make_client(config)
         self._dirty: set[str] = set()
+        self._refused: list[tuple[Position, str]] = []
         self._template_ready = False
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -100,92 +143,141 @@ class OpenSearchWriter:
         self._ensure_template()
         prefix = self._config.index_prefix
         # The last copy of an id wins within a batch, as it would across batches.
-        latest = {doc.id: doc for _, doc in docs}
-        items = [_Item(doc, daily_index(prefix, doc)) for doc in latest.values()]
+        latest = {doc.id: (position, doc) for position, doc in docs}
+        items = (
+            _Item(position, doc, daily_index(prefix, doc)) for position, doc in latest.values()
+        )
+        parallel = self._config.bulk_in_flight
+        # At least `parallel` requests, so that one batch keeps every write thread busy.
+        per_request = max(1, min(self._config.bulk_docs, -(-len(latest) // parallel)))
+        chunks = self._chunks(items, per_request)
+        if parallel == 1:
+            results = [self._send(chunk) for chunk in chunks]
+        else:
+            results = self._send_parallel(chunks)
         created = 0
-        step = self._config.bulk_docs
-        for start in range(0, len(items), step):
-            created += self._send(items[start : start + step])
+        for sent in results:
+            created += sent.created
+            self._dirty |= sent.indices
+            self._refused += sent.refused
         return created
 
-    def _send(self, items: list[_Item]) -> int:
-        """Bulk-index ``items`` until every one is stored; the number newly created."""
-        created = 0
+    def _chunks(self, items: Iterator[_Item], per_request: int) -> Iterator[list[_Item]]:
+        """Requests of at most ``per_request`` documents and ``bulk_bytes`` bytes, encoded as
+        they are needed (so encoding the next overlaps sending the last)."""
+        limit = self._config.bulk_bytes
+        chunk: list[_Item] = []
+        size = 0
+        for item in items:
+            if chunk and (len(chunk) >= per_request or size + len(item.lines) > limit):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(item)
+            size += len(item.lines)
+        if chunk:
+            yield chunk
+
+    def _send_parallel(self, chunks: Iterator[list[_Item]]) -> list[_Sent]:
+        """Up to ``bulk_in_flight`` requests at once; every one is waited for (so the batch is
+        whole when this returns), then the first failure is raised."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self._config.bulk_in_flight, thread_name_prefix="store-bulk"
+            )
+        pending: set[Future[_Sent]] = set()
+        done: list[Future[_Sent]] = []
+        for chunk in chunks:
+            if len(pending) >= self._config.bulk_in_flight:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done += finished
+            pending.add(self._pool.submit(self._send, chunk))
+        done += wait(pending).done
+        failures = [f.exception() for f in done if f.exception() is not None]
+        if failures:
+            raise failures[0]  # type: ignore[misc]
+        return [f.result() for f in done]
+
+    def _send(self, items: list[_Item]) -> _Sent:
+        """Bulk-index ``items`` until every one is stored or refused for good."""
+        sent = _Sent()
         pending = items
-        wait = FIRST_WAIT_S
+        wait_s = FIRST_WAIT_S
         last_cause = ""
         for attempt in range(self._config.bulk_retries + 1):
             if attempt:
                 log.warning(
                     "store: bulk write to %s failed (%s); retry %d of %d in %.2f s",
                     ", ".join(self._config.hosts), last_cause, attempt,
-                    self._config.bulk_retries, wait,
+                    self._config.bulk_retries, wait_s,
                 )  # fmt: skip
-                time.sleep(wait)  # backoff between retries, not synchronisation
-                wait = min(wait * 2, LONGEST_WAIT_S)
+                time.sleep(wait_s)  # backoff between retries, not synchronisation
+                wait_s = min(wait_s * 2, LONGEST_WAIT_S)
             try:
-                answer = self._client.bulk(body=self._bulk_lines(pending))
+                answer = self._client.bulk(body=b"".join(item.lines for item in pending))
             except OpenSearchException as exc:
                 if not is_retryable(exc):
                     raise unavailable(self._config, "a bulk write", exc) from exc
                 last_cause = describe(exc)
                 continue
-            self._dirty.update(item.index for item in pending)
-            done, pending, unindexed, last_cause = self._sort_answer(pending, answer)
-            created += done
+            sent.indices.update(item.index for item in pending)
+            pending, unindexed, last_cause = self._sort_answer(pending, answer, sent)
             if unindexed:  # at once, with retries of their own: no fault of the cluster's
-                created += self._send(unindexed)
+                again = self._send(unindexed)
+                sent.created += again.created
+                sent.refused += again.refused
             if not pending:
-                return created
+                return sent
         hosts = ", ".join(self._config.hosts)
         raise StoreUnavailable(
             f"OpenSearch at {hosts}: {len(pending)} documents not stored after "
             f"{self._config.bulk_retries} retries: {last_cause}"
         )
 
-    @staticmethod
-    def _bulk_lines(items: list[_Item]) -> bytes:
-        """The bulk body, encoded here (msgspec is many times faster than the client's json)."""
-        lines: list[bytes] = []
-        for item in items:
-            lines.append(_encode({"index": {"_index": item.index, "_id": item.doc.id}}))
-            lines.append(_encode(doc_body(item.doc, indexed_fields=item.indexed_fields)))
-        lines.append(b"")
-        return b"\n".join(lines)
-
     def _sort_answer(
-        self, items: list[_Item], answer: dict[str, Any]
-    ) -> tuple[int, list[_Item], list[_Item], str]:
-        """From one bulk answer: how many were created, the items to retry (429, 5xx), those
-        to send again without their indexed decoded fields, and the last failure's cause."""
-        created = 0
+        self, items: list[_Item], answer: dict[str, Any], sent: _Sent
+    ) -> tuple[list[_Item], list[_Item], str]:
+        """From one bulk answer: count the created in ``sent`` and note there the documents
+        refused for good; return the items to retry (429, 5xx), those to send again without
+        their indexed decoded fields, and the last failure's cause.
+
+        A document refused (any other 4xx) is sent once more without its indexed decoded
+        fields (a mapping clash is the usual cause); refused again, it is refused for good
+        and the role sends its message to the dead letters with the reason."""
         again: list[_Item] = []
         unindexed: list[_Item] = []
         cause = ""
+        if not answer.get("errors", True):  # the common case: one pass, no per-item checks
+            sent.created += sum(r["index"].get("result") == "created" for r in answer["items"])
+            return again, unindexed, cause
         for item, result in zip(items, answer["items"], strict=True):
             outcome = result["index"]
             status = int(outcome.get("status", 500))
             if status < 300:
-                created += outcome.get("result") == "created"
+                sent.created += outcome.get("result") == "created"
                 continue
             error = outcome.get("error") or {}
             kind = error.get("type", "") if isinstance(error, dict) else ""
-            cause = (
-                f"{status} {kind}: {error.get('reason', '') if isinstance(error, dict) else error}"
-            )
-            if status == 400 and kind in _MAPPING_ERRORS and item.indexed_fields:
-                log.warning(
-                    "store: %s refused %s's decoded fields (%s); kept without indexing them",
-                    item.index, item.doc.id, cause,
-                )  # fmt: skip
-                item.indexed_fields = False
-                unindexed.append(item)
-            elif status == 429 or status >= 500:
+            reason = error.get("reason", "") if isinstance(error, dict) else str(error)
+            cause = f"{status} {kind}: {reason}"
+            if status == 429 or status >= 500:
                 again.append(item)
+            elif item.indexed_fields:
+                item.without_indexed_fields()
+                unindexed.append(item)
             else:
-                hosts = ", ".join(self._config.hosts)
-                raise StoreUnavailable(f"OpenSearch at {hosts} refused {item.doc.id}: {cause}")
-        return created, again, unindexed, cause
+                sent.refused.append((item.position, f"OpenSearch refused it: {cause}"))
+        if unindexed:  # one line a request: a field that clashes in every record would flood
+            log.warning(
+                "store: %s refused the decoded fields of %d documents, kept without indexing "
+                "them; the first, %s: %s", unindexed[0].index, len(unindexed),
+                unindexed[0].doc.id, cause,
+            )  # fmt: skip
+        return again, unindexed, cause
+
+    def take_refused(self) -> list[tuple[Position, str]]:
+        """The documents refused for good since the last call, with the reason."""
+        refused, self._refused = self._refused, []
+        return refused
 
     def commit(self) -> None:
         if not self._dirty:
@@ -242,4 +334,6 @@ class OpenSearchWriter:
         try:
             self.commit()
         finally:
+            if self._pool is not None:
+                self._pool.shutdown()
             self._client.close()
