@@ -9,7 +9,7 @@ from logfactory.store.document import doc_to_json, from_event, from_parsed, pars
 
 
 def _parsed(**over: object) -> bytes:
-    record = {
+    record: dict[str, object] = {
         "time": "2026-12-06T10:00:00.123456789Z",
         "received": "2026-12-06T10:00:01.5Z",
         "source": "syslog",
