@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import faulthandler
 import json
 import logging
 import os
@@ -47,6 +48,7 @@ __all__ = [
     "pid_file",
     "process_stat",
     "remove_pid_file",
+    "stop_on_signals",
     "watch_parent",
     "write_pid_file",
 ]
@@ -189,3 +191,45 @@ def end_stale(data_dir: Path, name: str, *, what: str, me: int | None = None) ->
             return pid
     log.error("the stale %s pid %d did not end after SIGKILL", what, pid)
     return None
+
+
+# -- stopping a child role -----------------------------------------------------------------------
+def stop_on_signals(
+    stop: threading.Event, *, announce: str, grace: float, late: str
+) -> Callable[[str], None]:
+    """How a role process (factory, store) stops: SIGINT or SIGTERM sets ``stop`` (the role
+    finishes the batch in hand), logging ``announce`` with the cause; a second signal exits at
+    once; and ``grace`` seconds after the first the process exits anyway, logging ``late`` — a
+    library call that ignores the flag (librdkafka waiting for a broker that does not answer)
+    must not hold a stop for minutes, and what was not committed is read again by whoever
+    resumes. SIGUSR1 writes every thread's stack to stderr ("what is it waiting for?").
+
+    Returns ``begin_stop(why)``, for causes other than a signal (the node gone: ``watch_parent``).
+    Call it from the main thread (signal handlers are installed there)."""
+    signalled: list[int] = []
+
+    def begin_stop(why: str) -> None:
+        if stop.is_set():
+            return
+        stop.set()
+        log.warning("%s (%s)", announce, why)
+        threading.Thread(target=_exit_after, args=(grace, late), daemon=True).start()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signalled:
+            os._exit(128 + signum)  # asked twice: now
+        signalled.append(signum)
+        begin_stop(f"{signal.Signals(signum).name}; signal again to exit at once")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    return begin_stop
+
+
+def _exit_after(grace: float, late: str) -> None:
+    time.sleep(grace)  # a deadline, not a synchronisation: the clean exit normally wins
+    log.error("did not stop within %g s of the signal; exiting now (%s)", grace, late)
+    with contextlib.suppress(Exception):
+        logging.shutdown()
+    os._exit(1)

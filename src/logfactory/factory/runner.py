@@ -22,16 +22,15 @@ SIGUSR1 writes every thread's stack to stderr, for "what is it waiting for?".
 
 from __future__ import annotations
 
-import faulthandler
 import logging
 import os
-import signal
 import threading
 import time
 
 from logfactory.bus.base import BusError
 from logfactory.config import Config
 from logfactory.factory.lifeline import remove_pid_file, watch_parent, write_pid_file
+from logfactory.lifeline import stop_on_signals
 from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
 
@@ -112,24 +111,12 @@ def run_factory(config: Config, worker_id: str = "0") -> int:
     registry = StatsRegistry(f"factory-{os.getpid()}")
     writer = StatsWriter(registry, config.data_dir / "stats").start()
     stop = threading.Event()
-    signalled: list[int] = []
-
-    def begin_stop(why: str) -> None:
-        if stop.is_set():
-            return
-        stop.set()
-        log.warning("stopping: finishing the batch in hand (%s)", why)
-        threading.Thread(target=_exit_after, args=(SHUTDOWN_GRACE_S,), daemon=True).start()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if signalled:
-            os._exit(128 + signum)  # asked twice: now
-        signalled.append(signum)
-        begin_stop(f"{signal.Signals(signum).name}; signal again to exit at once")
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    begin_stop = stop_on_signals(
+        stop,
+        announce="stopping: finishing the batch in hand",
+        grace=SHUTDOWN_GRACE_S,
+        late="its open transaction is aborted by the brokers, nothing is lost",
+    )
     watch_parent(lambda: begin_stop("the node that started this factory is gone"))
     pid_path = write_pid_file(config.data_dir, worker_id)
     try:
@@ -138,10 +125,3 @@ def run_factory(config: Config, worker_id: str = "0") -> int:
         writer.stop()
         remove_pid_file(pid_path)
     return 0
-
-
-def _exit_after(grace: float) -> None:
-    time.sleep(grace)  # a deadline, not a synchronisation: the clean exit normally wins
-    log.error("factory worker did not stop within %g s of the signal; exiting now (its open "
-              "transaction is aborted by the brokers, nothing is lost)", grace)  # fmt: skip
-    os._exit(1)

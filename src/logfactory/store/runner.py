@@ -23,18 +23,15 @@ node's store child stops the same way when its node is gone, even killed
 
 from __future__ import annotations
 
-import contextlib
-import faulthandler
 import logging
 import os
-import signal
 import threading
 import time
 
 from logfactory.bus.base import Bus, BusError
 from logfactory.config import Config
 from logfactory.errors import StoreUnavailable
-from logfactory.lifeline import remove_pid_file, watch_parent, write_pid_file
+from logfactory.lifeline import remove_pid_file, stop_on_signals, watch_parent, write_pid_file
 from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
 from logfactory.store.engine import StoreWriter
@@ -132,24 +129,12 @@ def run_store(config: Config) -> int:
     registry = StatsRegistry(f"store-{os.getpid()}")
     stats = StatsWriter(registry, config.data_dir / "stats").start()
     stop = threading.Event()
-    signalled: list[int] = []
-
-    def begin_stop(why: str) -> None:
-        if stop.is_set():
-            return
-        stop.set()
-        log.warning("store stopping: committing the batch in hand (%s)", why)
-        threading.Thread(target=_exit_after, args=(SHUTDOWN_GRACE_S,), daemon=True).start()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if signalled:
-            os._exit(128 + signum)  # asked twice: now
-        signalled.append(signum)
-        begin_stop(f"{signal.Signals(signum).name}; signal again to exit at once")
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    begin_stop = stop_on_signals(
+        stop,
+        announce="store stopping: committing the batch in hand",
+        grace=SHUTDOWN_GRACE_S,
+        late="offsets follow the engine's commits, nothing is lost",
+    )
     watch_parent(lambda: begin_stop("the node that started this store is gone"))
     pid_path = write_pid_file(config.data_dir, PID_NAME)
     try:
@@ -158,12 +143,3 @@ def run_store(config: Config) -> int:
         stats.stop()
         remove_pid_file(pid_path)
     return 0
-
-
-def _exit_after(grace: float) -> None:
-    time.sleep(grace)  # a deadline, not a synchronisation: the clean exit normally wins
-    log.error("store did not stop within %g s of the signal; exiting now (offsets follow the "
-              "engine's commits, nothing is lost)", grace)  # fmt: skip
-    with contextlib.suppress(Exception):
-        logging.shutdown()
-    os._exit(1)
