@@ -43,6 +43,7 @@ __all__ = [
     "PARENT_DEATH_SIGNAL",
     "STALE_KILL_S",
     "STALE_TERM_S",
+    "RestartBackoff",
     "child_env",
     "end_stale",
     "pid_file",
@@ -233,3 +234,33 @@ def _exit_after(grace: float, late: str) -> None:
     with contextlib.suppress(Exception):
         logging.shutdown()
     os._exit(1)
+
+
+class RestartBackoff:
+    """The pause before a role (factory worker, store) is rebuilt after an error: doubling from
+    ``first`` up to ``cap``, and back to ``first`` once a rebuilt role has committed (a new
+    failure then, not the same one going on). ``since`` is when the current trouble began, for
+    the health text; ``on_commit`` is what the role calls after each commit, and clears the
+    problem (``clear_problem``) at the first one."""
+
+    def __init__(self, clear_problem: Callable[[], None], first: float, cap: float) -> None:
+        self._clear = clear_problem
+        self.first, self.cap = first, cap
+        self.delay = first
+        self._since: float | None = None
+        self.committed = threading.Event()
+
+    def on_commit(self) -> None:
+        if not self.committed.is_set():
+            self.committed.set()
+            self._clear()
+
+    def failed(self) -> tuple[float, str]:
+        """This failure's delay and since when (UTC text); the next delay doubles."""
+        if self.committed.is_set():  # it worked for a while: a fresh backoff
+            self.delay, self._since = self.first, None
+        self.committed.clear()
+        self._since = self._since or time.time()
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.cap)
+        return delay, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._since))

@@ -25,12 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 
 from logfactory.bus.base import BusError
 from logfactory.config import Config
 from logfactory.factory.lifeline import remove_pid_file, watch_parent, write_pid_file
-from logfactory.lifeline import stop_on_signals
+from logfactory.lifeline import RestartBackoff, stop_on_signals
 from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
 
@@ -41,10 +40,6 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 10.0
 SHUTDOWN_GRACE_S = 30.0
 _PROBLEM = "bus"
-
-
-def _utc(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def run_worker_resilient(
@@ -59,40 +54,28 @@ def run_worker_resilient(
     from logfactory.bus import open_bus
     from logfactory.factory.worker import FactoryWorker
 
-    backoff = first_backoff
-    failing_since: float | None = None
-    committed = threading.Event()
-
-    def on_commit() -> None:
-        if not committed.is_set():
-            committed.set()
-            registry.problem(_PROBLEM, None)
-
+    backoff = RestartBackoff(lambda: registry.problem(_PROBLEM, None), first_backoff,
+                             MAX_BACKOFF_S)  # fmt: skip
     while not stop.is_set():
         bus = None
-        committed.clear()
         try:
             bus = open_bus(config, worker=f"factory-{worker_id}")
             worker = FactoryWorker(config, bus, registry)
-            worker.on_commit = on_commit
+            worker.on_commit = backoff.on_commit
             registry.problem(_PROBLEM, None)  # it read the library and joined: the bus answers
             worker.run(stop)
             return
         except BusError as exc:
-            if committed.is_set():  # it worked for a while: a new failure, a fresh backoff
-                backoff, failing_since = first_backoff, None
-            now = time.time()
-            failing_since = failing_since or now
+            delay, since = backoff.failed()
             registry.add("factory", "restarts")
             registry.problem(
                 _PROBLEM,
-                f"factory worker cannot use the bus since {_utc(failing_since)}: {exc}; "
-                f"it is paused and retries in {backoff:g} s",
+                f"factory worker cannot use the bus since {since}: {exc}; "
+                f"it is paused and retries in {delay:g} s",
             )
             log.warning("factory worker paused after a bus error, retrying in %g s: %s",
-                        backoff, exc)  # fmt: skip
-            stop.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+                        delay, exc)  # fmt: skip
+            stop.wait(delay)
         finally:
             if bus is not None:
                 try:

@@ -26,12 +26,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 
 from logfactory.bus.base import Bus, BusError
 from logfactory.config import Config
 from logfactory.errors import StoreUnavailable
-from logfactory.lifeline import remove_pid_file, stop_on_signals, watch_parent, write_pid_file
+from logfactory.lifeline import (
+    RestartBackoff,
+    remove_pid_file,
+    stop_on_signals,
+    watch_parent,
+    write_pid_file,
+)
 from logfactory.owner_only import make_owner_only
 from logfactory.stats import StatsRegistry, StatsWriter
 from logfactory.store.engine import StoreWriter
@@ -55,10 +60,6 @@ PID_NAME = "store"
 """``<data_dir>/store.pid`` names the running store (one per data directory)."""
 
 
-def _utc(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def _close(what: str, thing: StoreWriter | Bus | None) -> None:
     if thing is None:
         return
@@ -80,44 +81,32 @@ def run_store_resilient(
     from logfactory.store.open import open_writer
     from logfactory.store.role import StoreRole
 
-    backoff = first_backoff
-    failing_since: float | None = None
-    committed = threading.Event()
-
-    def on_commit() -> None:
-        if not committed.is_set():
-            committed.set()
-            registry.problem(PROBLEM, None)
-
+    backoff = RestartBackoff(lambda: registry.problem(PROBLEM, None), first_backoff,
+                             MAX_BACKOFF_S)  # fmt: skip
     while not stop.is_set():
         bus: Bus | None = None
         writer: StoreWriter | None = None
-        committed.clear()
         try:
             bus = open_bus(config, worker="store")
             writer = open_writer(config)
             role = StoreRole(config, bus, writer, registry)
             # the problem stays until a batch is committed (or there is none to commit): an
             # engine that opens but cannot commit (a full disk) must not flap healthy
-            role.on_commit = on_commit
+            role.on_commit = backoff.on_commit
             role.run(stop)
             return
         except (StoreUnavailable, BusError) as exc:
-            if committed.is_set():  # it worked for a while: a new failure, a fresh backoff
-                backoff, failing_since = first_backoff, None
-            now = time.time()
-            failing_since = failing_since or now
+            delay, since = backoff.failed()
             what = "the store engine" if isinstance(exc, StoreUnavailable) else "the bus"
             registry.add("store", "errors")
             registry.problem(
                 PROBLEM,
-                f"store paused since {_utc(failing_since)}: {what} cannot be used: {exc}; "
-                f"the bus keeps the records, retrying in {backoff:g} s",
+                f"store paused since {since}: {what} cannot be used: {exc}; "
+                f"the bus keeps the records, retrying in {delay:g} s",
             )
             log.warning("store paused after an error of %s, retrying in %g s: %s", what,
-                        backoff, exc)  # fmt: skip
-            stop.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+                        delay, exc)  # fmt: skip
+            stop.wait(delay)
         finally:
             _close("store engine", writer)
             _close("bus", bus)
